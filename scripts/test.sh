@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets up a virtual environment with every extra and runs the whole test suite.
+# Usage: scripts/test.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${VENV:-.venv}
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q --upgrade pip
+"$venv/bin/pip" install -q -e '.[algorithm,report,dev]'
+exec "$venv/bin/python" -m pytest "$@"
