@@ -58,7 +58,7 @@ build_from_context() {
   done
   local started=$SECONDS
   echo "build-images: building $image from $dockerfile on $base_image"
-  tar -C "$context" -ch . | docker build --file "$dockerfile" --tag "$image" \
+  tar -C "$context" -ch . | docker build --force-rm --file "$dockerfile" --tag "$image" \
     --build-arg "BASE_IMAGE=$base_image" "$@" -
   echo "build-images: built $image in $((SECONDS - started)) s" \
     "($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
