@@ -299,8 +299,8 @@ def write_stacked_tiff(
     patches : ndarray of uint8, shape (N, S, S, 3), or iterable of (S, S, 3) arrays
         An ``np.memmap`` keeps memory low for large N.
     compression : str, optional
-        tifffile compression name (``"zlib"``, ``"lzw"``, ...); None writes uncompressed data in
-        one strip, as the platform does.
+        tifffile compression name (``"zlib"``, ``"lzw"``, ...), used with the horizontal-differencing
+        predictor; None writes uncompressed data in one strip, as the platform does.
     rowsperstrip, tile
         Strip height or (tile height, tile width) in pixels; passed to ``tifffile``.
     """
@@ -314,6 +314,7 @@ def write_stacked_tiff(
         stack.reshape(-1, *stack.shape[2:]),
         photometric="rgb",
         compression=compression,
+        predictor=compression is not None,
         rowsperstrip=rowsperstrip,
         tile=tile,
         metadata=None,
