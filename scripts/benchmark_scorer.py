@@ -4,7 +4,8 @@ For each size N, writes a synthetic slide (N ground-truth cells at a density of 
 per 77,000 x 77,000 px, predictions: 90 % of the cells found with a few pixels of jitter and 10 %
 of those with the wrong class, plus 10 % spurious detections) as two "Multiple points" files,
 then runs ``python -m evaluation score --whole-slide`` on them in a fresh process and reports its
-wall time and peak resident memory (``ru_maxrss`` of that process).
+wall time, CPU time (user + system) and peak resident memory (``ru_maxrss`` of that process).
+Wall time depends on what else the machine runs; the 1-minute load average is printed with it.
 
 Usage: python scripts/benchmark_scorer.py [--sizes 10000 100000 1000000] [--seed 0]
 """
@@ -67,7 +68,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print(f"{'GT cells':>10} {'predictions':>12} {'side px':>8} {'seconds':>8} {'peak MiB':>9}  mF1")
+    print(f"{'GT cells':>10} {'predictions':>12} {'side px':>8} {'wall s':>7} {'CPU s':>6} "
+          f"{'peak MiB':>9} {'load':>5}  mF1")
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         for size in args.sizes:
@@ -77,30 +79,31 @@ def main() -> None:
             (folder / "gt.json").write_text(json.dumps(ground_truth))
             (folder / "pred.json").write_text(json.dumps(predictions))
             del ground_truth, predictions
-            seconds, peak_mib, _ = run_cli(folder / "pred.json", folder / "gt.json",
-                                           folder / "metrics.json")
+            seconds, cpu_seconds, peak_mib = run_cli(
+                folder / "pred.json", folder / "gt.json", folder / "metrics.json"
+            )
             metrics = json.loads((folder / "metrics.json").read_text())["aggregates"]
-            print(f"{size:>10} {num_predictions:>12} {side:>8} {seconds:>8.1f} {peak_mib:>9.0f}"
-                  f"  {metrics['mF1']:.4f}", flush=True)
+            print(f"{size:>10} {num_predictions:>12} {side:>8} {seconds:>7.1f} {cpu_seconds:>6.1f} "
+                  f"{peak_mib:>9.0f} {os.getloadavg()[0]:>5.1f}  {metrics['mF1']:.4f}", flush=True)
 
 
-def run_cli(predictions: Path, ground_truth: Path, output: Path) -> tuple[float, float, str]:
-    """Run the CLI in a child process; return wall seconds, its peak RSS (MiB) and stdout."""
+def run_cli(predictions: Path, ground_truth: Path, output: Path) -> tuple[float, float, float]:
+    """Run the CLI in a child process; return its wall seconds, CPU seconds and peak RSS (MiB)."""
     command = [sys.executable, "-m", "evaluation", "score", "--whole-slide",
                "--predictions", str(predictions), "--ground-truth", str(ground_truth),
                "--output", str(output)]
-    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+    with tempfile.TemporaryFile("w+") as stderr:
         start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=REPOSITORY, stdout=stdout, stderr=stderr)
+        process = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.DEVNULL,
+                                   stderr=stderr)
+        # wait4 gives the resource usage of this one child, not of all children so far.
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        stdout.seek(0)
-        stderr.seek(0)
-        if process.returncode != 0:
+        if os.waitstatus_to_exitcode(status) != 0:
+            stderr.seek(0)
             raise SystemExit(f"scoring failed: {stderr.read().strip().splitlines()[-1]}")
-        # ru_maxrss is in KiB on Linux.
-        return seconds, usage.ru_maxrss / 1024, stdout.read()
+    # ru_maxrss is in KiB on Linux.
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 if __name__ == "__main__":
