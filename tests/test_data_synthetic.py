@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import filecmp
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,6 +89,7 @@ def test_looks_overlap_between_classes_but_regions_separate_them():
     assert radius[~shared & tc].min() > radius[~shared & bc].max()
 
 
+@pytest.mark.slow
 def test_generated_dataset_matches_ocelot_statistics(tmp_path):
     root = synthesize_dataset(tmp_path / "set", (40, 0, 0), size=128, seed=4, progress=False)
     dataset = ReleaseDataset(root, "train")
