@@ -270,3 +270,4 @@ def test_usage_errors_exit_2_without_traceback():
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--ground-truth" in result.stderr.strip().splitlines()[-1]
     assert run_cli().returncode == 2
+
