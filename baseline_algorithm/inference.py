@@ -4,8 +4,9 @@ Steps for a batch of pairs (:func:`predict_points`):
 
 1. resample both patches to the model's training patch size (:func:`image_tensor`) and scale the cell
    box with the tissue patch;
-2. run the model (mixed precision on CUDA) and take the softmax of the cell logits;
-3. find cells as local maxima of the foreground probability ``1 - p(background)`` above a threshold,
+2. run the model (mixed precision on CUDA) and take the log-softmax of the cell logits;
+3. find cells as local maxima of the foreground probability ``1 - p(background)`` above a threshold
+   (searched on its log-odds, which has the same maxima without float32 saturation),
    at least ``min_distance_um`` apart (``skimage.feature.peak_local_max``); the class is the argmax
    over BC / TC at the peak and the confidence is that class's probability (:func:`detect_cells`);
 4. map the peaks back to pixels of the input cell patch.
@@ -46,6 +47,10 @@ class DetectionSettings:
 
     threshold: float = 0.5
     min_distance_um: float = 2.0
+
+    def __post_init__(self):
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold {self.threshold} is not in (0, 1)")
 
     def min_distance_px(self, config: ModelConfig) -> int:
         return max(1, round(self.min_distance_um / config.cell_mpp))
@@ -91,18 +96,22 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def detect_cells(
-    probabilities: np.ndarray, min_distance_px: int, threshold: float
+    log_probabilities: np.ndarray, min_distance_px: int, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cells in one cell-probability map.
 
+    Peaks are searched on the foreground log-odds ``log((p_BC + p_TC) / p_background)``: the same
+    order as the foreground probability, but without the float32 plateaus at 1.0 that a sharp
+    (Dice-trained) softmax produces, which would split one cell into several equal peaks.
+
     Parameters
     ----------
-    probabilities : ndarray, shape (3, H, W)
-        Softmax over background, BC, TC.
+    log_probabilities : ndarray, shape (3, H, W)
+        Log-softmax over background, BC, TC.
     min_distance_px : int
         Minimum peak separation in pixels of this map.
     threshold : float
-        Minimum foreground probability of a peak.
+        Minimum foreground probability ``1 - p_background`` of a peak, in (0, 1).
 
     Returns
     -------
@@ -113,11 +122,16 @@ def detect_cells(
     probability : ndarray, shape (N,), float64
         Probability of that class at the peak.
     """
-    foreground = 1.0 - probabilities[0]
-    peaks = peak_local_max(foreground, min_distance=min_distance_px, threshold_abs=threshold, exclude_border=False)
-    class_probabilities = probabilities[1:, peaks[:, 0], peaks[:, 1]]
+    foreground_log_odds = np.logaddexp(log_probabilities[1], log_probabilities[2]) - log_probabilities[0]
+    peaks = peak_local_max(
+        foreground_log_odds,
+        min_distance=min_distance_px,
+        threshold_abs=np.log(threshold / (1 - threshold)),
+        exclude_border=False,
+    )
+    class_probabilities = np.exp(log_probabilities[1:, peaks[:, 0], peaks[:, 1]].astype(np.float64))
     choice = class_probabilities.argmax(axis=0)
-    probability = class_probabilities[choice, np.arange(len(peaks))].astype(np.float64)
+    probability = np.clip(class_probabilities[choice, np.arange(len(peaks))], 0.0, 1.0)
     return peaks[:, ::-1].astype(np.int64), choice.astype(np.int64) + 1, probability
 
 
@@ -128,8 +142,8 @@ def _batches(pairs: Iterable[Pair], batch_size: int) -> Iterator[list[Pair]]:
 
 
 @torch.inference_mode()
-def cell_probabilities(model: CellTissueModel, pairs: Sequence[Pair], device: torch.device) -> np.ndarray:
-    """Softmax of the cell logits at the model's patch size for a batch of pairs, (B, 3, S, S) float32."""
+def cell_log_probabilities(model: CellTissueModel, pairs: Sequence[Pair], device: torch.device) -> np.ndarray:
+    """Log-softmax of the cell logits at the model's patch size for a batch of pairs, (B, 3, S, S) float32."""
     config = model.config
     size = config.patch_size
     cell = normalise(torch.stack([image_tensor(p.cell_image, size) for p in pairs]).to(device), config)
@@ -143,7 +157,7 @@ def cell_probabilities(model: CellTissueModel, pairs: Sequence[Pair], device: to
         tissue_labels = torch.stack([label_tensor(tissue_target(p.tissue_mask), size) for p in pairs]).to(device)
     with autocast(device):
         output = model(cell, tissue, boxes, tissue_labels)
-    return output.cell_logits.float().softmax(dim=1).cpu().numpy()
+    return output.cell_logits.float().log_softmax(dim=1).cpu().numpy()
 
 
 def predict_points(
@@ -182,7 +196,7 @@ def predict_points(
     index = 0
     with tqdm(total=total, desc="predict", unit="pair", disable=not progress, leave=False) as bar:
         for batch in _batches(pairs, batch_size):
-            for pair, maps in zip(batch, cell_probabilities(model, batch, device)):
+            for pair, maps in zip(batch, cell_log_probabilities(model, batch, device)):
                 xy, label, probability = detect_cells(maps, min_distance, settings.threshold)
                 height, width = pair.cell_image.shape[:2]
                 # Peak pixel centres mapped to the input patch, rounded to the nearest input pixel.

@@ -144,11 +144,18 @@ def scoring_radius_px(data_size: int) -> float:
 
 
 def validate(
-    model: CellTissueModel, pairs: Sequence[Pair], radius_px: float, settings: DetectionSettings, batch_size: int
+    model: CellTissueModel,
+    pairs: Sequence[Pair],
+    radius_px: float,
+    settings: DetectionSettings,
+    batch_size: int,
+    progress: bool = True,
 ) -> dict:
     """Aggregates of :func:`evaluation.score` (mF1, F1/BC, ...) of ``model`` on ``pairs``."""
     model.eval()
-    predictions = predict_points(model, pairs, settings=settings, batch_size=batch_size, progress=True, total=len(pairs))
+    predictions = predict_points(
+        model, pairs, settings=settings, batch_size=batch_size, progress=progress, total=len(pairs)
+    )
     truth, count = ground_truth_points(pairs)
     return score(predictions, truth, count, radius_px=radius_px).aggregates
 
@@ -283,7 +290,7 @@ def fit(options: TrainingOptions, *, resume: bool = False, progress: bool = True
             model, loader, optimizer, scaler, loss_fn, device, f"epoch {epoch + 1}/{options.epochs}", progress
         )
         start = time.perf_counter()
-        record |= validate(model, val_pairs, radius_px, settings, options.batch_size)
+        record |= validate(model, val_pairs, radius_px, settings, options.batch_size, progress)
         record["val_seconds"] = time.perf_counter() - start
         history.append(record)
         if record["mF1"] > best["mF1"]:
@@ -308,12 +315,11 @@ def fit(options: TrainingOptions, *, resume: bool = False, progress: bool = True
             best=best,
         )
         write_json_atomic(out / "history.json", history)
-        if progress:
-            tqdm.write(
-                f"epoch {epoch + 1}: loss {record['loss']:.4f}  val mF1 {record['mF1']:.4f} "
-                f"(BC {record['F1/BC']:.4f}, TC {record['F1/TC']:.4f})  best {best['mF1']:.4f} @ {best['epoch']}  "
-                f"{record['train_pairs_per_second']:.1f} pairs/s"
-            )
+        tqdm.write(
+            f"epoch {epoch + 1}: loss {record['loss']:.4f}  val mF1 {record['mF1']:.4f} "
+            f"(BC {record['F1/BC']:.4f}, TC {record['F1/TC']:.4f})  best {best['mF1']:.4f} @ {best['epoch']}  "
+            f"train {record['train_pairs_per_second']:.2f} pairs/s, val {record['val_seconds']:.1f} s"
+        )
     summary |= {"best": best, "epochs": len(history), "best_checkpoint": str(out / "best.pt")}
     write_json_atomic(out / "summary.json", summary)
     return summary
@@ -349,7 +355,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="storage of best.pt's weights (int8/float16 to ship a small file)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt with its stored options")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (one line per epoch only)")
     parser.set_defaults(run=_run)
 
 

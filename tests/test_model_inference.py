@@ -11,7 +11,7 @@ from baseline_algorithm.model import CellTissueModel, ModelConfig, ModelOutput
 
 
 def blob_maps(size, cells):
-    """(3, size, size) softmax-like maps with a gaussian foreground blob per (x, y, label, peak)."""
+    """(3, size, size) probability maps with a gaussian foreground blob per (x, y, label, peak)."""
     rows, cols = np.mgrid[0:size, 0:size]
     maps = np.zeros((3, size, size))
     maps[0] = 1.0
@@ -24,7 +24,7 @@ def blob_maps(size, cells):
 
 def test_detect_cells_returns_peaks_classes_and_class_probabilities():
     maps = blob_maps(48, [(10, 12, 1, 0.9), (30, 20, 2, 0.8), (40, 40, 1, 0.3)])
-    xy, label, probability = detect_cells(maps, min_distance_px=3, threshold=0.5)
+    xy, label, probability = detect_cells(np.log(maps), min_distance_px=3, threshold=0.5)
     order = np.argsort(xy[:, 0])
     assert xy[order].tolist() == [[10, 12], [30, 20]]  # the 0.3 blob is below the threshold
     assert label[order].tolist() == [1, 2]
@@ -34,8 +34,8 @@ def test_detect_cells_returns_peaks_classes_and_class_probabilities():
 
 def test_detect_cells_keeps_one_of_two_peaks_closer_than_min_distance():
     maps = blob_maps(48, [(20, 20, 1, 0.9), (26, 20, 2, 0.8)])
-    assert len(detect_cells(maps, min_distance_px=2, threshold=0.5)[0]) == 2
-    xy, label, _ = detect_cells(maps, min_distance_px=8, threshold=0.5)
+    assert len(detect_cells(np.log(maps), min_distance_px=2, threshold=0.5)[0]) == 2
+    xy, label, _ = detect_cells(np.log(maps), min_distance_px=8, threshold=0.5)
     assert xy.tolist() == [[20, 20]] and label.tolist() == [1]
 
 
@@ -143,3 +143,13 @@ def test_a_file_that_is_not_a_checkpoint_is_named_in_one_line(tmp_path):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_a_saturated_foreground_plateau_gives_one_cell_at_its_centre():
+    rows, cols = np.mgrid[0:32, 0:32]
+    logits = np.zeros((3, 32, 32), np.float32)
+    logits[2] = 40.0 - ((cols - 16) ** 2 + (rows - 15) ** 2)  # TC logit, far above background near the centre
+    log_probabilities = torch.tensor(logits).log_softmax(dim=0).numpy()
+    assert (1 - np.exp(log_probabilities[0]) == 1.0).sum() > 9  # float32 probabilities saturate around the centre
+    xy, label, probability = detect_cells(log_probabilities, min_distance_px=2, threshold=0.5)
+    assert xy.tolist() == [[16, 15]] and label.tolist() == [2] and probability[0] == pytest.approx(1.0)
