@@ -2,3 +2,32 @@
 
 This package never imports torch.
 """
+
+from evaluation.formats import (
+    InputError,
+    PointSet,
+    check_image_range,
+    points_document,
+    points_from_document,
+    read_json_document,
+    read_points_document,
+    write_json_atomic,
+)
+from evaluation.matching import match_greedy, match_point_sets
+from evaluation.metrics import ScoreReport, class_metrics, score
+
+__all__ = [
+    "InputError",
+    "PointSet",
+    "ScoreReport",
+    "check_image_range",
+    "class_metrics",
+    "match_greedy",
+    "match_point_sets",
+    "points_document",
+    "points_from_document",
+    "read_json_document",
+    "read_points_document",
+    "score",
+    "write_json_atomic",
+]

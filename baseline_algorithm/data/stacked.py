@@ -1,0 +1,321 @@
+"""Grand Challenge algorithm input: N patches stacked along the first axis of one file.
+
+::
+
+    INPUT/metadata.json                         list, entry k describes pair k
+    INPUT/images/cell_patches/<one>.tif|.mha    N*H x W x 3 uint8
+    INPUT/images/tissue_patches/<one>.tif|.mha  N*H x W x 3 uint8
+
+Patches are read one at a time, so memory holds one pair, whatever N is: uncompressed contiguous
+TIFFs are memory-mapped; compressed, striped or tiled TIFFs are decoded only in the strips or tiles
+that cover the requested rows; ``.mha`` files are read with SimpleITK's streaming region extraction.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import tifffile
+
+from .pairs import DataError, Pair, cell_box_in_tissue
+from .release import read_json
+
+STACK_SUFFIXES = (".tif", ".tiff", ".mha")
+
+
+class StackedPatches:
+    """Random access to the square RGB patches stacked in one TIFF or MetaImage file.
+
+    Parameters
+    ----------
+    path : path
+        ``.tif``/``.tiff``: one page of shape (N*S, S, 3), or N pages of shape (S, S, 3).
+        ``.mha``: a 2-D image of size (S, N*S) or a 3-D image of size (S, S, N), 3 uint8 components.
+    count : int
+        Expected number of patches N (the length of ``metadata.json``).
+
+    Raises
+    ------
+    DataError
+        Missing or unreadable file, wrong pixel type, or a shape that does not hold ``count``
+        square patches.
+    """
+
+    def __init__(self, path: str | os.PathLike, count: int):
+        self.path = Path(path)
+        self.count = count
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: file not found")
+        suffix = self.path.suffix.lower()
+        try:
+            if suffix == ".mha":
+                self._reader = _MetaImageStack(self.path, count)
+            elif suffix in (".tif", ".tiff"):
+                self._reader = _TiffStack(self.path, count)
+            else:
+                raise DataError(f"{self.path}: unsupported file type {suffix!r}, expected .tif, .tiff or .mha")
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every decoder failure is "cannot read"
+            raise DataError(f"{self.path}: cannot read ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+        self.patch_shape = self._reader.patch_shape
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """Patch ``index`` as a new (S, S, 3) uint8 array."""
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        try:
+            patch = self._reader.read(index)
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(
+                f"{self.path}: cannot read patch {index} ({type(exc).__name__}: {exc})".replace("\n", " ")
+            ) from None
+        if patch.shape != self.patch_shape or patch.dtype != np.uint8:
+            raise DataError(f"{self.path}: patch {index} decoded as {patch.dtype} {patch.shape}, expected uint8 {self.patch_shape}")
+        return patch
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> "StackedPatches":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _check_stack(path: Path, shape: tuple[int, ...], count: int) -> int:
+    """Side S of the square patches of a (N*S, S, 3) stack; ``DataError`` if ``count`` do not fit."""
+    if len(shape) != 3 or shape[2] != 3:
+        raise DataError(f"{path}: expected an RGB image (rows, columns, 3), got shape {tuple(shape)}")
+    rows, side = shape[0], shape[1]
+    if count < 1:
+        raise DataError(f"{path}: metadata.json lists no pairs")
+    if rows != count * side:
+        raise DataError(
+            f"{path}: {rows} rows hold {rows / side:g} square patches of {side} px, "
+            f"but metadata.json lists {count} pairs"
+        )
+    return side
+
+
+class _TiffStack:
+    def __init__(self, path: Path, count: int):
+        self.path = path
+        self._tiff = tifffile.TiffFile(path)
+        pages = self._tiff.pages
+        first = pages.first
+        if first.dtype != np.uint8:
+            raise DataError(f"{path}: expected uint8 pixels, got {first.dtype}")
+        self._memmap = None
+        if len(pages) == count and count > 1 and first.shape[0] != count * first.shape[1]:
+            # One page per patch (as some writers store a stack).
+            self._page = None
+            side = _check_stack(path, (count * first.shape[0],) + tuple(first.shape[1:]), count)
+        else:
+            self._page = first
+            side = _check_stack(path, first.shape, count)
+            if first.is_contiguous and first.compression == 1:
+                self._memmap = first.asarray(out="memmap")
+        self.patch_shape = (side, side, 3)
+
+    def read(self, index: int) -> np.ndarray:
+        side = self.patch_shape[0]
+        if self._page is None:
+            return self._tiff.pages[index].asarray()
+        if self._memmap is not None:
+            return np.array(self._memmap[index * side : (index + 1) * side])
+        return _read_rows(self._page, index * side, (index + 1) * side)
+
+    def close(self) -> None:
+        self._memmap = None
+        self._tiff.close()
+
+
+def _segment_indices(page: tifffile.TiffPage, row_start: int, row_stop: int) -> list[int]:
+    """Indices of the strips or tiles of ``page`` that cover rows [row_start, row_stop)."""
+    planes = page.samplesperpixel if page.planarconfig == 2 else 1
+    if page.is_tiled:
+        tiles_across = math.ceil(page.imagewidth / page.tilewidth)
+        tiles_down = math.ceil(page.imagelength / page.tilelength)
+        rows = range(row_start // page.tilelength, (row_stop - 1) // page.tilelength + 1)
+        per_plane = tiles_across * tiles_down
+        return [p * per_plane + r * tiles_across + c for p in range(planes) for r in rows for c in range(tiles_across)]
+    per_plane = math.ceil(page.imagelength / page.rowsperstrip)
+    rows = range(row_start // page.rowsperstrip, (row_stop - 1) // page.rowsperstrip + 1)
+    return [p * per_plane + r for p in range(planes) for r in rows]
+
+
+def _read_rows(page: tifffile.TiffPage, row_start: int, row_stop: int) -> np.ndarray:
+    """Decode rows [row_start, row_stop) of a (compressed, striped or tiled) 2-D RGB page."""
+    separate, _, _, width, contig = page.shaped
+    out = np.zeros((separate, row_stop - row_start, width, contig), dtype=page.dtype)
+    decode = page.decode
+    filehandle = page.parent.filehandle
+    for index in _segment_indices(page, row_start, row_stop):
+        offset, bytecount = page.dataoffsets[index], page.databytecounts[index]
+        with filehandle.lock:
+            filehandle.seek(offset)
+            data = filehandle.read(bytecount) if bytecount else None
+        segment, (plane, _, y, x, _), _ = decode(data, index, jpegtables=page.jpegtables)
+        if segment is None:
+            continue  # an empty segment stays zero, as tifffile's own reader fills it
+        segment = segment[0]  # drop the depth axis: (length, width, contig samples)
+        top, bottom = max(y, row_start), min(y + segment.shape[0], row_stop)
+        right = min(x + segment.shape[1], width)
+        out[plane, top - row_start : bottom - row_start, x:right] = segment[top - y : bottom - y, : right - x]
+    if separate > 1:
+        return np.moveaxis(out[..., 0], 0, -1)
+    return out[0]
+
+
+class _MetaImageStack:
+    def __init__(self, path: Path, count: int):
+        import SimpleITK as sitk  # imported here: only .mha inputs need it
+
+        self.path = path
+        self._reader = sitk.ImageFileReader()
+        self._reader.SetFileName(str(path))
+        self._reader.ReadImageInformation()
+        if self._reader.GetPixelID() not in (sitk.sitkVectorUInt8, sitk.sitkUInt8) or self._reader.GetNumberOfComponents() != 3:
+            raise DataError(
+                f"{path}: expected 3-component uint8 pixels, got {self._reader.GetPixelIDTypeAsString()} "
+                f"with {self._reader.GetNumberOfComponents()} components"
+            )
+        size = self._reader.GetSize()
+        self._volume = len(size) == 3 and size[2] > 1
+        if self._volume:
+            if size[2] != count or size[0] != size[1]:
+                raise DataError(f"{path}: volume of size {size} does not hold {count} square patches (metadata.json)")
+            side = size[0]
+        else:
+            side = _check_stack(path, (size[1], size[0], 3), count)
+        self._dimension = len(size)
+        self.patch_shape = (side, side, 3)
+
+    def read(self, index: int) -> np.ndarray:
+        import SimpleITK as sitk
+
+        side = self.patch_shape[0]
+        if self._volume:
+            start, extent = [0, 0, index], [side, side, 1]
+        else:
+            start, extent = [0, index * side], [side, side]
+            if self._dimension == 3:
+                start, extent = start + [0], extent + [1]
+        self._reader.SetExtractIndex(start)
+        self._reader.SetExtractSize(extent)
+        return sitk.GetArrayFromImage(self._reader.Execute()).reshape(self.patch_shape)
+
+    def close(self) -> None:
+        pass
+
+
+def find_stack(directory: Path) -> Path:
+    """The single stacked image file in ``directory``; ``DataError`` if none or several."""
+    if not directory.is_dir():
+        raise DataError(f"{directory}: directory not found")
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in STACK_SUFFIXES)
+    if len(files) != 1:
+        found = ", ".join(p.name for p in files) or "none"
+        raise DataError(f"{directory}: expected exactly one .tif/.tiff/.mha file, found {found}")
+    return files[0]
+
+
+def read_gc_metadata(input_dir: str | os.PathLike) -> list[dict]:
+    """The metadata list of a Grand Challenge input directory, validated as a list of objects."""
+    path = Path(input_dir) / "metadata.json"
+    metadata = read_json(path)
+    if not isinstance(metadata, list):
+        raise DataError(f"{path}: expected a JSON list with one entry per pair, got {type(metadata).__name__}")
+    for k, entry in enumerate(metadata):
+        if not isinstance(entry, dict):
+            raise DataError(f"{path}: entry [{k}] is {type(entry).__name__}, expected an object")
+        for key in ("patch_x_offset", "patch_y_offset"):
+            value = entry.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise DataError(f"{path}: entry [{k}] field {key!r} is {value!r}, expected a number in [0, 1]")
+    return metadata
+
+
+def iter_gc_input_pairs(input_dir: str | os.PathLike) -> Iterator[Pair]:
+    """Yield the pairs of a Grand Challenge input directory one at a time.
+
+    Parameters
+    ----------
+    input_dir : path
+        The directory mounted at ``/input``.
+
+    Yields
+    ------
+    Pair
+        ``name`` is ``"image_<k>"``; ``cell_points`` is empty and ``tissue_mask`` None (the input
+        carries no annotations).
+
+    Raises
+    ------
+    DataError
+        Missing or unreadable files, or patch counts that differ from the metadata list.
+    """
+    input_dir = Path(input_dir)
+    metadata = read_gc_metadata(input_dir)
+    cell_path = find_stack(input_dir / "images" / "cell_patches")
+    tissue_path = find_stack(input_dir / "images" / "tissue_patches")
+    with StackedPatches(cell_path, len(metadata)) as cells, StackedPatches(tissue_path, len(metadata)) as tissues:
+        tissue_height, tissue_width = tissues.patch_shape[:2]
+        for index, meta in enumerate(metadata):
+            yield Pair(
+                name=f"image_{index}",
+                cell_image=cells[index],
+                tissue_image=tissues[index],
+                cell_points=np.zeros((0, 3), dtype=np.int64),
+                tissue_mask=None,
+                meta=meta,
+                cell_box=cell_box_in_tissue(meta, tissue_height, tissue_width),
+            )
+
+
+def write_stacked_tiff(
+    path: str | os.PathLike,
+    patches: np.ndarray | Iterable[np.ndarray],
+    *,
+    compression: str | None = None,
+    rowsperstrip: int | None = None,
+    tile: tuple[int, int] | None = None,
+) -> None:
+    """Write patches stacked along the first axis as one RGB TIFF page (the Grand Challenge input).
+
+    Parameters
+    ----------
+    path : path
+        Written through a temporary file in the same directory, then renamed.
+    patches : ndarray of uint8, shape (N, S, S, 3), or iterable of (S, S, 3) arrays
+        An ``np.memmap`` keeps memory low for large N.
+    compression : str, optional
+        tifffile compression name (``"zlib"``, ``"lzw"``, ...); None writes uncompressed data in
+        one strip, as the platform does.
+    rowsperstrip, tile
+        Strip height or (tile height, tile width) in pixels; passed to ``tifffile``.
+    """
+    stack = patches if isinstance(patches, np.ndarray) else np.stack(list(patches))
+    if stack.ndim != 4 or stack.shape[3] != 3 or stack.dtype != np.uint8:
+        raise ValueError(f"expected uint8 patches of shape (N, S, S, 3), got {stack.dtype} {stack.shape}")
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    tifffile.imwrite(
+        temporary,
+        stack.reshape(-1, *stack.shape[2:]),
+        photometric="rgb",
+        compression=compression,
+        rowsperstrip=rowsperstrip,
+        tile=tile,
+        metadata=None,
+    )
+    os.replace(temporary, path)

@@ -1,0 +1,431 @@
+"""The Grand Challenge "Multiple points" document: reading, validating, writing.
+
+Every check follows the organisers' validity rule (each point entry has exactly the keys
+``name``, ``point``, ``probability``; ``name`` matches ``image_[0-9]+``; ``point`` is a list of
+three ints with x and y in 0..1023 and class 1 or 2; ``probability`` is a float in [0, 1]).
+A violation raises :class:`InputError` whose message is one line naming the file, the entry,
+the field and the offending value, e.g.
+``predictions.json: points[17].point[0]: x must be an integer in 0..1023, got 1024``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "InputError",
+    "PointSet",
+    "CLASS_NAMES",
+    "PATCH_COORDINATE_MAX",
+    "WHOLE_SLIDE_COORDINATE_MAX",
+    "points_from_document",
+    "read_json_document",
+    "read_points_document",
+    "check_image_range",
+    "points_document",
+    "write_json_atomic",
+]
+
+#: Class index -> name, in the order the metrics report them.
+CLASS_NAMES = {1: "BC", 2: "TC"}
+
+#: Largest x or y (pixels) the organisers accept: cell patches are 1024 x 1024.
+PATCH_COORDINATE_MAX = 1023
+
+#: Largest x or y (pixels) in whole-slide mode: float32, in which distances are computed,
+#: represents every integer only up to 2**24.
+WHOLE_SLIDE_COORDINATE_MAX = 2**24 - 1
+
+#: Image indices above this cannot be stored as int64 image numbers.
+_IMAGE_INDEX_MAX = 2**62
+
+_ENTRY_KEYS = frozenset({"name", "point", "probability"})
+_IMAGE_NAME = re.compile(r"image_[0-9]+")
+_VALUE_PREVIEW_CHARS = 60
+
+Role = Literal["predictions", "ground_truth"]
+
+
+class InputError(ValueError):
+    """Input that cannot be scored; ``str(error)`` is one line saying what is wrong and where."""
+
+
+@dataclass(frozen=True)
+class PointSet:
+    """Points of many images, one row per point, in file order.
+
+    Attributes
+    ----------
+    image : ndarray of int64, shape (N,)
+        Image index ``k`` of the entry's name ``image_k``.
+    xy : ndarray of int64, shape (N, 2)
+        Pixel coordinates (x, y).
+    label : ndarray of int64, shape (N,)
+        Class: 1 = BC (background cell), 2 = TC (tumour cell).
+    probability : ndarray of float64, shape (N,)
+        Confidence as given (1.0 for ground truth).
+    """
+
+    image: np.ndarray
+    xy: np.ndarray
+    label: np.ndarray
+    probability: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = self.image.shape[0]
+        if (
+            self.image.shape != (n,)
+            or self.xy.shape != (n, 2)
+            or self.label.shape != (n,)
+            or self.probability.shape != (n,)
+        ):
+            raise ValueError(
+                "PointSet arrays must have shapes (N,), (N, 2), (N,), (N,); got "
+                f"{self.image.shape}, {self.xy.shape}, {self.label.shape}, {self.probability.shape}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.image.shape[0])
+
+    @classmethod
+    def empty(cls) -> PointSet:
+        """A point set without points."""
+        return cls.from_arrays(np.zeros(0), np.zeros((0, 2)), np.zeros(0), np.zeros(0))
+
+    @classmethod
+    def from_arrays(cls, image, xy, label, probability) -> PointSet:
+        """Build a point set from array-likes, checking dtypes and values.
+
+        Parameters
+        ----------
+        image : array_like of int, shape (N,)
+            Image index of each point, >= 0.
+        xy : array_like of int, shape (N, 2)
+            Pixel coordinates (x, y), >= 0.
+        label : array_like of int, shape (N,)
+            1 (BC) or 2 (TC).
+        probability : array_like of float, shape (N,)
+            Values in [0, 1].
+        """
+        image = _integer_array(image, "image")
+        xy = _integer_array(xy, "xy")
+        if xy.size == 0:
+            xy = xy.reshape(0, 2)
+        label = _integer_array(label, "label")
+        probability = np.asarray(probability, dtype=np.float64)
+        if np.any(image < 0):
+            raise ValueError("image indices must be >= 0")
+        if np.any(xy < 0):
+            raise ValueError("coordinates must be >= 0")
+        if not np.all((label == 1) | (label == 2)):
+            raise ValueError("labels must be 1 (BC) or 2 (TC)")
+        if not np.all((probability >= 0.0) & (probability <= 1.0)):
+            raise ValueError("probabilities must lie in [0, 1]")
+        return cls(image=image, xy=xy, label=label, probability=probability)
+
+    def take(self, rows) -> PointSet:
+        """The points at ``rows`` (indices or boolean mask), in that order."""
+        return PointSet(self.image[rows], self.xy[rows], self.label[rows], self.probability[rows])
+
+
+def _integer_array(values, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.size and array.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integers, got dtype {array.dtype}")
+    return array.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_json_document(path: str | os.PathLike) -> Any:
+    """Parse a JSON file strictly, turning every failure into a one-line :class:`InputError`.
+
+    Strict means: UTF-8 only, no ``NaN``/``Infinity`` literals, and nesting deep enough to
+    exhaust the parser is an error, not a crash.
+    """
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        raise InputError(f"{source}: cannot read file: {error.strerror or error}") from None
+    if not raw.strip():
+        raise InputError(f"{source}: file is empty, expected a JSON object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"{source}: not UTF-8 text: byte 0x{raw[error.start]:02x} at offset {error.start}"
+        ) from None
+    del raw
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except _NonFiniteLiteral as literal:
+        raise InputError(
+            f"{source}: not valid JSON: {literal.args[0]} is not allowed (JSON numbers are finite)"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{source}: not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except RecursionError:
+        raise InputError(f"{source}: not valid JSON: nesting too deep to parse") from None
+
+
+class _NonFiniteLiteral(Exception):
+    pass
+
+
+def _reject_constant(literal: str):
+    raise _NonFiniteLiteral(literal)
+
+
+def read_points_document(
+    path: str | os.PathLike,
+    *,
+    role: Role = "predictions",
+    whole_slide: bool = False,
+    num_images: int | None = None,
+) -> tuple[PointSet, int | None]:
+    """Read and validate a "Multiple points" JSON file.
+
+    Parameters
+    ----------
+    path : path-like
+        The JSON file.
+    role : {"predictions", "ground_truth"}
+        Ground truth must carry ``num_images`` and every image index must be below it.
+    whole_slide : bool
+        Lift the 0..1023 pixel bound on x and y (up to ``WHOLE_SLIDE_COORDINATE_MAX``).
+    num_images : int, optional
+        For predictions: reject image indices >= ``num_images`` while reading.
+
+    Returns
+    -------
+    points : PointSet
+        One row per entry of ``points``, in file order.
+    num_images : int or None
+        The document's ``num_images`` for ground truth, None for predictions.
+
+    Raises
+    ------
+    InputError
+        The file is unreadable, not JSON, or breaks the validity rule.
+    """
+    document = read_json_document(path)
+    return points_from_document(
+        document, source=str(path), role=role, whole_slide=whole_slide, num_images=num_images
+    )
+
+
+def points_from_document(
+    document: Any,
+    *,
+    source: str,
+    role: Role = "predictions",
+    whole_slide: bool = False,
+    num_images: int | None = None,
+) -> tuple[PointSet, int | None]:
+    """Validate an already-parsed "Multiple points" document; see :func:`read_points_document`.
+
+    ``source`` names the document in error messages (a file name, or e.g. ``job 3 output``).
+    """
+    if role not in ("predictions", "ground_truth"):
+        raise ValueError(f"role must be 'predictions' or 'ground_truth', got {role!r}")
+    if type(document) is not dict:
+        raise InputError(
+            f'{source}: top level must be a JSON object with a "points" list, '
+            f"got {_json_kind(document)}"
+        )
+    if "points" not in document:
+        raise InputError(f'{source}: missing key "points" (the list of point entries)')
+    entries = document["points"]
+    if type(entries) is not list:
+        raise InputError(f'{source}: "points" must be a list, got {_json_kind(entries)}')
+    if role == "ground_truth":
+        if "num_images" not in document:
+            raise InputError(f'{source}: missing key "num_images" (ground truth must state it)')
+        num_images = document["num_images"]
+        if type(num_images) is not int or num_images < 0:
+            raise InputError(
+                f"{source}: num_images must be a non-negative integer, got {_preview(num_images)}"
+            )
+    coordinate_max = WHOLE_SLIDE_COORDINATE_MAX if whole_slide else PATCH_COORDINATE_MAX
+    points = _points_from_entries(entries, source, coordinate_max, num_images)
+    return points, (num_images if role == "ground_truth" else None)
+
+
+def _points_from_entries(
+    entries: list, source: str, coordinate_max: int, num_images: int | None
+) -> PointSet:
+    """Validate every entry in one pass and collect its values into flat lists."""
+    image_of_name: dict[str, int] = {}
+    images: list[int] = []
+    coordinates: list[int] = []
+    probabilities: list[float] = []
+    for index, entry in enumerate(entries):
+        if type(entry) is not dict or entry.keys() != _ENTRY_KEYS:
+            raise InputError(_entry_shape_error(source, index, entry))
+        name = entry["name"]
+        image = image_of_name.get(name) if type(name) is str else None
+        if image is None:
+            image = _image_index(name, f"{source}: points[{index}].name", num_images)
+            image_of_name[name] = image
+        point = entry["point"]
+        if type(point) is not list or len(point) != 3:
+            raise InputError(
+                f"{source}: points[{index}].point: must be a list [x, y, class] of 3 integers, "
+                f"got {_preview(point)}"
+            )
+        x, y, label = point
+        if type(x) is not int or not 0 <= x <= coordinate_max:
+            raise InputError(_coordinate_error(source, index, 0, "x", x, coordinate_max))
+        if type(y) is not int or not 0 <= y <= coordinate_max:
+            raise InputError(_coordinate_error(source, index, 1, "y", y, coordinate_max))
+        if type(label) is not int or label not in CLASS_NAMES:
+            raise InputError(
+                f"{source}: points[{index}].point[2]: class must be 1 (BC) or 2 (TC), "
+                f"got {_preview(label)}"
+            )
+        probability = entry["probability"]
+        if type(probability) is not float or not 0.0 <= probability <= 1.0:
+            raise InputError(_probability_error(source, index, probability))
+        images.append(image)
+        coordinates.extend(point)
+        probabilities.append(probability)
+    table = np.array(coordinates, dtype=np.int64).reshape(-1, 3)
+    return PointSet(
+        image=np.array(images, dtype=np.int64),
+        xy=table[:, :2].copy(),
+        label=table[:, 2].copy(),
+        probability=np.array(probabilities, dtype=np.float64),
+    )
+
+
+def _image_index(name: Any, where: str, num_images: int | None) -> int:
+    if type(name) is not str or _IMAGE_NAME.fullmatch(name) is None:
+        raise InputError(f"{where}: must match image_[0-9]+, got {_preview(name)}")
+    # The organisers read the index as int(name.split("_")[-1]): image_007 is image 7.
+    image = int(name.split("_")[-1])
+    if num_images is not None and image >= num_images:
+        raise InputError(f"{where}: {name} is outside the {_images_range(num_images)}")
+    if image > _IMAGE_INDEX_MAX:
+        raise InputError(f"{where}: image index too large, got {_preview(name)}")
+    return image
+
+
+def _images_range(num_images: int) -> str:
+    if num_images == 0:
+        return "ground truth's 0 images"
+    return f"ground truth's {num_images} images (image_0..image_{num_images - 1})"
+
+
+def check_image_range(points: PointSet, num_images: int, source: str) -> None:
+    """Raise :class:`InputError` naming the first point whose image index is >= ``num_images``."""
+    outside = np.flatnonzero(points.image >= num_images)
+    if outside.size:
+        row = int(outside[0])
+        raise InputError(
+            f"{source}: points[{row}].name: image_{points.image[row]} is outside the "
+            f"{_images_range(num_images)}"
+        )
+
+
+def _entry_shape_error(source: str, index: int, entry: Any) -> str:
+    where = f"{source}: points[{index}]"
+    if type(entry) is not dict:
+        return (
+            f"{where}: must be an object with keys name, point, probability, "
+            f"got {_preview(entry)}"
+        )
+    missing = sorted(_ENTRY_KEYS - entry.keys())
+    if missing:
+        return f'{where}: missing key "{missing[0]}", got keys {_preview(sorted(entry))}'
+    extra = sorted(entry.keys() - _ENTRY_KEYS)
+    return (
+        f'{where}: unexpected key "{extra[0]}" (only name, point, probability are allowed), '
+        f"got keys {_preview(sorted(entry))}"
+    )
+
+
+def _coordinate_error(source: str, index: int, axis: int, axis_name: str, value, limit: int):
+    hint = "" if limit == PATCH_COORDINATE_MAX else " (whole-slide mode)"
+    return (
+        f"{source}: points[{index}].point[{axis}]: {axis_name} must be an integer in 0..{limit}"
+        f"{hint}, got {_preview(value)}"
+    )
+
+
+def _probability_error(source: str, index: int, value) -> str:
+    where = f"{source}: points[{index}].probability"
+    if type(value) is int:
+        return f"{where}: must be a float in [0, 1] written with a decimal point, got {value}"
+    return f"{where}: must be a float in [0, 1], got {_preview(value)}"
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "an integer", float: "a number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _preview(value: Any) -> str:
+    """The value as JSON, cut short so that the message stays one readable line."""
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    if len(text) > _VALUE_PREVIEW_CHARS:
+        text = text[: _VALUE_PREVIEW_CHARS - 3] + "..."
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def points_document(points: PointSet, num_images: int | None = None) -> dict:
+    """The "Multiple points" document of ``points`` (plus ``num_images`` for ground truth)."""
+    entries = [
+        {"name": f"image_{image}", "point": [x, y, label], "probability": probability}
+        for image, (x, y), label, probability in zip(
+            points.image.tolist(), points.xy.tolist(), points.label.tolist(),
+            points.probability.tolist(),
+        )
+    ]
+    document = {"type": "Multiple points", "points": entries, "version": {"major": 1, "minor": 0}}
+    if num_images is not None:
+        document["num_images"] = int(num_images)
+    return document
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as JSON so that ``path`` either keeps its old content or holds all of it.
+
+    The document goes to a temporary file in the same folder, which then replaces ``path``.
+    """
+    target = Path(path)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            # mkstemp creates the file private (0600); give it the permissions open() would.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(stream.fileno(), 0o666 & ~umask)
+            json.dump(obj, stream, allow_nan=False)
+            stream.write("\n")
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

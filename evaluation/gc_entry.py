@@ -1,0 +1,541 @@
+"""Grand Challenge evaluation entry: score every algorithm job of a submission.
+
+Run inside the ``ocelot-eval`` container as ``python -m evaluation.gc_entry``. It reads as its
+steps do:
+
+1. :func:`read_jobs`: ``/input/predictions.json``, the list of algorithm jobs of one submission.
+2. :func:`read_job_predictions`: each job's ``cell-classification`` output, the file
+   ``/input/<pk>/output/<relative_path>`` or the value given inline.
+3. :func:`read_ground_truth_catalogue`: the ground truth, from the folder mounted at
+   ``/opt/ml/input/data/ground_truth/`` when there is one, else the one baked into the image.
+4. :func:`score_jobs`: each job against the ground truth of its input, with the scorer of
+   ``python -m evaluation score``; ``aggregates`` cover all jobs.
+5. :func:`write_metrics`: ``/output/metrics.json``, atomically, in the CLI's schema.
+
+A ground-truth folder holds one of:
+
+- one "Multiple points" GT JSON (any name) and optionally ``metadata.json``, a Grand Challenge
+  metadata list that gives each image its organ. It serves a submission of one job: the OCELOT
+  case, whose one input holds all test pairs stacked.
+- ``ground_truth_index.json``: a JSON object mapping the name of a job's input image (as in
+  ``predictions.json``, e.g. ``"cell_patches_a.tif"``) to the GT file of that input, relative to
+  the folder, or to ``{"ground_truth": FILE, "metadata": FILE}``. Each job is scored against the
+  entry whose name is one of its input images' names.
+- an OCELOT release folder (``annotations/<split>/cell/*.csv`` and ``metadata.json``); the split
+  comes from ``$OCELOT_GROUND_TRUTH_SPLIT`` (default ``test``).
+
+Any input that cannot be scored ends the run with exit status 2, one last stderr line that says
+what is wrong and where (job, file, entry, field, value), and no ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from evaluation.formats import (
+    InputError,
+    PointSet,
+    points_from_document,
+    read_json_document,
+    write_json_atomic,
+)
+from evaluation.metrics import ScoreReport, score
+from evaluation.release import read_ground_truth, read_organs
+from evaluation.score_command import DEFAULT_RADIUS_PX, format_report, radius_in_pixels
+
+__all__ = [
+    "GroundTruth",
+    "Job",
+    "GROUND_TRUTH_INDEX",
+    "OUTPUT_SLUG",
+    "main",
+    "read_ground_truth_catalogue",
+    "read_job_predictions",
+    "read_jobs",
+    "ground_truth_folder",
+    "score_jobs",
+    "write_metrics",
+]
+
+#: The algorithm output interface that holds the cell predictions.
+OUTPUT_SLUG = "cell-classification"
+#: Name of the file that maps input image names to their ground truth.
+GROUND_TRUTH_INDEX = "ground_truth_index.json"
+#: Name of the optional Grand Challenge metadata list beside a single GT file.
+METADATA_FILE = "metadata.json"
+
+_INPUT = Path("/input")
+_OUTPUT = Path("/output")
+_MOUNTED_GROUND_TRUTH = Path("/opt/ml/input/data/ground_truth")
+_BAKED_GROUND_TRUTH = Path("/opt/ocelot/ground_truth")
+
+_USAGE = (
+    "mount the Grand Challenge evaluation input at /input (predictions.json and, per job, "
+    f"<pk>/output/cell_classification.json) and a writable folder at /output, e.g. "
+    "docker run --rm -v IN:/input:ro -v OUT:/output ocelot-eval"
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One algorithm job of ``predictions.json``.
+
+    Attributes
+    ----------
+    pk : str
+        The job's primary key, as Grand Challenge names it.
+    input_names : tuple of str
+        Names of the job's input images (e.g. the stacked cell-patch TIFF).
+    output : dict
+        The job's ``cell-classification`` output entry.
+    where : str
+        Where the job sits, for messages: ``predictions.json[3] (job <pk>)``.
+    """
+
+    pk: str
+    input_names: tuple[str, ...]
+    output: dict
+    where: str
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Ground truth of one input: points of images ``0..num_images-1`` and their organs.
+
+    ``source`` names the file or folder it came from; ``organs`` is None when unknown.
+    """
+
+    points: PointSet
+    num_images: int
+    organs: list[str] | None
+    source: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: the jobs
+
+
+def read_jobs(predictions_path: Path) -> list[Job]:
+    """Read ``predictions.json``: every job and its ``cell-classification`` output entry.
+
+    Raises
+    ------
+    InputError
+        The file is missing or not JSON, or a job lacks ``pk`` or that output.
+    """
+    if not predictions_path.is_file():
+        raise InputError(f"{predictions_path} not found: {_USAGE}")
+    document = read_json_document(predictions_path)
+    if type(document) is not list:
+        raise InputError(
+            f"{predictions_path}: top level must be a list of algorithm jobs, "
+            f"got {_json_kind(document)}"
+        )
+    if not document:
+        raise InputError(f"{predictions_path}: the list of algorithm jobs is empty")
+    return [_job(predictions_path, index, entry) for index, entry in enumerate(document)]
+
+
+def _job(predictions_path: Path, index: int, entry: Any) -> Job:
+    at = f"{predictions_path}: [{index}]"
+    if type(entry) is not dict:
+        raise InputError(f"{at}: a job must be a JSON object, got {_json_kind(entry)}")
+    pk = entry.get("pk")
+    if type(pk) not in (str, int) or str(pk) == "":
+        raise InputError(f"{at}.pk: must be a non-empty string, got {pk!r}")
+    pk = str(pk)
+    at = f"{predictions_path}: [{index}] (job {pk})"
+    outputs = entry.get("outputs")
+    if type(outputs) is not list:
+        raise InputError(f"{at}: outputs: must be a list, got {_json_kind(outputs)}")
+    matching = [
+        output for output in outputs
+        if type(output) is dict and type(output.get("interface")) is dict
+        and output["interface"].get("slug") == OUTPUT_SLUG
+    ]
+    if len(matching) != 1:
+        slugs = [_slug(output) for output in outputs]
+        raise InputError(
+            f"{at}: outputs: expected one output with interface slug {OUTPUT_SLUG!r}, "
+            f"found {len(matching)} among slugs {slugs}"
+        )
+    return Job(pk=pk, input_names=_input_image_names(entry.get("inputs")), output=matching[0],
+               where=at)
+
+
+def _slug(output: Any) -> Any:
+    interface = output.get("interface") if type(output) is dict else None
+    return interface.get("slug") if type(interface) is dict else None
+
+
+def _input_image_names(inputs: Any) -> tuple[str, ...]:
+    """Names of a job's image inputs (``inputs[i].image.name``); other inputs have none."""
+    if type(inputs) is not list:
+        return ()
+    names = []
+    for value in inputs:
+        image = value.get("image") if type(value) is dict else None
+        if type(image) is dict and type(image.get("name")) is str:
+            names.append(image["name"])
+    return tuple(names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 2: each job's predictions
+
+
+def read_job_predictions(job: Job, input_dir: Path, num_images: int) -> PointSet:
+    """The predictions of ``job``: its inline value, else the file it wrote.
+
+    The file lives at ``<input_dir>/<pk>/output/<relative_path>``. Points are validated by the
+    scorer's rule, with image indices below ``num_images`` of the job's ground truth.
+
+    Raises
+    ------
+    InputError
+        The output is missing or does not pass the validity rule; the message names the job.
+    """
+    value = job.output.get("value")
+    if value is not None:
+        source = f"job {job.pk}: inline {OUTPUT_SLUG} value"
+        document = value
+    else:
+        path = _job_output_path(job, input_dir)
+        if not path.is_file():
+            raise InputError(
+                f"job {job.pk}: output file {path} is missing (the {OUTPUT_SLUG} output has no "
+                "inline value either)"
+            )
+        source = f"job {job.pk}: {path}"
+        try:
+            document = read_json_document(path)
+        except InputError as error:
+            raise InputError(f"job {job.pk}: {error}") from None
+    points, _ = points_from_document(document, source=source, role="predictions",
+                                     num_images=num_images)
+    return points
+
+
+def _job_output_path(job: Job, input_dir: Path) -> Path:
+    relative_path = job.output["interface"].get("relative_path")
+    if type(relative_path) is not str or not relative_path:
+        raise InputError(
+            f"{job.where}: the {OUTPUT_SLUG} output has neither a value nor an "
+            f"interface.relative_path (got {relative_path!r})"
+        )
+    for field, part in (("pk", job.pk), ("relative_path", relative_path)):
+        _check_inside(part, f"{job.where}: {field}")
+    return input_dir / job.pk / "output" / relative_path
+
+
+def _check_inside(relative: str, where: str) -> None:
+    """Reject paths that would leave the folder they are relative to."""
+    parts = PurePosixPath(relative).parts
+    if PurePosixPath(relative).is_absolute() or ".." in parts or "\\" in relative:
+        raise InputError(f"{where}: must be a path inside its folder, got {relative!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 3: the ground truth
+
+
+def ground_truth_folder(mounted: Path, baked: Path) -> Path:
+    """The mounted ground-truth folder when it holds anything, else the baked one.
+
+    A tarball that unpacks into a single top-level folder is looked through.
+    """
+    for folder in (mounted, baked):
+        if folder.is_dir() and any(folder.iterdir()):
+            return _look_through_single_folder(folder)
+    raise InputError(
+        f"no ground truth: neither {mounted} (mounted) nor {baked} (baked in) holds any file"
+    )
+
+
+def _look_through_single_folder(folder: Path) -> Path:
+    entries = [entry for entry in folder.iterdir() if not entry.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir() and not (folder / "annotations").is_dir():
+        return entries[0]
+    return folder
+
+
+def read_ground_truth_catalogue(folder: Path, *, split: str) -> dict[str | None, GroundTruth]:
+    """Every ground truth of ``folder``, keyed by input image name (None: one GT for all).
+
+    Parameters
+    ----------
+    folder : Path
+        A folder with one GT JSON, a ``ground_truth_index.json``, or an OCELOT release.
+    split : str
+        Split of a release folder.
+
+    Raises
+    ------
+    InputError
+        The folder holds none or several candidate GT files, or a GT file is invalid.
+    """
+    index_path = folder / GROUND_TRUTH_INDEX
+    if index_path.is_file():
+        return _read_indexed_ground_truth(folder, index_path)
+    if (folder / "annotations").is_dir():
+        points, num_images, stems = read_ground_truth(folder, split=split)
+        metadata = folder / METADATA_FILE
+        organs = (read_organs(metadata, num_images=num_images, split=split, stems=stems)
+                  if metadata.is_file() else None)
+        return {None: GroundTruth(points, num_images, organs, f"{folder} (split {split})")}
+    candidates = sorted(path for path in folder.glob("*.json")
+                        if path.name != METADATA_FILE and not path.name.startswith("."))
+    if len(candidates) != 1:
+        raise InputError(
+            f"{folder}: expected one ground-truth JSON (besides {METADATA_FILE}), a "
+            f"{GROUND_TRUTH_INDEX} or an OCELOT release folder; found "
+            f"{[path.name for path in candidates]}"
+        )
+    metadata = folder / METADATA_FILE
+    return {None: _read_ground_truth_file(candidates[0], metadata if metadata.is_file() else None)}
+
+
+def _read_indexed_ground_truth(folder: Path, index_path: Path) -> dict[str | None, GroundTruth]:
+    index = read_json_document(index_path)
+    if type(index) is not dict or not index:
+        raise InputError(
+            f"{index_path}: must be a non-empty JSON object mapping input image names to "
+            f"ground-truth files, got {_json_kind(index)}"
+        )
+    catalogue = {}
+    for name, entry in index.items():
+        where = f"{index_path}: [{name!r}]"
+        if type(entry) is str:
+            entry = {"ground_truth": entry}
+        if type(entry) is not dict or type(entry.get("ground_truth")) is not str:
+            raise InputError(
+                f'{where}: must be a GT file name or {{"ground_truth": FILE, "metadata": FILE}}, '
+                f"got {entry!r}"
+            )
+        metadata = entry.get("metadata")
+        if metadata is not None and type(metadata) is not str:
+            raise InputError(f"{where}.metadata: must be a file name, got {metadata!r}")
+        for field in ("ground_truth", "metadata"):
+            if entry.get(field) is not None:
+                _check_inside(entry[field], f"{where}.{field}")
+        catalogue[name] = _read_ground_truth_file(
+            folder / entry["ground_truth"], None if metadata is None else folder / metadata
+        )
+    return catalogue
+
+
+def _read_ground_truth_file(path: Path, metadata: Path | None) -> GroundTruth:
+    points, num_images, _ = read_ground_truth(path)
+    organs = None if metadata is None else read_organs(metadata, num_images=num_images)
+    return GroundTruth(points, num_images, organs, str(path))
+
+
+def ground_truth_of(job: Job, catalogue: dict[str | None, GroundTruth], num_jobs: int) -> GroundTruth:
+    """The ground truth that ``job`` is scored against: the one whose name is a job input's."""
+    if None in catalogue:
+        if num_jobs > 1:
+            raise InputError(
+                f"{num_jobs} jobs but one ground truth ({catalogue[None].source}) and no "
+                f"{GROUND_TRUTH_INDEX}: map each input image name to its GT file there"
+            )
+        return catalogue[None]
+    matches = [name for name in job.input_names if name in catalogue]
+    if len(matches) != 1:
+        raise InputError(
+            f"{job.where}: expected exactly one input image named in {GROUND_TRUTH_INDEX}, "
+            f"found {len(matches)}; the job's input images are {list(job.input_names)}"
+        )
+    return catalogue[matches[0]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 4: scoring
+
+
+def score_jobs(
+    predictions: Sequence[PointSet],
+    ground_truths: Sequence[GroundTruth],
+    jobs: Sequence[Job],
+    *,
+    radius_px: float = DEFAULT_RADIUS_PX,
+) -> dict:
+    """Score each job against its ground truth; return the ``metrics.json`` document.
+
+    One job: exactly what ``python -m evaluation score --output`` writes for the same files.
+    Several jobs: their images are scored together (image ``k`` of job ``j`` kept apart from
+    every other job's image ``k``), so ``aggregates`` and ``per_organ`` are micro-averages over
+    all jobs; each entry of ``results`` also names its ``job``, and ``name`` is the image within
+    that job.
+    """
+    if len(jobs) == 1:
+        truth = ground_truths[0]
+        report = score(predictions[0], truth.points, truth.num_images, radius_px=radius_px,
+                       organs=truth.organs)
+        return report.to_dict()
+    offsets = np.cumsum([0] + [truth.num_images for truth in ground_truths])
+    known_organs = all(truth.organs is not None for truth in ground_truths)
+    report = score(
+        _concatenate(predictions, offsets[:-1]),
+        _concatenate([truth.points for truth in ground_truths], offsets[:-1]),
+        int(offsets[-1]),
+        radius_px=radius_px,
+        organs=[organ for truth in ground_truths for organ in truth.organs] if known_organs else None,
+    )
+    return _label_results_by_job(report, jobs, offsets).to_dict()
+
+
+def _concatenate(point_sets: Sequence[PointSet], image_offsets: Sequence[int]) -> PointSet:
+    """One PointSet of all ``point_sets``, image indices of the j-th shifted by its offset."""
+    return PointSet.from_arrays(
+        np.concatenate([points.image + offset for points, offset in zip(point_sets, image_offsets)]),
+        np.concatenate([points.xy for points in point_sets]).reshape(-1, 2),
+        np.concatenate([points.label for points in point_sets]),
+        np.concatenate([points.probability for points in point_sets]),
+    )
+
+
+def _label_results_by_job(report: ScoreReport, jobs: Sequence[Job], offsets: np.ndarray):
+    results = []
+    for job, start, stop in zip(jobs, offsets[:-1], offsets[1:]):
+        for local, result in enumerate(report.results[start:stop]):
+            results.append({"job": job.pk, **result, "name": f"image_{local}"})
+    return ScoreReport(aggregates=report.aggregates, results=results, per_organ=report.per_organ)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 5: the metrics file
+
+
+def write_metrics(output_dir: Path, metrics: dict) -> Path:
+    """Write ``metrics.json`` into ``output_dir`` atomically; return its path."""
+    path = output_dir / "metrics.json"
+    write_json_atomic(path, metrics)
+    return path
+
+
+def _check_output_dir(output_dir: Path) -> None:
+    if not output_dir.is_dir():
+        raise InputError(f"{output_dir} is not a folder: {_USAGE}")
+    if not os.access(output_dir, os.W_OK):
+        raise InputError(
+            f"{output_dir} is not writable by uid {os.getuid()}: make the mounted output folder "
+            "writable for the container user"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def evaluate(
+    input_dir: Path,
+    output_dir: Path,
+    mounted_ground_truth: Path,
+    baked_ground_truth: Path,
+    *,
+    split: str,
+    radius_px: float,
+) -> dict:
+    """All steps: read the jobs and ground truth, score, write ``metrics.json``."""
+    jobs = read_jobs(input_dir / "predictions.json")
+    _check_output_dir(output_dir)
+    folder = ground_truth_folder(mounted_ground_truth, baked_ground_truth)
+    catalogue = read_ground_truth_catalogue(folder, split=split)
+    print(f"{len(jobs)} job(s); ground truth from {folder}")
+    ground_truths = [ground_truth_of(job, catalogue, len(jobs)) for job in jobs]
+    predictions = []
+    for job, truth in zip(jobs, ground_truths):
+        predictions.append(read_job_predictions(job, input_dir, truth.num_images))
+        print(f"job {job.pk}: {len(predictions[-1])} predicted cells, {len(truth.points)} "
+              f"ground-truth cells in {truth.num_images} images ({truth.source})")
+    metrics = score_jobs(predictions, ground_truths, jobs, radius_px=radius_px)
+    print(format_report(ScoreReport(metrics["aggregates"], metrics["results"],
+                                    metrics.get("per_organ")), radius_px=radius_px))
+    print(f"wrote {write_metrics(output_dir, metrics)}")
+    return metrics
+
+
+def check_ground_truth(mounted_ground_truth: Path, baked_ground_truth: Path, *, split: str) -> None:
+    """Load the ground truth the run would use and print what it holds (for image builds)."""
+    folder = ground_truth_folder(mounted_ground_truth, baked_ground_truth)
+    for name, truth in read_ground_truth_catalogue(folder, split=split).items():
+        organs = "organs unknown" if truth.organs is None else f"{len(set(truth.organs))} organs"
+        print(f"{name or 'every job'}: {truth.source}: {len(truth.points)} cells in "
+              f"{truth.num_images} images, {organs}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation.gc_entry",
+        description="Grand Challenge evaluation of OCELOT submissions: reads the platform's "
+                    "input layout, writes metrics.json. All paths default to the platform's.",
+    )
+    environ = os.environ
+    parser.add_argument("--input", type=Path, default=_INPUT,
+                        help="folder with predictions.json and <pk>/output/ (default /input)")
+    parser.add_argument("--output", type=Path, default=_OUTPUT,
+                        help="folder to write metrics.json into (default /output)")
+    parser.add_argument("--ground-truth", type=Path, default=_MOUNTED_GROUND_TRUTH,
+                        help="mounted ground-truth folder; wins over the baked one when it holds "
+                             "files (default /opt/ml/input/data/ground_truth)")
+    parser.add_argument("--baked-ground-truth", type=Path,
+                        default=Path(environ.get("OCELOT_BAKED_GROUND_TRUTH", _BAKED_GROUND_TRUTH)),
+                        help="ground truth baked into the image (default "
+                             "$OCELOT_BAKED_GROUND_TRUTH or /opt/ocelot/ground_truth)")
+    parser.add_argument("--split", choices=("train", "val", "test"),
+                        default=environ.get("OCELOT_GROUND_TRUTH_SPLIT", "test"),
+                        help="split of a release-folder ground truth "
+                             "(default $OCELOT_GROUND_TRUTH_SPLIT or test)")
+    parser.add_argument("--radius-px", default=environ.get("OCELOT_RADIUS_PX"),
+                        help=f"matching cutoff in pixels (default $OCELOT_RADIUS_PX or "
+                             f"{DEFAULT_RADIUS_PX:g})")
+    parser.add_argument("--check-ground-truth", action="store_true",
+                        help="only load the ground truth and say what it holds")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation; bad input ends with one ``error:`` line on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.check_ground_truth:
+            check_ground_truth(args.ground_truth, args.baked_ground_truth, split=args.split)
+        else:
+            evaluate(args.input, args.output, args.ground_truth, args.baked_ground_truth,
+                     split=args.split, radius_px=_radius(args.radius_px))
+        return 0
+    except InputError as error:
+        message = str(error)
+    except OSError as error:
+        message = f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _radius(text: str | None) -> float:
+    if text is None:
+        return DEFAULT_RADIUS_PX
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"matching radius (--radius-px / OCELOT_RADIUS_PX): not a number: "
+                         f"{text!r}") from None
+    return radius_in_pixels(value, None, None)
+
+
+def _json_kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

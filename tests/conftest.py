@@ -1,0 +1,56 @@
+"""Shared fixtures.
+
+Docker: ``docker_client`` gives a Docker SDK client or skips the test, saying why, when no daemon
+answers. With ``OCELOT_REQUIRE_DOCKER=1`` (``.ci/run`` sets it) an unreachable daemon fails the
+test instead, so CI cannot pass by skipping the container tests.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A Docker SDK client whose daemon answered a ping; skips (or fails in CI) otherwise."""
+    try:
+        import docker
+    except ImportError as error:
+        _no_docker(f"the Docker SDK for Python is not installed ({error}); pip install docker")
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except Exception as error:  # any failure to reach the daemon means: no Docker here
+        _no_docker(
+            f"no Docker daemon reachable ({type(error).__name__}: {error}); start one "
+            "(.ci/run shows how) to run the container tests"
+        )
+    yield client
+    client.close()
+
+
+def _no_docker(reason: str):
+    if os.environ.get("OCELOT_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"OCELOT_REQUIRE_DOCKER=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+#: The base image scripts/docker-base.sh makes where no registry is reachable.
+LOCAL_BASE_IMAGE = "ocelot-base:py311"
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client) -> str:
+    """The Python 3.11 base image to build on: $OCELOT_BASE_IMAGE, else the local one made by
+    scripts/docker-base.sh when it exists, else the Dockerfiles' default python:3.11-slim."""
+    import docker
+
+    if "OCELOT_BASE_IMAGE" in os.environ:
+        return os.environ["OCELOT_BASE_IMAGE"]
+    try:
+        docker_client.images.get(LOCAL_BASE_IMAGE)
+        return LOCAL_BASE_IMAGE
+    except docker.errors.ImageNotFound:
+        return "python:3.11-slim"
