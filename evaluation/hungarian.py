@@ -20,51 +20,14 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
-from scipy.spatial import cKDTree
 
-__all__ = ["candidate_pairs", "match_hungarian"]
+from evaluation.matching import candidate_pairs
+
+__all__ = ["match_hungarian"]
 
 # Components with at most this many (prediction, ground truth) cells in their dense block are solved
 # with linear_sum_assignment; larger ones with the sparse solver (a 1000 x 1000 block is 8 MB).
 DENSE_BLOCK_LIMIT = 1_000_000
-
-
-def candidate_pairs(pred_xy, gt_xy, radius_px):
-    """All (prediction, ground truth) pairs within the radius, distance as the challenge computes it.
-
-    Parameters
-    ----------
-    pred_xy : (P, 2) array of int or float
-        Prediction coordinates (x, y) in pixels.
-    gt_xy : (G, 2) array of int or float
-        Ground-truth coordinates (x, y) in pixels.
-    radius_px : float
-        Inclusive cutoff in pixels.
-
-    Returns
-    -------
-    pred_index, gt_index : (E,) int64 arrays
-        Indices of the candidate pairs, sorted by prediction then ground-truth index.
-    distance : (E,) float32 array
-        Euclidean distance of each pair in pixels, computed in float32 like the challenge's scorer;
-        every pair with ``distance <= radius_px`` is listed.
-    """
-    pred_xy = np.asarray(pred_xy).reshape(-1, 2)
-    gt_xy = np.asarray(gt_xy).reshape(-1, 2)
-    empty = np.zeros(0, dtype=np.int64)
-    if len(pred_xy) == 0 or len(gt_xy) == 0:
-        return empty, empty.copy(), np.zeros(0, dtype=np.float32)
-    # The KD-tree works in float64; search a hair wider, then apply the float32 rule exactly.
-    search_radius = float(radius_px) * (1 + 1e-6) + 1e-6
-    pairs = cKDTree(pred_xy).sparse_distance_matrix(cKDTree(gt_xy), search_radius,
-                                                    output_type="ndarray")
-    order = np.lexsort((pairs["j"], pairs["i"]))
-    pred_index = pairs["i"][order].astype(np.int64)
-    gt_index = pairs["j"][order].astype(np.int64)
-    difference = pred_xy[pred_index].astype(np.float32) - gt_xy[gt_index].astype(np.float32)
-    distance = np.sqrt(np.sum(difference * difference, axis=1, dtype=np.float32))
-    keep = distance <= np.float32(radius_px)
-    return pred_index[keep], gt_index[keep], distance[keep]
 
 
 def match_hungarian(pred_xy, pred_probability, gt_xy, radius_px=15.0):
@@ -93,6 +56,7 @@ def match_hungarian(pred_xy, pred_probability, gt_xy, radius_px=15.0):
         raise ValueError("pred_xy and pred_probability must have the same length")
     num_gt = len(np.asarray(gt_xy).reshape(-1, 2))
     matched = np.full(num_pred, -1, dtype=np.int64)
+    # The challenge's own candidate search: the same float32 distances and inclusive cutoff.
     pred_index, gt_index, distance = candidate_pairs(pred_xy, gt_xy, radius_px)
     if len(pred_index) == 0:
         return matched

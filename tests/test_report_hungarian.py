@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import evaluation.hungarian as hungarian
-from evaluation.hungarian import candidate_pairs, match_hungarian
+from evaluation.hungarian import match_hungarian
 from evaluation.matching import match_greedy
 
 RADIUS = 15.0
@@ -98,8 +98,6 @@ def test_empty_inputs():
     none = np.zeros((0, 2), dtype=np.int64)
     assert match_hungarian(none, np.zeros(0), np.array([[1, 1]])).shape == (0,)
     assert match_hungarian(np.array([[1, 1]]), np.ones(1), none).tolist() == [-1]
-    pred_index, gt_index, distance = candidate_pairs(none, none, RADIUS)
-    assert len(pred_index) == len(gt_index) == len(distance) == 0
 
 
 def test_dense_cluster_uses_sparse_solver_and_matches_everything(monkeypatch):
