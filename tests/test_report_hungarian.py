@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import evaluation.hungarian as hungarian
+from evaluation import PointSet, score
 from evaluation.hungarian import match_hungarian
 from evaluation.matching import match_greedy
 
@@ -62,7 +63,7 @@ def check_optimal(pred_xy, gt_xy):
     return matched
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(small_points, small_points)
 def test_hungarian_is_optimal_and_never_below_greedy(pred_points, gt_points):
     pred_xy, gt_xy = as_xy(pred_points), as_xy(gt_points)
@@ -71,7 +72,7 @@ def test_hungarian_is_optimal_and_never_below_greedy(pred_points, gt_points):
     assert np.count_nonzero(matched >= 0) >= np.count_nonzero(greedy >= 0)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(small_points, small_points)
 def test_sparse_solver_agrees_with_exhaustive_search(pred_points, gt_points):
     # Every component goes through the sparse augmented-graph solver instead of the dense block.
@@ -109,3 +110,29 @@ def test_dense_cluster_uses_sparse_solver_and_matches_everything(monkeypatch):
     monkeypatch.setattr(hungarian, "DENSE_BLOCK_LIMIT", 0)
     matched = match_hungarian(pred_xy, np.ones(len(pred_xy)), gt_xy, RADIUS)
     assert matched.tolist() == list(range(len(gt_xy)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 40), st.integers(0, 40),
+                          st.sampled_from([1, 2]), st.floats(0, 1)), max_size=20),
+       st.lists(st.tuples(st.integers(0, 1), st.integers(0, 40), st.integers(0, 40),
+                          st.sampled_from([1, 2])), max_size=20))
+def test_score_with_hungarian_matching_never_has_fewer_true_positives(pred_rows, gt_rows):
+    predictions = PointSet.from_arrays([r[0] for r in pred_rows], [r[1:3] for r in pred_rows],
+                                       [r[3] for r in pred_rows], [r[4] for r in pred_rows])
+    ground_truth = PointSet.from_arrays([r[0] for r in gt_rows], [r[1:3] for r in gt_rows],
+                                        [r[3] for r in gt_rows], [1.0] * len(gt_rows))
+    greedy = score(predictions, ground_truth, 2).aggregates
+    optimal = score(predictions, ground_truth, 2, matching="hungarian").aggregates
+    for name in ("BC", "TC"):
+        assert optimal[f"TP/{name}"] >= greedy[f"TP/{name}"]
+        # Same points, so the totals of predictions and of GT are unchanged.
+        assert optimal[f"TP/{name}"] + optimal[f"FP/{name}"] == \
+            greedy[f"TP/{name}"] + greedy[f"FP/{name}"]
+        assert optimal[f"TP/{name}"] + optimal[f"FN/{name}"] == \
+            greedy[f"TP/{name}"] + greedy[f"FN/{name}"]
+
+
+def test_score_rejects_an_unknown_matching_rule():
+    with pytest.raises(ValueError, match="matching must be one of greedy, hungarian"):
+        score(PointSet.empty(), PointSet.empty(), 1, matching="nearest")
