@@ -1,0 +1,70 @@
+"""Cell and tissue patches for the overlays, from a Grand Challenge input folder or a release folder.
+
+Reading images is the data layer's job: ``baseline_algorithm.data`` is imported here, lazily, only
+when a report is asked for overlays (``--images``). It needs no torch, but it needs the image
+libraries of the ``algorithm`` extra (scikit-image, tifffile); scoring never imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from evaluation.formats import InputError
+
+__all__ = ["image_pairs"]
+
+
+def _is_gc_input(folder: Path) -> bool:
+    return (folder / "images" / "cell_patches").is_dir()
+
+
+def image_pairs(folder: Path, *, num_images: int, split: str | None = None) -> Iterator:
+    """Yield the pair of each image ``0..num_images-1``, one at a time.
+
+    Parameters
+    ----------
+    folder : Path
+        A Grand Challenge input folder (``images/cell_patches/``, ``images/tissue_patches/``,
+        ``metadata.json``) or an OCELOT release folder (``images/<split>/cell/`` ...).
+    num_images : int
+        Number of images of the ground truth; the folder must hold exactly these.
+    split : str, optional
+        The split of a release folder.
+
+    Yields
+    ------
+    baseline_algorithm.data.Pair
+        Pair ``k`` shows ``image_k``.
+
+    Raises
+    ------
+    InputError
+        The folder is neither layout, holds another number of pairs, or cannot be read.
+    """
+    try:
+        from baseline_algorithm.data import DataError, ReleaseDataset, iter_gc_input_pairs
+        from baseline_algorithm.data.stacked import read_gc_metadata
+    except ImportError as error:
+        raise InputError(f"--images needs the image readers of the 'algorithm' extra "
+                         f"(pip install .[algorithm,report]): {error}") from None
+    folder = Path(folder)
+    try:
+        if _is_gc_input(folder):
+            count = len(read_gc_metadata(folder))
+            pairs = iter_gc_input_pairs(folder)
+        elif (folder / "images").is_dir():
+            if split is None:
+                raise InputError(f"{folder}: a release folder as --images needs --split")
+            dataset = ReleaseDataset(folder, split)
+            count = len(dataset)
+            pairs = (dataset[index] for index in range(count))
+        else:
+            raise InputError(f"{folder}: not a Grand Challenge input folder (no "
+                             f"images/cell_patches/) nor an OCELOT release folder (no images/)")
+        if count != num_images:
+            raise InputError(f"{folder}: holds {count} image pairs but the ground truth has "
+                             f"{num_images} images")
+        yield from pairs
+    except DataError as error:
+        raise InputError(str(error)) from None
