@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from evaluation import convert_gt_command, score_command
+from evaluation import convert_gt_command, report_command, score_command
 from evaluation.formats import InputError
 
 COMMANDS = (
     score_command,
     convert_gt_command,
+    report_command,
 )
 
 

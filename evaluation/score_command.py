@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from evaluation.formats import CLASS_NAMES, InputError, read_points_document, write_json_atomic
-from evaluation.metrics import ScoreReport, score
+from evaluation.metrics import MATCHERS, ScoreReport, score
 from evaluation.release import read_ground_truth, read_organs
 
 DEFAULT_RADIUS_PX = 15.0
@@ -44,6 +44,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="matching cutoff in micrometres (needs --mpp)")
     parser.add_argument("--mpp", type=float,
                         help="resolution in micrometres per pixel, for --radius-um")
+    parser.add_argument("--matching", choices=tuple(MATCHERS), default="greedy",
+                        help="greedy: the challenge's rule (default); hungarian: optimal "
+                             "one-to-one pairing, for comparison with point-detection papers")
     parser.set_defaults(run=run)
     return parser
 
@@ -60,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
         args.predictions, role="predictions", whole_slide=args.whole_slide, num_images=num_images
     )
     organs = _organs(args, num_images, stems)
-    report = score(predictions, ground_truth, num_images, radius_px=radius_px, organs=organs)
+    report = score(predictions, ground_truth, num_images, radius_px=radius_px, organs=organs,
+                   matching=args.matching)
+    if args.matching != "greedy":
+        print(f"{args.matching} matching: not the leaderboard's rule")
     print(format_report(report, radius_px=radius_px))
     if args.output is not None:
         write_json_atomic(args.output, report.to_dict())

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from evaluation.formats import CLASS_NAMES, PointSet, write_json_atomic
+from evaluation.formats import CLASS_NAMES, PointSet, write_bytes_atomic, write_json_atomic
 from evaluation.report.analysis import Analysis, analyse, image_rows
 from evaluation.report.figures import f1_threshold_png, organ_png, overlay_jpeg, pr_curves_png
 from evaluation.report.images import image_pairs
@@ -73,22 +72,11 @@ def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
     for name, key in (("pr_curves.png", "pr"), ("f1_threshold.png", "threshold"),
                       ("per_organ.png", "organ")):
         if key in figures:
-            _write_atomic(out_dir / name, figures[key])
+            write_bytes_atomic(out_dir / name, figures[key])
         else:
             (out_dir / name).unlink(missing_ok=True)  # never leave a stale chart beside new numbers
-    _write_atomic(out_dir / "report.html", html.encode("utf-8"))
+    write_bytes_atomic(out_dir / "report.html", html.encode("utf-8"))
     return analysis
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _organ_chart_rows(analysis: Analysis) -> list[dict]:
