@@ -55,6 +55,9 @@ def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
     Analysis
         The numbers shown.
     """
+    # Check the images folder before the slow part, and read nothing from it yet.
+    pairs = None if images is None else image_pairs(Path(images), num_images=num_images,
+                                                    split=split)
     analysis = analyse(predictions, ground_truth, num_images, radius_px=radius_px,
                        matching=matching, organs=organs, replicates=replicates, seed=seed)
     document = analysis.to_dict()
@@ -62,8 +65,8 @@ def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
     figures = {"pr": pr_curves_png(analysis.curves), "threshold": f1_threshold_png(analysis.curves)}
     if analysis.organ_intervals is not None:
         figures["organ"] = organ_png(_organ_chart_rows(analysis))
-    overlays = [] if images is None else _overlays(analysis, predictions, ground_truth, rows,
-                                                   Path(images), split, progress)
+    overlays = [] if pairs is None else _overlays(analysis, predictions, ground_truth, rows,
+                                                  pairs, progress)
     html = render_page(document, rows, figures, overlays, sources or {})
 
     out_dir = Path(out_dir)
@@ -87,14 +90,13 @@ def _organ_chart_rows(analysis: Analysis) -> list[dict]:
 
 
 def _overlays(analysis: Analysis, predictions: PointSet, ground_truth: PointSet,
-              rows: list[dict], folder: Path, split: str | None, progress: bool) -> list:
+              rows: list[dict], pairs, progress: bool) -> list:
     from tqdm import tqdm  # progress of the slow part only
 
     num_images = analysis.settings["num_images"]
     gt_matched = np.zeros(len(ground_truth), dtype=bool)
     gt_matched[analysis.matched[analysis.matched >= 0]] = True
     overlays = []
-    pairs = image_pairs(folder, num_images=num_images, split=split)
     for image, pair in enumerate(tqdm(pairs, total=num_images, desc="overlays", unit="image",
                                       disable=not progress)):
         outcomes = {}

@@ -76,12 +76,12 @@ def pr_curves_png(curves: dict[str, ThresholdCurve], dpi: int = 100) -> bytes:
             ax.plot(best["recall"], best["precision"], "*", markersize=15, color=colour,
                     markeredgecolor="black", markeredgewidth=0.6,
                     label=f"best F1 {best['f1']:.3f} at t = {best['threshold']:.3f}")
+            ax.legend(loc="lower left", fontsize=8)
         else:
             ax.text(0.5, 0.5, "no predictions of this class", ha="center", transform=ax.transAxes)
         ax.set(xlim=(0, 1.0), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
                title=f"{CLASS_TITLES[name]}: AP {curve.average_precision():.3f}")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower left", fontsize=8)
     return _encode(figure, "png", dpi=dpi)
 
 

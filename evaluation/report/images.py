@@ -20,7 +20,7 @@ def _is_gc_input(folder: Path) -> bool:
 
 
 def image_pairs(folder: Path, *, num_images: int, split: str | None = None) -> Iterator:
-    """Yield the pair of each image ``0..num_images-1``, one at a time.
+    """Check an images folder now, then give its pairs one at a time, image ``0..num_images-1``.
 
     Parameters
     ----------
@@ -32,15 +32,16 @@ def image_pairs(folder: Path, *, num_images: int, split: str | None = None) -> I
     split : str, optional
         The split of a release folder.
 
-    Yields
-    ------
-    baseline_algorithm.data.Pair
-        Pair ``k`` shows ``image_k``.
+    Returns
+    -------
+    iterator of baseline_algorithm.data.Pair
+        Pair ``k`` shows ``image_k``; each is read when the iterator reaches it.
 
     Raises
     ------
     InputError
-        The folder is neither layout, holds another number of pairs, or cannot be read.
+        At once when the folder is neither layout or holds another number of pairs; while
+        iterating when a patch cannot be read.
     """
     try:
         from baseline_algorithm.data import DataError, ReleaseDataset, iter_gc_input_pairs
@@ -62,9 +63,16 @@ def image_pairs(folder: Path, *, num_images: int, split: str | None = None) -> I
         else:
             raise InputError(f"{folder}: not a Grand Challenge input folder (no "
                              f"images/cell_patches/) nor an OCELOT release folder (no images/)")
-        if count != num_images:
-            raise InputError(f"{folder}: holds {count} image pairs but the ground truth has "
-                             f"{num_images} images")
-        yield from pairs
     except DataError as error:
+        raise InputError(str(error)) from None
+    if count != num_images:
+        raise InputError(f"{folder}: holds {count} image pairs but the ground truth has "
+                         f"{num_images} images")
+    return _reading_errors_as_input_errors(pairs, DataError)
+
+
+def _reading_errors_as_input_errors(pairs: Iterator, data_error: type) -> Iterator:
+    try:
+        yield from pairs
+    except data_error as error:
         raise InputError(str(error)) from None
