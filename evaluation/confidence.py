@@ -162,7 +162,8 @@ class ThresholdCurve:
                 "fp": int(self.fp[k]), "fn": int(self.fn[k])}
 
 
-def class_curves(predictions: PointSet, ground_truth: PointSet, matched) -> dict[str, ThresholdCurve]:
+def class_curves(predictions: PointSet, ground_truth: PointSet,
+                 matched) -> dict[str, ThresholdCurve]:
     """Threshold curve of each class from one matching of all predictions.
 
     Parameters

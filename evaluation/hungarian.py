@@ -49,7 +49,8 @@ def match_hungarian(pred_xy, pred_probability, gt_xy, radius_px=15.0):
     -------
     (P,) int64 array
         For each prediction, the index of the ground-truth point it is paired with, or -1 (a false
-        positive). The pairing has the most pairs possible, and the least total distance among those.
+        positive). The pairing has the most pairs possible, and the least total distance among
+        those.
     """
     num_pred = len(np.asarray(pred_xy).reshape(-1, 2))
     if len(np.asarray(pred_probability).reshape(-1)) != num_pred:
@@ -63,7 +64,7 @@ def match_hungarian(pred_xy, pred_probability, gt_xy, radius_px=15.0):
     # Distances are scaled to [0, 1] so that the solvers' costs stay small numbers.
     scaled = distance.astype(np.float64) / (float(radius_px) if radius_px > 0 else 1.0)
 
-    # Components of the bipartite candidate graph: predictions are nodes 0..P-1, ground truth P..P+G-1.
+    # Components of the bipartite candidate graph: predictions are nodes 0..P-1, GT P..P+G-1.
     graph = coo_array((np.ones(len(pred_index)), (pred_index, num_pred + gt_index)),
                       shape=(num_pred + num_gt,) * 2)
     _, node_component = connected_components(graph, directed=False)
@@ -127,7 +128,8 @@ def _solve_dense(local_pred, local_gt, cost, num_pred, num_gt):
 def _solve_sparse(local_pred, local_gt, cost, num_pred, num_gt):
     # min_weight_full_bipartite_matching needs a matching that covers one side. Augment the graph so
     # that a perfect matching always exists and its cost ranks pairings like the dense block does:
-    # rows = predictions + one stand-in per GT point, columns = GT points + one stand-in per prediction.
+    # rows = predictions + one stand-in per GT point; columns = GT points + one stand-in per
+    # prediction.
     #   prediction i -- GT j            (candidate)   1 + distance
     #   prediction i -- its stand-in                  penalty
     #   stand-in of GT j -- GT j                      penalty

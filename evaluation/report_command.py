@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 from evaluation.formats import InputError, read_points_document
@@ -64,10 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--replicates must be at least 1, got {args.replicates}")
     if args.images is not None and not args.images.is_dir():
         raise InputError(f"{args.images}: --images must be a folder")
-    try:
-        import matplotlib  # noqa: F401  (the report extra)
-    except ImportError:
-        raise InputError("the report needs matplotlib: pip install .[report]") from None
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InputError("the report needs matplotlib (the report extra): pip install .[report]")
     from evaluation.report import write_report  # draws with matplotlib
 
     ground_truth, num_images, stems = read_ground_truth(

@@ -43,7 +43,8 @@ def test_interval_contains_the_estimate_and_narrows_with_more_images():
 def test_mf1_is_the_mean_of_the_class_f1_in_every_replicate_bound():
     # With BC perfect in every image, BC's interval is [1, 1] and mF1's is TC's shifted and halved.
     counts = random_counts(30, seed=2)
-    counts.update({"TP/BC": np.full(30, 10), "FP/BC": np.zeros(30, int), "FN/BC": np.zeros(30, int)})
+    counts.update({"TP/BC": np.full(30, 10), "FP/BC": np.zeros(30, int),
+                   "FN/BC": np.zeros(30, int)})
     result = bootstrap_f1(counts, replicates=300)
     assert result["F1/BC"]["low"] == result["F1/BC"]["high"] == pytest.approx(1.0, abs=1e-6)
     for bound in ("low", "high", "estimate"):

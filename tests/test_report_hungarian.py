@@ -91,8 +91,9 @@ def test_greedy_is_suboptimal_where_hungarian_is_not():
 
 
 def test_radius_is_inclusive_like_the_challenge():
-    assert match_hungarian(np.array([[0, 0]]), np.ones(1), np.array([[9, 12]]), 15.0).tolist() == [0]
-    assert match_hungarian(np.array([[0, 0]]), np.ones(1), np.array([[9, 13]]), 15.0).tolist() == [-1]
+    origin = np.array([[0, 0]])
+    assert match_hungarian(origin, np.ones(1), np.array([[9, 12]]), 15.0).tolist() == [0]
+    assert match_hungarian(origin, np.ones(1), np.array([[9, 13]]), 15.0).tolist() == [-1]
 
 
 def test_empty_inputs():

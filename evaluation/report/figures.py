@@ -61,8 +61,9 @@ def pr_curves_png(curves: dict[str, ThresholdCurve], dpi: int = 100) -> bytes:
         for level in (0.2, 0.4, 0.6, 0.8):
             # Iso-F1 line: precision = F R / (2 R - F), defined where 2 R > F.
             valid = 2 * recall_grid > level
-            ax.plot(recall_grid[valid], level * recall_grid[valid] / (2 * recall_grid[valid] - level),
-                    color="0.85", linewidth=0.8, zorder=0)
+            recall = recall_grid[valid]
+            ax.plot(recall, level * recall / (2 * recall - level), color="0.85", linewidth=0.8,
+                    zorder=0)
             ax.annotate(f"F1={level:.1f}", (1.0, level / (2 - level)), fontsize=7, color="0.6",
                         xytext=(2, 0), textcoords="offset points", va="center")
         precision, recall, _ = precision_recall_f1(curve.tp, curve.fp, curve.fn)
@@ -146,8 +147,9 @@ def organ_png(rows: list[dict], dpi: int = 100) -> bytes:
         whiskers = np.clip(np.stack([estimate - low, high - estimate]), 0, None)
         ax.barh(positions, estimate, height=height * 0.92, color=colour, label=key,
                 xerr=whiskers, error_kw={"elinewidth": 1.2, "capsize": 3, "ecolor": "black"})
-    ax.set_yticks(np.arange(len(rows)),
-                  [f"{row['label']}\n({row['images']} images)" for row in rows])
+    ax.set_yticks(np.arange(len(rows)), [
+        f"{row['label']}\n({row['images']} image{'' if row['images'] == 1 else 's'})"
+        for row in rows])
     ax.invert_yaxis()
     ax.set(xlim=(0, 1), xlabel="F1 (bars) with 95% bootstrap interval over images (whiskers)",
            title="Per organ")

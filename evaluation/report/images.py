@@ -1,4 +1,4 @@
-"""Cell and tissue patches for the overlays, from a Grand Challenge input folder or a release folder.
+"""Cell and tissue patches for the overlays, from a Grand Challenge input or a release folder.
 
 Reading images is the data layer's job: ``baseline_algorithm.data`` is imported here, lazily, only
 when a report is asked for overlays (``--images``). It needs no torch, but it needs the image

@@ -1,4 +1,4 @@
-"""The self-contained HTML page: tables, embedded figures, a tiny table sorter. No network needed."""
+"""The self-contained HTML page: tables, embedded figures, a tiny table sorter; no network."""
 
 from __future__ import annotations
 
@@ -103,7 +103,8 @@ def _summary_table(document: dict) -> str:
                      else f"{best['f1']:.4f} at {best['threshold']:.3f}")
         rows.append(
             f"<tr><td>{name}</td><td>{aggregates[f'Pre/{name}']:.4f}</td>"
-            f"<td>{aggregates[f'Rec/{name}']:.4f}</td><td><b>{aggregates[f'F1/{name}']:.4f}</b></td>"
+            f"<td>{aggregates[f'Rec/{name}']:.4f}</td>"
+            f"<td><b>{aggregates[f'F1/{name}']:.4f}</b></td>"
             f"<td>{_interval(intervals[f'F1/{name}'])}</td>"
             f"<td>{aggregates[f'TP/{name}']}</td><td>{aggregates[f'FP/{name}']}</td>"
             f"<td>{aggregates[f'FN/{name}']}</td><td>{summary['average_precision']:.4f}</td>"
@@ -111,16 +112,19 @@ def _summary_table(document: dict) -> str:
     shared = document["shared_threshold"]
     shared_text = ("n/a" if shared["threshold"] is None
                    else f"{shared['mF1']:.4f} at {shared['threshold']:.3f}")
-    per_class_best = sum(document["classes"][name]["best"]["f1"] for name in CLASS_NAMES.values())
     rows.append(
         f"<tr><td>mF1</td><td></td><td></td><td><b>{aggregates['mF1']:.5g}</b></td>"
         f"<td>{_interval(intervals['mF1'])}</td><td></td><td></td><td></td><td></td>"
-        f"<td>{shared_text} (one threshold); "
-        f"{per_class_best / len(CLASS_NAMES):.4f} (one per class)</td></tr>")
+        f"<td>{shared_text}</td></tr>")
     header = ("<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
-              "<th>95% interval of F1</th><th>TP</th><th>FP</th><th>FN</th><th>AP</th>"
+              "<th>95% interval</th><th>TP</th><th>FP</th><th>FN</th><th>AP</th>"
               "<th>best F1 at threshold</th></tr>")
-    return f"<table><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>"
+    per_class_best = sum(document["classes"][name]["best"]["f1"]
+                         for name in CLASS_NAMES.values()) / len(CLASS_NAMES)
+    return (f"<table><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>"
+            "<p class='caption'>Precision, recall, F1 and mF1 are the leaderboard's (every "
+            "prediction kept). The mF1 row's best threshold applies one threshold to both "
+            f"classes; a threshold per class would reach mF1 {per_class_best:.4f}.</p>")
 
 
 def _organ_table(document: dict) -> str:
@@ -225,8 +229,8 @@ def render_page(document: dict, rows: list[dict], figures: dict[str, bytes],
                      "Grand Challenge metadata list) or <code>--images</code> to see them.</p>")
     parts += ["<h2>Per image</h2>",
               "<p class='caption'>Click a column header to sort (again to reverse). A class with "
-              "neither predictions nor ground truth in an image has no F1 (–); the image's mF1 is "
-              "the mean over the classes it has.</p>",
+              "neither predictions nor ground truth in an image has no F1 (–); the image's mF1 "
+              "is the mean over the classes it has.</p>",
               _image_table(rows, {name for name, _ in overlays})]
     if overlays:
         parts.append("<h2>Overlays</h2><p class='caption'>Left: the tissue patch with the cell "
