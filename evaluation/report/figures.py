@@ -76,7 +76,7 @@ def pr_curves_png(curves: dict[str, ThresholdCurve], dpi: int = 100) -> bytes:
             best = curve.best()
             ax.plot(best["recall"], best["precision"], "*", markersize=15, color=colour,
                     markeredgecolor="black", markeredgewidth=0.6,
-                    label=f"best F1 {best['f1']:.3f} at t = {best['threshold']:.3f}")
+                    label=f"best F1 {best['f1']:.3f} at t = {best['threshold']:.4g}")
             ax.legend(loc="lower left", fontsize=8)
         else:
             ax.text(0.5, 0.5, "no predictions of this class", ha="center", transform=ax.transAxes)
@@ -103,16 +103,14 @@ def f1_threshold_png(curves: dict[str, ThresholdCurve], dpi: int = 100) -> bytes
     f1 = {name: precision_recall_f1(*curve.counts_at(grid))[2] for name, curve in curves.items()}
     f1["mF1"] = np.mean(list(f1.values()), axis=0)
     for name, values in f1.items():
-        label = "mF1 (one threshold for both classes)" if name == "mF1" else f"F1 {name}"
-        ax.plot(grid, values, color=CLASS_COLOURS[name], linewidth=2 if name == "mF1" else 1.5,
-                linestyle="--" if name == "mF1" else "-", label=label)
         k = int(np.argmax(values[::-1]))  # the highest threshold among ties
         best_threshold, best_value = grid[::-1][k], values[::-1][k]
+        label = ("mF1, one threshold for both classes" if name == "mF1" else f"F1 {name}")
+        ax.plot(grid, values, color=CLASS_COLOURS[name], linewidth=2 if name == "mF1" else 1.5,
+                linestyle="--" if name == "mF1" else "-",
+                label=f"{label} (best {best_value:.3f} at {best_threshold:.4g})")
         ax.plot(best_threshold, best_value, "*", markersize=13, color=CLASS_COLOURS[name],
                 markeredgecolor="black", markeredgewidth=0.6)
-        ax.annotate(f"{best_value:.3f} at {best_threshold:.2f}", (best_threshold, best_value),
-                    xytext=(6, 6), textcoords="offset points", fontsize=8,
-                    color=CLASS_COLOURS[name])
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="confidence threshold",
            ylabel="F1", title="F1 against the confidence threshold (threshold 0 = the leaderboard)")
     ax.grid(alpha=0.3)

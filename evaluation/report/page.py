@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from html import escape
 
+import numpy as np
+
 from evaluation.bootstrap import STATISTICS
 from evaluation.formats import CLASS_NAMES
 
@@ -74,6 +76,11 @@ def _interval(entry: dict | None) -> str:
     return f"{entry['low']:.4f} – {entry['high']:.4f}"
 
 
+def _threshold(value: float) -> str:
+    """A float32 threshold in its shortest exact form (0.3766, not 0.3765999972820282)."""
+    return np.format_float_positional(np.float32(value), trim="-")
+
+
 def _img(data: bytes, mime: str, alt: str) -> str:
     encoded = base64.b64encode(data).decode("ascii")
     return f'<img src="data:{mime};base64,{encoded}" alt="{escape(alt)}">'
@@ -100,7 +107,7 @@ def _summary_table(document: dict) -> str:
         summary = document["classes"][name]
         best = summary["best"]
         best_text = ("n/a" if best["threshold"] is None
-                     else f"{best['f1']:.4f} at {best['threshold']:.3f}")
+                     else f"{best['f1']:.4f} at {_threshold(best['threshold'])}")
         rows.append(
             f"<tr><td>{name}</td><td>{aggregates[f'Pre/{name}']:.4f}</td>"
             f"<td>{aggregates[f'Rec/{name}']:.4f}</td>"
@@ -111,7 +118,7 @@ def _summary_table(document: dict) -> str:
             f"<td>{best_text}</td></tr>")
     shared = document["shared_threshold"]
     shared_text = ("n/a" if shared["threshold"] is None
-                   else f"{shared['mF1']:.4f} at {shared['threshold']:.3f}")
+                   else f"{shared['mF1']:.4f} at {_threshold(shared['threshold'])}")
     rows.append(
         f"<tr><td>mF1</td><td></td><td></td><td><b>{aggregates['mF1']:.5g}</b></td>"
         f"<td>{_interval(intervals['mF1'])}</td><td></td><td></td><td></td><td></td>"
