@@ -427,9 +427,13 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     The bytes go to a temporary file in the same folder, which then replaces ``path``.
     """
     target = Path(path)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
+    except OSError as error:
+        # Name the file the caller asked for, not the temporary one.
+        raise OSError(error.errno, error.strerror, str(target)) from None
     try:
         with os.fdopen(descriptor, "wb") as stream:
             # mkstemp creates the file private (0600); give it the permissions open() would.

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation.formats import CLASS_NAMES, PointSet, check_image_range
+from evaluation.formats import CLASS_NAMES, PointSet, check_image_range, points_from_document
 from evaluation.hungarian import match_hungarian
 from evaluation.matching import match_greedy, match_point_sets
 
 __all__ = ["PUBLISHED_KEYS", "COUNT_KEYS", "MATCHERS", "ScoreReport", "class_metrics",
-           "metrics_from_counts", "count_matches", "score"]
+           "metrics_from_counts", "count_matches", "score", "score_documents"]
 
 #: The seven numbers the leaderboard publishes, in its order.
 PUBLISHED_KEYS = ("Pre/BC", "Rec/BC", "F1/BC", "Pre/TC", "Rec/TC", "F1/TC", "mF1")
@@ -161,6 +161,30 @@ def score(
     results = _per_image_results(counts, num_images, organs)
     per_organ = None if organs is None else _per_organ_metrics(counts, organs)
     return ScoreReport(aggregates=aggregates, results=results, per_organ=per_organ)
+
+
+def score_documents(
+    predictions: dict,
+    ground_truth: dict,
+    *,
+    radius_px: float = 15.0,
+    organs: Sequence[str] | None = None,
+    whole_slide: bool = False,
+    predictions_source: str = "predictions",
+    ground_truth_source: str = "ground truth",
+) -> ScoreReport:
+    """Validate two parsed "Multiple points" documents and :func:`score` them.
+
+    ``ground_truth`` must carry ``num_images``. The ``*_source`` names start any
+    :class:`~evaluation.formats.InputError` message.
+    """
+    truth, num_images = points_from_document(
+        ground_truth, source=ground_truth_source, role="ground_truth", whole_slide=whole_slide
+    )
+    predicted, _ = points_from_document(
+        predictions, source=predictions_source, whole_slide=whole_slide, num_images=num_images
+    )
+    return score(predicted, truth, num_images, radius_px=radius_px, organs=organs)
 
 
 def _per_image_results(counts: dict, num_images: int, organs: Sequence[str] | None) -> list:

@@ -122,7 +122,7 @@ def format_report(report: ScoreReport, *, radius_px: float = DEFAULT_RADIUS_PX) 
     lines = [
         f"{len(report.results)} images, matching radius {radius_px:g} px",
         classes.to_string(index=False),
-        f"mF1 {aggregates['mF1']:.5g}",
+        f"mF1 {round(aggregates['mF1'], 5)}",
     ]
     if report.per_organ:
         organs = pd.DataFrame(
@@ -132,7 +132,7 @@ def format_report(report: ScoreReport, *, radius_px: float = DEFAULT_RADIUS_PX) 
                     "images": metrics["images"],
                     "F1/BC": f"{metrics['F1/BC']:.4f}",
                     "F1/TC": f"{metrics['F1/TC']:.4f}",
-                    "mF1": f"{metrics['mF1']:.5g}",
+                    "mF1": f"{round(metrics['mF1'], 5)}",
                 }
                 for organ, metrics in report.per_organ.items()
             ]
