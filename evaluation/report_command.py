@@ -6,10 +6,9 @@ import argparse
 import importlib.util
 from pathlib import Path
 
-from evaluation.formats import InputError, read_points_document
-from evaluation.metrics import MATCHERS
-from evaluation.release import read_ground_truth, read_organs
-from evaluation.score_command import radius_in_pixels
+from evaluation.formats import InputError
+from evaluation.release import read_organs
+from evaluation.score_command import add_input_arguments, radius_in_pixels, read_inputs
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,31 +24,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "(self-contained), report.json and the charts as PNG into --out."
         ),
     )
-    parser.add_argument("--predictions", required=True, type=Path,
-                        help="predictions, a 'Multiple points' JSON file")
-    parser.add_argument("--ground-truth", required=True, type=Path,
-                        help="a 'Multiple points' JSON file with num_images, "
-                             "or an OCELOT release folder (with --split)")
-    parser.add_argument("--split", choices=("train", "val", "test"),
-                        help="split of a release folder (ground truth, metadata or images)")
+    add_input_arguments(parser)
     parser.add_argument("--images", type=Path,
-                        help="Grand Challenge input folder or OCELOT release folder: draw each "
-                             "image's cell patch with TP / FP / FN, and its tissue patch")
-    parser.add_argument("--metadata", type=Path,
-                        help="release metadata.json or a Grand Challenge metadata list, for the "
-                             "organs (default: metadata.json of --images or of a release folder)")
+                        help="Grand Challenge input folder or OCELOT release folder (with "
+                             "--split): draw each image's cell patch with TP / FP / FN, and its "
+                             "tissue patch; its metadata.json gives the organs")
     parser.add_argument("--out", type=Path, default=Path("report"),
                         help="output folder (default: ./report)")
-    parser.add_argument("--matching", choices=tuple(MATCHERS), default="greedy",
-                        help="greedy: the challenge's rule (default); hungarian: optimal pairing")
-    radius = parser.add_mutually_exclusive_group()
-    radius.add_argument("--radius-px", type=float, help="matching cutoff in pixels (default 15)")
-    radius.add_argument("--radius-um", type=float,
-                        help="matching cutoff in micrometres (needs --mpp)")
-    parser.add_argument("--mpp", type=float,
-                        help="resolution of the cell patches in micrometres per pixel")
-    parser.add_argument("--whole-slide", action="store_true",
-                        help="lift the 0..1023 pixel bound on coordinates")
     parser.add_argument("--replicates", type=int, default=1000,
                         help="bootstrap replicates (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -69,10 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("the report needs matplotlib (the report extra): pip install .[report]")
     from evaluation.report import write_report  # draws with matplotlib
 
-    ground_truth, num_images, stems = read_ground_truth(
-        args.ground_truth, split=args.split, whole_slide=args.whole_slide)
-    predictions, _ = read_points_document(
-        args.predictions, role="predictions", whole_slide=args.whole_slide, num_images=num_images)
+    predictions, ground_truth, num_images, stems = read_inputs(args)
     metadata = _metadata_path(args, stems)
     organs = None if metadata is None else read_organs(
         metadata, num_images=num_images, split=args.split, stems=stems)
