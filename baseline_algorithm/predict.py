@@ -17,6 +17,7 @@ The weights are ``--checkpoint``, else ``$OCELOT_CHECKPOINT``, else the shipped 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -71,14 +72,16 @@ def select_device(name: str) -> torch.device:
 def read_inputs(input_dir: Path) -> tuple[int, Iterator[Pair]]:
     """The number of pairs and a stream of them, from a Grand Challenge input folder.
 
-    ``metadata.json`` is validated here, before the model is loaded; the stacked TIFFs are opened
-    (and their patch counts checked against the metadata) when the stream starts.
+    The first pair is read here, so that a missing or malformed stack (or a patch count that
+    differs from ``metadata.json``) is reported before the model is loaded.
     """
     if not input_dir.is_dir():
         raise PredictError(f"{input_dir}: input folder not found (expected images/cell_patches/, "
                            "images/tissue_patches/ and metadata.json)")
     count = len(read_gc_metadata(input_dir))
-    return count, iter_gc_input_pairs(input_dir)
+    pairs = iter_gc_input_pairs(input_dir)
+    first = next(pairs)
+    return count, itertools.chain([first], pairs)
 
 
 def load_model(checkpoint: Path, device: torch.device) -> CellTissueModel:
