@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .gc_layout import GrandChallengeWriter, write_json_atomic
+from evaluation import write_json_atomic
+
+from .gc_layout import GrandChallengeWriter
 from .pairs import DataError
 from .release import SPLITS, write_release_pair
 from .synthetic import FULL_SIZE, SyntheticConfig, synthesize_pair

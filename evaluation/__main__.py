@@ -1,0 +1,39 @@
+"""``python -m evaluation <command>``: a thin dispatcher; each command lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from evaluation import convert_gt_command, score_command
+from evaluation.formats import InputError
+
+COMMANDS = (
+    score_command,
+    convert_gt_command,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; bad input ends with one ``error:`` line on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except InputError as error:
+        message = str(error)
+    except OSError as error:
+        message = f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
