@@ -4,7 +4,8 @@ The steps, each a function:
 
 1. :func:`read_inputs` opens the input folder (stacked cell and tissue TIFFs + ``metadata.json``)
    and streams its pairs, one at a time, so that memory does not grow with the number of pairs;
-2. :func:`load_model` reads the checkpoint onto the chosen device (GPU when there is one);
+2. :func:`load_model` reads the checkpoint onto the chosen device (GPU when there is one),
+   with the detection settings it was validated with;
 3. :func:`process_pairs` turns every pair into cell points (the model package's inference, the same
    code as training validation), with a progress bar per pair;
 4. :func:`write_predictions` writes the "Multiple points" document atomically.
@@ -28,7 +29,7 @@ import torch
 
 from evaluation import InputError, PointSet, points_document, write_json_atomic
 
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
 from .data import DataError, Pair, iter_gc_input_pairs
 from .data.stacked import read_gc_metadata
 from .inference import DetectionSettings, predict_points
@@ -84,18 +85,28 @@ def read_inputs(input_dir: Path) -> tuple[int, Iterator[Pair]]:
     return count, itertools.chain([first], pairs)
 
 
-def load_model(checkpoint: Path, device: torch.device) -> CellTissueModel:
-    """The checkpoint's model, in eval mode, on ``device``."""
-    return load_checkpoint(checkpoint, map_location=device)
+def load_model(checkpoint: Path, device: torch.device) -> tuple[CellTissueModel, DetectionSettings]:
+    """The checkpoint's model (eval mode, on ``device``) and the detection settings it was validated
+    with (training stores them as ``detection``; the defaults otherwise)."""
+    payload = read_checkpoint(checkpoint)
+    model = model_from_checkpoint(payload).to(device)
+    if model.needs_tissue_label:
+        raise PredictError(f"{checkpoint}: variant {model.config.variant!r} needs the tissue annotation, "
+                           "which a submission does not get")
+    return model, DetectionSettings(**payload.get("detection", {}))
 
 
 def process_pairs(
-    model: CellTissueModel, pairs: Iterator[Pair], count: int, *, batch_size: int, progress: bool = True
+    model: CellTissueModel,
+    pairs: Iterator[Pair],
+    count: int,
+    *,
+    settings: DetectionSettings = DetectionSettings(),
+    batch_size: int,
+    progress: bool = True,
 ) -> PointSet:
     """Cell points of every pair (pair k becomes ``image_k``), pixels of the input cell patches."""
-    return predict_points(
-        model, pairs, settings=DetectionSettings(), batch_size=batch_size, progress=progress, total=count
-    )
+    return predict_points(model, pairs, settings=settings, batch_size=batch_size, progress=progress, total=count)
 
 
 def write_predictions(points: PointSet, output: Path) -> None:
@@ -123,11 +134,12 @@ def predict(
     if batch_size < 1:
         raise PredictError(f"--batch-size {batch_size} must be at least 1")
     count, pairs = read_inputs(input_dir)
-    model = load_model(checkpoint, torch_device)
+    model, settings = load_model(checkpoint, torch_device)
     log(f"{count} pairs from {input_dir}, checkpoint {checkpoint} ({model.config.variant}, "
-        f"{model.config.patch_size} px), device {torch_device}, batch size {batch_size}")
+        f"{model.config.encoder}, {model.config.patch_size} px, threshold {settings.threshold}, "
+        f"min distance {settings.min_distance_um} um), device {torch_device}, batch size {batch_size}")
     started = time.perf_counter()
-    points = process_pairs(model, pairs, count, batch_size=batch_size, progress=progress)
+    points = process_pairs(model, pairs, count, settings=settings, batch_size=batch_size, progress=progress)
     write_predictions(points, output)
     elapsed = time.perf_counter() - started
     log(f"wrote {len(points)} cells of {count} pairs to {output} in {elapsed:.1f} s "

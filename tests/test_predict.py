@@ -31,12 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_INPUT = REPO / "test_data" / "input"
 
 
-def make_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A randomly initialised Pred-to-inter-2 checkpoint small enough for tests (int8 weights)."""
+def make_checkpoint(path: Path, seed: int = 0, variant: str = "pred-to-inter-2", **extra) -> Path:
+    """A randomly initialised checkpoint small enough for tests (resnet18, 64 px, int8 weights)."""
     torch.manual_seed(seed)
-    model = CellTissueModel(ModelConfig(variant="pred-to-inter-2", encoder="resnet18", patch_size=64,
-                                        cell_mpp=0.2 * 1024 / 64))
-    save_checkpoint(path, model.eval(), weights_dtype="int8")
+    model = CellTissueModel(ModelConfig(variant=variant, encoder="resnet18", patch_size=64, cell_mpp=0.2 * 1024 / 64))
+    save_checkpoint(path, model.eval(), weights_dtype="int8", **extra)
     return path
 
 
@@ -90,6 +89,26 @@ def test_checkpoint_from_environment(capsys, gc_input, checkpoint, tmp_path, mon
     status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output),
                             "--checkpoint", str(checkpoint))
     assert status == 0, lines  # the flag wins over the environment
+
+
+def test_detection_settings_come_from_the_checkpoint(capsys, gc_input, tmp_path):
+    """Training stores the detection settings it validated with; predict uses them. A threshold
+    above every probability leaves no cell, and the document is still valid."""
+    strict = make_checkpoint(tmp_path / "strict.pt", detection={"threshold": 1.5, "min_distance_um": 2.0})
+    output = tmp_path / "cell_classification.json"
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(strict))
+    assert status == 0, lines
+    assert "threshold 1.5" in "\n".join(lines)
+    points, _ = read_points_document(output, role="predictions")
+    assert len(points) == 0
+
+
+def test_leaking_variant_is_refused(capsys, gc_input, tmp_path):
+    """Tissue-label leaking reads the tissue annotation, which a submission never has."""
+    leaking = make_checkpoint(tmp_path / "leaking.pt", variant="tissue-label-leaking")
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
+                            "--checkpoint", str(leaking))
+    assert status != 0 and "tissue-label-leaking" in lines[-1] and str(leaking) in lines[-1]
 
 
 def test_checkpoint_precedence(monkeypatch, tmp_path):
