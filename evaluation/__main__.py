@@ -15,6 +15,7 @@ from evaluation.formats import InputError
 COMMANDS = (
     "evaluation.score_command",
     "evaluation.convert_gt_command",
+    "evaluation.report_command",
 )
 
 
