@@ -31,6 +31,7 @@ __all__ = [
     "read_points_document",
     "check_image_range",
     "points_document",
+    "write_bytes_atomic",
     "write_json_atomic",
 ]
 
@@ -273,14 +274,19 @@ def _points_from_entries(
     coordinates: list[int] = []
     probabilities: list[float] = []
     for index, entry in enumerate(entries):
-        if type(entry) is not dict or entry.keys() != _ENTRY_KEYS:
+        # Look the keys up first and check the entry's type after: the fastest order in CPython.
+        try:
+            name = entry["name"]
+            point = entry["point"]
+            probability = entry["probability"]
+        except (KeyError, TypeError):
+            raise InputError(_entry_shape_error(source, index, entry)) from None
+        if type(entry) is not dict or len(entry) != len(_ENTRY_KEYS):
             raise InputError(_entry_shape_error(source, index, entry))
-        name = entry["name"]
         image = image_of_name.get(name) if type(name) is str else None
         if image is None:
             image = _image_index(name, f"{source}: points[{index}].name", num_images)
             image_of_name[name] = image
-        point = entry["point"]
         if type(point) is not list or len(point) != 3:
             raise InputError(
                 f"{source}: points[{index}].point: must be a list [x, y, class] of 3 integers, "
@@ -296,7 +302,6 @@ def _points_from_entries(
                 f"{source}: points[{index}].point[2]: class must be 1 (BC) or 2 (TC), "
                 f"got {_preview(label)}"
             )
-        probability = entry["probability"]
         if type(probability) is not float or not 0.0 <= probability <= 1.0:
             raise InputError(_probability_error(source, index, probability))
         images.append(image)
@@ -413,18 +418,29 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
     The document goes to a temporary file in the same folder, which then replaces ``path``.
     """
+    write_bytes_atomic(path, (json.dumps(obj, allow_nan=False) + "\n").encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` so that ``path`` either keeps its old content or holds all of it.
+
+    The bytes go to a temporary file in the same folder, which then replaces ``path``.
+    """
     target = Path(path)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        descriptor, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
+    except OSError as error:
+        # Name the file the caller asked for, not the temporary one.
+        raise OSError(error.errno, error.strerror, str(target)) from None
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
             # mkstemp creates the file private (0600); give it the permissions open() would.
             umask = os.umask(0)
             os.umask(umask)
             os.fchmod(stream.fileno(), 0o666 & ~umask)
-            json.dump(obj, stream, allow_nan=False)
-            stream.write("\n")
+            stream.write(data)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 # Builds the project's container images from a host-prepared wheelhouse (no network in the build).
 #
 # Usage: scripts/build-images.sh [eval|algorithm|all] [--base-image IMAGE] [--ground-truth PATH]
-#                                [--split SPLIT] [--tag TAG]
+#                                [--split SPLIT] [--checkpoint PATH] [--tag TAG] [--no-cache]
 #   eval        ocelot-eval from Dockerfile.eval (the Grand Challenge evaluation container).
 #   algorithm   ocelot-algorithm from Dockerfile.algorithm (when that file exists).
 #   all         both (the default).
@@ -11,7 +11,10 @@
 #   --ground-truth  eval only: GT baked into ocelot-eval, a GT JSON file or a folder (see
 #                   Dockerfile.eval; default test_data/ground_truth).
 #   --split         eval only: split of a release-folder ground truth (default test).
+#   --checkpoint    algorithm only: weights baked into ocelot-algorithm
+#                   (default baseline_algorithm/checkpoints/pred_to_inter_2.pt).
 #   --tag           image tag (default ocelot-eval / ocelot-algorithm; only with one target).
+#   --no-cache      rebuild every layer (default: Docker reuses layers whose inputs are unchanged).
 #
 # Each image is built from a small context holding exactly what its Dockerfile copies (the
 # Dockerfile, its wheelhouse and the ground truth), so neither .venv nor the other image's
@@ -19,20 +22,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '4,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 target=all
 if [ $# -gt 0 ] && [[ $1 != --* ]]; then target=$1; shift; fi
 case "$target" in eval|algorithm|all) ;; *) usage ;; esac
 base_image=${OCELOT_BASE_IMAGE:-python:3.11-slim}
 ground_truth=test_data/ground_truth
 split=test
+checkpoint=baseline_algorithm/checkpoints/pred_to_inter_2.pt
 tag=""
+cache_flags=()
 while [ $# -gt 0 ]; do
+  if [ "$1" = --no-cache ]; then cache_flags=(--no-cache); shift; continue; fi
   [ $# -ge 2 ] || usage
   case "$1" in
     --base-image) base_image=$2 ;;
     --ground-truth) ground_truth=$2 ;;
     --split) split=$2 ;;
+    --checkpoint) checkpoint=$2 ;;
     --tag) tag=$2 ;;
     *) usage ;;
   esac
@@ -58,7 +65,7 @@ build_from_context() {
   done
   local started=$SECONDS
   echo "build-images: building $image from $dockerfile on $base_image"
-  tar -C "$context" -ch . | docker build --file "$dockerfile" --tag "$image" \
+  tar -C "$context" -ch . | docker build --force-rm ${cache_flags[@]+"${cache_flags[@]}"} --file "$dockerfile" --tag "$image" \
     --build-arg "BASE_IMAGE=$base_image" "$@" -
   echo "build-images: built $image in $((SECONDS - started)) s" \
     "($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
@@ -82,8 +89,9 @@ build_algorithm() {
     echo "build-images: no Dockerfile.algorithm yet; prepared wheelhouse/algorithm only"
     return 0
   fi
-  build_from_context "${tag:-ocelot-algorithm}" Dockerfile.algorithm <<EOF
+  build_from_context "${tag:-ocelot-algorithm}" Dockerfile.algorithm --build-arg CHECKPOINT=checkpoint.pt <<EOF
 wheelhouse/algorithm=wheelhouse/algorithm
+checkpoint.pt=$checkpoint
 EOF
 }
 

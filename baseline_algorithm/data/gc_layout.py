@@ -6,14 +6,13 @@
     GC/input/images/tissue_patches/000.tif    N*S x S x 3 stacked tissue patches
     GC/input/metadata.json                    list, entry k describes pair k
     GC/ground_truth/cell_gt.json              "Multiple points" with num_images
+    GC/ground_truth/metadata.json             the input's metadata list (gives the scorer organs)
     GC/evaluation/input/predictions.json      the platform's list of algorithm jobs
     GC/evaluation/input/<pk>/output/cell_classification.json   that job's predictions
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import tempfile
 import uuid
@@ -21,40 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation import PointSet, points_document, write_json_atomic
+
 from .pairs import BC, TC, Pair
 from .stacked import write_stacked_tiff
 
 STACK_NAME = "000.tif"
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON through a temporary file in the same directory, then rename."""
+def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(temporary, path)
+    write_json_atomic(path, obj)
 
 
-def points_document(image: np.ndarray, points: np.ndarray, probability: np.ndarray, num_images: int | None = None) -> dict:
-    """A "Multiple points" document; ``num_images`` is added for ground truth.
-
-    Parameters
-    ----------
-    image : (N,) int image index of each point
-    points : (N, 3) int ``[x, y, label]`` in cell-patch pixels
-    probability : (N,) float
-    """
-    document = {
-        "type": "Multiple points",
-        "points": [
-            {"name": f"image_{int(k)}", "point": [int(x), int(y), int(c)], "probability": float(p)}
-            for k, (x, y, c), p in zip(image, points, probability)
-        ],
-        "version": {"major": 1, "minor": 0},
-    }
-    if num_images is not None:
-        document["num_images"] = int(num_images)
-    return document
+def _point_set(image: np.ndarray, points: np.ndarray, probability: np.ndarray) -> PointSet:
+    return PointSet.from_arrays(image, points[:, :2], points[:, 2], probability)
 
 
 class GrandChallengeWriter:
@@ -106,20 +86,21 @@ class GrandChallengeWriter:
         for kind, stack in (("cell_patches", self._cells), ("tissue_patches", self._tissues)):
             (images / kind).mkdir(parents=True, exist_ok=True)
             write_stacked_tiff(images / kind / STACK_NAME, stack, compression=self.compression)
-        write_json_atomic(self.directory / "input" / "metadata.json", self._metadata)
+        _write_json(self.directory / "input" / "metadata.json", self._metadata)
+        _write_json(self.directory / "ground_truth" / "metadata.json", self._metadata)
 
         image = np.concatenate([np.full(len(p), k) for k, p in enumerate(self._points)]).astype(np.int64)
         points = np.concatenate(self._points).reshape(-1, 3)
-        write_json_atomic(
+        _write_json(
             self.directory / "ground_truth" / "cell_gt.json",
-            points_document(image, points, np.ones(len(points)), num_images=len(self._points)),
+            points_document(_point_set(image, points, np.ones(len(points))), num_images=len(self._points)),
         )
         size = self._cells.shape[1]
         pred_image, pred_points, pred_probability = noisy_predictions(rng, image, points, size, jitter_px=0.5 / cell_mpp)
         write_evaluation_input(
             self.directory / "evaluation" / "input",
             str(uuid.UUID(bytes=rng.bytes(16), version=4)),
-            points_document(pred_image, pred_points, pred_probability),
+            points_document(_point_set(pred_image, pred_points, pred_probability)),
         )
         self._cells = self._tissues = None
         self._scratch.cleanup()
@@ -185,8 +166,14 @@ def write_evaluation_input(directory: Path, pk: str, predictions: dict) -> None:
             "pk": pk,
             "status": "Succeeded",
             "inputs": [
-                {"interface": {"slug": "cell-patches", "kind": "Image", "relative_path": "images/cell_patches"}},
-                {"interface": {"slug": "tissue-patches", "kind": "Image", "relative_path": "images/tissue_patches"}},
+                {
+                    "interface": {"slug": "cell-patches", "kind": "Image", "relative_path": "images/cell_patches"},
+                    "image": {"name": STACK_NAME},
+                },
+                {
+                    "interface": {"slug": "tissue-patches", "kind": "Image", "relative_path": "images/tissue_patches"},
+                    "image": {"name": STACK_NAME},
+                },
             ],
             "outputs": [
                 {
@@ -202,5 +189,5 @@ def write_evaluation_input(directory: Path, pk: str, predictions: dict) -> None:
     ]
     if directory.exists():
         shutil.rmtree(directory)
-    write_json_atomic(directory / "predictions.json", jobs)
-    write_json_atomic(directory / pk / "output" / "cell_classification.json", predictions)
+    _write_json(directory / "predictions.json", jobs)
+    _write_json(directory / pk / "output" / "cell_classification.json", predictions)

@@ -115,13 +115,14 @@ class _TiffStack:
         if first.dtype != np.uint8:
             raise DataError(f"{path}: expected uint8 pixels, got {first.dtype}")
         self._memmap = None
-        if len(pages) == count and count > 1 and first.shape[0] != count * first.shape[1]:
+        separate, _, rows, columns, contig = first.shaped  # planar-configuration independent
+        if len(pages) == count and count > 1 and rows != count * columns:
             # One page per patch (as some writers store a stack).
             self._page = None
-            side = _check_stack(path, (count * first.shape[0],) + tuple(first.shape[1:]), count)
+            side = _check_stack(path, (count * rows, columns, separate * contig), count)
         else:
             self._page = first
-            side = _check_stack(path, first.shape, count)
+            side = _check_stack(path, (rows, columns, separate * contig), count)
             if first.is_contiguous and first.compression == 1:
                 self._memmap = first.asarray(out="memmap")
         self.patch_shape = (side, side, 3)
@@ -129,7 +130,9 @@ class _TiffStack:
     def read(self, index: int) -> np.ndarray:
         side = self.patch_shape[0]
         if self._page is None:
-            return self._tiff.pages[index].asarray()
+            page = self._tiff.pages[index]
+            patch = page.asarray()
+            return np.moveaxis(patch, 0, -1) if page.planarconfig == 2 else patch
         if self._memmap is not None:
             return np.array(self._memmap[index * side : (index + 1) * side])
         return _read_rows(self._page, index * side, (index + 1) * side)
@@ -299,8 +302,8 @@ def write_stacked_tiff(
     patches : ndarray of uint8, shape (N, S, S, 3), or iterable of (S, S, 3) arrays
         An ``np.memmap`` keeps memory low for large N.
     compression : str, optional
-        tifffile compression name (``"zlib"``, ``"lzw"``, ...); None writes uncompressed data in
-        one strip, as the platform does.
+        tifffile compression name (``"zlib"``, ``"lzw"``, ...), used with the horizontal-differencing
+        predictor; None writes uncompressed data in one strip, as the platform does.
     rowsperstrip, tile
         Strip height or (tile height, tile width) in pixels; passed to ``tifffile``.
     """
@@ -314,6 +317,7 @@ def write_stacked_tiff(
         stack.reshape(-1, *stack.shape[2:]),
         photometric="rgb",
         compression=compression,
+        predictor=compression is not None,
         rowsperstrip=rowsperstrip,
         tile=tile,
         metadata=None,

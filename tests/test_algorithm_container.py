@@ -1,0 +1,182 @@
+"""ocelot-algorithm built and run as the organisers run it, then scored by ocelot-eval end to end.
+
+Needs a Docker daemon (``docker_client`` skips otherwise, or fails under ``.ci/run``). Both images
+are built once per session with scripts/build-images.sh; with Docker's layer cache a rebuild of
+unchanged code takes seconds, a cold build of ocelot-algorithm about 12 minutes on 2 cores.
+
+The weights baked in are the shipped checkpoint when baseline_algorithm/checkpoints/ holds it, else
+a small randomly initialised one made here (tagged ``ocelot-algorithm:test`` so that it is never
+mistaken for the submission). Either way the container's score must equal the host's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from baseline_algorithm.__main__ import main as algorithm_cli
+from baseline_algorithm.data.gc_layout import write_evaluation_input
+from baseline_algorithm.predict import SHIPPED_CHECKPOINT
+from evaluation import read_points_document
+from evaluation.__main__ import main as evaluation_cli
+from tests.test_predict import make_checkpoint
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_INPUT = REPO / "test_data" / "input"
+GROUND_TRUTH = REPO / "test_data" / "ground_truth" / "cell_gt.json"
+EVAL_IMAGE = "ocelot-eval"
+#: `docker run --network none --cap-drop ALL --security-opt no-new-privileges --memory 4g
+#: --memory-swap 4g --shm-size 128m --pids-limit 256`: how the organisers test a submission.
+ORGANISER_FLAGS = dict(
+    network_mode="none",
+    cap_drop=["ALL"],
+    security_opt=["no-new-privileges"],
+    mem_limit="4g",
+    memswap_limit="4g",
+    shm_size="128m",
+    pids_limit=256,
+)
+#: How Grand Challenge runs the evaluation container (issue 3).
+EVALUATION_FLAGS = dict(
+    network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"], read_only=True,
+    tmpfs={"/tmp": ""}, mem_limit="4g", memswap_limit="4g", pids_limit=256,
+)
+#: mF1 of the container and of the host may differ by float rounding of the probability maps only.
+MF1_TOLERANCE = 0.005
+
+
+def build(target: str, base_image: str, *extra: str) -> None:
+    result = subprocess.run(["scripts/build-images.sh", target, "--base-image", base_image, *extra],
+                            cwd=REPO, capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        pytest.fail(f"scripts/build-images.sh {target} failed on {base_image}:\n"
+                    f"{(result.stdout + result.stderr)[-3000:]}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """The shipped weights, else a small random checkpoint (see the module docstring)."""
+    if SHIPPED_CHECKPOINT.is_file():
+        return SHIPPED_CHECKPOINT
+    return make_checkpoint(tmp_path_factory.mktemp("weights") / "random-tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def algorithm_image(docker_client, base_image, checkpoint) -> str:
+    tag = "ocelot-algorithm" if checkpoint == SHIPPED_CHECKPOINT else "ocelot-algorithm:test"
+    build("algorithm", base_image, "--checkpoint", str(checkpoint), "--tag", tag)
+    return tag
+
+
+@pytest.fixture(scope="module")
+def eval_image(docker_client, base_image) -> str:
+    build("eval", base_image, "--tag", EVAL_IMAGE)
+    return EVAL_IMAGE
+
+
+def readable_copy(source: Path, target: Path) -> Path:
+    """A copy of ``source`` that the containers' non-root users can read."""
+    shutil.copytree(source, target)
+    for path in (target, *target.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+def writable_folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    path.chmod(0o777)
+    return path
+
+
+def run_container(client, image: str, volumes: dict, flags: dict) -> tuple[int, str]:
+    """Run ``image`` to completion; return its exit status and its stderr."""
+    container = client.containers.run(image, detach=True, volumes=volumes, **flags)
+    try:
+        status = container.wait(timeout=1800)["StatusCode"]
+        stderr = container.logs(stdout=False, stderr=True).decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    return status, stderr
+
+
+def platform_volumes(input_dir: Path, output_dir: Path) -> dict:
+    return {str(input_dir): {"bind": "/input", "mode": "ro"}, str(output_dir): {"bind": "/output", "mode": "rw"}}
+
+
+@pytest.fixture(scope="module")
+def container_run(docker_client, algorithm_image, tmp_path_factory) -> dict:
+    """ocelot-algorithm on test_data/input under the organisers' flags."""
+    if not TEST_INPUT.is_dir():
+        pytest.skip(f"{TEST_INPUT} is missing")
+    root = tmp_path_factory.mktemp("algorithm-run")
+    input_dir = readable_copy(TEST_INPUT, root / "input")
+    output_dir = writable_folder(root / "output")
+    status, stderr = run_container(docker_client, algorithm_image, platform_volumes(input_dir, output_dir),
+                                   ORGANISER_FLAGS)
+    return {"status": status, "stderr": stderr, "output": output_dir / "cell_classification.json"}
+
+
+def test_image_runs_as_non_root_with_baked_checkpoint(docker_client, algorithm_image):
+    config = docker_client.images.get(algorithm_image).attrs["Config"]
+    assert config["User"] not in ("", "root", "0")
+    assert "OCELOT_CHECKPOINT=/opt/ocelot/checkpoint.pt" in config["Env"]
+    assert config["Entrypoint"] == ["python", "-m", "baseline_algorithm", "predict"]
+
+
+def test_container_writes_predictions_without_network(container_run):
+    assert container_run["status"] == 0, container_run["stderr"][-3000:]
+    points, _ = read_points_document(container_run["output"], role="predictions")
+    assert len(points) > 0
+    assert container_run["stderr"].strip().splitlines()[-1].startswith("predict: wrote ")
+
+
+def test_container_scored_by_ocelot_eval_matches_host(docker_client, container_run, eval_image, checkpoint,
+                                                      tmp_path):
+    """The platform's chain: algorithm output -> evaluation input layout -> metrics.json; its mF1
+    equals the host CLIs' (predict, then score) for the same checkpoint and data."""
+    assert container_run["status"] == 0, container_run["stderr"][-3000:]
+    evaluation_input = tmp_path / "evaluation-input"
+    write_evaluation_input(evaluation_input, "0f9e6b3c-6d0c-4f3e-9a51-5e2e1a6c0b7d",
+                           json.loads(container_run["output"].read_text()))
+    readable = readable_copy(evaluation_input, tmp_path / "readable-evaluation-input")
+    evaluation_output = writable_folder(tmp_path / "evaluation-output")
+    status, stderr = run_container(docker_client, eval_image, platform_volumes(readable, evaluation_output),
+                                   EVALUATION_FLAGS)
+    assert status == 0, stderr[-3000:]
+    container_metrics = json.loads((evaluation_output / "metrics.json").read_text())
+
+    host_predictions = tmp_path / "host" / "cell_classification.json"
+    assert algorithm_cli(["predict", "--quiet", "--input", str(TEST_INPUT), "--output", str(host_predictions),
+                          "--checkpoint", str(checkpoint), "--device", "cpu"]) == 0
+    host_metrics_path = tmp_path / "host" / "metrics.json"
+    assert evaluation_cli(["score", "--predictions", str(host_predictions), "--ground-truth", str(GROUND_TRUTH),
+                           "--output", str(host_metrics_path)]) == 0
+    host_metrics = json.loads(host_metrics_path.read_text())
+
+    for key in ("mF1", "F1/BC", "F1/TC"):
+        assert container_metrics["aggregates"][key] == pytest.approx(host_metrics["aggregates"][key],
+                                                                     abs=MF1_TOLERANCE), key
+
+
+def test_container_malformed_input_fails_cleanly(docker_client, algorithm_image, tmp_path):
+    """A tissue stack with one patch fewer than metadata.json lists: non-zero exit, the last stderr
+    line names the file, no traceback, no output."""
+    if not TEST_INPUT.is_dir():
+        pytest.skip(f"{TEST_INPUT} is missing")
+    input_dir = readable_copy(TEST_INPUT, tmp_path / "input")
+    metadata = json.loads((input_dir / "metadata.json").read_text())
+    (input_dir / "metadata.json").write_text(json.dumps(metadata + metadata[:1]))
+    output_dir = writable_folder(tmp_path / "output")
+    status, stderr = run_container(docker_client, algorithm_image, platform_volumes(input_dir, output_dir),
+                                   ORGANISER_FLAGS)
+    assert status != 0
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("predict: error: ") and "cell_patches" in last, last
+    assert not list(output_dir.iterdir())

@@ -1,0 +1,222 @@
+"""``python -m baseline_algorithm predict`` on a host: the container's entry, without the container.
+
+The weights are a small randomly initialised checkpoint made here (resnet18 encoders, 64 px), so the
+tests need neither the shipped checkpoint nor training; what they check is the plumbing: input
+layout, streaming, checkpoint choice, output document, and the failure contract.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from baseline_algorithm import inference
+from baseline_algorithm import predict as predict_module
+from baseline_algorithm.__main__ import main
+from baseline_algorithm.checkpoint import load_checkpoint, save_checkpoint
+from baseline_algorithm.data import iter_gc_input_pairs
+from baseline_algorithm.inference import predict_points
+from baseline_algorithm.model import CellTissueModel, ModelConfig
+from evaluation import read_points_document
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_INPUT = REPO / "test_data" / "input"
+
+
+def make_checkpoint(path: Path, seed: int = 0, variant: str = "pred-to-inter-2", **extra) -> Path:
+    """A randomly initialised checkpoint small enough for tests (resnet18, 64 px, int8 weights)."""
+    torch.manual_seed(seed)
+    model = CellTissueModel(ModelConfig(variant=variant, encoder="resnet18", patch_size=64, cell_mpp=0.2 * 1024 / 64))
+    save_checkpoint(path, model.eval(), weights_dtype="int8", **extra)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("checkpoint") / "tiny.pt")
+
+
+@pytest.fixture
+def gc_input(tmp_path) -> Path:
+    """A writable copy of test_data/input (the Grand Challenge input layout, 3 pairs)."""
+    if not TEST_INPUT.is_dir():
+        pytest.skip(f"{TEST_INPUT} is missing")
+    return Path(shutil.copytree(TEST_INPUT, tmp_path / "input"))
+
+
+def run_cli(capsys, *args: str) -> tuple[int, list[str]]:
+    """Run the dispatcher in-process; return the exit status and the stderr lines."""
+    status = main(["predict", "--quiet", *args])
+    return status, capsys.readouterr().err.strip().splitlines()
+
+
+def test_writes_points_of_every_pair(capsys, gc_input, checkpoint, tmp_path):
+    output = tmp_path / "out" / "cell_classification.json"
+    status, _ = run_cli(capsys, "--input", str(gc_input), "--output", str(output),
+                        "--checkpoint", str(checkpoint), "--device", "cpu")
+    assert status == 0
+    points, _ = read_points_document(output, role="predictions")  # the organisers' validity rule
+    expected = predict_points(load_checkpoint(checkpoint), iter_gc_input_pairs(gc_input))
+    np.testing.assert_array_equal(points.image, expected.image)
+    np.testing.assert_array_equal(points.xy, expected.xy)
+    np.testing.assert_array_equal(points.label, expected.label)
+    np.testing.assert_allclose(points.probability, expected.probability, rtol=1e-5)
+    assert len(points) > 0
+    pairs = list(iter_gc_input_pairs(gc_input))
+    assert set(points.image.tolist()) <= set(range(len(pairs)))
+    for k, pair in enumerate(pairs):
+        height, width = pair.cell_image.shape[:2]
+        xy = points.xy[points.image == k]
+        assert (xy >= 0).all() and (xy[:, 0] < width).all() and (xy[:, 1] < height).all()
+
+
+def test_checkpoint_from_environment(capsys, gc_input, checkpoint, tmp_path, monkeypatch):
+    """Without --checkpoint, $OCELOT_CHECKPOINT is used (the container sets it to the baked weights)."""
+    monkeypatch.setenv("OCELOT_CHECKPOINT", str(checkpoint))
+    output = tmp_path / "cell_classification.json"
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output))
+    assert status == 0, lines
+    assert f"checkpoint {checkpoint}" in "\n".join(lines)
+    monkeypatch.setenv("OCELOT_CHECKPOINT", str(tmp_path / "absent.pt"))
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output),
+                            "--checkpoint", str(checkpoint))
+    assert status == 0, lines  # the flag wins over the environment
+
+
+def test_detection_settings_come_from_the_checkpoint(capsys, gc_input, tmp_path):
+    """Training stores the detection settings it validated with; predict uses them. A threshold
+    above every probability leaves no cell, and the document is still valid."""
+    strict = make_checkpoint(tmp_path / "strict.pt", detection={"threshold": 1.5, "min_distance_um": 2.0})
+    output = tmp_path / "cell_classification.json"
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(strict))
+    assert status == 0, lines
+    assert "threshold 1.5" in "\n".join(lines)
+    points, _ = read_points_document(output, role="predictions")
+    assert len(points) == 0
+
+
+def test_leaking_variant_is_refused(capsys, gc_input, tmp_path):
+    """Tissue-label leaking reads the tissue annotation, which a submission never has."""
+    leaking = make_checkpoint(tmp_path / "leaking.pt", variant="tissue-label-leaking")
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
+                            "--checkpoint", str(leaking))
+    assert status != 0 and "tissue-label-leaking" in lines[-1] and str(leaking) in lines[-1]
+
+
+def test_checkpoint_precedence(monkeypatch, tmp_path):
+    monkeypatch.delenv("OCELOT_CHECKPOINT", raising=False)
+    assert predict_module.resolve_checkpoint(None) == predict_module.SHIPPED_CHECKPOINT
+    monkeypatch.setenv("OCELOT_CHECKPOINT", str(tmp_path / "env.pt"))
+    assert predict_module.resolve_checkpoint(None) == tmp_path / "env.pt"
+    assert predict_module.resolve_checkpoint(tmp_path / "flag.pt") == tmp_path / "flag.pt"
+
+
+def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch):
+    """process_pairs pulls pairs lazily: at CPU batch size 1 no more than one pair is read ahead."""
+    pulled = []
+
+    def counting(pairs):
+        for pair in pairs:
+            pulled.append(pair.name)
+            yield pair
+
+    model = load_checkpoint(checkpoint)
+    seen_when_predicting = []
+    original = inference.cell_probabilities
+
+    def spy(model, batch, device):
+        seen_when_predicting.append(len(pulled))
+        return original(model, batch, device)
+
+    monkeypatch.setattr(inference, "cell_probabilities", spy)
+    count, pairs = predict_module.read_inputs(gc_input)
+    predict_module.process_pairs(model, counting(pairs), count, batch_size=1, progress=False)
+    assert seen_when_predicting == list(range(1, count + 1))
+
+
+# --- the failure contract: one last stderr line naming the problem, non-zero exit, no output ---
+
+
+def _replace_stack(folder: Path, array: np.ndarray) -> None:
+    (stack,) = folder.glob("*.tif")
+    tifffile.imwrite(stack, array, photometric="rgb" if array.ndim == 3 and array.shape[-1] == 3 else None)
+
+
+def _drop_last_metadata_entry(gc_input: Path) -> str:
+    metadata = json.loads((gc_input / "metadata.json").read_text())
+    (gc_input / "metadata.json").write_text(json.dumps(metadata[:-1]))
+    return "metadata.json"
+
+
+def _break_tissue_stack(gc_input: Path) -> str:
+    _replace_stack(gc_input / "images" / "tissue_patches", np.zeros((10, 10), dtype=np.uint8))
+    return "tissue_patches"
+
+
+def _remove_cell_stack(gc_input: Path) -> str:
+    for stack in (gc_input / "images" / "cell_patches").iterdir():
+        stack.unlink()
+    return "cell_patches"
+
+
+def _invalid_json(gc_input: Path) -> str:
+    (gc_input / "metadata.json").write_text("[{")
+    return "metadata.json"
+
+
+@pytest.mark.parametrize("damage", [_drop_last_metadata_entry, _break_tissue_stack, _remove_cell_stack, _invalid_json])
+def test_malformed_input(capsys, gc_input, checkpoint, tmp_path, damage):
+    named = damage(gc_input)
+    output = tmp_path / "cell_classification.json"
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(checkpoint))
+    assert status != 0
+    assert lines[-1].startswith("predict: error: ") and named in lines[-1], lines[-1]
+    assert not output.exists()
+    assert not list(tmp_path.glob(".cell_classification.json*"))
+
+
+def test_missing_input_folder(capsys, checkpoint, tmp_path):
+    status, lines = run_cli(capsys, "--input", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o.json"),
+                            "--checkpoint", str(checkpoint))
+    assert status != 0 and "nowhere" in lines[-1] and "input folder not found" in lines[-1]
+
+
+@pytest.mark.parametrize("content", [None, b"not a checkpoint"])
+def test_bad_checkpoint(capsys, gc_input, tmp_path, content):
+    path = tmp_path / "weights.pt"
+    if content is not None:
+        path.write_bytes(content)
+    output = tmp_path / "cell_classification.json"
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(path))
+    assert status != 0 and str(path) in lines[-1]
+    assert not output.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given when no GPU is present")
+def test_cuda_requested_without_gpu(capsys, gc_input, checkpoint, tmp_path):
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
+                            "--checkpoint", str(checkpoint), "--device", "cuda")
+    assert status != 0 and "no CUDA device" in lines[-1]
+
+
+def test_error_in_a_fresh_process_has_no_traceback(gc_input, checkpoint, tmp_path):
+    """What the platform shows: the last stderr line of the process, never a traceback tail."""
+    _break_tissue_stack(gc_input)
+    output = tmp_path / "cell_classification.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "baseline_algorithm", "predict", "--input", str(gc_input), "--output", str(output),
+         "--checkpoint", str(checkpoint)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "tissue_patches" in result.stderr.strip().splitlines()[-1]
+    assert not output.exists()
