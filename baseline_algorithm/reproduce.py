@@ -243,7 +243,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=float, default=defaults.threshold)
     parser.add_argument("--min-distance-um", type=float, default=defaults.min_distance_um)
     parser.add_argument("--checkpoint-dtype", choices=("float32", "float16", "int8"), default=defaults.checkpoint_dtype)
-    parser.add_argument("--max-minutes", type=float, default=None, help="training time limit per variant")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=_run)
 
@@ -265,7 +264,6 @@ def _run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         min_distance_um=args.min_distance_um,
         checkpoint_dtype=args.checkpoint_dtype,
-        max_minutes=args.max_minutes,
     )
     reproduce(
         args.out,

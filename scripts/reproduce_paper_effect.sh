@@ -12,4 +12,4 @@ cd "$(dirname "$0")/.."
 out=${1:-runs/effect-cpu}
 exec "${PYTHON:-python3}" -m baseline_algorithm reproduce --out "$out" \
   --pairs 48 8 32 --size 256 --encoder resnet18 --epochs 20 --batch-size 8 \
-  --lr-tissue 1e-3 --lr-cell 5e-4 --workers 1 --device cpu --max-minutes 30 "${@:2}"
+  --lr-tissue 1e-3 --lr-cell 5e-4 --workers 1 --device cpu "${@:2}"
