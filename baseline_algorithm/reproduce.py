@@ -161,7 +161,9 @@ def reproduce(
         data = out / "data"
         if not (data / "metadata.json").exists():
             print(f"synthesizing {pairs} pairs (train, val, test) at {size} px into {data}", flush=True)
-            synthesize_dataset(data, pairs, size=size, seed=data_seed, progress=progress)
+            synthesize_dataset(
+                data, pairs, size=size, seed=data_seed, progress=progress, workers=max(1, template.workers)
+            )
     device = resolve_device(template.device)
     results, runs = {}, {}
     for variant in variants:
@@ -179,6 +181,7 @@ def reproduce(
         result = evaluate(run / "best.pt", data, "test", options.detection(), device, options.batch_size, progress)
         best = read_checkpoint(run / "best.pt")
         runs[variant] = {
+            "epochs_trained": len(history),
             "best_epoch": best["epoch"],
             "val_mF1": best["val"]["mF1"],
             "train_pairs_per_second": float(np.mean([r["train_pairs_per_second"] for r in history])),

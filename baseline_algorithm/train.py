@@ -45,7 +45,7 @@ SCORING_RADIUS_UM = 3.0
 NOMINAL_CELL_MPP_AT_1024 = 0.2  # the leaderboard's 15 px radius is 3 um at this resolution
 
 
-RESUME_OVERRIDES = ("data", "out", "epochs", "workers", "device")
+RESUME_OVERRIDES = ("data", "out", "epochs", "workers", "device", "max_minutes")
 
 
 class TrainingError(ValueError):
@@ -56,7 +56,9 @@ class TrainingError(ValueError):
 class TrainingOptions:
     """Options of one training run (the ``train`` command's flags); stored in every checkpoint.
 
-    Learning rates are Adam's; ``size`` None means the data's own patch size (pixels).
+    Learning rates are Adam's; ``size`` None means the data's own patch size (pixels);
+    ``max_minutes`` stops training after the first epoch that ends later than that (wall clock,
+    counted from the start of this call), for runs on a time budget.
     """
 
     data: str
@@ -76,6 +78,7 @@ class TrainingOptions:
     threshold: float = DetectionSettings.threshold
     min_distance_um: float = DetectionSettings.min_distance_um
     checkpoint_dtype: str = "float32"
+    max_minutes: float | None = None
 
     def detection(self) -> DetectionSettings:
         return DetectionSettings(self.threshold, self.min_distance_um)
@@ -283,7 +286,11 @@ def fit(options: TrainingOptions, *, resume: bool = False, progress: bool = True
     radius_px = scoring_radius_px(data_size)
     settings = options.detection()
     summary = {"options": asdict(options), "config": config.to_dict(), "device": str(device), "radius_px": radius_px}
+    started = time.perf_counter()
     for epoch in range(start_epoch, options.epochs):
+        if options.max_minutes is not None and time.perf_counter() - started > 60 * options.max_minutes:
+            tqdm.write(f"stopping before epoch {epoch + 1}: --max-minutes {options.max_minutes} reached")
+            break
         _seed_epoch(options.seed, epoch, generator)
         record = {"epoch": epoch + 1}
         record |= train_one_epoch(
@@ -354,6 +361,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--checkpoint-dtype", choices=WEIGHT_DTYPES, default=defaults.checkpoint_dtype,
         help="storage of best.pt's weights (int8/float16 to ship a small file)",
     )
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt with its stored options")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (one line per epoch only)")
     parser.set_defaults(run=_run)

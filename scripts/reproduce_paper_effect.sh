@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The paper's central effect on synthetic data, sized for a 2-core CPU: Cell-only vs Pred-to-inter-2
+# vs Tissue-label-leaking, trained with one configuration (256-px patches, ResNet-18 encoders, a small
+# dataset) and scored on the test split; the table lands in OUT/effect.md.
+# The GPU-sized run (larger data, three variants trained concurrently): scripts/reproduce_paper_effect_gpu.sh.
+#
+# Usage: scripts/reproduce_paper_effect.sh [OUT] [more `reproduce` flags]
+# Rerunning continues where an interrupted run stopped (finished variants are not retrained).
+# Set PYTHON to choose the interpreter (default: python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-runs/effect-cpu}
+exec "${PYTHON:-python3}" -m baseline_algorithm reproduce --out "$out" \
+  --pairs 48 8 32 --size 256 --encoder resnet18 --epochs 20 --batch-size 8 \
+  --lr-tissue 1e-3 --lr-cell 5e-4 --workers 1 --device cpu "${@:2}"
