@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from baseline_algorithm import reproduce, train
+from baseline_algorithm.checkpoint import CheckpointError
 from baseline_algorithm.data import stats_command, synthesize
 from baseline_algorithm.data.pairs import DataError
 
 # Each module registers its subcommand with add_parser(subparsers); the parser sets ``run``.
-SUBCOMMANDS = [synthesize, stats_command]
+SUBCOMMANDS = [synthesize, stats_command, train, reproduce]
 # Errors that are the user's input, not a bug: reported as one line, without a traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (DataError,)
+USER_ERRORS: tuple[type[Exception], ...] = (DataError, CheckpointError, train.TrainingError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 from skimage.draw import disk
 
+from .data.pairs import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN
 from .model import TISSUE_IGNORE_INDEX
 
 CELL_DISK_RADIUS_UM = 1.4
 """Radius of the cell disks in micrometres (7 px at 0.2 um/px)."""
 
-TISSUE_ANNOTATION_VALUES = {1: 0, 2: 1, 255: TISSUE_IGNORE_INDEX}
+TISSUE_ANNOTATION_VALUES = {TISSUE_BACKGROUND: 0, TISSUE_CANCER: 1, TISSUE_UNKNOWN: TISSUE_IGNORE_INDEX}
 """Tissue annotation value (release PNG) -> tissue target (0 background, 1 cancer area, 255 ignored)."""
 
 
@@ -44,7 +45,7 @@ def cell_label_map(points: np.ndarray, shape: tuple[int, int], radius_px: float)
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"points has shape {points.shape}, expected (N, 3) rows [x, y, label]")
-    bad = ~np.isin(points[:, 2], (1, 2))
+    bad = ~np.isin(points[:, 2], (BC, TC))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(f"points[{row}] has label {points[row, 2]}, expected 1 (BC) or 2 (TC)")

@@ -14,7 +14,7 @@ from evaluation.formats import (
     write_json_atomic,
 )
 from evaluation.matching import match_greedy, match_point_sets
-from evaluation.metrics import ScoreReport, class_metrics, score
+from evaluation.metrics import ScoreReport, class_metrics, score, score_documents
 
 __all__ = [
     "InputError",
@@ -29,5 +29,6 @@ __all__ = [
     "read_json_document",
     "read_points_document",
     "score",
+    "score_documents",
     "write_json_atomic",
 ]

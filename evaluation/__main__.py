@@ -1,24 +1,31 @@
-"""``python -m evaluation <command>``: a thin dispatcher; each command lives in its own module."""
+"""``python -m evaluation <command>``: a thin dispatcher; each command lives in its own module.
+
+A command module exposes ``add_parser(subparsers)``, which registers its arguments and sets
+``run(args) -> int`` as the parser default.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-from evaluation import convert_gt_command, score_command
 from evaluation.formats import InputError
 
 COMMANDS = (
-    score_command,
-    convert_gt_command,
+    "evaluation.score_command",
+    "evaluation.convert_gt_command",
+    "evaluation.report_command",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation", description="OCELOT 2023 scorer and tools."
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.add_parser(subparsers)
+    for name in COMMANDS:
+        importlib.import_module(name).add_parser(subparsers)
     return parser
 
 

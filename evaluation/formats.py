@@ -31,6 +31,7 @@ __all__ = [
     "read_points_document",
     "check_image_range",
     "points_document",
+    "write_bytes_atomic",
     "write_json_atomic",
 ]
 
@@ -417,18 +418,29 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
     The document goes to a temporary file in the same folder, which then replaces ``path``.
     """
+    write_bytes_atomic(path, (json.dumps(obj, allow_nan=False) + "\n").encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` so that ``path`` either keeps its old content or holds all of it.
+
+    The bytes go to a temporary file in the same folder, which then replaces ``path``.
+    """
     target = Path(path)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        descriptor, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
+    except OSError as error:
+        # Name the file the caller asked for, not the temporary one.
+        raise OSError(error.errno, error.strerror, str(target)) from None
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
             # mkstemp creates the file private (0600); give it the permissions open() would.
             umask = os.umask(0)
             os.umask(umask)
             os.fchmod(stream.fileno(), 0o666 & ~umask)
-            json.dump(obj, stream, allow_nan=False)
-            stream.write("\n")
+            stream.write(data)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -347,7 +347,8 @@ def ground_truth_of(job: Job, catalogue: dict[str | None, GroundTruth], num_jobs
                 f"{GROUND_TRUTH_INDEX}: map each input image name to its GT file there"
             )
         return catalogue[None]
-    matches = [name for name in job.input_names if name in catalogue]
+    # The cell and tissue inputs may share a name (e.g. both "000.tif"): count names, not inputs.
+    matches = sorted({name for name in job.input_names if name in catalogue})
     if len(matches) != 1:
         raise InputError(
             f"{job.where}: expected exactly one input image named in {GROUND_TRUTH_INDEX}, "

@@ -143,7 +143,8 @@ def _assign_in_order(pair_pred: list[int], pair_gt: list[int], num_gt: int) -> l
 
 
 def match_point_sets(
-    predictions: PointSet, ground_truth: PointSet, *, radius_px: float = 15.0
+    predictions: PointSet, ground_truth: PointSet, *, radius_px: float = 15.0,
+    matcher=match_greedy,
 ) -> np.ndarray:
     """Match every image and class of two point sets.
 
@@ -153,6 +154,9 @@ def match_point_sets(
         Points of any number of images; rows are in file order.
     radius_px : float
         Cutoff in pixels (inclusive, compared in float32).
+    matcher : callable
+        Matches one image and class, with the signature of :func:`match_greedy` (the challenge's
+        rule, the default) or :func:`evaluation.hungarian.match_hungarian`.
 
     Returns
     -------
@@ -166,7 +170,7 @@ def match_point_sets(
         pred_rows = pred_groups.get(key)
         if pred_rows is None:
             continue
-        local = match_greedy(
+        local = matcher(
             predictions.xy[pred_rows],
             predictions.probability[pred_rows],
             ground_truth.xy[gt_rows],

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation.formats import CLASS_NAMES, PointSet, check_image_range
-from evaluation.matching import match_point_sets
+from evaluation.formats import CLASS_NAMES, PointSet, check_image_range, points_from_document
+from evaluation.hungarian import match_hungarian
+from evaluation.matching import match_greedy, match_point_sets
 
-__all__ = ["PUBLISHED_KEYS", "COUNT_KEYS", "ScoreReport", "class_metrics", "metrics_from_counts",
-           "count_matches", "score"]
+__all__ = ["PUBLISHED_KEYS", "COUNT_KEYS", "MATCHERS", "ScoreReport", "class_metrics",
+           "metrics_from_counts", "count_matches", "score", "score_documents"]
 
 #: The seven numbers the leaderboard publishes, in its order.
 PUBLISHED_KEYS = ("Pre/BC", "Rec/BC", "F1/BC", "Pre/TC", "Rec/TC", "F1/TC", "mF1")
@@ -19,6 +20,9 @@ PUBLISHED_KEYS = ("Pre/BC", "Rec/BC", "F1/BC", "Pre/TC", "Rec/TC", "F1/TC", "mF1
 COUNT_KEYS = ("TP/BC", "FP/BC", "FN/BC", "TP/TC", "FP/TC", "FN/TC")
 
 _EPSILON = 1e-7
+
+#: Matching rules by name: the challenge's greedy rule, and the optimal pairing for research.
+MATCHERS = {"greedy": match_greedy, "hungarian": match_hungarian}
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ def score(
     *,
     radius_px: float = 15.0,
     organs: Sequence[str] | None = None,
+    matching: str = "greedy",
 ) -> ScoreReport:
     """Score predictions against ground truth with the OCELOT 2023 rule.
 
@@ -130,6 +135,9 @@ def score(
         Matching cutoff in pixels (inclusive); 15 px = 3 µm at 0.2 µm/px.
     organs : sequence of str, optional
         Organ of each image, length ``num_images``; enables ``per_organ``.
+    matching : {"greedy", "hungarian"}
+        ``"greedy"`` is the challenge's rule; ``"hungarian"`` pairs optimally (most pairs within
+        the radius, then least total distance), for comparison with point-detection papers.
 
     Returns
     -------
@@ -144,12 +152,39 @@ def score(
         raise ValueError(f"organs must name all {num_images} images, got {len(organs)}")
     check_image_range(predictions, num_images, "predictions")
     check_image_range(ground_truth, num_images, "ground truth")
-    matched = match_point_sets(predictions, ground_truth, radius_px=radius_px)
+    if matching not in MATCHERS:
+        raise ValueError(f"matching must be one of {', '.join(MATCHERS)}, got {matching!r}")
+    matched = match_point_sets(predictions, ground_truth, radius_px=radius_px,
+                               matcher=MATCHERS[matching])
     counts = count_matches(predictions, ground_truth, matched, num_images)
     aggregates = metrics_from_counts({key: values.sum() for key, values in counts.items()})
     results = _per_image_results(counts, num_images, organs)
     per_organ = None if organs is None else _per_organ_metrics(counts, organs)
     return ScoreReport(aggregates=aggregates, results=results, per_organ=per_organ)
+
+
+def score_documents(
+    predictions: dict,
+    ground_truth: dict,
+    *,
+    radius_px: float = 15.0,
+    organs: Sequence[str] | None = None,
+    whole_slide: bool = False,
+    predictions_source: str = "predictions",
+    ground_truth_source: str = "ground truth",
+) -> ScoreReport:
+    """Validate two parsed "Multiple points" documents and :func:`score` them.
+
+    ``ground_truth`` must carry ``num_images``. The ``*_source`` names start any
+    :class:`~evaluation.formats.InputError` message.
+    """
+    truth, num_images = points_from_document(
+        ground_truth, source=ground_truth_source, role="ground_truth", whole_slide=whole_slide
+    )
+    predicted, _ = points_from_document(
+        predictions, source=predictions_source, whole_slide=whole_slide, num_images=num_images
+    )
+    return score(predicted, truth, num_images, radius_px=radius_px, organs=organs)
 
 
 def _per_image_results(counts: dict, num_images: int, organs: Sequence[str] | None) -> list:

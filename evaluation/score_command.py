@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from evaluation.formats import CLASS_NAMES, InputError, read_points_document, write_json_atomic
-from evaluation.metrics import ScoreReport, score
+from evaluation.metrics import MATCHERS, ScoreReport, score
 from evaluation.release import read_ground_truth, read_organs
 
 DEFAULT_RADIUS_PX = 15.0
@@ -23,6 +23,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "OCELOT 2023 leaderboard does (greedy matching within 15 px, per-class F1, mF1)."
         ),
     )
+    add_input_arguments(parser)
+    parser.add_argument("--output", type=Path, help="write metrics JSON here")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to score and how: files, split, organs, coordinate bound, radius, matching rule.
+
+    Shared by the ``score`` and ``report`` commands; :func:`read_inputs` reads what they name.
+    """
     parser.add_argument("--predictions", required=True, type=Path,
                         help="predictions, a 'Multiple points' JSON file")
     parser.add_argument("--ground-truth", required=True, type=Path,
@@ -32,8 +43,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="split of a release folder (or of release metadata)")
     parser.add_argument("--metadata", type=Path,
                         help="release metadata.json or a Grand Challenge metadata list; gives "
-                             "each image its organ (default: metadata.json of a release folder)")
-    parser.add_argument("--output", type=Path, help="write metrics JSON here")
+                             "each image its organ (default: metadata.json of a release folder "
+                             "given as input)")
     parser.add_argument("--whole-slide", action="store_true",
                         help="lift the 0..1023 pixel bound on coordinates (score a slide or "
                              "large region as one image)")
@@ -44,8 +55,28 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="matching cutoff in micrometres (needs --mpp)")
     parser.add_argument("--mpp", type=float,
                         help="resolution in micrometres per pixel, for --radius-um")
-    parser.set_defaults(run=run)
-    return parser
+    parser.add_argument("--matching", choices=tuple(MATCHERS), default="greedy",
+                        help="greedy: the challenge's rule (default); hungarian: optimal "
+                             "one-to-one pairing, for comparison with point-detection papers")
+
+
+def read_inputs(args: argparse.Namespace):
+    """Ground truth and predictions named by :func:`add_input_arguments`' arguments.
+
+    Returns
+    -------
+    predictions, ground_truth : PointSet
+    num_images : int
+    stems : list of str or None
+        Release CSV stems in image order when the ground truth is a release folder.
+    """
+    ground_truth, num_images, stems = read_ground_truth(
+        args.ground_truth, split=args.split, whole_slide=args.whole_slide
+    )
+    predictions, _ = read_points_document(
+        args.predictions, role="predictions", whole_slide=args.whole_slide, num_images=num_images
+    )
+    return predictions, ground_truth, num_images, stems
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,14 +84,12 @@ def run(args: argparse.Namespace) -> int:
     radius_px = radius_in_pixels(args.radius_px, args.radius_um, args.mpp)
     if args.output is not None and not args.output.parent.is_dir():
         raise InputError(f"{args.output}: cannot write: folder {args.output.parent} does not exist")
-    ground_truth, num_images, stems = read_ground_truth(
-        args.ground_truth, split=args.split, whole_slide=args.whole_slide
-    )
-    predictions, _ = read_points_document(
-        args.predictions, role="predictions", whole_slide=args.whole_slide, num_images=num_images
-    )
+    predictions, ground_truth, num_images, stems = read_inputs(args)
     organs = _organs(args, num_images, stems)
-    report = score(predictions, ground_truth, num_images, radius_px=radius_px, organs=organs)
+    report = score(predictions, ground_truth, num_images, radius_px=radius_px, organs=organs,
+                   matching=args.matching)
+    if args.matching != "greedy":
+        print(f"{args.matching} matching: not the leaderboard's rule")
     print(format_report(report, radius_px=radius_px))
     if args.output is not None:
         write_json_atomic(args.output, report.to_dict())
@@ -116,7 +145,7 @@ def format_report(report: ScoreReport, *, radius_px: float = DEFAULT_RADIUS_PX) 
     lines = [
         f"{len(report.results)} images, matching radius {radius_px:g} px",
         classes.to_string(index=False),
-        f"mF1 {aggregates['mF1']:.5g}",
+        f"mF1 {round(aggregates['mF1'], 5)}",
     ]
     if report.per_organ:
         organs = pd.DataFrame(
@@ -126,7 +155,7 @@ def format_report(report: ScoreReport, *, radius_px: float = DEFAULT_RADIUS_PX) 
                     "images": metrics["images"],
                     "F1/BC": f"{metrics['F1/BC']:.4f}",
                     "F1/TC": f"{metrics['F1/TC']:.4f}",
-                    "mF1": f"{metrics['mF1']:.5g}",
+                    "mF1": f"{round(metrics['mF1'], 5)}",
                 }
                 for organ, metrics in report.per_organ.items()
             ]

@@ -8,6 +8,7 @@ wall time, CPU time (user + system) and peak resident memory (``ru_maxrss`` of t
 Wall time depends on what else the machine runs; the 1-minute load average is printed with it.
 
 Usage: python scripts/benchmark_scorer.py [--sizes 10000 100000 1000000] [--seed 0]
+                                         [--matching greedy|hungarian]
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--matching", choices=("greedy", "hungarian"), default="greedy")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"{'GT cells':>10} {'predictions':>12} {'side px':>8} {'wall s':>7} {'CPU s':>6} "
@@ -80,18 +82,19 @@ def main() -> None:
             (folder / "pred.json").write_text(json.dumps(predictions))
             del ground_truth, predictions
             seconds, cpu_seconds, peak_mib = run_cli(
-                folder / "pred.json", folder / "gt.json", folder / "metrics.json"
+                folder / "pred.json", folder / "gt.json", folder / "metrics.json", args.matching
             )
             metrics = json.loads((folder / "metrics.json").read_text())["aggregates"]
             print(f"{size:>10} {num_predictions:>12} {side:>8} {seconds:>7.1f} {cpu_seconds:>6.1f} "
                   f"{peak_mib:>9.0f} {os.getloadavg()[0]:>5.1f}  {metrics['mF1']:.4f}", flush=True)
 
 
-def run_cli(predictions: Path, ground_truth: Path, output: Path) -> tuple[float, float, float]:
+def run_cli(predictions: Path, ground_truth: Path, output: Path,
+            matching: str = "greedy") -> tuple[float, float, float]:
     """Run the CLI in a child process; return its wall seconds, CPU seconds and peak RSS (MiB)."""
     command = [sys.executable, "-m", "evaluation", "score", "--whole-slide",
                "--predictions", str(predictions), "--ground-truth", str(ground_truth),
-               "--output", str(output)]
+               "--output", str(output), "--matching", matching]
     with tempfile.TemporaryFile("w+") as stderr:
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.DEVNULL,

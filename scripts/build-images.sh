@@ -2,7 +2,7 @@
 # Builds the project's container images from a host-prepared wheelhouse (no network in the build).
 #
 # Usage: scripts/build-images.sh [eval|algorithm|all] [--base-image IMAGE] [--ground-truth PATH]
-#                                [--split SPLIT] [--checkpoint PATH] [--tag TAG]
+#                                [--split SPLIT] [--checkpoint PATH] [--tag TAG] [--no-cache]
 #   eval        ocelot-eval from Dockerfile.eval (the Grand Challenge evaluation container).
 #   algorithm   ocelot-algorithm from Dockerfile.algorithm (when that file exists).
 #   all         both (the default).
@@ -14,6 +14,7 @@
 #   --checkpoint    algorithm only: weights baked into ocelot-algorithm
 #                   (default baseline_algorithm/checkpoints/pred_to_inter_2.pt).
 #   --tag           image tag (default ocelot-eval / ocelot-algorithm; only with one target).
+#   --no-cache      rebuild every layer (default: Docker reuses layers whose inputs are unchanged).
 #
 # Each image is built from a small context holding exactly what its Dockerfile copies (the
 # Dockerfile, its wheelhouse and the ground truth), so neither .venv nor the other image's
@@ -21,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '4,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 target=all
 if [ $# -gt 0 ] && [[ $1 != --* ]]; then target=$1; shift; fi
 case "$target" in eval|algorithm|all) ;; *) usage ;; esac
@@ -30,7 +31,9 @@ ground_truth=test_data/ground_truth
 split=test
 checkpoint=baseline_algorithm/checkpoints/pred_to_inter_2.pt
 tag=""
+cache_flags=()
 while [ $# -gt 0 ]; do
+  if [ "$1" = --no-cache ]; then cache_flags=(--no-cache); shift; continue; fi
   [ $# -ge 2 ] || usage
   case "$1" in
     --base-image) base_image=$2 ;;
@@ -62,7 +65,7 @@ build_from_context() {
   done
   local started=$SECONDS
   echo "build-images: building $image from $dockerfile on $base_image"
-  tar -C "$context" -ch . | docker build --file "$dockerfile" --tag "$image" \
+  tar -C "$context" -ch . | docker build --force-rm ${cache_flags[@]+"${cache_flags[@]}"} --file "$dockerfile" --tag "$image" \
     --build-arg "BASE_IMAGE=$base_image" "$@" -
   echo "build-images: built $image in $((SECONDS - started)) s" \
     "($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"

@@ -28,9 +28,9 @@ def test_release_layout_reads_back(release):
     dataset = ReleaseDataset(release, "train")
     assert len(dataset) == 3 and dataset.names == ["001", "002", "003"]
     metadata = json.loads((release / "metadata.json").read_text())["sample_pairs"]
-    for k, pair in enumerate(dataset):
-        if k == len(dataset):
-            break
+    pairs = list(dataset)  # iteration through __getitem__ stops at IndexError
+    assert len(pairs) == 3
+    for k, pair in enumerate(pairs):
         assert pair.name == dataset.names[k]
         assert pair.cell_image.shape == pair.tissue_image.shape == (64, 64, 3)
         assert pair.cell_image.dtype == np.uint8

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import filecmp
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,9 +26,10 @@ def test_same_seed_same_pair_other_seed_other_pair():
     assert not np.array_equal(first.cell_image, other.cell_image)
 
 
-def test_dataset_is_deterministic_for_a_seed(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_dataset_is_deterministic_for_a_seed(tmp_path, workers):
     a = synthesize_dataset(tmp_path / "a", (2, 1, 1), size=64, seed=9, progress=False)
-    b = synthesize_dataset(tmp_path / "b", (2, 1, 1), size=64, seed=9, progress=False)
+    b = synthesize_dataset(tmp_path / "b", (2, 1, 1), size=64, seed=9, progress=False, workers=workers)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     assert len(files) > 20
@@ -90,6 +90,7 @@ def test_looks_overlap_between_classes_but_regions_separate_them():
     assert radius[~shared & tc].min() > radius[~shared & bc].max()
 
 
+@pytest.mark.slow
 def test_generated_dataset_matches_ocelot_statistics(tmp_path):
     root = synthesize_dataset(tmp_path / "set", (40, 0, 0), size=128, seed=4, progress=False)
     dataset = ReleaseDataset(root, "train")

@@ -9,15 +9,28 @@ from pathlib import Path
 
 import pytest
 
+from evaluation.__main__ import main
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args, cwd=None):
+    """Run ``python -m evaluation`` as a user does: a fresh process."""
     return subprocess.run(
         [sys.executable, "-m", "evaluation", *map(str, args)],
         capture_output=True, text=True, cwd=cwd or REPOSITORY,
         env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
     )
+
+
+@pytest.fixture
+def run_in_process(capsys):
+    """Run the CLI's main() in this process (same code path, no interpreter start-up)."""
+    def run(*args):
+        returncode = main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(args, returncode, captured.out, captured.err)
+    return run
 
 
 def entry(image, x, y, label, probability=1.0):
@@ -193,7 +206,8 @@ def test_broken_json_fails_with_one_line_and_no_output(files, tmp_path, content,
     _assert_fails_cleanly(result, f"{predictions}: ", fragment, output=output)
 
 
-def test_bad_arguments_fail_with_one_line(files, tmp_path):
+def test_bad_arguments_fail_with_one_line(files, tmp_path, run_in_process):
+    run_cli = run_in_process
     predictions, ground_truth, metadata = files
     output = tmp_path / "metrics.json"
     common = ["score", "--predictions", predictions, "--ground-truth", ground_truth, "--output", output]
@@ -217,7 +231,8 @@ def test_bad_arguments_fail_with_one_line(files, tmp_path):
         "cannot write: folder", output=missing_folder)
 
 
-def test_bad_ground_truth_fails_with_one_line(files, tmp_path):
+def test_bad_ground_truth_fails_with_one_line(files, tmp_path, run_in_process):
+    run_cli = run_in_process
     predictions, _, _ = files
     output = tmp_path / "metrics.json"
     release = make_release(tmp_path / "release")
@@ -239,7 +254,8 @@ def test_bad_ground_truth_fails_with_one_line(files, tmp_path):
         "002.csv: line 2: expected three integers x,y,label, got '1,x,1'", output=output)
 
 
-def test_convert_gt_errors_leave_no_file(tmp_path):
+def test_convert_gt_errors_leave_no_file(tmp_path, run_in_process):
+    run_cli = run_in_process
     release = make_release(tmp_path / "release")
     output = tmp_path / "gt.json"
     _assert_fails_cleanly(run_cli("convert-gt", release, "--split", "test", "--output", output),
@@ -254,3 +270,4 @@ def test_usage_errors_exit_2_without_traceback():
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--ground-truth" in result.stderr.strip().splitlines()[-1]
     assert run_cli().returncode == 2
+

@@ -219,6 +219,14 @@ def test_write_json_atomic_keeps_old_content_on_failure(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["metrics.json"]
 
 
+def test_write_json_atomic_failure_names_the_target_not_the_temporary(tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    with pytest.raises(OSError) as raised:
+        write_json_atomic(not_a_folder / "metrics.json", {})
+    assert raised.value.filename == str(not_a_folder / "metrics.json")
+
+
 def _umask():
     mask = os.umask(0)
     os.umask(mask)

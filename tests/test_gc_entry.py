@@ -280,6 +280,21 @@ def test_index_with_plain_file_names(case, tmp_path):
     assert case.metrics == cli_metrics(tmp_path, prediction_path, gt_path)
 
 
+def test_index_matches_cell_and_tissue_inputs_sharing_a_name(case, tmp_path):
+    # Grand Challenge may name both stacked inputs alike (test_data: "000.tif" twice).
+    truth_a, gt_a, _ = case.ground_truth(case.baked, "gt_a.json", 2)
+    truth_b, gt_b, _ = case.ground_truth(case.baked, "gt_b.json", 2)
+    write_json(case.baked / GROUND_TRUTH_INDEX, {"000.tif": "gt_a.json", "001.tif": "gt_b.json"})
+    entry_a, pred_a = case.job("job-a", truth_a, 2, image_name="000.tif")
+    entry_b, pred_b = case.job("job-b", truth_b, 2, image_name="001.tif")
+    assert [i["image"]["name"] for i in entry_a["inputs"]] == ["000.tif", "000.tif"]
+    case.jobs(entry_a, entry_b)
+    assert case.run() == 0
+    expected = [{"job": "job-a", **result} for result in cli_metrics(tmp_path, pred_a, gt_a)["results"]]
+    expected += [{"job": "job-b", **result} for result in cli_metrics(tmp_path, pred_b, gt_b)["results"]]
+    assert case.metrics["results"] == expected
+
+
 def test_radius_from_environment(case, tmp_path, monkeypatch):
     truth, gt_path, _ = case.ground_truth(case.baked, "gt.json", 2)
     entry, prediction_path = case.job("job-r", truth, 2)

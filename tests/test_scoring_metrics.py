@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from evaluation import InputError, PointSet, class_metrics, score
+from evaluation import InputError, PointSet, class_metrics, score, score_documents
 from evaluation.metrics import COUNT_KEYS, PUBLISHED_KEYS
 
 
@@ -104,3 +104,13 @@ def test_import_evaluation_never_imports_torch():
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_score_documents_validates_and_scores_parsed_documents():
+    ground_truth = {"num_images": 1, "points": [
+        {"name": "image_0", "point": [5, 5, 2], "probability": 1.0}]}
+    predictions = {"points": [{"name": "image_0", "point": [6, 5, 2], "probability": 0.5}]}
+    assert score_documents(predictions, ground_truth).aggregates["F1/TC"] == 1.0
+    predictions["points"].append({"name": "image_1", "point": [6, 5, 2], "probability": 0.5})
+    with pytest.raises(InputError, match=r"^job 3: points\[1\]\.name: image_1 is outside"):
+        score_documents(predictions, ground_truth, predictions_source="job 3")

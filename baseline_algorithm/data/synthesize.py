@@ -6,6 +6,8 @@ import argparse
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ def synthesize_dataset(
     gc_compression: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    workers: int = 1,
 ) -> Path:
     """Generate a synthetic OCELOT dataset.
 
@@ -54,6 +57,8 @@ def synthesize_dataset(
         Replace an existing non-empty ``out``.
     progress : bool
         Show a tqdm progress bar.
+    workers : int
+        Processes that render pairs in parallel; the output does not depend on it.
 
     Returns
     -------
@@ -65,12 +70,14 @@ def synthesize_dataset(
         raise DataError(f"--size {size}: expected a multiple of {FIELD_MULTIPLE} between 16 and {FULL_SIZE}")
     if any(n < 0 for n in pairs):
         raise DataError(f"--pairs {' '.join(map(str, pairs))}: counts must not be negative")
+    if workers < 1:
+        raise DataError(f"--workers {workers}: expected at least 1")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise DataError(f"{out}: directory exists and is not empty (pass --force to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
-        _write_dataset(staging, pairs, SyntheticConfig(size=size), seed, gc_compression, progress)
+        _write_dataset(staging, pairs, SyntheticConfig(size=size), seed, gc_compression, progress, workers)
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
@@ -80,25 +87,37 @@ def synthesize_dataset(
     return out
 
 
-def _write_dataset(root: Path, pairs, config: SyntheticConfig, seed: int, gc_compression, progress: bool) -> None:
-    sample_pairs = {}
+def _write_dataset(
+    root: Path, pairs, config: SyntheticConfig, seed: int, gc_compression, progress: bool, workers: int
+) -> None:
     width = max(3, len(str(sum(pairs))))
-    index = 0
-    bar = tqdm(total=sum(pairs), desc="synthesize", unit="pair", disable=not progress)
+    # (name, index, split, position in split) of every pair, all splits numbered together.
+    jobs = []
     for split, count in zip(SPLITS, pairs):
-        gc_writer = GrandChallengeWriter(root / "gc", count, config.size, gc_compression) if split == "test" and count else None
         for position in range(count):
-            name = f"{index + 1:0{width}d}"
-            pair = synthesize_pair(name, seed, index, split, config)
+            index = len(jobs)
+            jobs.append((f"{index + 1:0{width}d}", index, split, position))
+    render = partial(_render_pair, seed=seed, config=config)
+    gc_writer = None
+    if pairs[2]:
+        gc_writer = GrandChallengeWriter(root / "gc", pairs[2], config.size, gc_compression)
+    sample_pairs = {}
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
+        # map() keeps the job order, so the files are the same whatever the number of workers.
+        rendered = pool.map(render, jobs, chunksize=4) if pool else map(render, jobs)
+        for (name, _, split, position), pair in tqdm(
+            zip(jobs, rendered), total=len(jobs), desc="synthesize", unit="pair", disable=not progress
+        ):
             write_release_pair(root, split, pair)
             sample_pairs[name] = pair.meta
-            if gc_writer is not None:
+            if split == "test":
                 gc_writer.add(position, pair)
-            index += 1
-            bar.update()
-        if gc_writer is not None:
-            gc_writer.finish(np.random.default_rng([seed, PREDICTION_STREAM]), config.cell_mpp)
-    bar.close()
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    if gc_writer is not None:
+        gc_writer.finish(np.random.default_rng([seed, PREDICTION_STREAM]), config.cell_mpp)
     write_json_atomic(
         root / "metadata.json",
         {
@@ -106,6 +125,11 @@ def _write_dataset(root: Path, pairs, config: SyntheticConfig, seed: int, gc_com
             "synthetic": {"seed": seed, "size": config.size, "pairs": dict(zip(SPLITS, pairs))},
         },
     )
+
+
+def _render_pair(job, *, seed: int, config: SyntheticConfig):
+    name, index, split, _ = job
+    return synthesize_pair(name, seed, index, split, config)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -124,6 +148,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--gc-compression", choices=("none", "zlib"), default="none", help="compression of the stacked TIFFs"
     )
+    parser.add_argument("--workers", type=int, default=1, help="processes rendering pairs in parallel")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=_run)
@@ -138,6 +163,7 @@ def _run(args: argparse.Namespace) -> int:
         gc_compression=None if args.gc_compression == "none" else args.gc_compression,
         overwrite=args.force,
         progress=not args.quiet,
+        workers=args.workers,
     )
     print(f"wrote {args.out}")
     return 0

@@ -71,7 +71,7 @@ class SyntheticConfig:
     size: int = FULL_SIZE
     field_grid: int = 128  # coarse grid (per side) of the smooth fields over the tissue field of view
     nucleus_spacing_um: float = 10.0  # jittered-grid spacing of candidate nuclei
-    density_cancer: float = 0.55  # share of candidates kept inside CA ...
+    density_cancer: float = 0.62  # share of candidates kept inside CA ...
     density_stroma: float = 0.40  # ... and outside
     tc_share_in_cancer: float = 0.76  # P(TC | nucleus inside CA)
     tc_share_outside: float = 0.05  # P(TC | nucleus outside CA)

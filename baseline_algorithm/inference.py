@@ -1,0 +1,232 @@
+"""From pairs to cell points: the one inference path of training validation and the container.
+
+Steps for a batch of pairs (:func:`predict_points`):
+
+1. resample both patches to the model's training patch size (:func:`image_tensor`) and scale the cell
+   box with the tissue patch;
+2. run the model (mixed precision on CUDA) and take the log-softmax of the cell logits;
+3. find cells as local maxima of the foreground probability ``1 - p(background)`` above a threshold
+   (searched on its log-odds, which has the same maxima without float32 saturation),
+   at least ``min_distance_um`` apart (``skimage.feature.peak_local_max``); the class is the argmax
+   over BC / TC at the peak and the confidence is that class's probability (:func:`detect_cells`);
+4. map the peaks back to pixels of the input cell patch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage.feature import peak_local_max
+from tqdm import tqdm
+
+from evaluation import PointSet
+
+from .data import Pair
+from .labels import tissue_target
+from .model import CellTissueModel, ModelConfig
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """How probability maps become points.
+
+    Attributes
+    ----------
+    threshold : float
+        Minimum foreground probability ``1 - p(background)`` of a peak.
+    min_distance_um : float
+        Minimum distance between two detections in micrometres; converted to model pixels with the
+        checkpoint's resolution (at least 1 px).
+    """
+
+    threshold: float = 0.5
+    min_distance_um: float = 2.0
+
+    def __post_init__(self):
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold {self.threshold} is not in (0, 1)")
+
+    def min_distance_px(self, config: ModelConfig) -> int:
+        return max(1, round(self.min_distance_um / config.cell_mpp))
+
+
+def image_tensor(image: np.ndarray, size: int) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, size, size) float32 in [0, 1], resampled with antialiasing when needed."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    if tensor.shape[-2:] != (size, size):
+        tensor = F.interpolate(tensor[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+        tensor = tensor.clamp_(0.0, 1.0)
+    return tensor
+
+
+def label_tensor(labels: np.ndarray, size: int) -> torch.Tensor:
+    """(H, W) integer labels -> (size, size) int64, resampled by nearest neighbour (pixel centres)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))
+    if tensor.shape != (size, size):
+        tensor = F.interpolate(tensor[None, None].float(), size=(size, size), mode="nearest-exact")[0, 0].long()
+    return tensor
+
+
+def scaled_box(pair: Pair, size: int) -> torch.Tensor:
+    """The pair's cell box in pixels of the tissue patch resampled to ``size`` x ``size``, shape (4,)."""
+    height, width = pair.tissue_image.shape[:2]
+    x0, y0, x1, y1 = pair.cell_box
+    return torch.tensor([x0 * size / width, y0 * size / height, x1 * size / width, y1 * size / height])
+
+
+def normalise(images: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] -> normalised with the configuration's mean and std."""
+    mean = torch.tensor(config.mean, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 (or float16) autocast on CUDA; nothing on CPU."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def detect_cells(
+    log_probabilities: np.ndarray, min_distance_px: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells in one cell-probability map.
+
+    Peaks are searched on the foreground log-odds ``log((p_BC + p_TC) / p_background)``: the same
+    order as the foreground probability, but without the float32 plateaus at 1.0 that a sharp
+    (Dice-trained) softmax produces, which would split one cell into several equal peaks.
+
+    Parameters
+    ----------
+    log_probabilities : ndarray, shape (3, H, W)
+        Log-softmax over background, BC, TC.
+    min_distance_px : int
+        Minimum peak separation in pixels of this map.
+    threshold : float
+        Minimum foreground probability ``1 - p_background`` of a peak, in (0, 1).
+
+    Returns
+    -------
+    xy : ndarray, shape (N, 2), int64
+        Peak pixels ``(x, y)``.
+    label : ndarray, shape (N,), int64
+        1 (BC) or 2 (TC): argmax of the two cell-class probabilities at the peak.
+    probability : ndarray, shape (N,), float64
+        Probability of that class at the peak.
+    """
+    foreground_log_odds = np.logaddexp(log_probabilities[1], log_probabilities[2]) - log_probabilities[0]
+    peaks = peak_local_max(
+        foreground_log_odds,
+        min_distance=min_distance_px,
+        threshold_abs=np.log(threshold / (1 - threshold)),
+        exclude_border=False,
+    )
+    class_probabilities = np.exp(log_probabilities[1:, peaks[:, 0], peaks[:, 1]].astype(np.float64))
+    choice = class_probabilities.argmax(axis=0)
+    probability = np.clip(class_probabilities[choice, np.arange(len(peaks))], 0.0, 1.0)
+    return peaks[:, ::-1].astype(np.int64), choice.astype(np.int64) + 1, probability
+
+
+def _batches(pairs: Iterable[Pair], batch_size: int) -> Iterator[list[Pair]]:
+    iterator = iter(pairs)
+    while batch := list(islice(iterator, batch_size)):
+        yield batch
+
+
+@torch.inference_mode()
+def cell_log_probabilities(model: CellTissueModel, pairs: Sequence[Pair], device: torch.device) -> np.ndarray:
+    """Log-softmax of the cell logits at the model's patch size for a batch of pairs, (B, 3, S, S) float32."""
+    config = model.config
+    size = config.patch_size
+    cell = normalise(torch.stack([image_tensor(p.cell_image, size) for p in pairs]).to(device), config)
+    tissue = normalise(torch.stack([image_tensor(p.tissue_image, size) for p in pairs]).to(device), config)
+    boxes = torch.stack([scaled_box(p, size) for p in pairs]).to(device)
+    tissue_labels = None
+    if model.needs_tissue_label:
+        missing = [p.name for p in pairs if p.tissue_mask is None]
+        if missing:
+            raise ValueError(f"variant {config.variant!r} needs the tissue annotation, pair {missing[0]} has none")
+        tissue_labels = torch.stack([label_tensor(tissue_target(p.tissue_mask), size) for p in pairs]).to(device)
+    with autocast(device):
+        output = model(cell, tissue, boxes, tissue_labels)
+    return output.cell_logits.float().log_softmax(dim=1).cpu().numpy()
+
+
+def predict_points(
+    model: CellTissueModel,
+    pairs: Iterable[Pair],
+    *,
+    settings: DetectionSettings = DetectionSettings(),
+    batch_size: int = 4,
+    progress: bool = False,
+    total: int | None = None,
+) -> PointSet:
+    """Detect and classify the cells of every pair; the k-th pair becomes image ``k``.
+
+    Parameters
+    ----------
+    model : CellTissueModel
+        In eval mode, on the device to run on.
+    pairs : iterable of Pair
+        Streamed: at most ``batch_size`` pairs are held at a time. Patches of any size are resampled
+        to ``model.config.patch_size``; points are returned in pixels of each input cell patch.
+    settings : DetectionSettings
+    batch_size : int
+    progress : bool
+        Show a tqdm bar (``total`` pairs, if known).
+
+    Returns
+    -------
+    PointSet
+    """
+    if model.training:
+        raise ValueError("predict_points needs the model in eval mode (call model.eval())")
+    device = next(model.parameters()).device
+    size = model.config.patch_size
+    min_distance = settings.min_distance_px(model.config)
+    images, xys, labels, probabilities = [], [], [], []
+    index = 0
+    with tqdm(total=total, desc="predict", unit="pair", disable=not progress, leave=False) as bar:
+        for batch in _batches(pairs, batch_size):
+            for pair, maps in zip(batch, cell_log_probabilities(model, batch, device)):
+                xy, label, probability = detect_cells(maps, min_distance, settings.threshold)
+                height, width = pair.cell_image.shape[:2]
+                # Peak pixel centres mapped to the input patch, rounded to the nearest input pixel.
+                scale = np.array([width / size, height / size])
+                xy = np.clip(np.rint((xy + 0.5) * scale - 0.5), 0, [width - 1, height - 1]).astype(np.int64)
+                images.append(np.full(len(xy), index, dtype=np.int64))
+                xys.append(xy)
+                labels.append(label)
+                probabilities.append(probability)
+                index += 1
+            bar.update(len(batch))
+    if not images:
+        return PointSet.empty()
+    return PointSet.from_arrays(
+        np.concatenate(images), np.concatenate(xys), np.concatenate(labels), np.concatenate(probabilities)
+    )
+
+
+def ground_truth_points(pairs: Iterable[Pair]) -> tuple[PointSet, int]:
+    """The cell annotations of ``pairs`` as a PointSet (k-th pair = image ``k``) and the number of pairs."""
+    images, xys, labels = [], [], []
+    count = 0
+    for index, pair in enumerate(pairs):
+        points = np.asarray(pair.cell_points, dtype=np.int64).reshape(-1, 3)
+        images.append(np.full(len(points), index, dtype=np.int64))
+        xys.append(points[:, :2])
+        labels.append(points[:, 2])
+        count = index + 1
+    if not count or not sum(map(len, images)):
+        return PointSet.empty(), count
+    xy = np.concatenate(xys)
+    return PointSet.from_arrays(np.concatenate(images), xy, np.concatenate(labels), np.ones(len(xy))), count
+

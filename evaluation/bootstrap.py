@@ -1,0 +1,112 @@
+"""Bootstrap intervals of per-class F1 and mF1 over images.
+
+The images are the unit that varies between test sets, so each replicate draws ``num_images``
+images with replacement, sums their TP/FP/FN per class (micro-average, as the leaderboard does) and
+computes F1 with the OCELOT formula (unrounded). The interval is the percentile interval of the
+replicates. Seeded: the same counts, seed and settings give the same intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from evaluation.confidence import precision_recall_f1
+from evaluation.formats import CLASS_NAMES
+
+__all__ = ["bootstrap_f1", "bootstrap_f1_by_group", "STATISTICS"]
+
+#: The statistics each interval is given for, in report order.
+STATISTICS = tuple(f"F1/{name}" for name in CLASS_NAMES.values()) + ("mF1",)
+
+
+def _statistics(totals: np.ndarray) -> np.ndarray:
+    """(..., C, 3) summed [TP, FP, FN] per class -> (..., C + 1) per-class F1, then mF1."""
+    f1 = precision_recall_f1(totals[..., 0], totals[..., 1], totals[..., 2])[2]
+    return np.concatenate([f1, f1.mean(axis=-1, keepdims=True)], axis=-1)
+
+
+def _count_matrix(counts: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per-image counts dict (``TP/BC``... -> (N,)) -> (N, C, 3) int64 array."""
+    return np.stack([np.stack([np.asarray(counts[f"{kind}/{name}"], dtype=np.int64)
+                               for kind in ("TP", "FP", "FN")], axis=-1)
+                     for name in CLASS_NAMES.values()], axis=1)
+
+
+def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
+                 confidence: float = 0.95, seed: int | np.random.SeedSequence = 0) -> dict:
+    """Percentile bootstrap interval of each class's F1 and of mF1, resampling images.
+
+    Parameters
+    ----------
+    counts : mapping
+        ``TP/BC``, ``FP/BC``, ``FN/BC``, ``TP/TC``, ``FP/TC``, ``FN/TC`` -> (N,) int per image, as
+        :func:`evaluation.metrics.count_matches` returns.
+    replicates : int
+        Number of bootstrap replicates (>= 1).
+    confidence : float
+        Coverage of the interval, in (0, 1).
+    seed : int or numpy SeedSequence
+        Seed of the resampling.
+
+    Returns
+    -------
+    dict
+        For each of ``STATISTICS``: ``{"estimate", "low", "high"}`` (floats: the statistic on all
+        images and the interval bounds), plus ``images`` (N), ``replicates`` and ``confidence``.
+        With N = 0 the three values are None.
+    """
+    if replicates < 1:
+        raise ValueError(f"replicates must be >= 1, got {replicates}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    per_image = _count_matrix(counts)
+    num_images = len(per_image)
+    result = {"images": num_images, "replicates": int(replicates), "confidence": float(confidence)}
+    if num_images == 0:
+        result.update({key: {"estimate": None, "low": None, "high": None} for key in STATISTICS})
+        return result
+    rng = np.random.default_rng(seed)
+    # How often each image is drawn in each replicate: (replicates, N).
+    draws = rng.multinomial(num_images, np.full(num_images, 1 / num_images), size=replicates)
+    totals = np.einsum("rn,nck->rck", draws, per_image)
+    replicate_values = _statistics(totals)
+    estimate = _statistics(per_image.sum(axis=0))
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(replicate_values, [tail, 1 - tail], axis=0)
+    for column, key in enumerate(STATISTICS):
+        result[key] = {"estimate": float(estimate[column]), "low": float(low[column]),
+                       "high": float(high[column])}
+    return result
+
+
+def bootstrap_f1_by_group(counts: Mapping[str, np.ndarray], groups: Sequence[str], *,
+                          replicates: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
+    """:func:`bootstrap_f1` within each group of images (e.g. each organ).
+
+    Parameters
+    ----------
+    counts : mapping
+        Per-image counts, as for :func:`bootstrap_f1`.
+    groups : sequence of str, length N
+        Group of each image.
+    replicates, confidence, seed
+        As for :func:`bootstrap_f1`; each group gets its own random stream, spawned from ``seed``
+        in sorted group order.
+
+    Returns
+    -------
+    dict
+        Group -> the :func:`bootstrap_f1` result for that group's images, groups sorted.
+    """
+    group_of_image = np.asarray(groups, dtype=object)
+    per_image = {key: np.asarray(values) for key, values in counts.items()}
+    if any(len(values) != len(group_of_image) for values in per_image.values()):
+        raise ValueError("groups must name the group of every image")
+    names = sorted(set(groups))
+    streams = np.random.SeedSequence(seed).spawn(len(names))
+    return {name: bootstrap_f1({key: values[group_of_image == name]
+                                for key, values in per_image.items()},
+                               replicates=replicates, confidence=confidence, seed=stream)
+            for name, stream in zip(names, streams)}

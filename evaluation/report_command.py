@@ -1,0 +1,82 @@
+"""``python -m evaluation report``: a self-contained HTML report of one predictions file."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+from evaluation.formats import InputError
+from evaluation.release import read_organs
+from evaluation.score_command import add_input_arguments, radius_in_pixels, read_inputs
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``report`` subcommand."""
+    parser = subparsers.add_parser(
+        "report",
+        help="write an HTML report: PR curves, F1 vs threshold, intervals, per-image overlays",
+        description=(
+            "Score predictions like the leaderboard, then show what it hides: precision, recall "
+            "and F1 at every confidence threshold, average precision, the best threshold, 95%% "
+            "bootstrap intervals over images (also per organ), a sortable per-image table and, "
+            "with --images, each cell patch with its TP / FP / FN drawn. Writes report.html "
+            "(self-contained), report.json and the charts as PNG into --out."
+        ),
+    )
+    add_input_arguments(parser)
+    parser.add_argument("--images", type=Path,
+                        help="Grand Challenge input folder or OCELOT release folder (with "
+                             "--split): draw each image's cell patch with TP / FP / FN, and its "
+                             "tissue patch; its metadata.json gives the organs")
+    parser.add_argument("--out", type=Path, default=Path("report"),
+                        help="output folder (default: ./report)")
+    parser.add_argument("--replicates", type=int, default=1000,
+                        help="bootstrap replicates (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read inputs, analyse, draw, write the report folder."""
+    radius_px = radius_in_pixels(args.radius_px, args.radius_um, args.mpp)
+    if args.replicates < 1:
+        raise InputError(f"--replicates must be at least 1, got {args.replicates}")
+    if args.images is not None and not args.images.is_dir():
+        raise InputError(f"{args.images}: --images must be a folder")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InputError("the report needs matplotlib (the report extra): pip install .[report]")
+    from evaluation.report import write_report  # draws with matplotlib
+
+    predictions, ground_truth, num_images, stems = read_inputs(args)
+    metadata = _metadata_path(args, stems)
+    organs = None if metadata is None else read_organs(
+        metadata, num_images=num_images, split=args.split, stems=stems)
+    sources = {"predictions": str(args.predictions), "ground truth": str(args.ground_truth)}
+    if metadata is not None:
+        sources["metadata"] = str(metadata)
+    if args.images is not None:
+        sources["images"] = str(args.images)
+    analysis = write_report(
+        predictions, ground_truth, num_images, args.out, radius_px=radius_px,
+        matching=args.matching, organs=organs, images=args.images, split=args.split,
+        replicates=args.replicates, seed=args.seed, sources=sources, progress=not args.quiet)
+    interval = analysis.intervals["mF1"]
+    summary = f"mF1 {analysis.score.aggregates['mF1']:.5g}"
+    if interval["low"] is not None:
+        summary += f" (95% interval {interval['low']:.4f} – {interval['high']:.4f})"
+    print(f"{summary} over {num_images} images, {args.matching} matching within {radius_px:g} px")
+    print(f"wrote {args.out / 'report.html'}")
+    return 0
+
+
+def _metadata_path(args: argparse.Namespace, stems: list[str] | None) -> Path | None:
+    """--metadata, else the metadata.json of --images, else that of a release ground truth."""
+    if args.metadata is not None:
+        return args.metadata
+    for folder in (args.images, args.ground_truth if stems is not None else None):
+        if folder is not None and (folder / "metadata.json").is_file():
+            return folder / "metadata.json"
+    return None

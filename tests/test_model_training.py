@@ -1,0 +1,102 @@
+"""Training on a tiny synthetic dataset: samples, a loss that goes down, checkpoints, resume, CLI errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from baseline_algorithm.__main__ import main
+from baseline_algorithm.checkpoint import load_checkpoint, read_checkpoint
+from baseline_algorithm.data import ReleaseDataset, synthesize_dataset
+from baseline_algorithm.labels import disk_radius_px
+from baseline_algorithm.losses import CellTissueDiceLoss
+from baseline_algorithm.model import CellTissueModel, ModelConfig
+from baseline_algorithm.train import TrainingOptions, TrainingPairs, fit, pair_sample, train_one_epoch
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return synthesize_dataset(tmp_path_factory.mktemp("data") / "synthetic", (6, 2, 2), size=64, seed=5, progress=False)
+
+
+def test_pair_sample_renders_targets_at_the_training_size(dataset):
+    pair = ReleaseDataset(dataset, "train")[0]
+    for size in (64, 32):
+        sample = pair_sample(pair, size)
+        assert sample.cell_image.shape == sample.tissue_image.shape == (3, size, size)
+        assert sample.cell_target.shape == sample.tissue_target.shape == (size, size)
+        torch.testing.assert_close(sample.cell_box, torch.tensor(pair.cell_box, dtype=torch.float32) * size / 64)
+        x, y, label = pair.cell_points[0]
+        scaled = np.rint((np.array([x, y]) + 0.5) * size / 64 - 0.5).astype(int)
+        assert sample.cell_target[scaled[1], scaled[0]] == label
+        assert set(sample.tissue_target.unique().tolist()) <= {0, 1, 255}
+    # Every disk pixel belongs to a point: none of the labels appears farther than the radius from all points.
+    sample = pair_sample(pair, 64)
+    rows, cols = np.nonzero(sample.cell_target.numpy())
+    distances = np.hypot(cols[:, None] - pair.cell_points[None, :, 0], rows[:, None] - pair.cell_points[None, :, 1])
+    assert (distances.min(axis=1) < disk_radius_px(64)).all()
+
+
+def test_a_short_training_run_lowers_the_loss(dataset):
+    torch.manual_seed(0)
+    model = CellTissueModel(
+        ModelConfig(variant="pred-to-inter-2", encoder="resnet18", dropout_tissue=0.0, dropout_cell=0.0, patch_size=64)
+    )
+    loader = DataLoader(TrainingPairs(ReleaseDataset(dataset, "train"), 64, ranges=None), batch_size=3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    losses = [
+        train_one_epoch(model, loader, optimizer, scaler, CellTissueDiceLoss(), torch.device("cpu"), "test", False)
+        for _ in range(8)
+    ]
+    assert losses[-1]["loss"] < losses[0]["loss"] - 0.1, [round(x["loss"], 4) for x in losses]
+    assert losses[-1]["cell_loss"] < losses[0]["cell_loss"] and losses[-1]["tissue_loss"] < losses[0]["tissue_loss"]
+
+
+def options(dataset, out, **changes):
+    values = dict(
+        data=str(dataset), out=str(out), variant="pred-to-inter-2", encoder="resnet18", epochs=2, batch_size=3,
+        workers=0, device="cpu", seed=3,
+    )
+    return TrainingOptions(**{**values, **changes})
+
+
+def test_fit_saves_the_best_and_last_checkpoints_and_resumes_exactly(dataset, tmp_path):
+    whole = fit(options(dataset, tmp_path / "whole"), progress=False)
+    fit(options(dataset, tmp_path / "split", epochs=1), progress=False)
+    resumed = fit(options(dataset, tmp_path / "split", epochs=2), resume=True, progress=False)
+
+    history = json.loads((tmp_path / "whole" / "history.json").read_text())
+    assert [record["epoch"] for record in history] == [1, 2]
+    assert {"loss", "cell_loss", "tissue_loss", "mF1", "F1/BC", "F1/TC", "train_pairs_per_second"} <= history[0].keys()
+    resumed_history = json.loads((tmp_path / "split" / "history.json").read_text())
+    for first, second in zip(history, resumed_history):
+        assert first["loss"] == pytest.approx(second["loss"], rel=1e-5)
+        assert first["mF1"] == second["mF1"]
+    assert whole["best"] == resumed["best"]
+    last_whole = read_checkpoint(tmp_path / "whole" / "last.pt")["state"]
+    last_split = read_checkpoint(tmp_path / "split" / "last.pt")["state"]
+    for name, tensor in last_whole.items():
+        torch.testing.assert_close(last_split[name], tensor, rtol=1e-4, atol=1e-5)
+
+    best = read_checkpoint(tmp_path / "whole" / "best.pt")
+    assert best["epoch"] == whole["best"]["epoch"] and best["val"]["mF1"] == whole["best"]["mF1"]
+    assert best["options"]["variant"] == "pred-to-inter-2" and "optimizer" not in best
+    model = load_checkpoint(tmp_path / "whole" / "best.pt")
+    assert model.config.patch_size == 64 and model.config.cell_mpp == pytest.approx(3.2)
+    assert model.config.variant == "pred-to-inter-2" and model.config.encoder == "resnet18"
+
+
+def test_train_command_reports_bad_input_in_one_line(tmp_path, capsys):
+    code = main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nowhere" in err[0] and "directory not found" in err[0]
+
+
+def test_resume_without_a_last_checkpoint_is_refused(dataset, tmp_path, capsys):
+    code = main(["train", "--data", str(dataset), "--out", str(tmp_path / "fresh"), "--resume", "--quiet"])
+    assert code == 2
+    assert "last.pt: no such checkpoint" in capsys.readouterr().err
