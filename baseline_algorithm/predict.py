@@ -93,7 +93,11 @@ def load_model(checkpoint: Path, device: torch.device) -> tuple[CellTissueModel,
     if model.needs_tissue_label:
         raise PredictError(f"{checkpoint}: variant {model.config.variant!r} needs the tissue annotation, "
                            "which a submission does not get")
-    return model, DetectionSettings(**payload.get("detection", {}))
+    try:
+        settings = DetectionSettings(**payload.get("detection", {}))
+    except (TypeError, ValueError) as exc:
+        raise PredictError(f"{checkpoint}: invalid detection settings {payload.get('detection')!r} ({exc})") from None
+    return model, settings
 
 
 def process_pairs(

@@ -92,15 +92,24 @@ def test_checkpoint_from_environment(capsys, gc_input, checkpoint, tmp_path, mon
 
 
 def test_detection_settings_come_from_the_checkpoint(capsys, gc_input, tmp_path):
-    """Training stores the detection settings it validated with; predict uses them. A threshold
-    above every probability leaves no cell, and the document is still valid."""
-    strict = make_checkpoint(tmp_path / "strict.pt", detection={"threshold": 1.5, "min_distance_um": 2.0})
-    output = tmp_path / "cell_classification.json"
-    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(strict))
-    assert status == 0, lines
-    assert "threshold 1.5" in "\n".join(lines)
-    points, _ = read_points_document(output, role="predictions")
-    assert len(points) == 0
+    """Training stores the detection settings it validated with; predict uses them: the same weights
+    with a stricter threshold find a subset of the cells."""
+    counts = {}
+    for threshold in (0.05, 0.95):
+        weights = make_checkpoint(tmp_path / f"t{threshold}.pt", detection={"threshold": threshold, "min_distance_um": 2.0})
+        output = tmp_path / f"t{threshold}.json"
+        status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(weights))
+        assert status == 0, lines
+        assert f"threshold {threshold}" in "\n".join(lines)
+        counts[threshold] = len(read_points_document(output, role="predictions")[0])
+    assert counts[0.95] < counts[0.05]
+
+
+def test_invalid_detection_settings_in_checkpoint(capsys, gc_input, tmp_path):
+    weights = make_checkpoint(tmp_path / "bad.pt", detection={"threshold": 1.5, "min_distance_um": 2.0})
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
+                            "--checkpoint", str(weights))
+    assert status != 0 and str(weights) in lines[-1] and "threshold" in lines[-1]
 
 
 def test_leaking_variant_is_refused(capsys, gc_input, tmp_path):
@@ -130,13 +139,13 @@ def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch):
 
     model = load_checkpoint(checkpoint)
     seen_when_predicting = []
-    original = inference.cell_probabilities
+    original = inference.cell_log_probabilities
 
     def spy(model, batch, device):
         seen_when_predicting.append(len(pulled))
         return original(model, batch, device)
 
-    monkeypatch.setattr(inference, "cell_probabilities", spy)
+    monkeypatch.setattr(inference, "cell_log_probabilities", spy)
     count, pairs = predict_module.read_inputs(gc_input)
     predict_module.process_pairs(model, counting(pairs), count, batch_size=1, progress=False)
     assert seen_when_predicting == list(range(1, count + 1))
