@@ -109,8 +109,23 @@ def process_pairs(
     batch_size: int,
     progress: bool = True,
 ) -> PointSet:
-    """Cell points of every pair (pair k becomes ``image_k``), pixels of the input cell patches."""
-    return predict_points(model, pairs, settings=settings, batch_size=batch_size, progress=progress, total=count)
+    """Cell points of every pair (pair k becomes ``image_k``), pixels of the input cell patches.
+
+    Progress is a tqdm bar on a terminal, else one log line per pair: container logs are collected
+    line by line, so a bar redrawn with carriage returns would show nothing until the end.
+    """
+    bar = progress and sys.stderr.isatty()
+    if progress and not bar:
+        pairs = log_each_pair(pairs, count)
+    return predict_points(model, pairs, settings=settings, batch_size=batch_size, progress=bar, total=count)
+
+
+def log_each_pair(pairs: Iterator[Pair], count: int) -> Iterator[Pair]:
+    """Pass ``pairs`` through, logging each as it is taken for inference."""
+    started = time.perf_counter()
+    for index, pair in enumerate(pairs):
+        log(f"pair {index + 1}/{count} ({pair.name}), {time.perf_counter() - started:.1f} s since the first")
+        yield pair
 
 
 def write_predictions(points: PointSet, output: Path) -> None:

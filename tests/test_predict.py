@@ -120,6 +120,18 @@ def test_leaking_variant_is_refused(capsys, gc_input, tmp_path):
     assert status != 0 and "tissue-label-leaking" in lines[-1] and str(leaking) in lines[-1]
 
 
+def test_progress_without_terminal_is_one_line_per_pair(capsys, gc_input, checkpoint, tmp_path):
+    """Container logs are read line by line: without a terminal, each pair gets its own line."""
+    status = main(["predict", "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
+                   "--checkpoint", str(checkpoint)])
+    lines = capsys.readouterr().err.splitlines()
+    assert status == 0
+    count = len(json.loads((gc_input / "metadata.json").read_text()))
+    pair_lines = [line for line in lines if line.startswith("predict: pair ")]
+    assert [line.split()[2] for line in pair_lines] == [f"{k}/{count}" for k in range(1, count + 1)]
+    assert not any("\r" in line for line in lines)
+
+
 def test_checkpoint_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv("OCELOT_CHECKPOINT", raising=False)
     assert predict_module.resolve_checkpoint(None) == predict_module.SHIPPED_CHECKPOINT
