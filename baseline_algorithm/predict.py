@@ -7,7 +7,7 @@ The steps, each a function:
 2. :func:`load_model` reads the checkpoint onto the chosen device (GPU when there is one),
    with the detection settings it was validated with;
 3. :func:`process_pairs` turns every pair into cell points (the model package's inference, the same
-   code as training validation), with a progress bar per pair;
+   code as training validation), reporting progress per pair;
 4. :func:`write_predictions` writes the "Multiple points" document atomically.
 
 Inside the container the platform's paths are the defaults (``/input``,
@@ -130,8 +130,11 @@ def log_each_pair(pairs: Iterator[Pair], count: int) -> Iterator[Pair]:
 
 def write_predictions(points: PointSet, output: Path) -> None:
     """Write ``points`` as a "Multiple points" document: the whole file or nothing."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output, points_document(points))
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(output, points_document(points))
+    except OSError as exc:
+        raise PredictError(f"{output}: cannot write the predictions ({exc.strerror or exc})") from None
 
 
 def predict(

@@ -204,6 +204,14 @@ def test_malformed_input(capsys, gc_input, checkpoint, tmp_path, damage):
     assert not list(tmp_path.glob(".cell_classification.json*"))
 
 
+def test_unwritable_output(capsys, gc_input, checkpoint, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(blocker / "o.json"),
+                            "--checkpoint", str(checkpoint))
+    assert status != 0 and str(blocker / "o.json") in lines[-1] and "cannot write" in lines[-1]
+
+
 def test_missing_input_folder(capsys, checkpoint, tmp_path):
     status, lines = run_cli(capsys, "--input", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o.json"),
                             "--checkpoint", str(checkpoint))
