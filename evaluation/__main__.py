@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from evaluation.formats import InputError
+from evaluation.formats import run_reporting_input_errors
 
 COMMANDS = (
     "evaluation.score_command",
@@ -32,14 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; bad input ends with one ``error:`` line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except InputError as error:
-        message = str(error)
-    except OSError as error:
-        message = f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+    return run_reporting_input_errors(lambda: args.run(args))
 
 
 if __name__ == "__main__":

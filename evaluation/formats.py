@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +59,22 @@ Role = Literal["predictions", "ground_truth"]
 
 class InputError(ValueError):
     """Input that cannot be scored; ``str(error)`` is one line saying what is wrong and where."""
+
+
+def run_reporting_input_errors(command: Callable[[], int]) -> int:
+    """Run a command; bad input ends with one ``error:`` line on stderr and exit code 2.
+
+    Bad input is an :class:`InputError` or an ``OSError`` (a missing or unreadable file); a bug
+    still shows its traceback.
+    """
+    try:
+        return command()
+    except InputError as error:
+        message = str(error)
+    except OSError as error:
+        message = f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 @dataclass(frozen=True)

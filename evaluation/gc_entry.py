@@ -47,6 +47,7 @@ from evaluation.formats import (
     _preview,
     points_from_document,
     read_json_document,
+    run_reporting_input_errors,
     write_json_atomic,
 )
 from evaluation.metrics import ScoreReport, score
@@ -515,19 +516,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the evaluation; bad input ends with one ``error:`` line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
-    try:
+
+    def run() -> int:
         if args.check_ground_truth:
             check_ground_truth(args.ground_truth, args.baked_ground_truth, split=args.split)
         else:
             evaluate(args.input, args.output, args.ground_truth, args.baked_ground_truth,
                      split=args.split, radius_px=_radius(args.radius_px))
         return 0
-    except InputError as error:
-        message = str(error)
-    except OSError as error:
-        message = f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+
+    return run_reporting_input_errors(run)
 
 
 def _radius(text: str | None) -> float:
