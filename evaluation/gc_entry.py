@@ -85,7 +85,7 @@ _BAKED_GROUND_TRUTH = Path("/opt/ocelot/ground_truth")
 
 _USAGE = (
     "mount the Grand Challenge evaluation input at /input (predictions.json and, per job, "
-    f"<pk>/output/cell_classification.json) and a writable folder at /output, e.g. "
+    "<pk>/output/cell_classification.json) and a writable folder at /output, e.g. "
     "docker run --rm -v IN:/input:ro -v OUT:/output ocelot-eval"
 )
 
