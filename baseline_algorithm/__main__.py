@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from baseline_algorithm import reproduce, train
+from baseline_algorithm import predict, reproduce, train
 from baseline_algorithm.checkpoint import CheckpointError
 from baseline_algorithm.data import stats_command, synthesize
 from baseline_algorithm.data.pairs import DataError
 
 # Each module registers its subcommand with add_parser(subparsers); the parser sets ``run``.
-SUBCOMMANDS = [synthesize, stats_command, train, reproduce]
+SUBCOMMANDS = [synthesize, stats_command, train, reproduce, predict]
 # Errors that are the user's input, not a bug: reported as one line, without a traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (DataError, CheckpointError, train.TrainingError)
 

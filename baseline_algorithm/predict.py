@@ -7,7 +7,7 @@ The steps, each a function:
 2. :func:`load_model` reads the checkpoint onto the chosen device (GPU when there is one),
    with the detection settings it was validated with;
 3. :func:`process_pairs` turns every pair into cell points (the model package's inference, the same
-   code as training validation), with a progress bar per pair;
+   code as training validation), reporting progress per pair;
 4. :func:`write_predictions` writes the "Multiple points" document atomically.
 
 Inside the container the platform's paths are the defaults (``/input``,
@@ -93,7 +93,11 @@ def load_model(checkpoint: Path, device: torch.device) -> tuple[CellTissueModel,
     if model.needs_tissue_label:
         raise PredictError(f"{checkpoint}: variant {model.config.variant!r} needs the tissue annotation, "
                            "which a submission does not get")
-    return model, DetectionSettings(**payload.get("detection", {}))
+    try:
+        settings = DetectionSettings(**payload.get("detection", {}))
+    except (TypeError, ValueError) as exc:
+        raise PredictError(f"{checkpoint}: invalid detection settings {payload.get('detection')!r} ({exc})") from None
+    return model, settings
 
 
 def process_pairs(
@@ -105,14 +109,32 @@ def process_pairs(
     batch_size: int,
     progress: bool = True,
 ) -> PointSet:
-    """Cell points of every pair (pair k becomes ``image_k``), pixels of the input cell patches."""
-    return predict_points(model, pairs, settings=settings, batch_size=batch_size, progress=progress, total=count)
+    """Cell points of every pair (pair k becomes ``image_k``), pixels of the input cell patches.
+
+    Progress is a tqdm bar on a terminal, else one log line per pair: container logs are collected
+    line by line, so a bar redrawn with carriage returns would show nothing until the end.
+    """
+    bar = progress and sys.stderr.isatty()
+    if progress and not bar:
+        pairs = log_each_pair(pairs, count)
+    return predict_points(model, pairs, settings=settings, batch_size=batch_size, progress=bar, total=count)
+
+
+def log_each_pair(pairs: Iterator[Pair], count: int) -> Iterator[Pair]:
+    """Pass ``pairs`` through, logging each as it is taken for inference."""
+    started = time.perf_counter()
+    for index, pair in enumerate(pairs):
+        log(f"pair {index + 1}/{count} ({pair.name}), {time.perf_counter() - started:.1f} s since the first")
+        yield pair
 
 
 def write_predictions(points: PointSet, output: Path) -> None:
     """Write ``points`` as a "Multiple points" document: the whole file or nothing."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output, points_document(points))
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(output, points_document(points))
+    except OSError as exc:
+        raise PredictError(f"{output}: cannot write the predictions ({exc.strerror or exc})") from None
 
 
 def predict(

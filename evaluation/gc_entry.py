@@ -43,6 +43,8 @@ import numpy as np
 from evaluation.formats import (
     InputError,
     PointSet,
+    _json_kind,
+    _preview,
     points_from_document,
     read_json_document,
     write_json_atomic,
@@ -52,15 +54,18 @@ from evaluation.release import read_ground_truth, read_organs
 from evaluation.score_command import DEFAULT_RADIUS_PX, format_report, radius_in_pixels
 
 __all__ = [
-    "GroundTruth",
-    "Job",
     "GROUND_TRUTH_INDEX",
     "OUTPUT_SLUG",
+    "GroundTruth",
+    "Job",
+    "check_ground_truth",
+    "evaluate",
+    "ground_truth_folder",
+    "ground_truth_of",
     "main",
     "read_ground_truth_catalogue",
     "read_job_predictions",
     "read_jobs",
-    "ground_truth_folder",
     "score_jobs",
     "write_metrics",
 ]
@@ -97,7 +102,7 @@ class Job:
     output : dict
         The job's ``cell-classification`` output entry.
     where : str
-        Where the job sits, for messages: ``predictions.json[3] (job <pk>)``.
+        Where the job sits, for messages: ``/input/predictions.json: [3] (job <pk>)``.
     """
 
     pk: str
@@ -150,7 +155,7 @@ def _job(predictions_path: Path, index: int, entry: Any) -> Job:
         raise InputError(f"{at}: a job must be a JSON object, got {_json_kind(entry)}")
     pk = entry.get("pk")
     if type(pk) not in (str, int) or str(pk) == "":
-        raise InputError(f"{at}.pk: must be a non-empty string, got {pk!r}")
+        raise InputError(f"{at}.pk: must be a non-empty string, got {_preview(pk)}")
     pk = str(pk)
     at = f"{predictions_path}: [{index}] (job {pk})"
     outputs = entry.get("outputs")
@@ -164,8 +169,8 @@ def _job(predictions_path: Path, index: int, entry: Any) -> Job:
     if len(matching) != 1:
         slugs = [_slug(output) for output in outputs]
         raise InputError(
-            f"{at}: outputs: expected one output with interface slug {OUTPUT_SLUG!r}, "
-            f"found {len(matching)} among slugs {slugs}"
+            f'{at}: outputs: expected one output with interface slug "{OUTPUT_SLUG}", '
+            f"found {len(matching)} among slugs {_preview(slugs)}"
         )
     return Job(pk=pk, input_names=_input_image_names(entry.get("inputs")), output=matching[0],
                where=at)
@@ -229,7 +234,7 @@ def _job_output_path(job: Job, input_dir: Path) -> Path:
     if type(relative_path) is not str or not relative_path:
         raise InputError(
             f"{job.where}: the {OUTPUT_SLUG} output has neither a value nor an "
-            f"interface.relative_path (got {relative_path!r})"
+            f"interface.relative_path (got {_preview(relative_path)})"
         )
     for field, part in (("pk", job.pk), ("relative_path", relative_path)):
         _check_inside(part, f"{job.where}: {field}")
@@ -240,7 +245,7 @@ def _check_inside(relative: str, where: str) -> None:
     """Reject paths that would leave the folder they are relative to."""
     parts = PurePosixPath(relative).parts
     if PurePosixPath(relative).is_absolute() or ".." in parts or "\\" in relative:
-        raise InputError(f"{where}: must be a path inside its folder, got {relative!r}")
+        raise InputError(f"{where}: must be a path inside its folder, got {_preview(relative)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,7 +289,7 @@ def read_ground_truth_catalogue(folder: Path, *, split: str) -> dict[str | None,
     """
     index_path = folder / GROUND_TRUTH_INDEX
     if index_path.is_file():
-        return _read_indexed_ground_truth(folder, index_path)
+        return _read_indexed_ground_truth(folder, index_path, split)
     if (folder / "annotations").is_dir():
         points, num_images, stems = read_ground_truth(folder, split=split)
         metadata = folder / METADATA_FILE
@@ -300,10 +305,12 @@ def read_ground_truth_catalogue(folder: Path, *, split: str) -> dict[str | None,
             f"{[path.name for path in candidates]}"
         )
     metadata = folder / METADATA_FILE
-    return {None: _read_ground_truth_file(candidates[0], metadata if metadata.is_file() else None)}
+    return {None: _read_ground_truth_file(candidates[0], metadata if metadata.is_file() else None,
+                                          split)}
 
 
-def _read_indexed_ground_truth(folder: Path, index_path: Path) -> dict[str | None, GroundTruth]:
+def _read_indexed_ground_truth(folder: Path, index_path: Path, split: str
+                               ) -> dict[str | None, GroundTruth]:
     index = read_json_document(index_path)
     if type(index) is not dict or not index:
         raise InputError(
@@ -312,29 +319,31 @@ def _read_indexed_ground_truth(folder: Path, index_path: Path) -> dict[str | Non
         )
     catalogue = {}
     for name, entry in index.items():
-        where = f"{index_path}: [{name!r}]"
+        where = f"{index_path}: [{_preview(name)}]"
         if type(entry) is str:
             entry = {"ground_truth": entry}
         if type(entry) is not dict or type(entry.get("ground_truth")) is not str:
             raise InputError(
                 f'{where}: must be a GT file name or {{"ground_truth": FILE, "metadata": FILE}}, '
-                f"got {entry!r}"
+                f"got {_preview(entry)}"
             )
         metadata = entry.get("metadata")
         if metadata is not None and type(metadata) is not str:
-            raise InputError(f"{where}.metadata: must be a file name, got {metadata!r}")
+            raise InputError(f"{where}.metadata: must be a file name, got {_preview(metadata)}")
         for field in ("ground_truth", "metadata"):
             if entry.get(field) is not None:
                 _check_inside(entry[field], f"{where}.{field}")
         catalogue[name] = _read_ground_truth_file(
-            folder / entry["ground_truth"], None if metadata is None else folder / metadata
+            folder / entry["ground_truth"], None if metadata is None else folder / metadata, split
         )
     return catalogue
 
 
-def _read_ground_truth_file(path: Path, metadata: Path | None) -> GroundTruth:
+def _read_ground_truth_file(path: Path, metadata: Path | None, split: str) -> GroundTruth:
+    """A GT JSON; organs from a Grand Challenge metadata list (or release metadata's split)."""
     points, num_images, _ = read_ground_truth(path)
-    organs = None if metadata is None else read_organs(metadata, num_images=num_images)
+    organs = (None if metadata is None
+              else read_organs(metadata, num_images=num_images, split=split))
     return GroundTruth(points, num_images, organs, str(path))
 
 
@@ -367,8 +376,8 @@ def score_jobs(
     jobs: Sequence[Job],
     *,
     radius_px: float = DEFAULT_RADIUS_PX,
-) -> dict:
-    """Score each job against its ground truth; return the ``metrics.json`` document.
+) -> ScoreReport:
+    """Score each job against its ground truth; ``to_dict()`` of the result is ``metrics.json``.
 
     One job: exactly what ``python -m evaluation score --output`` writes for the same files.
     Several jobs: their images are scored together (image ``k`` of job ``j`` kept apart from
@@ -378,9 +387,8 @@ def score_jobs(
     """
     if len(jobs) == 1:
         truth = ground_truths[0]
-        report = score(predictions[0], truth.points, truth.num_images, radius_px=radius_px,
-                       organs=truth.organs)
-        return report.to_dict()
+        return score(predictions[0], truth.points, truth.num_images, radius_px=radius_px,
+                     organs=truth.organs)
     offsets = np.cumsum([0] + [truth.num_images for truth in ground_truths])
     known_organs = all(truth.organs is not None for truth in ground_truths)
     report = score(
@@ -390,7 +398,7 @@ def score_jobs(
         radius_px=radius_px,
         organs=[organ for truth in ground_truths for organ in truth.organs] if known_organs else None,
     )
-    return _label_results_by_job(report, jobs, offsets).to_dict()
+    return _label_results_by_job(report, jobs, offsets)
 
 
 def _concatenate(point_sets: Sequence[PointSet], image_offsets: Sequence[int]) -> PointSet:
@@ -403,7 +411,8 @@ def _concatenate(point_sets: Sequence[PointSet], image_offsets: Sequence[int]) -
     )
 
 
-def _label_results_by_job(report: ScoreReport, jobs: Sequence[Job], offsets: np.ndarray):
+def _label_results_by_job(report: ScoreReport, jobs: Sequence[Job], offsets: np.ndarray
+                          ) -> ScoreReport:
     results = []
     for job, start, stop in zip(jobs, offsets[:-1], offsets[1:]):
         for local, result in enumerate(report.results[start:stop]):
@@ -457,9 +466,9 @@ def evaluate(
         predictions.append(read_job_predictions(job, input_dir, truth.num_images))
         print(f"job {job.pk}: {len(predictions[-1])} predicted cells, {len(truth.points)} "
               f"ground-truth cells in {truth.num_images} images ({truth.source})")
-    metrics = score_jobs(predictions, ground_truths, jobs, radius_px=radius_px)
-    print(format_report(ScoreReport(metrics["aggregates"], metrics["results"],
-                                    metrics.get("per_organ")), radius_px=radius_px))
+    report = score_jobs(predictions, ground_truths, jobs, radius_px=radius_px)
+    print(format_report(report, radius_px=radius_px))
+    metrics = report.to_dict()
     print(f"wrote {write_metrics(output_dir, metrics)}")
     return metrics
 
@@ -530,12 +539,6 @@ def _radius(text: str | None) -> float:
         raise InputError(f"matching radius (--radius-px / OCELOT_RADIUS_PX): not a number: "
                          f"{text!r}") from None
     return radius_in_pixels(value, None, None)
-
-
-def _json_kind(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-             int: "a number", float: "a number", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
 
 
 if __name__ == "__main__":

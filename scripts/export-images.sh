@@ -22,6 +22,8 @@ done
 compress=gzip
 command -v pigz >/dev/null && compress=pigz
 mkdir -p "$output"
+partial=""
+trap 'rm -f "$partial"' EXIT
 
 for image in "${images[@]}"; do
   docker image inspect "$image" >/dev/null 2>&1 || { echo "export-images: no image $image (build it first: scripts/build-images.sh)" >&2; exit 1; }
@@ -30,7 +32,8 @@ for image in "${images[@]}"; do
   archive="$output/${name//\//_}_$tag.tar.gz"
   started=$SECONDS
   # Written beside the target and renamed, so an interrupted export leaves no truncated archive.
-  docker save "$image" | "$compress" -c > "$archive.partial"
-  mv "$archive.partial" "$archive"
+  partial=$archive.partial
+  docker save "$image" | "$compress" -c > "$partial"
+  mv "$partial" "$archive"
   echo "export-images: $archive ($(du -h "$archive" | cut -f1), $((SECONDS - started)) s)"
 done

@@ -7,6 +7,5 @@ venv=${VENV:-.venv}
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install -q --upgrade pip
 "$venv/bin/pip" install -q -e '.[algorithm,report,dev]'
 exec "$venv/bin/python" -m pytest "$@"

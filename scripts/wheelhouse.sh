@@ -5,8 +5,8 @@
 # Usage: scripts/wheelhouse.sh eval|algorithm [--output DIR]
 #   eval       the base install (numpy, scipy, pandas) and the project wheel; no torch.
 #   algorithm  the project with its `algorithm` extra (torch, torchvision, ...; several GB).
-# Output: DIR (default wheelhouse/<target>/) holds project/ocelot_toolkit-*.whl, requirements.txt
-# (the project's own requirements) and every dependency as a binary wheel for CPython $WHEEL_PYTHON_VERSION (default 3.11) on $WHEEL_PLATFORM (default
+# Output: DIR (default wheelhouse/<target>/) holds ocelot_toolkit-*.whl and every dependency as a
+# binary wheel for CPython $WHEEL_PYTHON_VERSION (default 3.11) on $WHEEL_PLATFORM (default
 # manylinux_2_36_<arch>, i.e. Debian bookworm's glibc; every older manylinux tag is accepted too).
 # pip runs from $PYTHON (default python3); it only downloads, so the host Python version does not matter.
 # Re-running is cheap: pip keeps wheels that are already in DIR.
@@ -51,26 +51,41 @@ pip() {
   { "$python" -m pip "$@" 2>&1 1>&3 | { grep -v 'is ignored: it is neither a file nor a directory' || true; } >&2; } 3>&1
 }
 
-# The project wheel, apart in project/ so that an image can install the dependencies in one
-# layer and the project in the next (a code change then reinstalls only the project). A fixed
-# SOURCE_DATE_EPOCH makes the wheel byte-identical while the code is: Docker reuses its layer.
-rm -rf "$output/project"
-SOURCE_DATE_EPOCH=315532800 pip wheel --quiet --no-deps --wheel-dir "$output/project" .
-project_wheel=$(ls "$output"/project/ocelot_toolkit-*.whl)
+# The project wheel, built from a clean copy of the working tree's files (setuptools' build/
+# folder could smuggle in stale modules). A fixed SOURCE_DATE_EPOCH makes the wheel byte-identical
+# while the code is, so Docker reuses the layers that install it.
+source=$(mktemp -d "${TMPDIR:-/tmp}/ocelot-wheel-source.XXXXXX")
+trap 'rm -rf "$source"' EXIT
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -z --cached --others --exclude-standard -- pyproject.toml README.md evaluation \
+    baseline_algorithm | xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' _ \
+    | tar --null -T - -c | tar -C "$source" -x
+else
+  cp -r pyproject.toml README.md evaluation baseline_algorithm "$source"/
+fi
+rm -f "$output"/ocelot_toolkit-*.whl
+SOURCE_DATE_EPOCH=315532800 pip wheel --quiet --no-deps --wheel-dir "$output" "$source"
+project_wheel=$(ls "$output"/ocelot_toolkit-*.whl)
 
 # Its dependencies, as binary wheels for the image's interpreter and platform (not the host's).
 pip download --quiet --dest "$output" --only-binary=:all: \
   --implementation cp --python-version "$python_version" "${platform_flags[@]}" \
   "${project_wheel}${requirement_extra}"
-rm -f "$output/$(basename "$project_wheel")"
 
-# The project's own requirements, for an image layer that installs the dependencies alone;
-# pip resolves them within the wheelhouse, so wheels left over from older runs do no harm.
-"$python" - "$target" > "$output/requirements.txt" <<'PYTHON'
+# dependencies/: hard links to every wheel but the project's, and the project's own requirements,
+# so that an image can install the dependencies in one layer and the project in the next (a code
+# change then reinstalls only the project). pip resolves the requirements within the wheelhouse,
+# so wheels left over from older runs do no harm.
+rm -rf "$output/dependencies"
+mkdir "$output/dependencies"
+for wheel in "$output"/*.whl; do
+  [ "$wheel" = "$project_wheel" ] || ln -f "$wheel" "$output/dependencies/"
+done
+"$python" - "$target" > "$output/dependencies/requirements.txt" <<'PYTHON'
 import sys, tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 extras = project.get("optional-dependencies", {})
 print("\n".join(project["dependencies"] + (extras["algorithm"] if sys.argv[1] == "algorithm" else [])))
 PYTHON
 
-echo "wheelhouse: $output ($(ls "$output"/*.whl | wc -l) dependency wheels, project/$(basename "$project_wheel"), $(du -sh "$output" | cut -f1))"
+echo "wheelhouse: $output ($(basename "$project_wheel") and $(ls "$output"/dependencies/*.whl | wc -l) dependency wheels, $(du -sh "$output" | cut -f1))"

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from baseline_algorithm.__main__ import main as algorithm_cli
@@ -162,6 +163,14 @@ def test_container_scored_by_ocelot_eval_matches_host(docker_client, container_r
     for key in ("mF1", "F1/BC", "F1/TC"):
         assert container_metrics["aggregates"][key] == pytest.approx(host_metrics["aggregates"][key],
                                                                      abs=MF1_TOLERANCE), key
+    # The scores of random weights are near zero; the points themselves show that the container
+    # computes what the host computes (same pinned libraries, same code).
+    container_points, _ = read_points_document(container_run["output"], role="predictions")
+    host_points, _ = read_points_document(host_predictions, role="predictions")
+    np.testing.assert_array_equal(container_points.image, host_points.image)
+    np.testing.assert_array_equal(container_points.xy, host_points.xy)
+    np.testing.assert_array_equal(container_points.label, host_points.label)
+    np.testing.assert_allclose(container_points.probability, host_points.probability, rtol=1e-4)
 
 
 def test_container_malformed_input_fails_cleanly(docker_client, algorithm_image, tmp_path):

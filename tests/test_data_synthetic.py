@@ -13,7 +13,13 @@ from skimage.transform import downscale_local_mean
 
 from baseline_algorithm.data import TC, ReleaseDataset, synthesize_dataset
 from baseline_algorithm.data.statistics import dataset_statistics
-from baseline_algorithm.data.synthetic import SyntheticConfig, make_scene, synthesize_pair
+from baseline_algorithm.data.synthetic import (
+    TISSUE_FIELD_UM,
+    SyntheticConfig,
+    _sample_fields,
+    make_scene,
+    synthesize_pair,
+)
 
 
 def test_same_seed_same_pair_other_seed_other_pair():
@@ -74,20 +80,52 @@ def test_cell_points_lie_on_nuclei():
     assert np.median(on_points) < np.percentile(grey, 15)
 
 
+def _scene_cells(count, seed=0):
+    rng = np.random.default_rng(seed)
+    scenes = [make_scene(rng, SyntheticConfig(), "kidney") for _ in range(count)]
+    nuclei = [scene.nuclei for scene in scenes]
+    return scenes, {
+        "label": np.concatenate([n.label for n in nuclei]),
+        "shared": np.concatenate([n.shared_look for n in nuclei]),
+        "radius": np.sqrt(np.prod(np.concatenate([n.semi_axes for n in nuclei]), axis=1)),
+        "darkness": np.concatenate([n.darkness for n in nuclei]),
+    }
+
+
 def test_looks_overlap_between_classes_but_regions_separate_them():
-    rng = np.random.default_rng(0)
-    nuclei = [make_scene(rng, SyntheticConfig(), "kidney").nuclei for _ in range(6)]
-    label = np.concatenate([n.label for n in nuclei])
-    shared = np.concatenate([n.shared_look for n in nuclei])
-    radius = np.sqrt(np.prod(np.concatenate([n.semi_axes for n in nuclei]), axis=1))
-    darkness = np.concatenate([n.darkness for n in nuclei])
-    tc, bc = label == TC, label != TC
-    # About half of either class looks the same ...
-    assert 0.45 < shared[tc].mean() < 0.55 and 0.45 < shared[bc].mean() < 0.55
-    for feature in (radius, darkness):
+    _, cells = _scene_cells(6)
+    tc, bc, shared = cells["label"] == TC, cells["label"] != TC, cells["shared"]
+    # Most cells of either class look the same ...
+    assert shared[tc].mean() > 0.75 and shared[bc].mean() > 0.75
+    for feature in (cells["radius"], cells["darkness"]):
         assert ks_2samp(feature[shared & tc], feature[shared & bc]).pvalue > 0.001
-    # ... while the other half is told apart by appearance.
-    assert radius[~shared & tc].min() > radius[~shared & bc].max()
+    # ... while the others are told apart by appearance.
+    assert cells["radius"][~shared & tc].min() > cells["radius"][~shared & bc].max()
+
+
+def test_recognisable_cells_do_not_give_the_region_away():
+    scenes, cells = _scene_cells(8, seed=1)
+    in_cancer = np.concatenate(
+        [_sample_fields(s.fields["cancer"][None], s.nuclei.xy, TISSUE_FIELD_UM / s.fields["cancer"].shape[0])[0]
+         > s.cancer_threshold for s in scenes]
+    )
+    distinct_tc = (cells["label"] == TC) & ~cells["shared"]
+    distinct = ~cells["shared"]
+    inside = distinct_tc[distinct & in_cancer].mean()
+    outside = distinct_tc[distinct & ~in_cancer].mean()
+    assert abs(inside - outside) < 0.08
+    shared_tc = (cells["label"] == TC) & cells["shared"]
+    assert shared_tc[cells["shared"] & in_cancer].mean() > 0.75 > 0.1 > shared_tc[cells["shared"] & ~in_cancer].mean()
+
+
+def test_slide_tint_hides_the_cancer_tint_from_a_patch_inside_one_region():
+    # The cytoplasm haematoxylin of CA on one slide is often that of stroma on another slide: a
+    # patch inside one region cannot tell which it is, only a comparison across regions can.
+    rng = np.random.default_rng(2)
+    tints = np.array([make_scene(rng, SyntheticConfig(size=64), "kidney").cytoplasm_tint for _ in range(60)])
+    cancer = tints * SyntheticConfig().cancer_tint
+    ambiguous = (cancer > tints.min()) & (cancer < tints.max())
+    assert ambiguous.mean() > 0.4
 
 
 @pytest.mark.slow

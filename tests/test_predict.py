@@ -92,15 +92,24 @@ def test_checkpoint_from_environment(capsys, gc_input, checkpoint, tmp_path, mon
 
 
 def test_detection_settings_come_from_the_checkpoint(capsys, gc_input, tmp_path):
-    """Training stores the detection settings it validated with; predict uses them. A threshold
-    above every probability leaves no cell, and the document is still valid."""
-    strict = make_checkpoint(tmp_path / "strict.pt", detection={"threshold": 1.5, "min_distance_um": 2.0})
-    output = tmp_path / "cell_classification.json"
-    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(strict))
-    assert status == 0, lines
-    assert "threshold 1.5" in "\n".join(lines)
-    points, _ = read_points_document(output, role="predictions")
-    assert len(points) == 0
+    """Training stores the detection settings it validated with; predict uses them: the same weights
+    with a stricter threshold find a subset of the cells."""
+    counts = {}
+    for threshold in (0.05, 0.95):
+        weights = make_checkpoint(tmp_path / f"t{threshold}.pt", detection={"threshold": threshold, "min_distance_um": 2.0})
+        output = tmp_path / f"t{threshold}.json"
+        status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(weights))
+        assert status == 0, lines
+        assert f"threshold {threshold}" in "\n".join(lines)
+        counts[threshold] = len(read_points_document(output, role="predictions")[0])
+    assert counts[0.95] < counts[0.05]
+
+
+def test_invalid_detection_settings_in_checkpoint(capsys, gc_input, tmp_path):
+    weights = make_checkpoint(tmp_path / "bad.pt", detection={"threshold": 1.5, "min_distance_um": 2.0})
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
+                            "--checkpoint", str(weights))
+    assert status != 0 and str(weights) in lines[-1] and "threshold" in lines[-1]
 
 
 def test_leaking_variant_is_refused(capsys, gc_input, tmp_path):
@@ -109,6 +118,18 @@ def test_leaking_variant_is_refused(capsys, gc_input, tmp_path):
     status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
                             "--checkpoint", str(leaking))
     assert status != 0 and "tissue-label-leaking" in lines[-1] and str(leaking) in lines[-1]
+
+
+def test_progress_without_terminal_is_one_line_per_pair(capsys, gc_input, checkpoint, tmp_path):
+    """Container logs are read line by line: without a terminal, each pair gets its own line."""
+    status = main(["predict", "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
+                   "--checkpoint", str(checkpoint)])
+    lines = capsys.readouterr().err.splitlines()
+    assert status == 0
+    count = len(json.loads((gc_input / "metadata.json").read_text()))
+    pair_lines = [line for line in lines if line.startswith("predict: pair ")]
+    assert [line.split()[2] for line in pair_lines] == [f"{k}/{count}" for k in range(1, count + 1)]
+    assert not any("\r" in line for line in lines)
 
 
 def test_checkpoint_precedence(monkeypatch, tmp_path):
@@ -130,13 +151,13 @@ def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch):
 
     model = load_checkpoint(checkpoint)
     seen_when_predicting = []
-    original = inference.cell_probabilities
+    original = inference.cell_log_probabilities
 
     def spy(model, batch, device):
         seen_when_predicting.append(len(pulled))
         return original(model, batch, device)
 
-    monkeypatch.setattr(inference, "cell_probabilities", spy)
+    monkeypatch.setattr(inference, "cell_log_probabilities", spy)
     count, pairs = predict_module.read_inputs(gc_input)
     predict_module.process_pairs(model, counting(pairs), count, batch_size=1, progress=False)
     assert seen_when_predicting == list(range(1, count + 1))
@@ -181,6 +202,14 @@ def test_malformed_input(capsys, gc_input, checkpoint, tmp_path, damage):
     assert lines[-1].startswith("predict: error: ") and named in lines[-1], lines[-1]
     assert not output.exists()
     assert not list(tmp_path.glob(".cell_classification.json*"))
+
+
+def test_unwritable_output(capsys, gc_input, checkpoint, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(blocker / "o.json"),
+                            "--checkpoint", str(checkpoint))
+    assert status != 0 and str(blocker / "o.json") in lines[-1] and "cannot write" in lines[-1]
 
 
 def test_missing_input_folder(capsys, checkpoint, tmp_path):

@@ -3,13 +3,21 @@
 A pair is rendered from one *scene*, a description of a piece of slide in micrometres:
 
 - smooth random fields on a coarse grid over the tissue field of view: tissue fragments (white
-  gaps between them), cancer area (CA) blobs larger than a cell patch, gland lumens inside CA,
+  gaps between them), cancer area (CA) blobs larger than a cell patch, small lumens,
   unknown-annotation blobs, stain variations and red-blood-cell pools;
 - nuclei as points with a class and an appearance (size, elongation, darkness, vesicular chromatin,
-  nucleolus, outline irregularity). Class follows the region: about 76% of cells inside CA are tumour
-  cells (TC) and 6% outside, which gives about 35% TC, 90% of TC inside CA and 85% of background
-  cells (BC) outside. Half of the cells of either class draw their appearance from one shared
-  distribution, so their class cannot be read from the nucleus alone, only from the region.
+  nucleolus, outline irregularity). Most cells (85%) draw their appearance from one distribution
+  shared by both classes, and their class follows the region (85% tumour cells, TC, inside CA, 3%
+  outside): their class cannot be read from the nucleus, only from the region. The other cells look
+  like their class but are spread over the slide regardless of region, so that a neighbourhood of
+  recognisable cells does not give the region away either. Overall about 35% TC, 85% of TC inside
+  CA and 90% of background cells (BC) outside.
+
+Why a cell detector needs the tissue patch here: CA and stroma share one texture and one nuclear
+density; CA differs only by a stronger haematoxylin tint of the cytoplasm (``cancer_tint``), and the
+tint of every slide varies by a larger factor (``slide_tint_range``). A cell patch that lies inside
+one region cannot tell "CA on a pale slide" from "stroma on a dark slide"; the tissue patch, 16 times
+the area, usually shows both regions side by side, and the relative tint gives CA away.
 
 The tissue patch (4x the field of view, 4x coarser) and the cell patch inside it are both rendered
 from the scene, each at its own pixel size, so they agree everywhere: the same nuclei, the same
@@ -71,13 +79,15 @@ class SyntheticConfig:
     size: int = FULL_SIZE
     field_grid: int = 128  # coarse grid (per side) of the smooth fields over the tissue field of view
     nucleus_spacing_um: float = 10.0  # jittered-grid spacing of candidate nuclei
-    density_cancer: float = 0.62  # share of candidates kept inside CA ...
-    density_stroma: float = 0.40  # ... and outside
-    tc_share_in_cancer: float = 0.76  # P(TC | nucleus inside CA)
-    tc_share_outside: float = 0.05  # P(TC | nucleus outside CA)
-    shared_look_share: float = 0.5  # share of cells of either class drawn from the shared look
+    nucleus_density: float = 0.5  # share of candidates kept, the same inside and outside CA
+    shared_look_share: float = 0.85  # share of cells drawn from the look shared by both classes
+    tc_share_in_cancer: float = 0.85  # P(TC | shared look, inside CA)
+    tc_share_outside: float = 0.03  # P(TC | shared look, outside CA)
+    tc_share_distinct: float = 0.25  # P(TC | class-specific look), wherever the cell lies
+    cancer_tint: float = 3.0  # CA cytoplasm haematoxylin relative to stroma
+    slide_tint_range: tuple[float, float] = (1 / 3.5, 3.5)  # per-slide cytoplasm haematoxylin factor (log-uniform)
     cancer_blob_um: float = 80.0  # smoothing scale of the CA field (blobs ~2.5x this across)
-    cancer_share_range: tuple[float, float] = (0.0, 0.66)  # CA share of tissue, uniform per pair
+    cancer_share_range: tuple[float, float] = (0.1, 0.7)  # CA share of tissue, uniform per pair
     fragment_um: float = 45.0  # smoothing scale of tissue fragments
     white_share_range: tuple[float, float] = (0.08, 0.45)  # share of empty glass, uniform per pair
     unknown_share_range: tuple[float, float] = (0.0, 0.08)  # share of pixels annotated unknown
@@ -123,6 +133,8 @@ class Scene:
     blood_xy: np.ndarray  # (M, 2) float red blood cell centres, µm
     blood_radius: np.ndarray  # (M,) float, µm
     stain_scale: np.ndarray  # (3,) multiplies the H, E, blood optical densities
+    cytoplasm_tint: float  # this slide's factor on the cytoplasm haematoxylin
+    cancer_tint: float  # CA cytoplasm haematoxylin relative to stroma
     stain_vectors: np.ndarray  # (3, 3) rows of unit optical densities
     fibre_angle: float  # main direction of the stroma fibres, radians
 
@@ -170,15 +182,15 @@ def _resample_fields(
     return rows @ fields @ cols.T
 
 
-def _draw_looks(rng: np.random.Generator, label: np.ndarray, shared_share: float) -> dict[str, np.ndarray]:
-    """Nuclear appearance per cell: a shared look for ``shared_share`` of cells, else class-specific.
+def _draw_looks(rng: np.random.Generator, label: np.ndarray, shared: np.ndarray) -> dict[str, np.ndarray]:
+    """Nuclear appearance per cell: the shared look where ``shared``, else class-specific.
 
     Class-specific looks: TC large, pale, vesicular with a nucleolus and an irregular outline; BC
     small dark round lymphocytes (60%) or thin elongated fibroblasts (40%).
     """
     n = len(label)
     u = rng.random
-    look = np.where(u(n) < shared_share, 0, np.where(label == TC, 1, np.where(u(n) < 0.6, 2, 3)))
+    look = np.where(shared, 0, np.where(label == TC, 1, np.where(u(n) < 0.6, 2, 3)))
     # Columns: radius lo/hi, aspect lo/hi, darkness lo/hi, vesicular lo/hi, nucleolus lo/hi,
     # irregularity lo/hi, chromatin lo/hi.  Rows: shared, TC, lymphocyte, fibroblast.
     table = np.array(
@@ -239,16 +251,19 @@ def make_scene(rng: np.random.Generator, config: SyntheticConfig, organ: str) ->
     names = ("fragment", "cancer", "lumen", "density")
     values = dict(zip(names, _sample_fields(np.stack([fields[k] for k in names]), xy, grid_um)))
     cancer = values["cancer"] > cancer_threshold
-    keep_share = np.where(cancer, config.density_cancer, config.density_stroma) * (1 + 0.35 * np.tanh(values["density"]))
+    keep_share = config.nucleus_density * (1 + 0.35 * np.tanh(values["density"]))
     keep = (
         (values["fragment"] > fragment_threshold)
-        & ~(cancer & (values["lumen"] > lumen_threshold))
+        & ~(values["lumen"] > lumen_threshold)
         & (rng.random(len(xy)) < keep_share)
     )
     xy, cancer = xy[keep], cancer[keep]
-    tc_share = np.where(cancer, config.tc_share_in_cancer, config.tc_share_outside)
+    shared = rng.random(len(xy)) < config.shared_look_share
+    tc_share = np.where(
+        shared, np.where(cancer, config.tc_share_in_cancer, config.tc_share_outside), config.tc_share_distinct
+    )
     label = np.where(rng.random(len(xy)) < tc_share, TC, BC)
-    looks = _draw_looks(rng, label, config.shared_look_share)
+    looks = _draw_looks(rng, label, shared)
     nuclei = Nuclei(
         xy=xy,
         label=label,
@@ -257,16 +272,18 @@ def make_scene(rng: np.random.Generator, config: SyntheticConfig, organ: str) ->
         **looks,
     )
 
-    # Red blood cells pool where the blood field is high, outside CA, in tissue.
+    # Red blood cells pool where the blood field is high, in tissue, whatever the region.
     blood_xy = rng.uniform(-5, TISSUE_FIELD_UM + 5, (int(rng.integers(300, 1500)), 2))
-    bvalues = dict(zip(("fragment", "cancer", "blood"), _sample_fields(
-        np.stack([fields["fragment"], fields["cancer"], fields["blood"]]), blood_xy, grid_um
+    bvalues = dict(zip(("fragment", "blood"), _sample_fields(
+        np.stack([fields["fragment"], fields["blood"]]), blood_xy, grid_um
     )))
-    in_pool = (bvalues["blood"] > 1.3) & (bvalues["cancer"] <= cancer_threshold) & (bvalues["fragment"] > fragment_threshold - 0.3)
+    in_pool = (bvalues["blood"] > 1.3) & (bvalues["fragment"] > fragment_threshold - 0.3)
     blood_xy = blood_xy[in_pool]
 
     stain_h, stain_e = ORGAN_STAIN_SCALE[organ]
     stain_scale = np.array([stain_h, stain_e, 1.0]) * rng.uniform(0.88, 1.12, 3)
+    low, high = np.log(config.slide_tint_range)
+    cytoplasm_tint = float(np.exp(rng.uniform(low, high)))
     stain_vectors = STAIN_VECTORS + rng.normal(0, 0.02, STAIN_VECTORS.shape)
     stain_vectors /= np.linalg.norm(stain_vectors, axis=1, keepdims=True)
     return Scene(
@@ -279,6 +296,8 @@ def make_scene(rng: np.random.Generator, config: SyntheticConfig, organ: str) ->
         blood_xy=blood_xy,
         blood_radius=rng.uniform(3.2, 3.8, len(blood_xy)),
         stain_scale=stain_scale,
+        cytoplasm_tint=cytoplasm_tint,
+        cancer_tint=config.cancer_tint,
         stain_vectors=stain_vectors,
         fibre_angle=float(rng.uniform(0, np.pi)),
     )
@@ -416,7 +435,7 @@ def render_patch(
     # Soft region indicators; the slopes (per field standard deviation) give edges 1-3 µm wide.
     tissue = np.clip((fields["fragment"] - scene.fragment_threshold) * 30 + 0.5, 0, 1)
     cancer = np.clip((fields["cancer"] - scene.cancer_threshold) * 30 + 0.5, 0, 1)
-    lumen = cancer * np.clip((fields["lumen"] - scene.lumen_threshold) * 6 + 0.5, 0, 1)
+    lumen = np.clip((fields["lumen"] - scene.lumen_threshold) * 6 + 0.5, 0, 1)
     tissue *= 1 - lumen
 
     grain, streaks = _textures(rng, size, [(0.4 / pixel_um, 0.4 / pixel_um, 0.0), (4.0 / pixel_um, 0.6 / pixel_um, scene.fibre_angle)])
@@ -427,11 +446,11 @@ def render_patch(
     )[:, None] * np.float32(np.sin(scene.fibre_angle))
     fibres = np.cos(2 * np.pi * (across / 3.5 + 1.5 * fields["eosin"])) ** 4 * np.clip(0.5 + 0.6 * streaks, 0, 1)
 
-    # Background optical densities: pink fibrous stroma, purple granular cancer cytoplasm, glass.
-    stroma_h, stroma_e = 0.003 + 0.001 * grain, 0.020 + 0.025 * fibres
-    cancer_h, cancer_e = 0.016 + 0.003 * grain, 0.030 + 0.004 * grain
-    haematoxylin = (tissue * (stroma_h + cancer * (cancer_h - stroma_h)) + 0.002) * (1 + 0.2 * np.tanh(fields["haematoxylin"]))
-    eosin = (tissue * (stroma_e + cancer * (cancer_e - stroma_e)) + 0.004) * (1 + 0.2 * np.tanh(fields["eosin"]))
+    # Background optical densities: one fibrous texture everywhere; CA only tinted more purple, by a
+    # factor smaller than the variation between slides (see the module docstring).
+    cytoplasm_h = (0.008 + 0.002 * grain) * scene.cytoplasm_tint * (1 + cancer * (scene.cancer_tint - 1))
+    haematoxylin = (tissue * cytoplasm_h + 0.002) * (1 + 0.2 * np.tanh(fields["haematoxylin"]))
+    eosin = (tissue * (0.020 + 0.025 * fibres) + 0.004) * (1 + 0.2 * np.tanh(fields["eosin"]))
     blood = np.zeros_like(eosin)
     flat = (haematoxylin.reshape(-1), eosin.reshape(-1), blood.reshape(-1), grain.reshape(-1))
 
