@@ -18,7 +18,7 @@ from baseline_algorithm.train import TrainingOptions, TrainingPairs, fit, pair_s
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return synthesize_dataset(tmp_path_factory.mktemp("data") / "synthetic", (6, 2, 2), size=64, seed=5, progress=False)
+    return synthesize_dataset(tmp_path_factory.mktemp("data") / "synthetic", (4, 1, 1), size=64, seed=5, progress=False)
 
 
 def test_pair_sample_renders_targets_at_the_training_size(dataset):
@@ -44,12 +44,12 @@ def test_a_short_training_run_lowers_the_loss(dataset):
     model = CellTissueModel(
         ModelConfig(variant="pred-to-inter-2", encoder="resnet18", dropout_tissue=0.0, dropout_cell=0.0, patch_size=64)
     )
-    loader = DataLoader(TrainingPairs(ReleaseDataset(dataset, "train"), 64, ranges=None), batch_size=3)
+    loader = DataLoader(TrainingPairs(ReleaseDataset(dataset, "train"), 64, ranges=None), batch_size=4)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     losses = [
         train_one_epoch(model, loader, optimizer, scaler, CellTissueDiceLoss(), torch.device("cpu"), "test", False)
-        for _ in range(8)
+        for _ in range(6)
     ]
     assert losses[-1]["loss"] < losses[0]["loss"] - 0.1, [round(x["loss"], 4) for x in losses]
     assert losses[-1]["cell_loss"] < losses[0]["cell_loss"] and losses[-1]["tissue_loss"] < losses[0]["tissue_loss"]
@@ -57,7 +57,7 @@ def test_a_short_training_run_lowers_the_loss(dataset):
 
 def options(dataset, out, **changes):
     values = dict(
-        data=str(dataset), out=str(out), variant="pred-to-inter-2", encoder="resnet18", epochs=2, batch_size=3,
+        data=str(dataset), out=str(out), variant="pred-to-inter-2", encoder="resnet18", epochs=2, batch_size=4,
         workers=0, device="cpu", seed=3,
     )
     return TrainingOptions(**{**values, **changes})
