@@ -40,6 +40,18 @@ PLATFORM_OUTPUT = Path("/output/cell_classification.json")
 CHECKPOINT_ENV = "OCELOT_CHECKPOINT"
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "pred_to_inter_2.pt"
 DEVICES = ("auto", "cpu", "cuda")
+#: How the OCELOT organisers run a submission (`docker run --network none --cap-drop ALL
+#: --security-opt no-new-privileges --memory 4g --memory-swap 4g --shm-size 128m --pids-limit 256`),
+#: as Docker SDK keyword arguments, for the tests and benchmarks that run this container.
+ORGANISER_RUN_FLAGS = dict(
+    network_mode="none",
+    cap_drop=["ALL"],
+    security_opt=["no-new-privileges"],
+    mem_limit="4g",
+    memswap_limit="4g",
+    shm_size="128m",
+    pids_limit=256,
+)
 
 
 class PredictError(ValueError):

@@ -43,17 +43,9 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from baseline_algorithm.data.gc_layout import GrandChallengeWriter
 from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
+from baseline_algorithm.predict import ORGANISER_RUN_FLAGS
 
 FULL_SIZE = 1024
-ORGANISER_FLAGS = dict(
-    network_mode="none",
-    cap_drop=["ALL"],
-    security_opt=["no-new-privileges"],
-    mem_limit="4g",
-    memswap_limit="4g",
-    shm_size="128m",
-    pids_limit=256,
-)
 MOUNTED_CHECKPOINT = "/opt/benchmark/checkpoint.pt"
 #: Runs inside the image: CPU seconds of one forward pass (batch 1) of the checkpoint's model.
 BARE_FORWARD = """
@@ -180,7 +172,7 @@ def run_algorithm(client, image: str, input_dir: Path, output_dir: Path, checkpo
     if checkpoint is not None:
         volumes[str(checkpoint.resolve())] = {"bind": MOUNTED_CHECKPOINT, "mode": "ro"}
         environment["OCELOT_CHECKPOINT"] = MOUNTED_CHECKPOINT
-    container = client.containers.create(image, volumes=volumes, environment=environment, **ORGANISER_FLAGS)
+    container = client.containers.create(image, volumes=volumes, environment=environment, **ORGANISER_RUN_FLAGS)
     try:
         container.start()
         started = time.perf_counter()
@@ -225,7 +217,7 @@ def run_bare_forward(client, image: str, checkpoint: Path | None, repeats: int) 
         volumes[str(checkpoint.resolve())] = {"bind": MOUNTED_CHECKPOINT, "mode": "ro"}
         environment["OCELOT_CHECKPOINT"] = MOUNTED_CHECKPOINT
     output = client.containers.run(image, entrypoint=["python", "-c", BARE_FORWARD, str(repeats)], volumes=volumes,
-                                   environment=environment, remove=True, stderr=False, **ORGANISER_FLAGS)
+                                   environment=environment, remove=True, stderr=False, **ORGANISER_RUN_FLAGS)
     result = json.loads(output.decode().strip().splitlines()[-1])
     result["cpu_s_per_pass"] = round(float(np.median(result.pop("cpu_s"))), 3)
     return result

@@ -21,7 +21,7 @@ import pytest
 
 from baseline_algorithm.__main__ import main as algorithm_cli
 from baseline_algorithm.data.gc_layout import write_evaluation_input
-from baseline_algorithm.predict import SHIPPED_CHECKPOINT
+from baseline_algorithm.predict import ORGANISER_RUN_FLAGS, SHIPPED_CHECKPOINT
 from evaluation import read_points_document
 from evaluation.__main__ import main as evaluation_cli
 from tests.test_predict import make_checkpoint
@@ -32,17 +32,6 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_INPUT = REPO / "test_data" / "input"
 GROUND_TRUTH = REPO / "test_data" / "ground_truth" / "cell_gt.json"
 EVAL_IMAGE = "ocelot-eval"
-#: `docker run --network none --cap-drop ALL --security-opt no-new-privileges --memory 4g
-#: --memory-swap 4g --shm-size 128m --pids-limit 256`: how the organisers test a submission.
-ORGANISER_FLAGS = dict(
-    network_mode="none",
-    cap_drop=["ALL"],
-    security_opt=["no-new-privileges"],
-    mem_limit="4g",
-    memswap_limit="4g",
-    shm_size="128m",
-    pids_limit=256,
-)
 #: How Grand Challenge runs the evaluation container (issue 3).
 EVALUATION_FLAGS = dict(
     network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"], read_only=True,
@@ -119,7 +108,7 @@ def container_run(docker_client, algorithm_image, tmp_path_factory) -> dict:
     input_dir = readable_copy(TEST_INPUT, root / "input")
     output_dir = writable_folder(root / "output")
     status, stderr = run_container(docker_client, algorithm_image, platform_volumes(input_dir, output_dir),
-                                   ORGANISER_FLAGS)
+                                   ORGANISER_RUN_FLAGS)
     return {"status": status, "stderr": stderr, "output": output_dir / "cell_classification.json"}
 
 
@@ -185,7 +174,7 @@ def test_container_malformed_input_fails_cleanly(docker_client, algorithm_image,
     (input_dir / "metadata.json").write_text(json.dumps(metadata + metadata[:1]))
     output_dir = writable_folder(tmp_path / "output")
     status, stderr = run_container(docker_client, algorithm_image, platform_volumes(input_dir, output_dir),
-                                   ORGANISER_FLAGS)
+                                   ORGANISER_RUN_FLAGS)
     assert status != 0
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
