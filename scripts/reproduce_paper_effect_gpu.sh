@@ -5,19 +5,19 @@
 # on the test split and writes the table (OUT_DIR/effect.md, OUT_DIR/effect.json).
 #
 # Usage: scripts/reproduce_paper_effect_gpu.sh OUT_DIR
-# Environment (defaults in brackets): PAIRS ["400 60 60"], SIZE [384], EPOCHS [30], ENCODER [resnet18],
+# Environment (defaults in brackets): PAIRS ["320 40 40"], SIZE [256], EPOCHS [20], ENCODER [resnet18],
 #   BATCH [16], LOADER_WORKERS [5 per variant], DEVICE [cuda], SEED [0], PYTHON [python3].
 # The CPU-sized equivalent, one variant after another: python -m baseline_algorithm reproduce --help.
 set -euo pipefail
 out=${1:?usage: $0 OUT_DIR}
 python=${PYTHON:-python3}
-pairs=${PAIRS:-400 60 60}
+pairs=${PAIRS:-320 40 40}
 variants=(cell-only pred-to-inter-2 tissue-label-leaking)
 mkdir -p "$out/logs"
 # shellcheck disable=SC2086  # PAIRS is three numbers
-"$python" -m baseline_algorithm synthesize "$out/data" --pairs $pairs --size "${SIZE:-384}" \
+"$python" -m baseline_algorithm synthesize "$out/data" --pairs $pairs --size "${SIZE:-256}" \
   --seed "${SEED:-0}" --workers "$(nproc)" --quiet
-common=(--data "$out/data" --out "$out" --epochs "${EPOCHS:-30}" --batch-size "${BATCH:-16}"
+common=(--data "$out/data" --out "$out" --epochs "${EPOCHS:-20}" --batch-size "${BATCH:-16}"
   --encoder "${ENCODER:-resnet18}" --workers "${LOADER_WORKERS:-5}" --device "${DEVICE:-cuda}"
   --seed "${SEED:-0}" --checkpoint-dtype int8 --quiet)
 pids=()
