@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -27,8 +29,9 @@ from evaluation import score, write_json_atomic
 from evaluation.metrics import COUNT_KEYS, metrics_from_counts
 
 from .checkpoint import load_checkpoint, read_checkpoint
-from .data import ReleaseDataset, synthesize_dataset
+from .data import Pair, ReleaseDataset, synthesize_dataset
 from .inference import DetectionSettings, ground_truth_points, predict_points
+from .model import CellTissueModel
 from .train import RESUME_OVERRIDES, TrainingOptions, data_resolution, fit, resolve_device, scoring_radius_px
 
 EFFECT_VARIANTS = ("cell-only", "pred-to-inter-2", "tissue-label-leaking")
@@ -45,9 +48,23 @@ def evaluate(
     batch_size: int,
     progress: bool = True,
 ) -> dict:
-    """Score a checkpoint on a split: aggregates, per-image counts (arrays) and inference throughput."""
+    """Score a checkpoint on a split of a release-layout dataset (see :func:`evaluate_pairs`)."""
     model = load_checkpoint(checkpoint, map_location=device)
-    pairs = ReleaseDataset(data, split)
+    return evaluate_pairs(model, ReleaseDataset(data, split), settings, batch_size, progress)
+
+
+def evaluate_pairs(
+    model: CellTissueModel,
+    pairs: Sequence[Pair],
+    settings: DetectionSettings,
+    batch_size: int,
+    progress: bool = True,
+) -> dict:
+    """Score a model on pairs: aggregates, per-image counts (arrays) and inference throughput.
+
+    The scoring radius is 3 um at the nominal resolution of the pairs' cell patch side (15 px at
+    1024 px, scaled with the side).
+    """
     start = time.perf_counter()
     predictions = predict_points(model, pairs, settings=settings, batch_size=batch_size, progress=progress, total=len(pairs))
     seconds = time.perf_counter() - start
@@ -199,8 +216,9 @@ def reproduce(
     n_images = len(next(iter(results.values()))["counts"]["TP/BC"])
     table = markdown_table(rows, n_images, resamples)
     document = {
-        "command": " ".join(shlex.quote(a) for a in sys.argv),
-        "machine": f"{platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} torch threads, "
+        # sys.argv[0] is this package's __main__.py; name the command the way it is typed.
+        "command": shlex.join(["python", "-m", __package__, *sys.argv[1:]]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
         f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "data": str(data),
         "options": asdict(template),
