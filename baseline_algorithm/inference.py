@@ -57,12 +57,16 @@ class DetectionSettings:
 
 
 def image_tensor(image: np.ndarray, size: int) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, size, size) float32 in [0, 1], resampled with antialiasing when needed."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    """(H, W, 3) uint8 -> (3, size, size) float32 in [0, 1], resampled with antialiasing when needed.
+
+    Resampling runs on the uint8 pixels (PyTorch's channels-last uint8 kernel), before the float
+    conversion: for a 1024 px patch going to 256 px that is several times cheaper than resampling
+    float32, and within one grey level of it.
+    """
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     if tensor.shape[-2:] != (size, size):
         tensor = F.interpolate(tensor[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
-        tensor = tensor.clamp_(0.0, 1.0)
-    return tensor
+    return tensor.float().div_(255.0)
 
 
 def label_tensor(labels: np.ndarray, size: int) -> torch.Tensor:

@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from baseline_algorithm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from baseline_algorithm.data import Pair
-from baseline_algorithm.inference import DetectionSettings, detect_cells, predict_points
+from baseline_algorithm.inference import DetectionSettings, detect_cells, image_tensor, predict_points
 from baseline_algorithm.model import CellTissueModel, ModelConfig, ModelOutput
 
 
@@ -20,6 +23,26 @@ def blob_maps(size, cells):
         maps[label] = np.maximum(maps[label], blob)
     maps[0] = 1.0 - maps[1] - maps[2]
     return maps
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(16, 300), st.integers(16, 300), st.sampled_from([32, 64, 256]), st.integers(0, 2**32 - 1))
+def test_image_tensor_resamples_uint8_within_one_grey_level_of_float(height, width, size, seed):
+    """The uint8 resampling (the fast path) against antialiased bilinear resampling in float32."""
+    image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    reference = torch.from_numpy(image).permute(2, 0, 1).double()[None] / 255.0
+    if (height, width) != (size, size):
+        reference = F.interpolate(reference, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    tensor = image_tensor(image, size)
+    assert tensor.shape == (3, size, size) and tensor.dtype == torch.float32
+    assert 0.0 <= tensor.min() and tensor.max() <= 1.0
+    assert (tensor.double() - reference[0].clamp(0, 1)).abs().max() <= 1.0 / 255.0 + 1e-6
+
+
+def test_image_tensor_keeps_patches_of_the_model_size_exactly():
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    expected = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+    assert torch.equal(image_tensor(image, 32), expected)
 
 
 def test_detect_cells_returns_peaks_classes_and_class_probabilities():
