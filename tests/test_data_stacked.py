@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -55,10 +56,30 @@ def test_stacked_tiff_variants_read_back_exactly(tmp_path, options):
             np.testing.assert_array_equal(stack[k], patches[k])
 
 
-def test_uncompressed_tiff_is_memory_mapped(tmp_path):
-    write_stacked_tiff(tmp_path / "stack.tif", _patches(2, 16))
-    with StackedPatches(tmp_path / "stack.tif", 2) as stack:
-        assert isinstance(stack._reader._memmap, np.memmap)
+@pytest.mark.parametrize("options", TIFF_VARIANTS.values(), ids=TIFF_VARIANTS.keys())
+def test_every_byte_read_is_dropped_from_the_page_cache(tmp_path, monkeypatch, options):
+    """The container is charged for the page cache of its input: reading patch k releases the
+    file ranges that hold it, and together the patches release all of the pixel data."""
+    patches = _patches(3, 40)
+    path = tmp_path / "stack.tif"
+    write_stacked_tiff(path, patches, **options)
+    released = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: released.append(
+        (offset, length, advice)), raising=False)
+    with StackedPatches(path, 3) as stack:
+        for k in range(3):
+            before = len(released)
+            np.testing.assert_array_equal(stack[k], patches[k])
+            assert len(released) > before
+    page = tifffile.TiffFile(path).pages.first
+    pixel_bytes = set()
+    for offset, length in zip(page.dataoffsets, page.databytecounts):
+        pixel_bytes.update(range(offset, offset + length))
+    released_bytes = set()
+    for offset, length, advice in released:
+        assert advice == os.POSIX_FADV_DONTNEED
+        released_bytes.update(range(offset, offset + length))
+    assert pixel_bytes <= released_bytes
 
 
 def test_planar_separate_and_one_page_per_patch(tmp_path):

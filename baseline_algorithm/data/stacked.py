@@ -7,8 +7,10 @@
     INPUT/images/tissue_patches/<one>.tif|.mha  N*H x W x 3 uint8
 
 Patches are read one at a time, so memory holds one pair, whatever N is: uncompressed contiguous
-TIFFs are memory-mapped; compressed, striped or tiled TIFFs are decoded only in the strips or tiles
-that cover the requested rows; ``.mha`` files are read with SimpleITK's streaming region extraction.
+TIFFs are read with one ``pread`` per patch; compressed, striped or tiled TIFFs are decoded only in
+the strips or tiles that cover the requested rows; ``.mha`` files are read with SimpleITK's
+streaming region extraction. The bytes of a TIFF patch are dropped from the page cache once read
+(a container is charged for the page cache of its input, which would otherwise grow with N).
 """
 
 from __future__ import annotations
@@ -110,11 +112,12 @@ class _TiffStack:
     def __init__(self, path: Path, count: int):
         self.path = path
         self._tiff = tifffile.TiffFile(path)
+        self._fd = os.open(path, os.O_RDONLY)
         pages = self._tiff.pages
         first = pages.first
         if first.dtype != np.uint8:
             raise DataError(f"{path}: expected uint8 pixels, got {first.dtype}")
-        self._memmap = None
+        self._offset = None  # of the pixels, when patch k is the k-th run of bytes of the file
         separate, _, rows, columns, contig = first.shaped  # planar-configuration independent
         if len(pages) == count and count > 1 and rows != count * columns:
             # One page per patch (as some writers store a stack).
@@ -123,8 +126,8 @@ class _TiffStack:
         else:
             self._page = first
             side = _check_stack(path, (rows, columns, separate * contig), count)
-            if first.is_contiguous and first.compression == 1:
-                self._memmap = first.asarray(out="memmap")
+            if first.is_contiguous and first.compression == 1 and separate == 1:
+                self._offset = first.dataoffsets[0]
         self.patch_shape = (side, side, 3)
 
     def read(self, index: int) -> np.ndarray:
@@ -132,13 +135,29 @@ class _TiffStack:
         if self._page is None:
             page = self._tiff.pages[index]
             patch = page.asarray()
+            self._forget(page.dataoffsets, page.databytecounts)
             return np.moveaxis(patch, 0, -1) if page.planarconfig == 2 else patch
-        if self._memmap is not None:
-            return np.array(self._memmap[index * side : (index + 1) * side])
-        return _read_rows(self._page, index * side, (index + 1) * side)
+        if self._offset is not None:
+            patch = np.empty(self.patch_shape, dtype=np.uint8)
+            start = self._offset + index * patch.nbytes
+            read = os.preadv(self._fd, [patch], start)
+            if read != patch.nbytes:
+                raise DataError(f"{self.path}: truncated, patch {index} ends {patch.nbytes - read} bytes early")
+            self._forget([start], [patch.nbytes])
+            return patch
+        patch = _read_rows(self._page, index * side, (index + 1) * side)
+        segments = _segment_indices(self._page, index * side, (index + 1) * side)
+        self._forget([self._page.dataoffsets[k] for k in segments], [self._page.databytecounts[k] for k in segments])
+        return patch
+
+    def _forget(self, offsets: Iterable[int], bytecounts: Iterable[int]) -> None:
+        """Drop byte ranges just read from the page cache: every pair is read once."""
+        if hasattr(os, "posix_fadvise"):  # Linux; elsewhere the cache is left to the system
+            for offset, bytecount in zip(offsets, bytecounts):
+                os.posix_fadvise(self._fd, offset, bytecount, os.POSIX_FADV_DONTNEED)
 
     def close(self) -> None:
-        self._memmap = None
+        os.close(self._fd)
         self._tiff.close()
 
 
