@@ -75,6 +75,8 @@ class StackedPatches:
             raise IndexError(index)
         try:
             patch = self._reader.read(index)
+        except DataError:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise DataError(
                 f"{self.path}: cannot read patch {index} ({type(exc).__name__}: {exc})".replace("\n", " ")
