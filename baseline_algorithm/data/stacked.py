@@ -114,7 +114,6 @@ class _TiffStack:
     def __init__(self, path: Path, count: int):
         self.path = path
         self._tiff = tifffile.TiffFile(path)
-        self._fd = os.open(path, os.O_RDONLY)
         pages = self._tiff.pages
         first = pages.first
         if first.dtype != np.uint8:
@@ -131,6 +130,7 @@ class _TiffStack:
             if first.is_contiguous and first.compression == 1 and separate == 1:
                 self._offset = first.dataoffsets[0]
         self.patch_shape = (side, side, 3)
+        self._fd = os.open(path, os.O_RDONLY)  # pixel reads and page-cache advice
 
     def read(self, index: int) -> np.ndarray:
         side = self.patch_shape[0]
