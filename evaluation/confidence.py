@@ -8,6 +8,11 @@ run. One matching pass, one sort and two cumulative sums therefore give the coun
 threshold. With threshold 0 every prediction is kept and the counts are those of
 :func:`evaluation.score`.
 
+One caveat, from the organisers' rule itself: tied predictions are visited in the order of numpy's
+unstable argsort, which may change when other predictions are removed. With tied confidences, a
+curve point (the full run's matches, thresholded) can therefore differ from re-scoring a file that
+holds only the predictions above the threshold; with distinct confidences they are equal (tested).
+
 A threshold ``t`` keeps a prediction when ``float32(probability) >= t``: the float32 value is the
 one that orders the visits, so two predictions that tie in float32 are never split.
 """
