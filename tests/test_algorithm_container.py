@@ -15,7 +15,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from baseline_algorithm.__main__ import main as algorithm_cli
@@ -23,6 +22,7 @@ from baseline_algorithm.data.gc_layout import write_evaluation_input
 from baseline_algorithm.predict import ORGANISER_RUN_FLAGS, SHIPPED_CHECKPOINT
 from evaluation import read_points_document
 from evaluation.__main__ import main as evaluation_cli
+from tests.test_predict import assert_same_points
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -148,12 +148,7 @@ def test_container_scored_by_ocelot_eval_matches_host(docker_client, container_r
     # computes what the host computes (same pinned libraries, same code).
     container_points, _ = read_points_document(container_run["output"], role="predictions")
     host_points, _ = read_points_document(host_predictions, role="predictions")
-    # Equal peaks may come out in either order (float rounding), so compare sorted by position.
-    c, h = (np.lexsort((p.xy[:, 0], p.xy[:, 1], p.image)) for p in (container_points, host_points))
-    np.testing.assert_array_equal(container_points.image[c], host_points.image[h])
-    np.testing.assert_array_equal(container_points.xy[c], host_points.xy[h])
-    np.testing.assert_array_equal(container_points.label[c], host_points.label[h])
-    np.testing.assert_allclose(container_points.probability[c], host_points.probability[h], rtol=1e-4)
+    assert_same_points(container_points, host_points, rtol=1e-4)
 
 
 def test_container_malformed_input_fails_cleanly(docker_client, algorithm_image, tmp_path):

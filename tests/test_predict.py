@@ -25,7 +25,7 @@ from baseline_algorithm.checkpoint import load_checkpoint, save_checkpoint
 from baseline_algorithm.data import iter_gc_input_pairs
 from baseline_algorithm.inference import predict_points
 from baseline_algorithm.model import CellTissueModel, ModelConfig
-from evaluation import read_points_document
+from evaluation import PointSet, read_points_document
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_INPUT = REPO / "test_data" / "input"
@@ -37,6 +37,17 @@ def make_checkpoint(path: Path, seed: int = 0, variant: str = "pred-to-inter-2",
     model = CellTissueModel(ModelConfig(variant=variant, encoder="resnet18", patch_size=64, cell_mpp=0.2 * 1024 / 64))
     save_checkpoint(path, model.eval(), weights_dtype="int8", **extra)
     return path
+
+
+def assert_same_points(points: PointSet, expected: PointSet, rtol: float) -> None:
+    """Equal points, probabilities within ``rtol``. The order of peaks of equal height within an
+    image depends on float rounding (batching, threads) and carries no meaning, so the points are
+    compared sorted by image and position."""
+    order, expected_order = (np.lexsort((p.xy[:, 0], p.xy[:, 1], p.image)) for p in (points, expected))
+    np.testing.assert_array_equal(points.image[order], expected.image[expected_order])
+    np.testing.assert_array_equal(points.xy[order], expected.xy[expected_order])
+    np.testing.assert_array_equal(points.label[order], expected.label[expected_order])
+    np.testing.assert_allclose(points.probability[order], expected.probability[expected_order], rtol=rtol)
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +76,7 @@ def test_writes_points_of_every_pair(capsys, gc_input, checkpoint, tmp_path):
     assert status == 0
     points, _ = read_points_document(output, role="predictions")  # the organisers' validity rule
     expected = predict_points(load_checkpoint(checkpoint), iter_gc_input_pairs(gc_input))
-    # The order of peaks of equal height within an image depends on float rounding (batching,
-    # threads), and carries no meaning: compare the points sorted by image and position.
-    order, expected_order = (np.lexsort((p.xy[:, 0], p.xy[:, 1], p.image)) for p in (points, expected))
-    np.testing.assert_array_equal(points.image[order], expected.image[expected_order])
-    np.testing.assert_array_equal(points.xy[order], expected.xy[expected_order])
-    np.testing.assert_array_equal(points.label[order], expected.label[expected_order])
-    np.testing.assert_allclose(points.probability[order], expected.probability[expected_order], rtol=1e-5)
+    assert_same_points(points, expected, rtol=1e-5)
     assert len(points) > 0
     pairs = list(iter_gc_input_pairs(gc_input))
     assert set(points.image.tolist()) <= set(range(len(pairs)))

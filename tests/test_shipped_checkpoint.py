@@ -11,15 +11,14 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
+import torch
 
 from baseline_algorithm.checkpoint import load_checkpoint, read_checkpoint
 from baseline_algorithm.data.release import read_rgb, write_release_pair
 from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
-from baseline_algorithm.inference import DetectionSettings
-from baseline_algorithm.predict import SHIPPED_CHECKPOINT
+from baseline_algorithm.predict import SHIPPED_CHECKPOINT, load_model
 from baseline_algorithm.reproduce import evaluate_pairs
 
 MODEL_CARD = SHIPPED_CHECKPOINT.parent / "README.md"
@@ -71,9 +70,7 @@ def test_checkpoint_scores_what_the_model_card_states(tmp_path):
         images = tmp_path / "images" / "test"
         pairs.append(replace(pair, cell_image=read_rgb(images / "cell" / f"{pair.name}.jpg"),
                              tissue_image=read_rgb(images / "tissue" / f"{pair.name}.jpg")))
-    payload = read_checkpoint(SHIPPED_CHECKPOINT)
-    model = load_checkpoint(SHIPPED_CHECKPOINT, map_location="cpu")
-    settings = DetectionSettings(**payload["detection"])
+    model, settings = load_model(SHIPPED_CHECKPOINT, torch.device("cpu"))  # as the container loads it
     aggregates = evaluate_pairs(model, pairs, settings, batch_size=8, progress=False)["aggregates"]
     for key in ("mF1", "F1/BC", "F1/TC"):
         assert aggregates[key] == pytest.approx(float(card_value(f"test {key}")), abs=SCORE_TOLERANCE), key

@@ -147,8 +147,8 @@ class _TiffStack:
                 raise DataError(f"{self.path}: truncated, patch {index} ends {patch.nbytes - read} bytes early")
             self._forget([start], [patch.nbytes])
             return patch
-        patch = _read_rows(self._page, index * side, (index + 1) * side)
         segments = _segment_indices(self._page, index * side, (index + 1) * side)
+        patch = _read_rows(self._page, index * side, (index + 1) * side, segments)
         self._forget([self._page.dataoffsets[k] for k in segments], [self._page.databytecounts[k] for k in segments])
         return patch
 
@@ -177,13 +177,14 @@ def _segment_indices(page: tifffile.TiffPage, row_start: int, row_stop: int) -> 
     return [p * per_plane + r for p in range(planes) for r in rows]
 
 
-def _read_rows(page: tifffile.TiffPage, row_start: int, row_stop: int) -> np.ndarray:
-    """Decode rows [row_start, row_stop) of a (compressed, striped or tiled) 2-D RGB page."""
+def _read_rows(page: tifffile.TiffPage, row_start: int, row_stop: int, segments: list[int]) -> np.ndarray:
+    """Decode rows [row_start, row_stop) of a (compressed, striped or tiled) 2-D RGB page from its
+    strips or tiles ``segments`` (:func:`_segment_indices` of those rows)."""
     separate, _, _, width, contig = page.shaped
     out = np.zeros((separate, row_stop - row_start, width, contig), dtype=page.dtype)
     decode = page.decode
     filehandle = page.parent.filehandle
-    for index in _segment_indices(page, row_start, row_stop):
+    for index in segments:
         offset, bytecount = page.dataoffsets[index], page.databytecounts[index]
         with filehandle.lock:
             filehandle.seek(offset)
