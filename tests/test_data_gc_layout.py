@@ -87,6 +87,16 @@ def test_noisy_predictions_drop_flip_jitter_and_add_cells():
 
 
 @pytest.mark.slow
+def assert_same_rendering(committed: np.ndarray, fresh: np.ndarray) -> None:
+    """Equal up to last-ulp rendering: the float rendering follows the CPU's SIMD path, which
+    moves a handful of pixels across a rounding boundary (2 of 9.4 M seen); allow at most one grey
+    level on at most one pixel in 100,000."""
+    assert committed.shape == fresh.shape and committed.dtype == fresh.dtype
+    difference = np.abs(committed.astype(np.int16) - fresh.astype(np.int16))
+    assert difference.max() <= 1, f"a pixel differs by {difference.max()} grey levels"
+    assert np.count_nonzero(difference) <= committed.size // 100_000
+
+
 def test_committed_test_data_is_what_the_script_regenerates(tmp_path):
     if not TEST_DATA.is_dir():
         pytest.fail("test_data/ is missing; run scripts/make_test_data.sh")
@@ -101,7 +111,7 @@ def test_committed_test_data_is_what_the_script_regenerates(tmp_path):
     assert committed == sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())
     for relative in committed:
         if relative.suffix == ".tif":
-            np.testing.assert_array_equal(tifffile.imread(TEST_DATA / relative), tifffile.imread(fresh / relative))
+            assert_same_rendering(tifffile.imread(TEST_DATA / relative), tifffile.imread(fresh / relative))
         else:
             assert json.loads((TEST_DATA / relative).read_text()) == json.loads((fresh / relative).read_text()), relative
 

@@ -1,0 +1,61 @@
+"""The one user-error hierarchy, and the one place that turns it into an exit status.
+
+Every error a person can fix by changing their input derives from :class:`OcelotError`; its
+``str()`` is one line that names the file, the entry, the field and the value. A command or a
+container entry runs under :func:`run_reporting_errors`, which prints that line as the last line
+on stderr (``error: ...``) and returns exit status 2. Anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+__all__ = [
+    "EXIT_USER_ERROR",
+    "DataError",
+    "InputError",
+    "OcelotError",
+    "os_error_message",
+    "run_reporting_errors",
+]
+
+#: Exit status of every command and container entry for input it cannot use.
+EXIT_USER_ERROR = 2
+
+
+class OcelotError(Exception):
+    """Input that cannot be used; ``str(error)`` is one line saying what is wrong and where."""
+
+
+class InputError(OcelotError, ValueError):
+    """A document to score (predictions, ground truth, metadata, job list) breaks its format."""
+
+
+class DataError(OcelotError, ValueError):
+    """A dataset file (release or Grand Challenge layout, image, mask) is missing or inconsistent."""
+
+
+def os_error_message(error: OSError) -> str:
+    """One line naming the file and the operating system's reason (permission, disk full...)."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
+def run_reporting_errors(command: Callable[[], int]) -> int:
+    """Run ``command``; an :class:`OcelotError` or ``OSError`` ends it with one ``error:`` line.
+
+    Returns
+    -------
+    int
+        The command's own exit status, or :data:`EXIT_USER_ERROR` after printing the line.
+    """
+    try:
+        return command()
+    except OcelotError as error:
+        message = str(error)
+    except OSError as error:
+        message = os_error_message(error)
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USER_ERROR
