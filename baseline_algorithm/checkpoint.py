@@ -19,13 +19,15 @@ from pathlib import Path
 
 import torch
 
+from evaluation.errors import OcelotError
+
 from .model import CellTissueModel, ModelConfig
 
 CHECKPOINT_FORMAT = 1
 WEIGHT_DTYPES = ("float32", "float16", "int8")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(OcelotError, ValueError):
     """A checkpoint file is missing, unreadable or not one of ours; ``str()`` names the file."""
 
 

@@ -15,9 +15,11 @@ Steps for a batch of pairs (:func:`predict_points`):
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +29,7 @@ from tqdm import tqdm
 
 from evaluation import PointSet
 
+from .checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
 from .data import Pair
 from .labels import tissue_target
 from .model import CellTissueModel, ModelConfig
@@ -164,6 +167,33 @@ def cell_log_probabilities(model: CellTissueModel, pairs: Sequence[Pair], device
     return output.cell_logits.float().log_softmax(dim=1).cpu().numpy()
 
 
+def detect_batch(
+    model: CellTissueModel, pairs: Sequence[Pair], settings: DetectionSettings
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Cells of a batch of pairs, in pixels of each input cell patch.
+
+    Returns
+    -------
+    list of (xy, label, probability)
+        Per pair: ``xy`` int64 (N, 2) within the cell patch, ``label`` int64 (N,) 1 or 2,
+        ``probability`` float64 (N,); see :func:`detect_cells`.
+    """
+    if model.training:
+        raise ValueError("inference needs the model in eval mode (call model.eval())")
+    device = next(model.parameters()).device
+    size = model.config.patch_size
+    min_distance = settings.min_distance_px(model.config)
+    cells = []
+    for pair, maps in zip(pairs, cell_log_probabilities(model, pairs, device)):
+        xy, label, probability = detect_cells(maps, min_distance, settings.threshold)
+        height, width = pair.cell_image.shape[:2]
+        # Peak pixel centres mapped to the input patch, rounded to the nearest input pixel.
+        scale = np.array([width / size, height / size])
+        xy = np.clip(np.rint((xy + 0.5) * scale - 0.5), 0, [width - 1, height - 1]).astype(np.int64)
+        cells.append((xy, label, probability))
+    return cells
+
+
 def predict_points(
     model: CellTissueModel,
     pairs: Iterable[Pair],
@@ -191,21 +221,11 @@ def predict_points(
     -------
     PointSet
     """
-    if model.training:
-        raise ValueError("predict_points needs the model in eval mode (call model.eval())")
-    device = next(model.parameters()).device
-    size = model.config.patch_size
-    min_distance = settings.min_distance_px(model.config)
     images, xys, labels, probabilities = [], [], [], []
     index = 0
     with tqdm(total=total, desc="predict", unit="pair", disable=not progress, leave=False) as bar:
         for batch in _batches(pairs, batch_size):
-            for pair, maps in zip(batch, cell_log_probabilities(model, batch, device)):
-                xy, label, probability = detect_cells(maps, min_distance, settings.threshold)
-                height, width = pair.cell_image.shape[:2]
-                # Peak pixel centres mapped to the input patch, rounded to the nearest input pixel.
-                scale = np.array([width / size, height / size])
-                xy = np.clip(np.rint((xy + 0.5) * scale - 0.5), 0, [width - 1, height - 1]).astype(np.int64)
+            for xy, label, probability in detect_batch(model, batch, settings):
                 images.append(np.full(len(xy), index, dtype=np.int64))
                 xys.append(xy)
                 labels.append(label)
@@ -234,3 +254,79 @@ def ground_truth_points(pairs: Iterable[Pair]) -> tuple[PointSet, int]:
     xy = np.concatenate(xys)
     return PointSet.from_arrays(np.concatenate(images), xy, np.concatenate(labels), np.ones(len(xy))), count
 
+
+
+def load_model(checkpoint: str | os.PathLike, device: str | torch.device = "cpu"
+               ) -> tuple[CellTissueModel, DetectionSettings]:
+    """The checkpoint's model (eval mode, on ``device``) and the detection settings it was
+    validated with (training stores them as ``detection``; the defaults otherwise).
+
+    Raises
+    ------
+    CheckpointError
+        The file is not a checkpoint, its variant needs the tissue annotation (which a submission
+        does not get), or its detection settings are invalid.
+    """
+    payload = read_checkpoint(checkpoint)
+    model = model_from_checkpoint(payload).to(device)
+    if model.needs_tissue_label:
+        raise CheckpointError(f"{checkpoint}: variant {model.config.variant!r} needs the tissue "
+                              "annotation, which a submission does not get")
+    try:
+        settings = DetectionSettings(**payload.get("detection", {}))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{checkpoint}: invalid detection settings "
+                              f"{payload.get('detection')!r} ({exc})") from None
+    return model, settings
+
+
+class BaselineDetector:
+    """Pred-to-inter-2 (or any non-leaking variant of a checkpoint) as a detector.
+
+    ``detector(pair)`` and ``detector.detect_batch(pairs)`` return ``(x, y, cls, probability)``
+    tuples in pixels of the input cell patch (see :mod:`baseline_algorithm.detector`).
+
+    Parameters
+    ----------
+    model : CellTissueModel
+        In eval mode, on the device to run on.
+    settings : DetectionSettings
+    batch_size : int
+        Pairs per forward pass.
+    """
+
+    def __init__(self, model: CellTissueModel, settings: DetectionSettings, batch_size: int = 1):
+        self.model = model
+        self.settings = settings
+        self.batch_size = batch_size
+
+    def __call__(self, pair: Pair) -> list[tuple[int, int, int, float]]:
+        return self.detect_batch([pair])[0]
+
+    def detect_batch(self, pairs: Sequence[Pair]) -> list[list[tuple[int, int, int, float]]]:
+        return [list(zip(xy[:, 0].tolist(), xy[:, 1].tolist(), label.tolist(), probability.tolist()))
+                for xy, label, probability in detect_batch(self.model, pairs, self.settings)]
+
+    def describe(self) -> str:
+        config = self.model.config
+        return (f"{config.variant}, {config.encoder}, {config.patch_size} px, threshold "
+                f"{self.settings.threshold}, min distance {self.settings.min_distance_um} um")
+
+
+#: The weights the baseline detector uses when no checkpoint is given.
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "pred_to_inter_2.pt"
+
+
+def baseline_detector(device: str = "cpu", checkpoint: str | os.PathLike = SHIPPED_CHECKPOINT
+                      ) -> BaselineDetector:
+    """The detector factory of the baseline (``baseline_algorithm.inference:baseline_detector``).
+
+    Parameters
+    ----------
+    device : {"cpu", "cuda"}
+        Where the model runs; batches of 4 pairs on CUDA, 1 on CPU (the peak memory of one pair).
+    checkpoint : path
+        The weights, with the detection settings stored in them; default the shipped checkpoint.
+    """
+    model, settings = load_model(checkpoint, torch.device(device))
+    return BaselineDetector(model, settings, batch_size=4 if device == "cuda" else 1)

@@ -1,23 +1,26 @@
-"""``python -m baseline_algorithm predict``: the Grand Challenge algorithm entry of the baseline.
+"""``python -m baseline_algorithm predict``: the Grand Challenge algorithm entry, for any detector.
 
 The steps, each a function:
 
 1. :func:`read_inputs` opens the input folder (stacked cell and tissue TIFFs + ``metadata.json``)
    and streams its pairs, one at a time, so that memory does not grow with the number of pairs;
-2. :func:`load_model` reads the checkpoint onto the chosen device (GPU when there is one),
-   with the detection settings it was validated with;
-3. :func:`process_pairs` turns every pair into cell points (the model package's inference, the same
-   code as training validation), reporting progress per pair;
-4. :func:`write_predictions` writes the "Multiple points" document atomically.
+2. :func:`baseline_algorithm.detector.load_detector` imports the detector ``MODULE:FACTORY``
+   (the Pred-to-inter-2 baseline by default) and builds it once;
+3. :func:`detect_all` runs it on every pair (in batches if the detector opts in), checks each
+   pair's points against the organisers' validity rule and reports progress per pair;
+4. :func:`write_predictions` writes the "Multiple points" document atomically, once every point
+   has passed: an invalid point leaves no output file.
 
 Inside the container the platform's paths are the defaults (``/input``,
-``/output/cell_classification.json``); on a host give ``--input DIR --output FILE``.
-The weights are ``--checkpoint``, else ``$OCELOT_CHECKPOINT``, else the shipped checkpoint.
+``/output/cell_classification.json``); on a host give ``--input DIR --output FILE``. The detector
+is ``--detector``, else ``$OCELOT_DETECTOR``, else the baseline; the checkpoint handed to its
+factory is ``--checkpoint``, else ``$OCELOT_CHECKPOINT``, else none (the factory's default).
+
+This module does not import PyTorch: an image whose detector needs no torch does without it.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import sys
@@ -25,115 +28,93 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import torch
+import numpy as np
+from tqdm import tqdm
 
-from evaluation import InputError, PointSet, points_document, write_json_atomic
+from evaluation import PointSet, points_document, write_json_atomic
+from evaluation.errors import OcelotError
 
-from .checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
-from .data import DataError, Pair, iter_gc_input_pairs
+from .data import Pair, iter_gc_input_pairs
 from .data.stacked import read_gc_metadata
-from .inference import DetectionSettings, predict_points
-from .model import CellTissueModel
+from .detector import BASELINE_DETECTOR, LoadedDetector, load_detector, resolve_device, validated_points
 
 PLATFORM_INPUT = Path("/input")
 PLATFORM_OUTPUT = Path("/output/cell_classification.json")
 CHECKPOINT_ENV = "OCELOT_CHECKPOINT"
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "pred_to_inter_2.pt"
-DEVICES = ("auto", "cpu", "cuda")
-#: How the OCELOT organisers run a submission (`docker run --network none --cap-drop ALL
-#: --security-opt no-new-privileges --memory 4g --memory-swap 4g --shm-size 128m --pids-limit 256`),
-#: as Docker SDK keyword arguments, for the tests and benchmarks that run this container.
-ORGANISER_RUN_FLAGS = dict(
-    network_mode="none",
-    cap_drop=["ALL"],
-    security_opt=["no-new-privileges"],
-    mem_limit="4g",
-    memswap_limit="4g",
-    shm_size="128m",
-    pids_limit=256,
-)
+DETECTOR_ENV = "OCELOT_DETECTOR"
 
 
-class PredictError(ValueError):
-    """A problem with the command line or the environment (not the input files); one line."""
+class PredictError(OcelotError, ValueError):
+    """A problem with the input folder, the output path or the options; one line."""
 
 
-# Errors caused by what the user gave us: reported as one stderr line, without a traceback.
-USER_ERRORS = (PredictError, DataError, CheckpointError, InputError)
+def resolve_detector(flag: str | None) -> str:
+    """The detector to run: ``--detector``, else ``$OCELOT_DETECTOR``, else the baseline."""
+    return flag or os.environ.get(DETECTOR_ENV) or BASELINE_DETECTOR
 
 
-def resolve_checkpoint(flag: Path | None) -> Path:
-    """The checkpoint to use: ``--checkpoint``, else ``$OCELOT_CHECKPOINT``, else the shipped one."""
+def resolve_checkpoint(flag: Path | None) -> Path | None:
+    """The checkpoint for the factory: ``--checkpoint``, else ``$OCELOT_CHECKPOINT``, else None."""
     if flag is not None:
         return flag
     if os.environ.get(CHECKPOINT_ENV):
         return Path(os.environ[CHECKPOINT_ENV])
-    return SHIPPED_CHECKPOINT
-
-
-def select_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if name not in DEVICES:
-        raise PredictError(f"--device {name!r} is not one of {', '.join(DEVICES)}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise PredictError("--device cuda: no CUDA device is available (use --device auto or cpu)")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+    return None
 
 
 def read_inputs(input_dir: Path) -> tuple[int, Iterator[Pair]]:
     """The number of pairs and a stream of them, from a Grand Challenge input folder.
 
     The first pair is read here, so that a missing or malformed stack (or a patch count that
-    differs from ``metadata.json``) is reported before the model is loaded.
+    differs from ``metadata.json``) is reported before the detector is built.
     """
     if not input_dir.is_dir():
         raise PredictError(f"{input_dir}: input folder not found (expected images/cell_patches/, "
                            "images/tissue_patches/ and metadata.json)")
     count = len(read_gc_metadata(input_dir))
     pairs = iter_gc_input_pairs(input_dir)
-    first = next(pairs)
+    try:
+        first = next(pairs)
+    except StopIteration:
+        return 0, iter(())
     return count, itertools.chain([first], pairs)
 
 
-def load_model(checkpoint: Path, device: torch.device) -> tuple[CellTissueModel, DetectionSettings]:
-    """The checkpoint's model (eval mode, on ``device``) and the detection settings it was validated
-    with (training stores them as ``detection``; the defaults otherwise)."""
-    payload = read_checkpoint(checkpoint)
-    model = model_from_checkpoint(payload).to(device)
-    if model.needs_tissue_label:
-        raise PredictError(f"{checkpoint}: variant {model.config.variant!r} needs the tissue annotation, "
-                           "which a submission does not get")
-    try:
-        settings = DetectionSettings(**payload.get("detection", {}))
-    except (TypeError, ValueError) as exc:
-        raise PredictError(f"{checkpoint}: invalid detection settings {payload.get('detection')!r} ({exc})") from None
-    return model, settings
-
-
-def process_pairs(
-    model: CellTissueModel,
-    pairs: Iterator[Pair],
-    count: int,
-    *,
-    settings: DetectionSettings = DetectionSettings(),
-    batch_size: int,
-    progress: bool = True,
-) -> PointSet:
-    """Cell points of every pair (pair k becomes ``image_k``), pixels of the input cell patches.
+def detect_all(detector: LoadedDetector, pairs: Iterator[Pair], count: int, *,
+               progress: bool = True) -> PointSet:
+    """Validated points of every pair (pair k becomes ``image_k``).
 
     Progress is a tqdm bar on a terminal, else one log line per pair: container logs are collected
     line by line, so a bar redrawn with carriage returns would show nothing until the end.
+
+    Raises
+    ------
+    DetectorError
+        A point breaks the validity rule (the message names the detector, ``image_k``, the
+        point's index, the field and the value), or ``detect_batch`` returned too few results.
+    DetectorFailure
+        The detector raised.
     """
     bar = progress and sys.stderr.isatty()
     if progress and not bar:
         pairs = log_each_pair(pairs, count)
-    return predict_points(model, pairs, settings=settings, batch_size=batch_size, progress=bar, total=count)
+    found: list[PointSet] = []
+    index = 0
+    with tqdm(total=count, desc="predict", unit="pair", disable=not bar, leave=False) as meter:
+        while batch := list(itertools.islice(pairs, detector.batch_size)):
+            for raw in detector.detect_pairs(batch):
+                found.append(validated_points(detector.spec, index, raw))
+                index += 1
+            meter.update(len(batch))
+    found = [points for points in found if len(points)]
+    if not found:
+        return PointSet.empty()
+    return PointSet(*(np.concatenate([getattr(p, field) for p in found])
+                      for field in ("image", "xy", "label", "probability")))
 
 
 def log_each_pair(pairs: Iterator[Pair], count: int) -> Iterator[Pair]:
-    """Pass ``pairs`` through, logging each as it is taken for inference."""
+    """Pass ``pairs`` through, logging each as it is taken by the detector."""
     started = time.perf_counter()
     for index, pair in enumerate(pairs):
         log(f"pair {index + 1}/{count} ({pair.name}), {time.perf_counter() - started:.1f} s since the first")
@@ -152,70 +133,48 @@ def write_predictions(points: PointSet, output: Path) -> None:
 def predict(
     input_dir: Path,
     output: Path,
-    checkpoint: Path,
     *,
+    detector: str = BASELINE_DETECTOR,
+    checkpoint: Path | None = None,
     device: str = "auto",
     batch_size: int | None = None,
     progress: bool = True,
 ) -> PointSet:
     """Read the input folder, detect the cells of every pair, write ``output``; returns the points.
 
-    ``batch_size`` defaults to 1 on CPU (peak memory of one pair) and 4 on CUDA.
+    Parameters
+    ----------
+    input_dir : Path
+        Grand Challenge input folder.
+    output : Path
+        The "Multiple points" JSON, written only when every point is valid.
+    detector : str
+        ``MODULE:FACTORY`` (see :mod:`baseline_algorithm.detector`).
+    checkpoint : Path, optional
+        Handed to the factory as ``checkpoint=``.
+    device : {"auto", "cpu", "cuda"}
+        Handed to the factory as ``device=`` (``auto``: CUDA when PyTorch sees a GPU).
+    batch_size : int, optional
+        Pairs per call of a detector with ``detect_batch``; its own ``batch_size`` by default.
     """
-    torch_device = select_device(device)
-    if batch_size is None:
-        batch_size = 4 if torch_device.type == "cuda" else 1
-    if batch_size < 1:
-        raise PredictError(f"--batch-size {batch_size} must be at least 1")
+    if batch_size is not None and batch_size < 1:
+        raise PredictError(f"batch size {batch_size} must be at least 1")
+    chosen_device = resolve_device(device)
     count, pairs = read_inputs(input_dir)
-    model, settings = load_model(checkpoint, torch_device)
-    log(f"{count} pairs from {input_dir}, checkpoint {checkpoint} ({model.config.variant}, "
-        f"{model.config.encoder}, {model.config.patch_size} px, threshold {settings.threshold}, "
-        f"min distance {settings.min_distance_um} um), device {torch_device}, batch size {batch_size}")
+    loaded = load_detector(detector, device=chosen_device, checkpoint=checkpoint, batch_size=batch_size)
+    described = getattr(loaded.detect, "describe", None)
+    details = f" ({described()})" if callable(described) else ""
+    log(f"{count} pairs from {input_dir}, detector {detector}{details}, "
+        f"checkpoint {checkpoint if checkpoint is not None else 'the detector default'}, "
+        f"device {chosen_device}, batch size {loaded.batch_size}")
     started = time.perf_counter()
-    points = process_pairs(model, pairs, count, settings=settings, batch_size=batch_size, progress=progress)
+    points = detect_all(loaded, pairs, count, progress=progress)
     write_predictions(points, output)
     elapsed = time.perf_counter() - started
     log(f"wrote {len(points)} cells of {count} pairs to {output} in {elapsed:.1f} s "
-        f"({elapsed / count:.2f} s per pair)")
+        f"({elapsed / max(count, 1):.2f} s per pair)")
     return points
 
 
 def log(message: str) -> None:
     print(f"predict: {message}", file=sys.stderr, flush=True)
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``predict``."""
-    parser = subparsers.add_parser(
-        "predict",
-        help="detect and classify cells in a Grand Challenge input folder (the container entry)",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("--input", type=Path, default=PLATFORM_INPUT,
-                        help=f"input folder: images/cell_patches/*.tif, images/tissue_patches/*.tif, "
-                             f"metadata.json (default {PLATFORM_INPUT})")
-    parser.add_argument("--output", type=Path, default=PLATFORM_OUTPUT,
-                        help=f"the \"Multiple points\" JSON to write (default {PLATFORM_OUTPUT})")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help=f"model weights (default ${CHECKPOINT_ENV}, else the shipped {SHIPPED_CHECKPOINT.name})")
-    parser.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when available, else CPU")
-    parser.add_argument("--batch-size", type=int, default=None, help="pairs per forward pass (default: 1 on CPU, 4 on CUDA)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    try:
-        predict(
-            args.input,
-            args.output,
-            resolve_checkpoint(args.checkpoint),
-            device=args.device,
-            batch_size=args.batch_size,
-            progress=not args.quiet,
-        )
-    except USER_ERRORS as exc:
-        print(f"predict: error: {exc}", file=sys.stderr)
-        return 1
-    return 0

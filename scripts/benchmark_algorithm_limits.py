@@ -43,7 +43,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from baseline_algorithm.data.gc_layout import GrandChallengeWriter
 from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
-from baseline_algorithm.predict import ORGANISER_RUN_FLAGS
+from baseline_algorithm.platform import ORGANISER_RUN_FLAGS
 
 FULL_SIZE = 1024
 MOUNTED_CHECKPOINT = "/opt/benchmark/checkpoint.pt"

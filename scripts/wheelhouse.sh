@@ -2,32 +2,42 @@
 # Prepares, on the host, the wheels an image installs offline (`pip install --no-index --find-links`):
 # containers here cannot reach the package index, and an offline build machine needs them anyway.
 #
-# Usage: scripts/wheelhouse.sh eval|algorithm [--output DIR]
+# Usage: scripts/wheelhouse.sh eval|predict|algorithm [--package PATH] [--output DIR]
 #   eval       the base install (numpy, scipy, pandas) and the project wheel; no torch.
+#   predict    the project with its `predict` extra: the container entry without torch.
 #   algorithm  the project with its `algorithm` extra (torch, torchvision, ...; several GB).
+#   --package  a detector package (a wheel, or a folder with a pyproject.toml) to install too:
+#              its wheel goes to DIR/detector/, its dependencies join the others.
 # Output: DIR (default wheelhouse/<target>/) holds ocelot_toolkit-*.whl and every dependency as a
 # binary wheel for CPython $WHEEL_PYTHON_VERSION (default 3.11) on $WHEEL_PLATFORM (default
-# manylinux_2_36_<arch>, i.e. Debian bookworm's glibc; every older manylinux tag is accepted too).
+# manylinux_2_36_<arch>, i.e. Debian bookworm's glibc; every older manylinux tag is accepted too);
+# DIR/dependencies/ links to the dependency wheels, with requirements.txt listing what to install
+# (the project's requirements and the detector package's).
 # pip runs from $PYTHON (default python3); it only downloads, so the host Python version does not matter.
 # Re-running is cheap: pip keeps wheels that are already in DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: scripts/wheelhouse.sh eval|algorithm [--output DIR]" >&2; exit 2; }
+usage() { echo "usage: scripts/wheelhouse.sh eval|predict|algorithm [--package PATH] [--output DIR]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 target=$1; shift
 case "$target" in
   eval) requirement_extra="" ;;
-  algorithm) requirement_extra="[algorithm]" ;;
+  predict|algorithm) requirement_extra="[$target]" ;;
   *) usage ;;
 esac
 output=wheelhouse/$target
+package=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --output) [ $# -ge 2 ] || usage; output=$2; shift 2 ;;
+    --package) [ $# -ge 2 ] || usage; package=$2; shift 2 ;;
     *) usage ;;
   esac
 done
+if [ -n "$package" ] && [ ! -f "$package" ] && [ ! -f "$package/pyproject.toml" ]; then
+  echo "wheelhouse: --package $package is neither a wheel nor a folder with a pyproject.toml" >&2; exit 2
+fi
 
 python=${PYTHON:-python3}
 python_version=${WHEEL_PYTHON_VERSION:-3.11}
@@ -72,6 +82,28 @@ pip download --quiet --dest "$output" --only-binary=:all: \
   --implementation cp --python-version "$python_version" "${platform_flags[@]}" \
   "${project_wheel}${requirement_extra}"
 
+# The detector package: its wheel alone in detector/ (installed last, without dependencies, so that a
+# change to its code reinstalls only it), its dependencies with the others.
+rm -rf "$output/detector"
+mkdir "$output/detector"
+package_wheel=""
+if [ -n "$package" ]; then
+  if [ -f "$package" ]; then
+    case "$package" in *.whl) ;; *) echo "wheelhouse: $package is not a .whl file" >&2; exit 2 ;; esac
+    cp "$package" "$output/detector/"
+  else
+    # From a clean copy, so that no build/ or *.egg-info is left in (or read from) the source folder.
+    package_source=$(mktemp -d "${TMPDIR:-/tmp}/ocelot-package-source.XXXXXX")
+    trap 'rm -rf "$source" "$package_source"' EXIT
+    tar -C "$package" --exclude=build --exclude='*.egg-info' --exclude=__pycache__ -c . | tar -C "$package_source" -x
+    SOURCE_DATE_EPOCH=315532800 pip wheel --quiet --no-deps --wheel-dir "$output/detector" "$package_source"
+  fi
+  package_wheel=$(ls "$output"/detector/*.whl)
+  pip download --quiet --dest "$output" --only-binary=:all: \
+    --implementation cp --python-version "$python_version" "${platform_flags[@]}" "$package_wheel"
+  rm -f "$output/$(basename "$package_wheel")"
+fi
+
 # dependencies/: hard links to every wheel but the project's, and the project's own requirements,
 # so that an image can install the dependencies in one layer and the project in the next (a code
 # change then reinstalls only the project). pip resolves the requirements within the wheelhouse,
@@ -81,11 +113,19 @@ mkdir "$output/dependencies"
 for wheel in "$output"/*.whl; do
   [ "$wheel" = "$project_wheel" ] || ln -f "$wheel" "$output/dependencies/"
 done
-"$python" - "$target" > "$output/dependencies/requirements.txt" <<'PYTHON'
-import sys, tomllib
+"$python" - "$target" "$package_wheel" > "$output/dependencies/requirements.txt" <<'PYTHON'
+import email, sys, tomllib, zipfile
+target, package_wheel = sys.argv[1:]
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 extras = project.get("optional-dependencies", {})
-print("\n".join(project["dependencies"] + (extras["algorithm"] if sys.argv[1] == "algorithm" else [])))
+requirements = project["dependencies"] + extras.get(target, [])
+if package_wheel:
+    with zipfile.ZipFile(package_wheel) as wheel:
+        metadata = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+        declared = email.message_from_bytes(wheel.read(metadata)).get_all("Requires-Dist") or []
+    # A requirement of one of the package's extras is not installed.
+    requirements += [r for r in declared if "extra ==" not in r.replace("extra==", "extra ==")]
+print("\n".join(requirements))
 PYTHON
 
-echo "wheelhouse: $output ($(basename "$project_wheel") and $(ls "$output"/dependencies/*.whl | wc -l) dependency wheels, $(du -sh "$output" | cut -f1))"
+echo "wheelhouse: $output ($(basename "$project_wheel"),${package_wheel:+ $(basename "$package_wheel"),} $(ls "$output"/dependencies/*.whl | wc -l) dependency wheels, $(du -sh "$output" | cut -f1))"

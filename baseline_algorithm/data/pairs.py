@@ -7,6 +7,8 @@ from typing import Mapping
 
 import numpy as np
 
+from evaluation import errors
+
 # Class labels of the cell annotations and values of the tissue masks (OCELOT 2023 release).
 BC, TC = 1, 2
 TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN = 1, 2, 255
@@ -14,7 +16,7 @@ TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN = 1, 2, 255
 FIELD_OF_VIEW_RATIO = 4
 
 
-class DataError(ValueError):
+class DataError(errors.DataError):
     """A dataset file is missing, unreadable or inconsistent.
 
     ``str(error)`` is one line naming the file and the problem.

@@ -1,0 +1,344 @@
+"""The detector interface: any model that turns a pair into cell points can be the submission.
+
+A *detector* is a callable ``detect(pair) -> iterable of (x, y, cls, probability)``:
+
+``pair``
+    A :class:`~baseline_algorithm.data.Pair` as the Grand Challenge input reader yields it:
+    ``cell_image`` (uint8, H x W x 3), ``tissue_image`` (uint8, Ht x Wt x 3), ``meta`` (the
+    metadata entry, with ``organ`` and the ``mpp`` fields), ``cell_box`` (the cell patch in
+    tissue-patch pixels), ``name`` (``image_k``); no annotations.
+``x, y``
+    Cell-patch pixels (any real number; written rounded to the nearest integer, halves to even
+    as Python's ``round``).
+``cls``
+    1 = BC (background cell), 2 = TC (tumour cell).
+``probability``
+    The confidence, in [0, 1].
+
+A *factory* ``FACTORY()`` builds the detector once. If its signature has a ``device`` parameter
+it receives ``"cpu"`` or ``"cuda"``; if it has a ``checkpoint`` parameter it receives the path
+given with ``--checkpoint`` or ``$OCELOT_CHECKPOINT`` (when one is given; otherwise the factory's
+own default applies). A detector may opt in to batching with a ``detect_batch(pairs)`` method that
+returns one iterable of points per pair, in order, and a ``batch_size`` attribute (pairs per call).
+
+:func:`load_detector` imports ``MODULE:FACTORY`` and builds it; :func:`validated_points` checks a
+pair's points against the organisers' validity rule (:func:`evaluation.formats.points_from_document`,
+the scorer's own reader) before anything is written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import math
+import numbers
+import os
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from evaluation import InputError, PointSet, points_from_document
+from evaluation.errors import OcelotError
+
+from .data import Pair
+
+__all__ = [
+    "BASELINE_DETECTOR",
+    "DEVICES",
+    "BatchDetector",
+    "Detector",
+    "DetectorError",
+    "DetectorFailure",
+    "LoadedDetector",
+    "load_detector",
+    "resolve_device",
+    "resolve_factory",
+    "validated_points",
+]
+
+#: The Pred-to-inter-2 baseline, one implementation of the interface among others.
+BASELINE_DETECTOR = "baseline_algorithm.inference:baseline_detector"
+DEVICES = ("auto", "cpu", "cuda")
+
+Point = tuple[float, float, int, float]
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """``detect(pair)``: the cells of one pair as ``(x, y, cls, probability)`` tuples."""
+
+    def __call__(self, pair: Pair) -> Iterable[Point]: ...
+
+
+@runtime_checkable
+class BatchDetector(Detector, Protocol):
+    """A detector that also takes several pairs per call (for instance one GPU batch).
+
+    Attributes
+    ----------
+    batch_size : int
+        Pairs per :meth:`detect_batch` call unless ``--batch-size`` says otherwise.
+    """
+
+    batch_size: int
+
+    def detect_batch(self, pairs: Sequence[Pair]) -> Sequence[Iterable[Point]]: ...
+
+
+class DetectorError(OcelotError, ValueError):
+    """The detector cannot be loaded or broke the interface: one line naming it and what is wrong."""
+
+
+class DetectorFailure(OcelotError):
+    """The participant's own code raised an exception.
+
+    ``str(error)`` is the one summary line; :attr:`participant_traceback` is the traceback of
+    their code (the frames of this package that called it are left out), to print before it.
+    """
+
+    def __init__(self, summary: str, participant_traceback: str):
+        super().__init__(summary)
+        self.participant_traceback = participant_traceback
+
+
+def participant_traceback(error: BaseException) -> str:
+    """The traceback of ``error`` from the first frame below the caller that caught it."""
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__.tb_next))
+
+
+def _failure(spec: str, what: str, error: Exception) -> DetectorFailure:
+    message = str(error).strip().splitlines()
+    reason = f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
+    return DetectorFailure(f"detector {spec} {what}: {reason} (its traceback is above)",
+                           participant_traceback(error))
+
+
+def resolve_device(name: str) -> str:
+    """``"cpu"`` or ``"cuda"``: ``auto`` is CUDA when PyTorch is installed and sees a GPU.
+
+    PyTorch is imported only when it is installed, so that images without it stay slim.
+    """
+    if name not in DEVICES:
+        raise DetectorError(f"device {name!r} is not one of {', '.join(DEVICES)}")
+    if name == "cpu":
+        return "cpu"
+    cuda = False
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    if name == "cuda" and not cuda:
+        raise DetectorError("device cuda: no CUDA device is available (use device auto or cpu)")
+    return "cuda" if cuda else "cpu"
+
+
+@dataclass
+class LoadedDetector:
+    """A built detector and how to call it.
+
+    Attributes
+    ----------
+    spec : str
+        ``MODULE:FACTORY`` as given, naming the detector in messages.
+    detect : callable
+        ``detect(pair) -> iterable of points``.
+    batch_size : int
+        Pairs per call; above 1 only for a detector with ``detect_batch``.
+    """
+
+    spec: str
+    detect: Callable[[Pair], Iterable[Any]]
+    batch_size: int = 1
+
+    @property
+    def batches(self) -> bool:
+        return hasattr(self.detect, "detect_batch")
+
+    def detect_pairs(self, pairs: Sequence[Pair]) -> list[Any]:
+        """Each pair's raw points, through ``detect_batch`` when the detector has it.
+
+        Raises
+        ------
+        DetectorFailure
+            The detector raised; the traceback of its code is kept.
+        DetectorError
+            ``detect_batch`` returned a number of results other than the number of pairs.
+        """
+        names = ", ".join(pair.name for pair in pairs)
+        try:
+            if self.batches:
+                results = list(self.detect.detect_batch(list(pairs)))
+            else:
+                results = [self.detect(pairs[0])] if len(pairs) == 1 else [self.detect(p) for p in pairs]
+        except Exception as error:
+            raise _failure(self.spec, f"raised on {names}", error) from error
+        if len(results) != len(pairs):
+            raise DetectorError(f"detector {self.spec}: detect_batch returned {len(results)} results "
+                                f"for {len(pairs)} pairs ({names})")
+        return results
+
+
+def load_detector(spec: str, *, device: str = "cpu", checkpoint: Path | None = None,
+                  batch_size: int | None = None) -> LoadedDetector:
+    """Import ``MODULE:FACTORY``, call the factory once, return the detector ready to call.
+
+    Parameters
+    ----------
+    spec : str
+        ``MODULE:FACTORY``; ``MODULE`` is any importable module, ``FACTORY`` a name in it (dots
+        reach attributes, e.g. ``Model.create``).
+    device : {"cpu", "cuda"}
+        Passed as ``device=`` when the factory has that parameter.
+    checkpoint : path, optional
+        Passed as ``checkpoint=`` when given and the factory has that parameter. A checkpoint the
+        factory cannot receive is an error rather than silently ignored.
+    batch_size : int, optional
+        Pairs per call; the detector's ``batch_size`` attribute (else 1) when None. Above 1 only
+        for a detector with ``detect_batch``.
+
+    Raises
+    ------
+    DetectorError
+        A malformed spec, a module or name that does not exist, a factory whose parameters do not
+        fit, a result that is not callable, or a batch size the detector cannot take.
+    DetectorFailure
+        Importing the module or calling the factory raised inside the participant's code.
+    """
+    factory = resolve_factory(spec)
+    arguments = {"device": device}
+    if checkpoint is not None:
+        arguments["checkpoint"] = Path(checkpoint)
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin without a signature: call it bare
+        signature = inspect.Signature()
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    passed = {name: value for name, value in arguments.items()
+              if accepts_any or name in signature.parameters}
+    if checkpoint is not None and "checkpoint" not in passed:
+        raise DetectorError(f"detector {spec}: a checkpoint was given ({checkpoint}) but the factory "
+                            f"takes no checkpoint parameter, its signature is {signature}")
+    try:
+        signature.bind(**passed)
+    except TypeError as error:
+        hint = " (give a checkpoint)" if "checkpoint" in str(error) else ""
+        raise DetectorError(f"detector {spec}: cannot call the factory with "
+                            f"{sorted(passed) or 'no arguments'}: {error}{hint}") from None
+    try:
+        detect = factory(**passed)
+    except Exception as error:
+        raise _failure(spec, "failed while being built", error) from error
+    if not callable(detect):
+        raise DetectorError(f"detector {spec}: the factory returned {type(detect).__name__}, "
+                            "not a callable detect(pair)")
+    declared = getattr(detect, "batch_size", 1) if hasattr(detect, "detect_batch") else 1
+    size = declared if batch_size is None else batch_size
+    if type(size) is not int or size < 1:
+        raise DetectorError(f"detector {spec}: batch size must be an integer >= 1, got {size!r}")
+    if size > 1 and not hasattr(detect, "detect_batch"):
+        raise DetectorError(f"detector {spec}: batch size {size} needs a detect_batch(pairs) method, "
+                            "which this detector does not have")
+    return LoadedDetector(spec, detect, size)
+
+
+def resolve_factory(spec: str) -> Callable[..., Any]:
+    """Import ``MODULE`` and return its ``FACTORY`` (see :func:`load_detector` for the errors)."""
+    module_name, colon, attribute = spec.partition(":")
+    if not colon or not module_name or not attribute:
+        raise DetectorError(f"detector {spec!r}: expected MODULE:FACTORY, e.g. {BASELINE_DETECTOR}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        missing = error.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise DetectorError(f"detector {spec}: no module named {missing!r} is installed "
+                                f"(install the detector's package, or check the name)") from None
+        raise _failure(spec, f"could not import {module_name}", error) from error
+    except Exception as error:
+        raise _failure(spec, f"could not import {module_name}", error) from error
+    factory: Any = module
+    for part in attribute.split("."):
+        if not hasattr(factory, part):
+            raise DetectorError(f"detector {spec}: module {module_name} has no {attribute!r} "
+                                f"({os.path.basename(getattr(module, '__file__', '') or module_name)})")
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise DetectorError(f"detector {spec}: {attribute} is {type(factory).__name__}, not a factory")
+    return factory
+
+
+def validated_points(spec: str, image: int, raw: Any) -> PointSet:
+    """One pair's points, checked by the organisers' validity rule, as a :class:`PointSet`.
+
+    ``x`` and ``y`` that are real numbers are rounded to the nearest integer, a ``cls`` that is a
+    whole number becomes an ``int`` and a real ``probability`` a ``float``; anything else is left
+    as it is, so that the rule names it.
+
+    Parameters
+    ----------
+    spec : str
+        The detector, named in messages.
+    image : int
+        Index ``k`` of the pair in the input (its points are ``image_k``).
+    raw : iterable of (x, y, cls, probability)
+        What the detector returned for the pair.
+
+    Raises
+    ------
+    DetectorError
+        One line: ``detector SPEC on image_k: points[i].FIELD: ... got VALUE``.
+    """
+    source = f"detector {spec} on image_{image}"
+    try:
+        rows = list(raw)
+    except TypeError:
+        raise DetectorError(f"{source}: returned {type(raw).__name__}, not an iterable of "
+                            "(x, y, cls, probability)") from None
+    entries = []
+    for index, row in enumerate(rows):
+        try:
+            x, y, cls, probability = row
+        except (TypeError, ValueError):
+            raise DetectorError(f"{source}: points[{index}]: expected (x, y, cls, probability), "
+                                f"got {_short(row)}") from None
+        entries.append({"name": f"image_{image}",
+                        "point": [_rounded(x), _rounded(y), _whole(cls)],
+                        "probability": _real(probability)})
+    try:
+        points, _ = points_from_document({"points": entries}, source=source)
+    except InputError as error:
+        raise DetectorError(str(error)) from None
+    return points
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _rounded(value: Any) -> Any:
+    if _is_real(value) and math.isfinite(value):
+        return int(round(float(value)))
+    return _plain(value)
+
+
+def _whole(value: Any) -> Any:
+    if _is_real(value) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return _plain(value)
+
+
+def _real(value: Any) -> Any:
+    return float(value) if _is_real(value) else value
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers, so that the rule's message shows the value itself."""
+    return value.item() if hasattr(value, "item") and getattr(value, "shape", None) == () else value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
