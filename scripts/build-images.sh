@@ -2,17 +2,24 @@
 # Builds the project's container images from a host-prepared wheelhouse (no network in the build).
 #
 # Usage: scripts/build-images.sh [eval|algorithm|all] [--base-image IMAGE] [--ground-truth PATH]
-#                                [--split SPLIT] [--checkpoint PATH] [--tag TAG] [--no-cache]
+#                                [--split SPLIT] [--detector MODULE:FACTORY --package PATH]
+#                                [--extra predict|algorithm] [--checkpoint PATH] [--tag TAG] [--no-cache]
 #   eval        ocelot-eval from Dockerfile.eval (the Grand Challenge evaluation container).
-#   algorithm   ocelot-algorithm from Dockerfile.algorithm (when that file exists).
+#   algorithm   ocelot-algorithm from Dockerfile.algorithm: the baseline, or the detector given.
 #   all         both (the default).
 #   --base-image    Python 3.11 base image (default $OCELOT_BASE_IMAGE, else python:3.11-slim;
 #                   where no registry is reachable, scripts/docker-base.sh makes ocelot-base:py311).
 #   --ground-truth  eval only: GT baked into ocelot-eval, a GT JSON file or a folder (see
 #                   Dockerfile.eval; default test_data/ground_truth).
 #   --split         eval only: split of a release-folder ground truth (default test).
-#   --checkpoint    algorithm only: weights baked into ocelot-algorithm
-#                   (default baseline_algorithm/checkpoints/pred_to_inter_2.pt).
+#   --detector      algorithm only: the detector factory the entry runs (default the baseline).
+#   --package       algorithm only: the package providing it, a wheel or a folder with a
+#                   pyproject.toml; installed offline with its declared dependencies.
+#   --extra         algorithm only: the project's extra installed with it: predict (no torch;
+#                   the default with --package: the image holds only what the package declares)
+#                   or algorithm (torch and the baseline's model code; the default without).
+#   --checkpoint    algorithm only: a file or folder baked in and handed to the factory
+#                   (default: the shipped weights for the baseline, none with --package).
 #   --tag           image tag (default ocelot-eval / ocelot-algorithm; only with one target).
 #   --no-cache      rebuild every layer (default: Docker reuses layers whose inputs are unchanged).
 #
@@ -20,16 +27,22 @@
 # Dockerfile, its wheelhouse and the ground truth), so neither .venv nor the other image's
 # wheelhouse is sent to the daemon.
 set -euo pipefail
+# Paths given on the command line are relative to where the script is run from.
+invoked_from=$PWD
+absolute() { if [[ $1 = /* ]]; then echo "$1"; else echo "$invoked_from/$1"; fi; }
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '4,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '4,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 target=all
 if [ $# -gt 0 ] && [[ $1 != --* ]]; then target=$1; shift; fi
 case "$target" in eval|algorithm|all) ;; *) usage ;; esac
 base_image=${OCELOT_BASE_IMAGE:-python:3.11-slim}
 ground_truth=test_data/ground_truth
 split=test
-checkpoint=baseline_algorithm/checkpoints/pred_to_inter_2.pt
+checkpoint=""
+detector=""
+package=""
+extra=""
 tag=""
 cache_flags=()
 while [ $# -gt 0 ]; do
@@ -37,9 +50,12 @@ while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || usage
   case "$1" in
     --base-image) base_image=$2 ;;
-    --ground-truth) ground_truth=$2 ;;
+    --ground-truth) ground_truth=$(absolute "$2") ;;
     --split) split=$2 ;;
-    --checkpoint) checkpoint=$2 ;;
+    --checkpoint) checkpoint=$(absolute "$2") ;;
+    --detector) detector=$2 ;;
+    --package) package=$(absolute "$2") ;;
+    --extra) extra=$2 ;;
     --tag) tag=$2 ;;
     *) usage ;;
   esac
@@ -47,6 +63,19 @@ while [ $# -gt 0 ]; do
 done
 if [ -n "$tag" ] && [ "$target" = all ]; then
   echo "build-images: --tag needs one target (eval or algorithm)" >&2; exit 2
+fi
+if [ -n "$package" ] && [ -z "$detector" ]; then
+  echo "build-images: --package needs --detector MODULE:FACTORY (the factory the entry runs)" >&2; exit 2
+fi
+if [ -n "$detector" ] && [[ $detector != ?*:?* ]]; then
+  echo "build-images: --detector $detector is not MODULE:FACTORY" >&2; exit 2
+fi
+case "${extra:-predict}" in predict|algorithm) ;; *) echo "build-images: --extra must be predict or algorithm" >&2; exit 2 ;; esac
+if [ -z "$package" ] && [ -z "$checkpoint" ] && [ -z "$detector" ]; then
+  checkpoint=baseline_algorithm/checkpoints/pred_to_inter_2.pt
+fi
+if [ -n "$checkpoint" ] && [ ! -e "$checkpoint" ]; then
+  echo "build-images: --checkpoint $checkpoint does not exist" >&2; exit 2
 fi
 
 contexts=$(mktemp -d "${TMPDIR:-/tmp}/ocelot-contexts.XXXXXX")
@@ -84,14 +113,30 @@ EOF
 }
 
 build_algorithm() {
-  scripts/wheelhouse.sh algorithm
-  if [ ! -f Dockerfile.algorithm ]; then
-    echo "build-images: no Dockerfile.algorithm yet; prepared wheelhouse/algorithm only"
-    return 0
+  # The baseline installs the algorithm extra (torch); a detector package gets only the predict
+  # extra and what it declares, unless --extra says otherwise.
+  local project_extra=${extra:-algorithm} wheelhouse package_flags=()
+  [ -z "$package" ] || project_extra=${extra:-predict}
+  wheelhouse=wheelhouse/$project_extra
+  if [ -n "$package" ]; then
+    # One wheelhouse per package, so that images of other packages keep their cached layers.
+    wheelhouse=wheelhouse/$project_extra-$(basename "${package%/}" | sed 's/[^A-Za-z0-9_.-]/_/g')
+    package_flags=(--package "$package")
   fi
-  build_from_context "${tag:-ocelot-algorithm}" Dockerfile.algorithm --build-arg CHECKPOINT=checkpoint.pt <<EOF
-wheelhouse/algorithm=wheelhouse/algorithm
-checkpoint.pt=$checkpoint
+  scripts/wheelhouse.sh "$project_extra" --output "$wheelhouse" ${package_flags[@]+"${package_flags[@]}"}
+  # checkpoint/ holds the one file or folder handed to the factory, or nothing.
+  local checkpoint_dir="$contexts/checkpoint" checkpoint_path=""
+  mkdir -p "$checkpoint_dir"
+  if [ -n "$checkpoint" ]; then
+    ln -s "$(cd "$(dirname "$checkpoint")" && pwd)/$(basename "$checkpoint")" "$checkpoint_dir/$(basename "$checkpoint")"
+    checkpoint_path=/opt/ocelot/checkpoint/$(basename "$checkpoint")
+  fi
+  build_from_context "${tag:-ocelot-algorithm}" Dockerfile.algorithm \
+    --build-arg "WHEELHOUSE=wheelhouse/algorithm" \
+    --build-arg "DETECTOR=${detector:-baseline_algorithm.inference:baseline_detector}" \
+    --build-arg "CHECKPOINT_PATH=$checkpoint_path" <<EOF
+wheelhouse/algorithm=$wheelhouse
+checkpoint=$checkpoint_dir
 EOF
 }
 

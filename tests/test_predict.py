@@ -1,8 +1,10 @@
-"""``python -m baseline_algorithm predict`` on a host: the container's entry, without the container.
+"""``python -m baseline_algorithm predict`` on a host with the baseline detector: the container's
+entry, without the container.
 
 The weights are a small randomly initialised checkpoint made here (resnet18 encoders, 64 px), so the
 tests need neither the shipped checkpoint nor training; what they check is the plumbing: input
-layout, streaming, checkpoint choice, output document, and the failure contract.
+layout, streaming, checkpoint choice, output document, and the failure contract (exit status 2,
+one ``error:`` line, no output). Other detectors: tests/test_detector*.py.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from baseline_algorithm import predict as predict_module
 from baseline_algorithm.__main__ import main
 from baseline_algorithm.checkpoint import load_checkpoint, save_checkpoint
 from baseline_algorithm.data import iter_gc_input_pairs
-from baseline_algorithm.inference import predict_points
+from baseline_algorithm.detector import BASELINE_DETECTOR, LoadedDetector
+from baseline_algorithm.inference import BaselineDetector, DetectionSettings, predict_points
 from baseline_algorithm.model import CellTissueModel, ModelConfig
 from evaluation import PointSet, read_points_document
 
@@ -117,7 +120,7 @@ def test_invalid_detection_settings_in_checkpoint(capsys, gc_input, tmp_path):
     weights = make_checkpoint(tmp_path / "bad.pt", detection={"threshold": 1.5, "min_distance_um": 2.0})
     status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
                             "--checkpoint", str(weights))
-    assert status != 0 and str(weights) in lines[-1] and "threshold" in lines[-1]
+    assert status == 2 and str(weights) in lines[-1] and "threshold" in lines[-1]
 
 
 def test_leaking_variant_is_refused(capsys, gc_input, tmp_path):
@@ -125,7 +128,7 @@ def test_leaking_variant_is_refused(capsys, gc_input, tmp_path):
     leaking = make_checkpoint(tmp_path / "leaking.pt", variant="tissue-label-leaking")
     status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
                             "--checkpoint", str(leaking))
-    assert status != 0 and "tissue-label-leaking" in lines[-1] and str(leaking) in lines[-1]
+    assert status == 2 and "tissue-label-leaking" in lines[-1] and str(leaking) in lines[-1]
 
 
 def test_progress_without_terminal_is_one_line_per_pair(capsys, gc_input, checkpoint, tmp_path):
@@ -141,15 +144,26 @@ def test_progress_without_terminal_is_one_line_per_pair(capsys, gc_input, checkp
 
 
 def test_checkpoint_precedence(monkeypatch, tmp_path):
+    """None reaches the factory, whose own default applies (the baseline's: the shipped weights)."""
     monkeypatch.delenv("OCELOT_CHECKPOINT", raising=False)
-    assert predict_module.resolve_checkpoint(None) == predict_module.SHIPPED_CHECKPOINT
+    assert predict_module.resolve_checkpoint(None) is None
+    monkeypatch.setenv("OCELOT_CHECKPOINT", "")
+    assert predict_module.resolve_checkpoint(None) is None
     monkeypatch.setenv("OCELOT_CHECKPOINT", str(tmp_path / "env.pt"))
     assert predict_module.resolve_checkpoint(None) == tmp_path / "env.pt"
     assert predict_module.resolve_checkpoint(tmp_path / "flag.pt") == tmp_path / "flag.pt"
 
 
+def test_detector_precedence(monkeypatch):
+    monkeypatch.delenv("OCELOT_DETECTOR", raising=False)
+    assert predict_module.resolve_detector(None) == BASELINE_DETECTOR
+    monkeypatch.setenv("OCELOT_DETECTOR", "participant:make")
+    assert predict_module.resolve_detector(None) == "participant:make"
+    assert predict_module.resolve_detector("other:make") == "other:make"
+
+
 def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch):
-    """process_pairs pulls pairs lazily: at CPU batch size 1 no more than one pair is read ahead."""
+    """detect_all pulls pairs lazily: at CPU batch size 1 no more than one pair is read ahead."""
     pulled = []
 
     def counting(pairs):
@@ -167,7 +181,8 @@ def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch):
 
     monkeypatch.setattr(inference, "cell_log_probabilities", spy)
     count, pairs = predict_module.read_inputs(gc_input)
-    predict_module.process_pairs(model, counting(pairs), count, batch_size=1, progress=False)
+    detector = LoadedDetector(BASELINE_DETECTOR, BaselineDetector(model, DetectionSettings()), batch_size=1)
+    predict_module.detect_all(detector, counting(pairs), count, progress=False)
     assert seen_when_predicting == list(range(1, count + 1))
 
 
@@ -206,8 +221,8 @@ def test_malformed_input(capsys, gc_input, checkpoint, tmp_path, damage):
     named = damage(gc_input)
     output = tmp_path / "cell_classification.json"
     status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(checkpoint))
-    assert status != 0
-    assert lines[-1].startswith("predict: error: ") and named in lines[-1], lines[-1]
+    assert status == 2
+    assert lines[-1].startswith("error: ") and named in lines[-1], lines[-1]
     assert not output.exists()
     assert not list(tmp_path.glob(".cell_classification.json*"))
 
@@ -217,13 +232,13 @@ def test_unwritable_output(capsys, gc_input, checkpoint, tmp_path):
     blocker.write_text("")
     status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(blocker / "o.json"),
                             "--checkpoint", str(checkpoint))
-    assert status != 0 and str(blocker / "o.json") in lines[-1] and "cannot write" in lines[-1]
+    assert status == 2 and str(blocker / "o.json") in lines[-1] and "cannot write" in lines[-1]
 
 
 def test_missing_input_folder(capsys, checkpoint, tmp_path):
     status, lines = run_cli(capsys, "--input", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o.json"),
                             "--checkpoint", str(checkpoint))
-    assert status != 0 and "nowhere" in lines[-1] and "input folder not found" in lines[-1]
+    assert status == 2 and "nowhere" in lines[-1] and "input folder not found" in lines[-1]
 
 
 @pytest.mark.parametrize("content", [None, b"not a checkpoint"])
@@ -233,7 +248,7 @@ def test_bad_checkpoint(capsys, gc_input, tmp_path, content):
         path.write_bytes(content)
     output = tmp_path / "cell_classification.json"
     status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(path))
-    assert status != 0 and str(path) in lines[-1]
+    assert status == 2 and str(path) in lines[-1]
     assert not output.exists()
 
 
@@ -241,7 +256,7 @@ def test_bad_checkpoint(capsys, gc_input, tmp_path, content):
 def test_cuda_requested_without_gpu(capsys, gc_input, checkpoint, tmp_path):
     status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
                             "--checkpoint", str(checkpoint), "--device", "cuda")
-    assert status != 0 and "no CUDA device" in lines[-1]
+    assert status == 2 and "no CUDA device" in lines[-1]
 
 
 def test_error_in_a_fresh_process_has_no_traceback(gc_input, checkpoint, tmp_path):
@@ -253,7 +268,7 @@ def test_error_in_a_fresh_process_has_no_traceback(gc_input, checkpoint, tmp_pat
          "--checkpoint", str(checkpoint)],
         capture_output=True, text=True, cwd=REPO, timeout=300,
     )
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "tissue_patches" in result.stderr.strip().splitlines()[-1]
     assert not output.exists()
