@@ -1,11 +1,13 @@
-"""ocelot-algorithm built and run as the organisers run it, then scored by ocelot-eval end to end.
+"""Algorithm images built and run as the organisers run them, then scored by ocelot-eval end to end.
 
-Needs a Docker daemon (``docker_client`` skips otherwise, or fails under ``.ci/run``). Both images
+Needs a Docker daemon (``docker_client`` skips otherwise, or fails under ``.ci/run``). The images
 are built once per session with scripts/build-images.sh; with Docker's layer cache a rebuild of
 unchanged code takes seconds, a cold build of ocelot-algorithm about 12 minutes on 2 cores.
 
-The weights baked in are the shipped checkpoint (baseline_algorithm/checkpoints/), so the image
-built here is the submission, ``ocelot-algorithm``; the container's score must equal the host's.
+Two images: ``ocelot-algorithm``, the baseline with the shipped checkpoint (the submission; the
+container's score must equal the host's), and ``ocelot-classical``, the worked example package
+examples/classical_detector built with ``--detector ... --package ...`` (no torch). Both pass
+``preflight``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import pytest
 
 from baseline_algorithm.__main__ import main as algorithm_cli
 from baseline_algorithm.data.gc_layout import write_evaluation_input
-from baseline_algorithm.predict import ORGANISER_RUN_FLAGS, SHIPPED_CHECKPOINT
+from baseline_algorithm.inference import SHIPPED_CHECKPOINT
+from baseline_algorithm.platform import ORGANISER_RUN_FLAGS
 from evaluation import read_points_document
 from evaluation.__main__ import main as evaluation_cli
 from tests.test_predict import assert_same_points
@@ -31,6 +34,9 @@ TEST_INPUT = REPO / "test_data" / "input"
 GROUND_TRUTH = REPO / "test_data" / "ground_truth" / "cell_gt.json"
 EVAL_IMAGE = "ocelot-eval"
 ALGORITHM_IMAGE = "ocelot-algorithm"
+CLASSICAL_IMAGE = "ocelot-classical"
+CLASSICAL_PACKAGE = REPO / "examples" / "classical_detector"
+CLASSICAL_DETECTOR = "classical_detector:make_detector"
 #: How Grand Challenge runs the evaluation container (issue 3).
 EVALUATION_FLAGS = dict(
     network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"], read_only=True,
@@ -52,6 +58,13 @@ def build(target: str, base_image: str, *extra: str) -> None:
 def algorithm_image(docker_client, base_image) -> str:
     build("algorithm", base_image, "--checkpoint", str(SHIPPED_CHECKPOINT), "--tag", ALGORITHM_IMAGE)
     return ALGORITHM_IMAGE
+
+
+@pytest.fixture(scope="module")
+def classical_image(docker_client, base_image) -> str:
+    build("algorithm", base_image, "--detector", CLASSICAL_DETECTOR, "--package", str(CLASSICAL_PACKAGE),
+          "--tag", CLASSICAL_IMAGE)
+    return CLASSICAL_IMAGE
 
 
 @pytest.fixture(scope="module")
@@ -89,23 +102,27 @@ def platform_volumes(input_dir: Path, output_dir: Path) -> dict:
     return {str(input_dir): {"bind": "/input", "mode": "ro"}, str(output_dir): {"bind": "/output", "mode": "rw"}}
 
 
+def run_on_test_input(client, image: str, root: Path) -> dict:
+    """``image`` on test_data/input under the organisers' flags."""
+    if not TEST_INPUT.is_dir():
+        pytest.skip(f"{TEST_INPUT} is missing")
+    input_dir = readable_copy(TEST_INPUT, root / "input")
+    output_dir = writable_folder(root / "output")
+    status, stderr = run_container(client, image, platform_volumes(input_dir, output_dir), ORGANISER_RUN_FLAGS)
+    return {"status": status, "stderr": stderr, "output": output_dir / "cell_classification.json"}
+
+
 @pytest.fixture(scope="module")
 def container_run(docker_client, algorithm_image, tmp_path_factory) -> dict:
     """ocelot-algorithm on test_data/input under the organisers' flags."""
-    if not TEST_INPUT.is_dir():
-        pytest.skip(f"{TEST_INPUT} is missing")
-    root = tmp_path_factory.mktemp("algorithm-run")
-    input_dir = readable_copy(TEST_INPUT, root / "input")
-    output_dir = writable_folder(root / "output")
-    status, stderr = run_container(docker_client, algorithm_image, platform_volumes(input_dir, output_dir),
-                                   ORGANISER_RUN_FLAGS)
-    return {"status": status, "stderr": stderr, "output": output_dir / "cell_classification.json"}
+    return run_on_test_input(docker_client, algorithm_image, tmp_path_factory.mktemp("algorithm-run"))
 
 
 def test_image_runs_as_non_root_with_baked_checkpoint(docker_client, algorithm_image):
     config = docker_client.images.get(algorithm_image).attrs["Config"]
     assert config["User"] not in ("", "root", "0")
-    assert "OCELOT_CHECKPOINT=/opt/ocelot/checkpoint.pt" in config["Env"]
+    assert f"OCELOT_CHECKPOINT=/opt/ocelot/checkpoint/{SHIPPED_CHECKPOINT.name}" in config["Env"]
+    assert "OCELOT_DETECTOR=baseline_algorithm.inference:baseline_detector" in config["Env"]
     assert config["Entrypoint"] == ["python", "-m", "baseline_algorithm", "predict"]
 
 
@@ -165,5 +182,69 @@ def test_container_malformed_input_fails_cleanly(docker_client, algorithm_image,
     assert status != 0
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("predict: error: ") and "cell_patches" in last, last
+    assert last.startswith("error: ") and "cell_patches" in last, last
     assert not list(output_dir.iterdir())
+
+
+def test_preflight_passes_the_baseline_image(capsys, algorithm_image):
+    status = algorithm_cli(["preflight", algorithm_image, "--input", str(TEST_INPUT),
+                            "--ground-truth", str(GROUND_TRUTH)])
+    lines = (capsys.readouterr().out).strip().splitlines()
+    assert status == 0, "\n".join(lines)
+    assert lines[-1] == "preflight: passed all 7 checks"
+
+
+# --- a detector package nobody here special-cases: the classical example, without torch ---
+
+
+def test_classical_image_is_slim_and_runs_the_package(docker_client, classical_image):
+    """No torch in the image; the entry runs the package's factory, with no checkpoint."""
+    config = docker_client.images.get(classical_image).attrs["Config"]
+    assert f"OCELOT_DETECTOR={CLASSICAL_DETECTOR}" in config["Env"]
+    assert "OCELOT_CHECKPOINT=" in config["Env"]
+    output = docker_client.containers.run(
+        classical_image, entrypoint=["python", "-c", "import importlib.util as u; "
+                                     "print(u.find_spec('torch'), u.find_spec('classical_detector').origin)"],
+        remove=True, **ORGANISER_RUN_FLAGS).decode().split()
+    assert output[0] == "None" and output[1].startswith("/opt/detector/classical_detector/")
+
+
+def test_classical_container_writes_what_the_host_writes(docker_client, classical_image, eval_image, tmp_path,
+                                                         capsys, monkeypatch):
+    """The package in its container under the organisers' flags, then ocelot-eval: the same points
+    and scores as the host's predict with the package on the path."""
+    run = run_on_test_input(docker_client, classical_image, tmp_path / "run")
+    assert run["status"] == 0, run["stderr"][-3000:]
+    assert run["stderr"].strip().splitlines()[-1].startswith("predict: wrote ")
+
+    monkeypatch.syspath_prepend(str(CLASSICAL_PACKAGE / "src"))
+    host_predictions = tmp_path / "host" / "cell_classification.json"
+    assert algorithm_cli(["predict", "--quiet", "--input", str(TEST_INPUT), "--output", str(host_predictions),
+                          "--detector", CLASSICAL_DETECTOR]) == 0
+    container_points, _ = read_points_document(run["output"], role="predictions")
+    host_points, _ = read_points_document(host_predictions, role="predictions")
+    assert_same_points(container_points, host_points, rtol=1e-6)
+
+    evaluation_input = tmp_path / "evaluation-input"
+    write_evaluation_input(evaluation_input, "5d1c3a8e-2b7f-4c55-9a0e-1f6b7c8d9e01",
+                           json.loads(run["output"].read_text()))
+    readable = readable_copy(evaluation_input, tmp_path / "readable-evaluation-input")
+    evaluation_output = writable_folder(tmp_path / "evaluation-output")
+    status, stderr = run_container(docker_client, eval_image, platform_volumes(readable, evaluation_output),
+                                   EVALUATION_FLAGS)
+    assert status == 0, stderr[-3000:]
+    container_metrics = json.loads((evaluation_output / "metrics.json").read_text())["aggregates"]
+    host_metrics_path = tmp_path / "host" / "metrics.json"
+    assert evaluation_cli(["score", "--predictions", str(host_predictions), "--ground-truth", str(GROUND_TRUTH),
+                           "--output", str(host_metrics_path)]) == 0
+    host_metrics = json.loads(host_metrics_path.read_text())["aggregates"]
+    assert container_metrics["mF1"] == host_metrics["mF1"]
+
+
+def test_preflight_passes_the_classical_image(capsys, classical_image):
+    status = algorithm_cli(["preflight", classical_image, "--input", str(TEST_INPUT),
+                            "--ground-truth", str(GROUND_TRUTH)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert status == 0, "\n".join(lines)
+    assert any("user algorithm" in line for line in lines)
+    assert lines[-1] == "preflight: passed all 7 checks"
