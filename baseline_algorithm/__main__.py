@@ -10,10 +10,14 @@ from evaluation.cli import run_command
 #: Commands in the convention of evaluation.cli (HELP, add_arguments, run), imported only when
 #: they run: ``predict`` must start in an image without PyTorch.
 ALGORITHM_COMMANDS = {
-    "predict": ("baseline_algorithm.commands.predict",
-                "detect and classify cells in a Grand Challenge input folder (the container entry)"),
-    "preflight": ("baseline_algorithm.commands.preflight",
-                  "run an algorithm image as the platform does and check what it writes"),
+    "predict": (
+        "baseline_algorithm.commands.predict",
+        "detect and classify cells in a Grand Challenge input folder (the container entry)",
+    ),
+    "preflight": (
+        "baseline_algorithm.commands.preflight",
+        "run an algorithm image as the platform does and check what it writes",
+    ),
 }
 
 
@@ -35,9 +39,11 @@ def legacy_main(argv: list[str]) -> int:
     # Errors that are the user's input, not a bug: reported as one line, without a traceback.
     user_errors = (DataError, CheckpointError, train.TrainingError)
     parser = argparse.ArgumentParser(
-        prog="python -m baseline_algorithm", description=__doc__,
-        epilog="also: " + ", ".join(f"{name} ({help_line})"
-                                    for name, (_, help_line) in ALGORITHM_COMMANDS.items()))
+        prog="python -m baseline_algorithm",
+        description=__doc__,
+        epilog="also: "
+        + ", ".join(f"{name} ({help_line})" for name, (_, help_line) in ALGORITHM_COMMANDS.items()),
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in subcommands:
         module.add_parser(subparsers)

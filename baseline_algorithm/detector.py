@@ -22,7 +22,8 @@ own default applies). A detector may opt in to batching with a ``detect_batch(pa
 returns one iterable of points per pair, in order, and a ``batch_size`` attribute (pairs per call).
 
 :func:`load_detector` imports ``MODULE:FACTORY`` and builds it; :func:`validated_points` checks a
-pair's points against the organisers' validity rule (:func:`evaluation.formats.points_from_document`,
+pair's points against the organisers' validity rule
+(:func:`evaluation.formats.points_from_document`,
 the scorer's own reader) before anything is written.
 """
 
@@ -89,7 +90,7 @@ class BatchDetector(Detector, Protocol):
 
 
 class DetectorError(OcelotError, ValueError):
-    """The detector cannot be loaded or broke the interface: one line naming it and what is wrong."""
+    """The detector cannot be loaded or broke the interface; one line naming it and the problem."""
 
 
 class DetectorFailure(OcelotError):
@@ -112,8 +113,9 @@ def participant_traceback(error: BaseException) -> str:
 def _failure(spec: str, what: str, error: Exception) -> DetectorFailure:
     message = str(error).strip().splitlines()
     reason = f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
-    return DetectorFailure(f"detector {spec} {what}: {reason} (its traceback is above)",
-                           participant_traceback(error))
+    return DetectorFailure(
+        f"detector {spec} {what}: {reason} (its traceback is above)", participant_traceback(error)
+    )
 
 
 def resolve_device(name: str) -> str:
@@ -172,17 +174,22 @@ class LoadedDetector:
             if self.batches:
                 results = list(self.detect.detect_batch(list(pairs)))
             else:
-                results = [self.detect(pairs[0])] if len(pairs) == 1 else [self.detect(p) for p in pairs]
+                results = (
+                    [self.detect(pairs[0])] if len(pairs) == 1 else [self.detect(p) for p in pairs]
+                )
         except Exception as error:
             raise _failure(self.spec, f"raised on {names}", error) from error
         if len(results) != len(pairs):
-            raise DetectorError(f"detector {self.spec}: detect_batch returned {len(results)} results "
-                                f"for {len(pairs)} pairs ({names})")
+            raise DetectorError(
+                f"detector {self.spec}: detect_batch returned {len(results)} results "
+                f"for {len(pairs)} pairs ({names})"
+            )
         return results
 
 
-def load_detector(spec: str, *, device: str = "cpu", checkpoint: Path | None = None,
-                  batch_size: int | None = None) -> LoadedDetector:
+def load_detector(
+    spec: str, *, device: str = "cpu", checkpoint: Path | None = None, batch_size: int | None = None
+) -> LoadedDetector:
     """Import ``MODULE:FACTORY``, call the factory once, return the detector ready to call.
 
     Parameters
@@ -215,32 +222,45 @@ def load_detector(spec: str, *, device: str = "cpu", checkpoint: Path | None = N
         signature = inspect.signature(factory)
     except (TypeError, ValueError):  # a builtin without a signature: call it bare
         signature = inspect.Signature()
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
-    passed = {name: value for name, value in arguments.items()
-              if accepts_any or name in signature.parameters}
+    accepts_any = any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
+    )
+    passed = {
+        name: value
+        for name, value in arguments.items()
+        if accepts_any or name in signature.parameters
+    }
     if checkpoint is not None and "checkpoint" not in passed:
-        raise DetectorError(f"detector {spec}: a checkpoint was given ({checkpoint}) but the factory "
-                            f"takes no checkpoint parameter, its signature is {signature}")
+        raise DetectorError(
+            f"detector {spec}: a checkpoint was given ({checkpoint}) but the factory "
+            f"takes no checkpoint parameter, its signature is {signature}"
+        )
     try:
         signature.bind(**passed)
     except TypeError as error:
         hint = " (give a checkpoint)" if "checkpoint" in str(error) else ""
-        raise DetectorError(f"detector {spec}: cannot call the factory with "
-                            f"{sorted(passed) or 'no arguments'}: {error}{hint}") from None
+        raise DetectorError(
+            f"detector {spec}: cannot call the factory with "
+            f"{sorted(passed) or 'no arguments'}: {error}{hint}"
+        ) from None
     try:
         detect = factory(**passed)
     except Exception as error:
         raise _failure(spec, "failed while being built", error) from error
     if not callable(detect):
-        raise DetectorError(f"detector {spec}: the factory returned {type(detect).__name__}, "
-                            "not a callable detect(pair)")
+        raise DetectorError(
+            f"detector {spec}: the factory returned {type(detect).__name__}, "
+            "not a callable detect(pair)"
+        )
     declared = getattr(detect, "batch_size", 1) if hasattr(detect, "detect_batch") else 1
     size = declared if batch_size is None else batch_size
     if type(size) is not int or size < 1:
         raise DetectorError(f"detector {spec}: batch size must be an integer >= 1, got {size!r}")
     if size > 1 and not hasattr(detect, "detect_batch"):
-        raise DetectorError(f"detector {spec}: batch size {size} needs a detect_batch(pairs) method, "
-                            "which this detector does not have")
+        raise DetectorError(
+            f"detector {spec}: batch size {size} needs a detect_batch(pairs) method, "
+            "which this detector does not have"
+        )
     return LoadedDetector(spec, detect, size)
 
 
@@ -254,19 +274,25 @@ def resolve_factory(spec: str) -> Callable[..., Any]:
     except ModuleNotFoundError as error:
         missing = error.name or ""
         if module_name == missing or module_name.startswith(missing + "."):
-            raise DetectorError(f"detector {spec}: no module named {missing!r} is installed "
-                                f"(install the detector's package, or check the name)") from None
+            raise DetectorError(
+                f"detector {spec}: no module named {missing!r} is installed "
+                f"(install the detector's package, or check the name)"
+            ) from None
         raise _failure(spec, f"could not import {module_name}", error) from error
     except Exception as error:
         raise _failure(spec, f"could not import {module_name}", error) from error
     factory: Any = module
     for part in attribute.split("."):
         if not hasattr(factory, part):
-            raise DetectorError(f"detector {spec}: module {module_name} has no {attribute!r} "
-                                f"({os.path.basename(getattr(module, '__file__', '') or module_name)})")
+            raise DetectorError(
+                f"detector {spec}: module {module_name} has no {attribute!r} "
+                f"({os.path.basename(getattr(module, '__file__', '') or module_name)})"
+            )
         factory = getattr(factory, part)
     if not callable(factory):
-        raise DetectorError(f"detector {spec}: {attribute} is {type(factory).__name__}, not a factory")
+        raise DetectorError(
+            f"detector {spec}: {attribute} is {type(factory).__name__}, not a factory"
+        )
     return factory
 
 
@@ -295,18 +321,24 @@ def validated_points(spec: str, image: int, raw: Any) -> PointSet:
     try:
         rows = list(raw)
     except TypeError:
-        raise DetectorError(f"{source}: returned {type(raw).__name__}, not an iterable of "
-                            "(x, y, cls, probability)") from None
+        raise DetectorError(
+            f"{source}: returned {type(raw).__name__}, not an iterable of (x, y, cls, probability)"
+        ) from None
     entries = []
     for index, row in enumerate(rows):
         try:
             x, y, cls, probability = row
         except (TypeError, ValueError):
-            raise DetectorError(f"{source}: points[{index}]: expected (x, y, cls, probability), "
-                                f"got {_short(row)}") from None
-        entries.append({"name": f"image_{image}",
-                        "point": [_rounded(x), _rounded(y), _whole(cls)],
-                        "probability": _real(probability)})
+            raise DetectorError(
+                f"{source}: points[{index}]: expected (x, y, cls, probability), got {_short(row)}"
+            ) from None
+        entries.append(
+            {
+                "name": f"image_{image}",
+                "point": [_rounded(x), _rounded(y), _whole(cls)],
+                "probability": _real(probability),
+            }
+        )
     try:
         points, _ = points_from_document({"points": entries}, source=source)
     except InputError as error:

@@ -184,7 +184,7 @@ def detect_batch(
     size = model.config.patch_size
     min_distance = settings.min_distance_px(model.config)
     cells = []
-    for pair, maps in zip(pairs, cell_log_probabilities(model, pairs, device)):
+    for pair, maps in zip(pairs, cell_log_probabilities(model, pairs, device), strict=True):
         xy, label, probability = detect_cells(maps, min_distance, settings.threshold)
         height, width = pair.cell_image.shape[:2]
         # Peak pixel centres mapped to the input patch, rounded to the nearest input pixel.
@@ -304,8 +304,11 @@ class BaselineDetector:
         return self.detect_batch([pair])[0]
 
     def detect_batch(self, pairs: Sequence[Pair]) -> list[list[tuple[int, int, int, float]]]:
-        return [list(zip(xy[:, 0].tolist(), xy[:, 1].tolist(), label.tolist(), probability.tolist()))
-                for xy, label, probability in detect_batch(self.model, pairs, self.settings)]
+        return [
+            list(zip(xy[:, 0].tolist(), xy[:, 1].tolist(), label.tolist(), probability.tolist(),
+                     strict=True))
+            for xy, label, probability in detect_batch(self.model, pairs, self.settings)
+        ]
 
     def describe(self) -> str:
         config = self.model.config

@@ -1,4 +1,4 @@
-"""How the platform runs an algorithm container, stated once for preflight, the tests and benchmarks.
+"""How the platform runs an algorithm container, stated once for preflight, tests and benchmarks.
 
 The OCELOT organisers run a submission as ``docker run --network none --cap-drop ALL
 --security-opt no-new-privileges --memory 4g --memory-swap 4g --shm-size 128m --pids-limit 256``
@@ -63,24 +63,38 @@ def memory_bytes(limit: str) -> int:
     unit = units.get(text[-1:]) if text[-1:].isalpha() else 1
     number = text[:-1] if text[-1:].isalpha() else text
     if unit is None or not number.replace(".", "", 1).isdigit():
-        raise ValueError(f"memory limit {limit!r} is not a number with an optional unit b, k, m or g")
+        raise ValueError(
+            f"memory limit {limit!r} is not a number with an optional unit b, k, m or g"
+        )
     return int(float(number) * unit)
 
 
-def docker_run_arguments(input_dir: Path, output_dir: Path, limits: RunLimits = RunLimits()) -> list[str]:
+def docker_run_arguments(
+    input_dir: Path, output_dir: Path, limits: RunLimits = RunLimits()
+) -> list[str]:
     """``docker run``/``docker create`` arguments (before the image name) of a platform run."""
     arguments = [
-        "--network", "none",
-        "--cap-drop", "ALL",
-        "--security-opt", "no-new-privileges",
-        "--memory", limits.memory,
-        "--memory-swap", limits.memory,
-        "--shm-size", limits.shm_size,
-        "--pids-limit", str(limits.pids),
+        "--network",
+        "none",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--memory",
+        limits.memory,
+        "--memory-swap",
+        limits.memory,
+        "--shm-size",
+        limits.shm_size,
+        "--pids-limit",
+        str(limits.pids),
         "--read-only",
-        "--tmpfs", SCRATCH_MOUNT,
-        "--volume", f"{Path(input_dir).resolve()}:{INPUT_MOUNT}:ro",
-        "--volume", f"{Path(output_dir).resolve()}:{OUTPUT_MOUNT}:rw",
+        "--tmpfs",
+        SCRATCH_MOUNT,
+        "--volume",
+        f"{Path(input_dir).resolve()}:{INPUT_MOUNT}:ro",
+        "--volume",
+        f"{Path(output_dir).resolve()}:{OUTPUT_MOUNT}:rw",
     ]
     if limits.gpus:
         arguments += ["--gpus", "all"]
@@ -103,7 +117,9 @@ def docker_sdk_arguments(limits: RunLimits = RunLimits()) -> dict:
     if limits.gpus:
         import docker
 
-        arguments["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        arguments["device_requests"] = [
+            docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
+        ]
     return arguments
 
 

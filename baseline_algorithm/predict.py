@@ -36,7 +36,13 @@ from evaluation.errors import OcelotError
 
 from .data import Pair, iter_gc_input_pairs
 from .data.stacked import read_gc_metadata
-from .detector import BASELINE_DETECTOR, LoadedDetector, load_detector, resolve_device, validated_points
+from .detector import (
+    BASELINE_DETECTOR,
+    LoadedDetector,
+    load_detector,
+    resolve_device,
+    validated_points,
+)
 
 PLATFORM_INPUT = Path("/input")
 PLATFORM_OUTPUT = Path("/output/cell_classification.json")
@@ -69,8 +75,10 @@ def read_inputs(input_dir: Path) -> tuple[int, Iterator[Pair]]:
     differs from ``metadata.json``) is reported before the detector is built.
     """
     if not input_dir.is_dir():
-        raise PredictError(f"{input_dir}: input folder not found (expected images/cell_patches/, "
-                           "images/tissue_patches/ and metadata.json)")
+        raise PredictError(
+            f"{input_dir}: input folder not found (expected images/cell_patches/, "
+            "images/tissue_patches/ and metadata.json)"
+        )
     count = len(read_gc_metadata(input_dir))
     pairs = iter_gc_input_pairs(input_dir)
     try:
@@ -80,8 +88,9 @@ def read_inputs(input_dir: Path) -> tuple[int, Iterator[Pair]]:
     return count, itertools.chain([first], pairs)
 
 
-def detect_all(detector: LoadedDetector, pairs: Iterator[Pair], count: int, *,
-               progress: bool = True) -> PointSet:
+def detect_all(
+    detector: LoadedDetector, pairs: Iterator[Pair], count: int, *, progress: bool = True
+) -> PointSet:
     """Validated points of every pair (pair k becomes ``image_k``).
 
     Progress is a tqdm bar on a terminal, else one log line per pair: container logs are collected
@@ -109,15 +118,22 @@ def detect_all(detector: LoadedDetector, pairs: Iterator[Pair], count: int, *,
     found = [points for points in found if len(points)]
     if not found:
         return PointSet.empty()
-    return PointSet(*(np.concatenate([getattr(p, field) for p in found])
-                      for field in ("image", "xy", "label", "probability")))
+    return PointSet(
+        *(
+            np.concatenate([getattr(p, field) for p in found])
+            for field in ("image", "xy", "label", "probability")
+        )
+    )
 
 
 def log_each_pair(pairs: Iterator[Pair], count: int) -> Iterator[Pair]:
     """Pass ``pairs`` through, logging each as it is taken by the detector."""
     started = time.perf_counter()
     for index, pair in enumerate(pairs):
-        log(f"pair {index + 1}/{count} ({pair.name}), {time.perf_counter() - started:.1f} s since the first")
+        log(
+            f"pair {index + 1}/{count} ({pair.name}), "
+            f"{time.perf_counter() - started:.1f} s since the first"
+        )
         yield pair
 
 
@@ -127,7 +143,9 @@ def write_predictions(points: PointSet, output: Path) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(output, points_document(points))
     except OSError as exc:
-        raise PredictError(f"{output}: cannot write the predictions ({exc.strerror or exc})") from None
+        raise PredictError(
+            f"{output}: cannot write the predictions ({exc.strerror or exc})"
+        ) from None
 
 
 def predict(
@@ -161,18 +179,24 @@ def predict(
         raise PredictError(f"batch size {batch_size} must be at least 1")
     chosen_device = resolve_device(device)
     count, pairs = read_inputs(input_dir)
-    loaded = load_detector(detector, device=chosen_device, checkpoint=checkpoint, batch_size=batch_size)
+    loaded = load_detector(
+        detector, device=chosen_device, checkpoint=checkpoint, batch_size=batch_size
+    )
     described = getattr(loaded.detect, "describe", None)
     details = f" ({described()})" if callable(described) else ""
-    log(f"{count} pairs from {input_dir}, detector {detector}{details}, "
+    log(
+        f"{count} pairs from {input_dir}, detector {detector}{details}, "
         f"checkpoint {checkpoint if checkpoint is not None else 'the detector default'}, "
-        f"device {chosen_device}, batch size {loaded.batch_size}")
+        f"device {chosen_device}, batch size {loaded.batch_size}"
+    )
     started = time.perf_counter()
     points = detect_all(loaded, pairs, count, progress=progress)
     write_predictions(points, output)
     elapsed = time.perf_counter() - started
-    log(f"wrote {len(points)} cells of {count} pairs to {output} in {elapsed:.1f} s "
-        f"({elapsed / max(count, 1):.2f} s per pair)")
+    log(
+        f"wrote {len(points)} cells of {count} pairs to {output} in {elapsed:.1f} s "
+        f"({elapsed / max(count, 1):.2f} s per pair)"
+    )
     return points
 
 

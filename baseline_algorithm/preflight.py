@@ -1,6 +1,7 @@
 """Rehearse a submission: run an algorithm image as the platform does and check what it does.
 
-:func:`run_image` runs the image once under the platform's flags (:mod:`baseline_algorithm.platform`)
+:func:`run_image` runs the image once under the platform's flags
+(:mod:`baseline_algorithm.platform`)
 with the docker command-line client, polling the container's memory cgroup for its peak and
 stopping it at the time limit. :func:`checklist` turns the run into checks, each with its figure:
 
@@ -26,7 +27,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,9 +46,13 @@ NETWORK_PATTERNS = re.compile(
     r"Network is unreachable|Temporary failure in name resolution|Name or service not known|"
     r"nodename nor servname|Could not resolve host|getaddrinfo failed|Failed to establish a new "
     r"connection|Max retries exceeded|urlopen error|ConnectionError|No route to host",
-    re.IGNORECASE)
-PIDS_PATTERNS = re.compile(r"can't start new thread|Resource temporarily unavailable|"
-                           r"fork: retry|pthread_create", re.IGNORECASE)
+    re.IGNORECASE,
+)
+PIDS_PATTERNS = re.compile(
+    r"can't start new thread|Resource temporarily unavailable|"
+    r"fork: retry|pthread_create",
+    re.IGNORECASE,
+)
 READ_ONLY_PATTERNS = re.compile(r"Read-only file system", re.IGNORECASE)
 #: The entry's progress lines (``predict: pair 3/130 (image_2), ...``).
 PAIR_LINE = re.compile(r"\bpair (\d+)/(\d+)\b")
@@ -112,11 +116,13 @@ class ImageFacts:
 def docker(*arguments: str, timeout: float | None = 120, check: bool = True) -> str:
     """Run the docker client; its stdout, or :class:`PreflightError` with its last stderr line."""
     try:
-        result = subprocess.run(["docker", *arguments], capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(
+            ["docker", *arguments], capture_output=True, text=True, timeout=timeout
+        )
     except FileNotFoundError:
-        raise PreflightError("the docker command is not installed (preflight runs images with it)"
-                             ) from None
+        raise PreflightError(
+            "the docker command is not installed (preflight runs images with it)"
+        ) from None
     if check and result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no message"])[-1]
         raise PreflightError(f"docker {arguments[0]} failed: {reason}")
@@ -127,8 +133,10 @@ def inspect_image(image: str) -> ImageFacts:
     """Size and user of ``image``; :class:`PreflightError` when Docker does not have it."""
     result = subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True)
     if result.returncode != 0:
-        raise PreflightError(f"image {image!r} not found: build it first "
-                             "(scripts/build-images.sh algorithm ...) or check the tag")
+        raise PreflightError(
+            f"image {image!r} not found: build it first "
+            "(scripts/build-images.sh algorithm ...) or check the tag"
+        )
     facts = json.loads(result.stdout)[0]
     return ImageFacts(size_bytes=int(facts.get("Size", 0)), user=facts["Config"].get("User") or "")
 
@@ -156,11 +164,16 @@ class MemoryPeak:
     @staticmethod
     def _peak_files(container_id: str) -> list[Path]:
         root = Path("/sys/fs/cgroup")
-        candidates = [root / "memory" / "docker" / container_id / "memory.max_usage_in_bytes",
-                      root / "memory" / "system.slice" / f"docker-{container_id}.scope"
-                      / "memory.max_usage_in_bytes",
-                      root / "system.slice" / f"docker-{container_id}.scope" / "memory.peak",
-                      root / "docker" / container_id / "memory.peak"]
+        candidates = [
+            root / "memory" / "docker" / container_id / "memory.max_usage_in_bytes",
+            root
+            / "memory"
+            / "system.slice"
+            / f"docker-{container_id}.scope"
+            / "memory.max_usage_in_bytes",
+            root / "system.slice" / f"docker-{container_id}.scope" / "memory.peak",
+            root / "docker" / container_id / "memory.peak",
+        ]
         return [path for path in candidates if path.exists()]
 
     def _poll(self) -> None:
@@ -182,16 +195,23 @@ class MemoryPeak:
         self._thread.join()
 
 
-def run_image(image: str, input_dir: Path, output_dir: Path, *, limits: RunLimits,
-              time_limit_s: float) -> ContainerRun:
+def run_image(
+    image: str, input_dir: Path, output_dir: Path, *, limits: RunLimits, time_limit_s: float
+) -> ContainerRun:
     """Run ``image`` once under the platform's flags; stop it at ``time_limit_s``."""
-    container = docker("create", *docker_run_arguments(input_dir, output_dir, limits), image).strip()
+    container = docker(
+        "create", *docker_run_arguments(input_dir, output_dir, limits), image
+    ).strip()
     try:
         with MemoryPeak(container) as memory:
             docker("start", container)
             memory.files = memory.files or MemoryPeak._peak_files(container)
-            waiter = subprocess.Popen(["docker", "wait", container], stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, text=True)
+            waiter = subprocess.Popen(
+                ["docker", "wait", container],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
             try:
                 waiter.wait(timeout=time_limit_s)
                 timed_out = False
@@ -201,8 +221,12 @@ def run_image(image: str, input_dir: Path, output_dir: Path, *, limits: RunLimit
                 timed_out = True
         state = json.loads(docker("inspect", container))[0]["State"]
         started, finished = _timestamp(state["StartedAt"]), _timestamp(state["FinishedAt"])
-        raw_log = subprocess.run(["docker", "logs", "--timestamps", container],
-                                 capture_output=True, text=True, errors="replace")
+        raw_log = subprocess.run(
+            ["docker", "logs", "--timestamps", container],
+            capture_output=True,
+            text=True,
+            errors="replace",
+        )
         log = []
         for line in (raw_log.stdout + raw_log.stderr).splitlines():
             stamp, _, text = line.partition(" ")
@@ -213,9 +237,15 @@ def run_image(image: str, input_dir: Path, output_dir: Path, *, limits: RunLimit
         log.sort(key=lambda entry: entry[0])
     finally:
         docker("rm", "--force", container, check=False)
-    return ContainerRun(exit_code=int(state["ExitCode"]), oom_killed=bool(state.get("OOMKilled")),
-                        timed_out=timed_out, wall_s=max(0.0, finished - started),
-                        peak_memory_bytes=memory.peak_bytes, log=log, output=output_dir)
+    return ContainerRun(
+        exit_code=int(state["ExitCode"]),
+        oom_killed=bool(state.get("OOMKilled")),
+        timed_out=timed_out,
+        wall_s=max(0.0, finished - started),
+        peak_memory_bytes=memory.peak_bytes,
+        log=log,
+        output=output_dir,
+    )
 
 
 def _gigabytes(count: float) -> str:
@@ -235,18 +265,32 @@ def exit_reason(run: ContainerRun, limits: RunLimits, time_limit_s: float) -> st
     if run.timed_out:
         done = [int(m.group(1)) for _, text in run.log if (m := PAIR_LINE.search(text))]
         progress = f" while on pair {max(done)}" if done else ""
-        return (f"too slow: stopped at the time limit of {time_limit_s:g} s{progress}; "
-                "make each pair faster or use the GPU")
-    if run.oom_killed or (run.exit_code == 137 and run.peak_memory_bytes is not None
-                          and run.peak_memory_bytes >= 0.95 * memory_bytes(limits.memory)):
-        return (f"killed: out of memory at {_limit_words(limits.memory)}; hold fewer pairs "
-                "(or a smaller batch) in memory at once")
-    for pattern, words in ((NETWORK_PATTERNS, "tried to reach the network (there is none on the "
-                            "platform: bake weights and data into the image)"),
-                           (PIDS_PATTERNS, f"hit the limit of {limits.pids} processes and threads "
-                            "(cap the worker and thread counts)"),
-                           (READ_ONLY_PATTERNS, "wrote outside /output (only /output and /tmp are "
-                            "writable)")):
+        return (
+            f"too slow: stopped at the time limit of {time_limit_s:g} s{progress}; "
+            "make each pair faster or use the GPU"
+        )
+    if run.oom_killed or (
+        run.exit_code == 137
+        and run.peak_memory_bytes is not None
+        and run.peak_memory_bytes >= 0.95 * memory_bytes(limits.memory)
+    ):
+        return (
+            f"killed: out of memory at {_limit_words(limits.memory)}; hold fewer pairs "
+            "(or a smaller batch) in memory at once"
+        )
+    for pattern, words in (
+        (
+            NETWORK_PATTERNS,
+            "tried to reach the network (there is none on the "
+            "platform: bake weights and data into the image)",
+        ),
+        (
+            PIDS_PATTERNS,
+            f"hit the limit of {limits.pids} processes and threads "
+            "(cap the worker and thread counts)",
+        ),
+        (READ_ONLY_PATTERNS, "wrote outside /output (only /output and /tmp are writable)"),
+    ):
         hits = [text for text in lines if pattern.search(text)]
         if hits:
             return f"{words}: {hits[-1].strip()[:200]}"
@@ -256,8 +300,9 @@ def exit_reason(run: ContainerRun, limits: RunLimits, time_limit_s: float) -> st
 
 def timing_figure(run: ContainerRun, time_limit_s: float, pairs: int) -> str:
     figure = f"{run.wall_s:.1f} s of {time_limit_s:g} s"
-    first = [seconds for seconds, text in run.log
-             if (m := PAIR_LINE.search(text)) and m.group(1) == "1"]
+    first = [
+        seconds for seconds, text in run.log if (m := PAIR_LINE.search(text)) and m.group(1) == "1"
+    ]
     if first and run.exit_code == 0 and pairs:
         per_pair = (run.wall_s - first[0]) / pairs
         figure += f"; first pair after {first[0]:.1f} s, then {per_pair:.2f} s per pair"
@@ -266,31 +311,64 @@ def timing_figure(run: ContainerRun, time_limit_s: float, pairs: int) -> str:
     return figure
 
 
-def checklist(image: ImageFacts, image_name: str, run: ContainerRun, *, pairs: int,
-              limits: RunLimits, time_limit_s: float, ground_truth: Path | None = None,
-              radius_px: float | None = None) -> list[Check]:
+def checklist(
+    image: ImageFacts,
+    image_name: str,
+    run: ContainerRun,
+    *,
+    pairs: int,
+    limits: RunLimits,
+    time_limit_s: float,
+    ground_truth: Path | None = None,
+    radius_px: float | None = None,
+) -> list[Check]:
     """The checks of one run, in order (see the module's docstring)."""
     checks = []
     user = image.user or "root (no USER line)"
     root = image.user.split(":")[0] in ("", "root", "0")
-    checks.append(Check("image", not root, f"{image_name}, {image.size_bytes / 1e9:.2f} GB, user {user}",
-                        "runs as root: add a non-root user and a USER line to the Dockerfile"
-                        if root else ""))
+    checks.append(
+        Check(
+            "image",
+            not root,
+            f"{image_name}, {image.size_bytes / 1e9:.2f} GB, user {user}",
+            "runs as root: add a non-root user and a USER line to the Dockerfile" if root else "",
+        )
+    )
     ok = run.exit_code == 0 and not run.timed_out
-    checks.append(Check("exit status", ok, "0" if ok else f"{run.exit_code}",
-                        "" if ok else exit_reason(run, limits, time_limit_s)))
+    checks.append(
+        Check(
+            "exit status",
+            ok,
+            "0" if ok else f"{run.exit_code}",
+            "" if ok else exit_reason(run, limits, time_limit_s),
+        )
+    )
     in_time = not run.timed_out and run.wall_s <= time_limit_s
-    checks.append(Check("wall time", in_time, timing_figure(run, time_limit_s, pairs),
-                        "" if in_time else f"too slow: {run.wall_s:.0f} s, over the limit of "
-                                           f"{time_limit_s:g} s"))
+    checks.append(
+        Check(
+            "wall time",
+            in_time,
+            timing_figure(run, time_limit_s, pairs),
+            ""
+            if in_time
+            else f"too slow: {run.wall_s:.0f} s, over the limit of {time_limit_s:g} s",
+        )
+    )
     limit = memory_bytes(limits.memory)
     if run.peak_memory_bytes is None:
-        memory_figure = f"not readable from the cgroup on this host (limit {_limit_words(limits.memory)})"
+        memory_figure = (
+            f"not readable from the cgroup on this host (limit {_limit_words(limits.memory)})"
+        )
     else:
         memory_figure = f"{_gigabytes(run.peak_memory_bytes)} of {_limit_words(limits.memory)}"
-    checks.append(Check("peak memory", not run.oom_killed, memory_figure,
-                        f"killed: out of memory at {_limit_words(limits.memory)}"
-                        if run.oom_killed else ""))
+    checks.append(
+        Check(
+            "peak memory",
+            not run.oom_killed,
+            memory_figure,
+            f"killed: out of memory at {_limit_words(limits.memory)}" if run.oom_killed else "",
+        )
+    )
     if run.peak_memory_bytes is not None and not run.oom_killed and run.peak_memory_bytes > limit:
         checks[-1].passed, checks[-1].failure = False, "peak memory over the limit"
 
@@ -313,12 +391,15 @@ def checklist(image: ImageFacts, image_name: str, run: ContainerRun, *, pairs: i
     try:
         check_image_range(points, pairs, OUTPUT_FILE)
         named = sorted(set(points.image.tolist()))
-        figure = (f"image_{named[0]}..image_{named[-1]} ({len(named)} of {pairs} input pairs "
-                  "have cells)" if named else "no points")
+        figure = (
+            f"image_{named[0]}..image_{named[-1]} ({len(named)} of {pairs} input pairs have cells)"
+            if named
+            else "no points"
+        )
         checks.append(Check("image names", True, figure))
     except InputError as error:
         message = str(error).replace("ground truth's", "input's").replace(" images ", " pairs ")
-        checks.append(Check("image names", False, f"names a pair the input does not have", message))
+        checks.append(Check("image names", False, "names a pair the input does not have", message))
     if ground_truth is not None:
         checks.append(_score_check(points, ground_truth, pairs, radius_px))
     return checks
@@ -337,25 +418,50 @@ def _score_check(points, ground_truth: Path, pairs: int, radius_px: float | None
 
     truth, count = read_points_document(ground_truth, role="ground_truth")
     if count != pairs:
-        return Check("scores", False, f"ground truth has {count} images, the input {pairs} pairs",
-                     f"{ground_truth}: num_images {count} differs from the input's {pairs} pairs")
+        return Check(
+            "scores",
+            False,
+            f"ground truth has {count} images, the input {pairs} pairs",
+            f"{ground_truth}: num_images {count} differs from the input's {pairs} pairs",
+        )
     report = score(points, truth, count, radius_px=radius_px or MATCH_RADIUS_PX)
     values = report.aggregates
-    return Check("scores", True, f"mF1 {values['mF1']:.4f} (F1/BC {values['F1/BC']:.4f}, "
-                                 f"F1/TC {values['F1/TC']:.4f}) against {ground_truth}")
+    return Check(
+        "scores",
+        True,
+        f"mF1 {values['mF1']:.4f} (F1/BC {values['F1/BC']:.4f}, "
+        f"F1/TC {values['F1/TC']:.4f}) against {ground_truth}",
+    )
 
 
-def preflight(image: str, input_dir: Path, *, limits: RunLimits = RunLimits(),
-              time_limit_s: float = 3600.0, ground_truth: Path | None = None,
-              keep_output: Path | None = None, radius_px: float | None = None,
-              echo=print) -> list[Check]:
+def preflight(
+    image: str,
+    input_dir: Path,
+    *,
+    limits: RunLimits | None = None,
+    time_limit_s: float = 3600.0,
+    ground_truth: Path | None = None,
+    keep_output: Path | None = None,
+    radius_px: float | None = None,
+    echo=print,
+) -> list[Check]:
     """Run ``image`` on ``input_dir`` as the platform does and return the checklist.
 
-    ``echo`` receives progress lines and, when the run fails, the tail of the container's log.
+    ``limits`` default to the platform's (:class:`RunLimits`). ``echo`` receives progress lines
+    and, when the run fails, the tail of the container's log.
     """
+    limits = limits or RunLimits()
+    if time_limit_s <= 0:
+        raise PreflightError(f"time limit {time_limit_s:g} s must be positive")
+    try:
+        memory_bytes(limits.memory)
+    except ValueError as error:
+        raise PreflightError(str(error)) from None
     if not input_dir.is_dir():
-        raise PreflightError(f"{input_dir}: input folder not found (expected images/cell_patches/, "
-                             "images/tissue_patches/ and metadata.json)")
+        raise PreflightError(
+            f"{input_dir}: input folder not found (expected images/cell_patches/, "
+            "images/tissue_patches/ and metadata.json)"
+        )
     pairs = len(read_gc_metadata(input_dir))
     if ground_truth is not None and not ground_truth.is_file():
         raise PreflightError(f"{ground_truth}: ground truth file not found")
@@ -365,14 +471,24 @@ def preflight(image: str, input_dir: Path, *, limits: RunLimits = RunLimits(),
     output_dir.mkdir()
     output_dir.chmod(0o777)  # whatever user the image runs as
     try:
-        echo(f"preflight: running {image} on {input_dir} ({pairs} pairs): network none, memory "
-             f"{limits.memory}, pids {limits.pids}, time limit {time_limit_s:g} s"
-             + (", all GPUs" if limits.gpus else ""))
+        echo(
+            f"preflight: running {image} on {input_dir} ({pairs} pairs): network none, memory "
+            f"{limits.memory}, pids {limits.pids}, time limit {time_limit_s:g} s"
+            + (", all GPUs" if limits.gpus else "")
+        )
         run = run_image(image, input_dir, output_dir, limits=limits, time_limit_s=time_limit_s)
-        checks = checklist(facts, image, run, pairs=pairs, limits=limits, time_limit_s=time_limit_s,
-                           ground_truth=ground_truth, radius_px=radius_px)
+        checks = checklist(
+            facts,
+            image,
+            run,
+            pairs=pairs,
+            limits=limits,
+            time_limit_s=time_limit_s,
+            ground_truth=ground_truth,
+            radius_px=radius_px,
+        )
         if any(check.passed is False for check in checks[1:4]):
-            echo(f"preflight: the container's log ends with:")
+            echo("preflight: the container's log ends with:")
             for _, text in run.log[-LOG_TAIL_LINES:]:
                 echo(f"  | {text}")
         if keep_output is not None:

@@ -50,23 +50,38 @@ def main(argv: list[str] | None = None) -> int:
     specs = args.detector or [BASELINE_DETECTOR, EXAMPLE_DETECTOR]
     pair = next(itertools.islice(iter_gc_input_pairs(args.input), args.pair, None))
 
-    figure, axes = plt.subplots(1, 1 + len(specs), figsize=(6 * (1 + len(specs)), 6.6),
-                                constrained_layout=True)
+    figure, axes = plt.subplots(
+        1, 1 + len(specs), figsize=(6 * (1 + len(specs)), 6.6), constrained_layout=True
+    )
     tissue, *cells = axes
     tissue.imshow(pair.tissue_image)
     x0, y0, x1, y1 = pair.cell_box
-    tissue.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="black", lw=2))
+    tissue.add_patch(
+        Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="black", lw=2)
+    )
     tissue.set_title(f"tissue patch ({pair.meta.get('organ', '')}), cell box")
-    for axis, spec in zip(cells, specs):
-        points = validated_points(spec, args.pair, load_detector(spec, device=args.device).detect(pair))
+    for axis, spec in zip(cells, specs, strict=True):
+        points = validated_points(
+            spec, args.pair, load_detector(spec, device=args.device).detect(pair)
+        )
         axis.imshow(pair.cell_image)
         handles = []
         for label in (BC, TC):
             xy = points.xy[points.label == label]
-            axis.scatter(xy[:, 0], xy[:, 1], s=16, c=CLASS_COLOURS[label], edgecolors="black",
-                         linewidths=0.4)
-            handles.append(Line2D([], [], marker="o", ls="", mfc=CLASS_COLOURS[label], mec="black",
-                                  label=f"{CLASS_NAMES[label]} ({len(xy)})"))
+            axis.scatter(
+                xy[:, 0], xy[:, 1], s=16, c=CLASS_COLOURS[label], edgecolors="black", linewidths=0.4
+            )
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    ls="",
+                    mfc=CLASS_COLOURS[label],
+                    mec="black",
+                    label=f"{CLASS_NAMES[label]} ({len(xy)})",
+                )
+            )
         axis.legend(handles=handles, loc="upper right")
         axis.set_title(spec)
     for axis in axes:

@@ -37,7 +37,7 @@ TEST_INPUT = REPO / "test_data" / "input"
 PAIRS = 3  # pairs of test_data/input
 
 #: A participant's detector whose points the test sets per pair name (module global POINTS).
-SCRIPTED = '''
+SCRIPTED = """
 POINTS = {}
 CALLS = []
 
@@ -48,7 +48,7 @@ class Scripted:
 
 def make():
     return Scripted()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +62,12 @@ def participant_folder(tmp_path_factory):
 @pytest.fixture
 def write_module(participant_folder):
     """Write a participant module under a fresh name; returns the name."""
+
     def write(source: str) -> str:
         name = f"participant_{uuid.uuid4().hex[:10]}"
         (participant_folder / f"{name}.py").write_text(textwrap.dedent(source))
         return name
+
     return write
 
 
@@ -81,8 +83,21 @@ def run_predict(capsys, tmp_path, detector: str, *extra: str) -> tuple[int, list
     if not TEST_INPUT.is_dir():
         pytest.skip(f"{TEST_INPUT} is missing")
     output = tmp_path / "out" / "cell_classification.json"
-    status = main(["predict", "--quiet", "--input", str(TEST_INPUT), "--output", str(output),
-                   "--detector", detector, "--device", "cpu", *extra])
+    status = main(
+        [
+            "predict",
+            "--quiet",
+            "--input",
+            str(TEST_INPUT),
+            "--output",
+            str(output),
+            "--detector",
+            detector,
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
     return status, capsys.readouterr().err.strip().splitlines(), output
 
 
@@ -91,13 +106,21 @@ def run_predict(capsys, tmp_path, detector: str, *extra: str) -> tuple[int, list
 coordinate = st.floats(min_value=-0.49, max_value=1023.49, allow_nan=False)
 whole_coordinate = st.integers(min_value=0, max_value=1023)
 cls = st.sampled_from([1, 2, 1.0, 2.0, np.int64(1), np.int32(2)])
-probability = st.one_of(st.floats(min_value=0.0, max_value=1.0), st.sampled_from([0, 1, np.float32(0.25)]))
-valid_point = st.tuples(st.one_of(coordinate, whole_coordinate, st.just(np.float32(12.5))),
-                        st.one_of(coordinate, whole_coordinate), cls, probability)
+probability = st.one_of(
+    st.floats(min_value=0.0, max_value=1.0), st.sampled_from([0, 1, np.float32(0.25)])
+)
+valid_point = st.tuples(
+    st.one_of(coordinate, whole_coordinate, st.just(np.float32(12.5))),
+    st.one_of(coordinate, whole_coordinate),
+    cls,
+    probability,
+)
 pair_points = st.lists(valid_point, max_size=12)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(points=st.lists(pair_points, min_size=PAIRS, max_size=PAIRS))
 def test_valid_points_are_written_exactly(capsys, tmp_path_factory, scripted, points):
     scripted.POINTS.clear()
@@ -106,25 +129,53 @@ def test_valid_points_are_written_exactly(capsys, tmp_path_factory, scripted, po
     status, lines, output = run_predict(capsys, tmp_path, "scripted_detector:make")
     assert status == 0, lines
     written = json.loads(output.read_text())["points"]
-    expected = [{"name": f"image_{k}", "point": [round(float(x)), round(float(y)), int(c)],
-                 "probability": float(p)}
-                for k, rows in enumerate(points) for x, y, c, p in rows]
+    expected = [
+        {
+            "name": f"image_{k}",
+            "point": [round(float(x)), round(float(y)), int(c)],
+            "probability": float(p),
+        }
+        for k, rows in enumerate(points)
+        for x, y, c, p in rows
+    ]
     assert written == expected
     read_points_document(output, role="predictions")  # and the organisers' rule accepts it
 
 
-invalid_fields = st.sampled_from([
-    ("x", 0, 1024), ("x", 0, 1023.51), ("x", 0, -0.51), ("x", 0, math.nan), ("x", 0, math.inf),
-    ("x", 0, "12"), ("x", 0, None), ("y", 1, 5000), ("y", 1, True), ("y", 1, -3),
-    ("class", 2, 0), ("class", 2, 3), ("class", 2, 1.5), ("class", 2, "1"), ("class", 2, True),
-    ("probability", 3, 1.5), ("probability", 3, -0.01), ("probability", 3, math.nan),
-    ("probability", 3, "0.5"), ("probability", 3, None),
-])
+invalid_fields = st.sampled_from(
+    [
+        ("x", 0, 1024),
+        ("x", 0, 1023.51),
+        ("x", 0, -0.51),
+        ("x", 0, math.nan),
+        ("x", 0, math.inf),
+        ("x", 0, "12"),
+        ("x", 0, None),
+        ("y", 1, 5000),
+        ("y", 1, True),
+        ("y", 1, -3),
+        ("class", 2, 0),
+        ("class", 2, 3),
+        ("class", 2, 1.5),
+        ("class", 2, "1"),
+        ("class", 2, True),
+        ("probability", 3, 1.5),
+        ("probability", 3, -0.01),
+        ("probability", 3, math.nan),
+        ("probability", 3, "0.5"),
+        ("probability", 3, None),
+    ]
+)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(points=st.lists(pair_points, min_size=PAIRS, max_size=PAIRS), broken=invalid_fields,
-       where=st.tuples(st.integers(0, PAIRS - 1), st.integers(0, 11)))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    points=st.lists(pair_points, min_size=PAIRS, max_size=PAIRS),
+    broken=invalid_fields,
+    where=st.tuples(st.integers(0, PAIRS - 1), st.integers(0, 11)),
+)
 def test_an_invalid_point_is_refused(capsys, tmp_path_factory, scripted, points, broken, where):
     field, position, value = broken
     pair, index = where
@@ -143,11 +194,23 @@ def test_an_invalid_point_is_refused(capsys, tmp_path_factory, scripted, points,
     assert last.startswith("error: detector scripted_detector:make on image_"), last
     # The first invalid point in input order is the one named: earlier pairs are all valid.
     assert f"on image_{pair}: points[{index}]" in last, last
-    field_words = {"x": ".point[0]: x", "y": ".point[1]: y", "class": ".point[2]: class",
-                   "probability": ".probability:"}[field]
+    field_words = {
+        "x": ".point[0]: x",
+        "y": ".point[1]: y",
+        "class": ".point[2]: class",
+        "probability": ".probability:",
+    }[field]
     assert field_words in last, last
-    shown = {1023.51: "1024", -0.51: "-1", math.inf: "Infinity", True: "true", None: "null",
-             "12": '"12"', "1": '"1"', "0.5": '"0.5"'}
+    shown = {
+        1023.51: "1024",
+        -0.51: "-1",
+        math.inf: "Infinity",
+        True: "true",
+        None: "null",
+        "12": '"12"',
+        "1": '"1"',
+        "0.5": '"0.5"',
+    }
     if isinstance(value, float) and math.isnan(value):
         assert last.endswith("NaN"), last
     else:
@@ -156,13 +219,18 @@ def test_an_invalid_point_is_refused(capsys, tmp_path_factory, scripted, points,
 
 
 def test_malformed_row_names_the_point():
-    with pytest.raises(DetectorError, match=r"^detector d:f on image_4: points\[1\]: expected "
-                                            r"\(x, y, cls, probability\), got \(1, 2\)$"):
+    with pytest.raises(
+        DetectorError,
+        match=r"^detector d:f on image_4: points\[1\]: expected "
+        r"\(x, y, cls, probability\), got \(1, 2\)$",
+    ):
         validated_points("d:f", 4, [(1, 2, 1, 0.5), (1, 2)])
 
 
 def test_result_that_is_not_iterable():
-    with pytest.raises(DetectorError, match="^detector d:f on image_0: returned NoneType, not an iterable"):
+    with pytest.raises(
+        DetectorError, match="^detector d:f on image_0: returned NoneType, not an iterable"
+    ):
         validated_points("d:f", 0, None)
 
 
@@ -178,7 +246,7 @@ def test_numpy_array_of_points_is_accepted():
 
 
 def test_factory_receives_device_and_checkpoint_when_it_accepts_them(write_module, tmp_path):
-    name = write_module('''
+    name = write_module("""
         SEEN = []
         def make(device, checkpoint):
             SEEN.append((device, checkpoint))
@@ -188,7 +256,7 @@ def test_factory_receives_device_and_checkpoint_when_it_accepts_them(write_modul
         def make_any(**options):
             SEEN.append(options)
             return lambda pair: []
-    ''')
+    """)
     load_detector(f"{name}:make", device="cpu", checkpoint=tmp_path / "w.bin")
     load_detector(f"{name}:make_bare", device="cpu")
     load_detector(f"{name}:make_any", device="cpu")
@@ -208,11 +276,17 @@ def test_factory_that_needs_a_checkpoint(write_module):
         load_detector(f"{name}:make")
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("no_colon", "expected MODULE:FACTORY"),
-    (":make", "expected MODULE:FACTORY"),
-    ("module_that_does_not_exist_here:make", "no module named 'module_that_does_not_exist_here'"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no_colon", "expected MODULE:FACTORY"),
+        (":make", "expected MODULE:FACTORY"),
+        (
+            "module_that_does_not_exist_here:make",
+            "no module named 'module_that_does_not_exist_here'",
+        ),
+    ],
+)
 def test_bad_spec(spec, message):
     with pytest.raises(DetectorError, match=message):
         load_detector(spec)
@@ -229,31 +303,35 @@ def test_missing_factory_and_non_callable_results(write_module):
 
 
 def test_factory_attribute_path(write_module):
-    name = write_module('''
+    name = write_module("""
         class Model:
             @classmethod
             def create(cls):
                 return cls()
             def __call__(self, pair):
                 return []
-    ''')
+    """)
     assert type(load_detector(f"{name}:Model.create").detect).__name__ == "Model"
 
 
 def test_exceptions_in_participant_code_keep_their_traceback(write_module):
-    name = write_module('''
+    name = write_module("""
         import missing_dependency_of_the_participant
-    ''')
+    """)
     with pytest.raises(DetectorFailure) as failure:
         load_detector(f"{name}:make")
-    assert "ModuleNotFoundError: No module named 'missing_dependency_of_the_participant'" in str(failure.value)
+    assert "ModuleNotFoundError: No module named 'missing_dependency_of_the_participant'" in str(
+        failure.value
+    )
     assert f"{name}.py" in failure.value.participant_traceback
-    name = write_module('''
+    name = write_module("""
         def make():
             raise OSError("weights.bin is missing")
-    ''')
-    with pytest.raises(DetectorFailure, match=f"detector {name}:make failed while being built: "
-                                              "OSError: weights.bin is missing"):
+    """)
+    with pytest.raises(
+        DetectorFailure,
+        match=f"detector {name}:make failed while being built: OSError: weights.bin is missing",
+    ):
         load_detector(f"{name}:make")
 
 
@@ -261,7 +339,7 @@ def test_exceptions_in_participant_code_keep_their_traceback(write_module):
 
 
 def test_batching_is_opt_in(write_module, capsys, tmp_path):
-    name = write_module('''
+    name = write_module("""
         BATCHES = []
         class Batched:
             batch_size = 2
@@ -279,7 +357,7 @@ def test_batching_is_opt_in(write_module, capsys, tmp_path):
             return Short()
         def make_plain():
             return lambda pair: []
-    ''')
+    """)
     status, lines, output = run_predict(capsys, tmp_path, f"{name}:make")
     assert status == 0, lines
     assert sys.modules[name].BATCHES == [["image_0", "image_1"], ["image_2"]]
@@ -287,7 +365,10 @@ def test_batching_is_opt_in(write_module, capsys, tmp_path):
     status, lines, _ = run_predict(capsys, tmp_path, f"{name}:make", "--batch-size", "3")
     assert status == 0 and sys.modules[name].BATCHES[-1] == ["image_0", "image_1", "image_2"]
     status, lines, _ = run_predict(capsys, tmp_path, f"{name}:make_short")
-    assert status == 2 and "detect_batch returned 1 results for 2 pairs (image_0, image_1)" in lines[-1]
+    assert (
+        status == 2
+        and "detect_batch returned 1 results for 2 pairs (image_0, image_1)" in lines[-1]
+    )
     status, lines, _ = run_predict(capsys, tmp_path, f"{name}:make_plain", "--batch-size", "2")
     assert status == 2 and "needs a detect_batch(pairs) method" in lines[-1]
 
@@ -305,19 +386,36 @@ def test_device_resolution():
 def test_participant_exception_shows_their_traceback_then_one_line(participant_folder, tmp_path):
     """The traceback ends in the participant's own line; the summary is the last line; exit 2."""
     name = f"participant_{uuid.uuid4().hex[:10]}"
-    (participant_folder / f"{name}.py").write_text(textwrap.dedent('''
+    (participant_folder / f"{name}.py").write_text(
+        textwrap.dedent("""
         def detect(pair):
             scale = 0
             return [(1, 1, 1, 1 / scale)]
 
         def make():
             return detect
-    '''))
+    """)
+    )
     output = tmp_path / "cell_classification.json"
     result = subprocess.run(
-        [sys.executable, "-m", "baseline_algorithm", "predict", "--input", str(TEST_INPUT),
-         "--output", str(output), "--detector", f"{name}:make", "--device", "cpu"],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "baseline_algorithm",
+            "predict",
+            "--input",
+            str(TEST_INPUT),
+            "--output",
+            str(output),
+            "--detector",
+            f"{name}:make",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
         env={"PYTHONPATH": f"{participant_folder}:{REPO}", "PATH": "/usr/bin:/bin"},
     )
     lines = result.stderr.strip().splitlines()
@@ -325,6 +423,8 @@ def test_participant_exception_shows_their_traceback_then_one_line(participant_f
     assert "Traceback (most recent call last):" in result.stderr
     assert f'{name}.py", line 4, in detect' in result.stderr
     assert "baseline_algorithm/detector.py" not in result.stderr  # only their frames
-    assert lines[-1] == (f"error: detector {name}:make raised on image_0: ZeroDivisionError: "
-                         "division by zero (its traceback is above)")
+    assert lines[-1] == (
+        f"error: detector {name}:make raised on image_0: ZeroDivisionError: "
+        "division by zero (its traceback is above)"
+    )
     assert not output.exists()

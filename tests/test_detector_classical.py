@@ -41,13 +41,19 @@ def package_on_path():
 @pytest.fixture(scope="module")
 def synthetic_pairs():
     """Validation-like synthetic pairs (seed 1, not the seed the shipped model was trained on)."""
-    return [synthesize_pair(f"{k + 1:03d}", 1, k, "val", SyntheticConfig(size=SIZE)) for k in range(6)]
+    return [
+        synthesize_pair(f"{k + 1:03d}", 1, k, "val", SyntheticConfig(size=SIZE)) for k in range(6)
+    ]
 
 
 def detect(pairs, detector) -> PointSet:
     found = [validated_points(SPEC, k, detector(pair)) for k, pair in enumerate(pairs)]
-    return PointSet(*(np.concatenate([getattr(p, f) for p in found])
-                      for f in ("image", "xy", "label", "probability")))
+    return PointSet(
+        *(
+            np.concatenate([getattr(p, f) for p in found])
+            for f in ("image", "xy", "label", "probability")
+        )
+    )
 
 
 def test_tissue_context_decides_classes(synthetic_pairs):
@@ -63,9 +69,12 @@ def test_tissue_context_decides_classes(synthetic_pairs):
         without = score(uniform, truth, count, radius_px=radius).aggregates
         assert with_context["mF1"] > without["mF1"] + 0.1, (constant, with_context, without)
     # Detection alone, classes ignored: it finds most cells, and more true cells than false ones.
-    agnostic = score(replace(points, label=np.ones(len(points), dtype=np.int64)),
-                     replace(truth, label=np.ones(len(truth), dtype=np.int64)), count,
-                     radius_px=radius).aggregates
+    agnostic = score(
+        replace(points, label=np.ones(len(points), dtype=np.int64)),
+        replace(truth, label=np.ones(len(truth), dtype=np.int64)),
+        count,
+        radius_px=radius,
+    ).aggregates
     assert agnostic["Rec/BC"] > 0.75 and agnostic["Pre/BC"] > 0.5, agnostic
 
 
@@ -81,8 +90,11 @@ def test_points_lie_in_the_patch_with_probabilities(synthetic_pairs):
 
 
 def test_blank_patch_has_no_cells(synthetic_pairs):
-    blank = replace(synthetic_pairs[0], cell_image=np.full((SIZE, SIZE, 3), 240, np.uint8),
-                    tissue_image=np.full((SIZE, SIZE, 3), 240, np.uint8))
+    blank = replace(
+        synthetic_pairs[0],
+        cell_image=np.full((SIZE, SIZE, 3), 240, np.uint8),
+        tissue_image=np.full((SIZE, SIZE, 3), 240, np.uint8),
+    )
     assert load_detector(SPEC).detect(blank) == []
 
 
@@ -91,12 +103,37 @@ def test_host_predict_then_score(capsys, tmp_path):
     if not TEST_INPUT.is_dir():
         pytest.skip(f"{TEST_INPUT} is missing")
     predictions = tmp_path / "cell_classification.json"
-    assert main(["predict", "--quiet", "--input", str(TEST_INPUT), "--output", str(predictions),
-                 "--detector", SPEC]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--quiet",
+                "--input",
+                str(TEST_INPUT),
+                "--output",
+                str(predictions),
+                "--detector",
+                SPEC,
+            ]
+        )
+        == 0
+    )
     assert f"detector {SPEC} (classical:" in capsys.readouterr().err
     points, _ = read_points_document(predictions)
     assert len(points) > 0 and set(points.image.tolist()) == {0, 1, 2}
     metrics = tmp_path / "metrics.json"
-    assert evaluation_cli(["score", "--predictions", str(predictions), "--ground-truth",
-                           str(GROUND_TRUTH), "--output", str(metrics)]) == 0
+    assert (
+        evaluation_cli(
+            [
+                "score",
+                "--predictions",
+                str(predictions),
+                "--ground-truth",
+                str(GROUND_TRUTH),
+                "--output",
+                str(metrics),
+            ]
+        )
+        == 0
+    )
     assert metrics.is_file()

@@ -16,14 +16,26 @@ from pathlib import Path
 import pytest
 
 from baseline_algorithm.__main__ import main
-from baseline_algorithm.platform import RunLimits, docker_run_arguments, docker_sdk_arguments, memory_bytes
-from baseline_algorithm.preflight import Check, ContainerRun, ImageFacts, checklist, exit_reason, verdict
+from baseline_algorithm.platform import (
+    RunLimits,
+    docker_run_arguments,
+    docker_sdk_arguments,
+    memory_bytes,
+)
+from baseline_algorithm.preflight import (
+    Check,
+    ContainerRun,
+    ImageFacts,
+    checklist,
+    exit_reason,
+    verdict,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_INPUT = REPO / "test_data" / "input"
 
 #: The entry of the broken images; MODE says how it misbehaves.
-ENTRY = textwrap.dedent('''
+ENTRY = textwrap.dedent("""
     import json, os, socket, sys, time
     mode = os.environ["MODE"]
     pairs = len(json.load(open("/input/metadata.json")))
@@ -48,8 +60,8 @@ ENTRY = textwrap.dedent('''
         open("/home/results.json", "w").write("{}")
     document = {"type": "Multiple points", "points": points, "version": {"major": 1, "minor": 0}}
     json.dump(document, open("/output/cell_classification.json", "w"))
-''')
-DOCKERFILE = textwrap.dedent('''
+""")
+DOCKERFILE = textwrap.dedent("""
     ARG BASE_IMAGE
     FROM ${BASE_IMAGE}
     COPY entry.py /entry.py
@@ -58,7 +70,7 @@ DOCKERFILE = textwrap.dedent('''
     ARG RUN_AS=nobody
     USER ${RUN_AS}
     ENTRYPOINT ["python3", "/entry.py"]
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +84,12 @@ def broken_image(docker_client, base_image, tmp_path_factory):
     def build(mode: str, run_as: str = "nobody") -> str:
         tag = f"ocelot-preflight-test:{mode}-{run_as}"
         if tag not in built:
-            docker_client.images.build(path=str(context), tag=tag, rm=True, buildargs={
-                "BASE_IMAGE": base_image, "MODE": mode, "RUN_AS": run_as})
+            docker_client.images.build(
+                path=str(context),
+                tag=tag,
+                rm=True,
+                buildargs={"BASE_IMAGE": base_image, "MODE": mode, "RUN_AS": run_as},
+            )
             built[tag] = True
         return tag
 
@@ -101,16 +117,23 @@ def test_well_behaved_image_passes(capsys, broken_image):
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize(("mode", "options", "expected"), [
-    ("invalid", (), "points[12].point[0]: x must be an integer in 0..1023, got 1024"),
-    ("missing", (), "wrote no /output/cell_classification.json"),
-    ("crash", (), "exited with status 1: RuntimeError: the model file is corrupt"),
-    ("memory", ("--memory", "128m"), "killed: out of memory at 128 MB"),
-    ("slow", ("--time-limit", "3"), "too slow: stopped at the time limit of 3 s while on pair 1"),
-    ("network", (), "tried to reach the network"),
-    ("names", (), "points[3].name: image_3 is outside the input's 3 pairs"),
-    ("write-elsewhere", (), "wrote outside /output"),
-])
+@pytest.mark.parametrize(
+    ("mode", "options", "expected"),
+    [
+        ("invalid", (), "points[12].point[0]: x must be an integer in 0..1023, got 1024"),
+        ("missing", (), "wrote no /output/cell_classification.json"),
+        ("crash", (), "exited with status 1: RuntimeError: the model file is corrupt"),
+        ("memory", ("--memory", "128m"), "killed: out of memory at 128 MB"),
+        (
+            "slow",
+            ("--time-limit", "3"),
+            "too slow: stopped at the time limit of 3 s while on pair 1",
+        ),
+        ("network", (), "tried to reach the network"),
+        ("names", (), "points[3].name: image_3 is outside the input's 3 pairs"),
+        ("write-elsewhere", (), "wrote outside /output"),
+    ],
+)
 def test_broken_image_fails_with_one_clear_line(capsys, broken_image, mode, options, expected):
     status, lines = preflight(capsys, broken_image(mode), *options)
     assert status == 1
@@ -127,8 +150,12 @@ def test_image_running_as_root_fails(capsys, broken_image):
 
 @pytest.mark.docker
 def test_ground_truth_adds_the_scores(capsys, broken_image):
-    status, lines = preflight(capsys, broken_image("none"), "--ground-truth",
-                              str(REPO / "test_data" / "ground_truth" / "cell_gt.json"))
+    status, lines = preflight(
+        capsys,
+        broken_image("none"),
+        "--ground-truth",
+        str(REPO / "test_data" / "ground_truth" / "cell_gt.json"),
+    )
     assert status == 0, "\n".join(lines)
     assert any(line.strip().startswith("ok    scores: mF1 ") for line in lines), lines
 
@@ -145,9 +172,18 @@ def test_missing_image_is_a_usage_error(capsys, docker_client):
 
 def test_flags_are_the_organisers(tmp_path):
     arguments = " ".join(docker_run_arguments(tmp_path / "in", tmp_path / "out"))
-    for flag in ("--network none", "--cap-drop ALL", "--security-opt no-new-privileges",
-                 "--memory 4g", "--memory-swap 4g", "--shm-size 128m", "--pids-limit 256",
-                 "--read-only", f"{tmp_path / 'in'}:/input:ro", f"{tmp_path / 'out'}:/output:rw"):
+    for flag in (
+        "--network none",
+        "--cap-drop ALL",
+        "--security-opt no-new-privileges",
+        "--memory 4g",
+        "--memory-swap 4g",
+        "--shm-size 128m",
+        "--pids-limit 256",
+        "--read-only",
+        f"{tmp_path / 'in'}:/input:ro",
+        f"{tmp_path / 'out'}:/output:rw",
+    ):
         assert flag in arguments
     sdk = docker_sdk_arguments()
     assert sdk["network_mode"] == "none" and sdk["mem_limit"] == sdk["memswap_limit"] == "4g"
@@ -155,8 +191,10 @@ def test_flags_are_the_organisers(tmp_path):
     assert "--gpus all" in " ".join(docker_run_arguments(tmp_path, tmp_path, RunLimits(gpus=True)))
 
 
-@pytest.mark.parametrize(("text", "expected"), [("4g", 4 * 1024**3), ("512m", 512 * 1024**2),
-                                                 ("1024", 1024), ("1.5g", int(1.5 * 1024**3))])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("4g", 4 * 1024**3), ("512m", 512 * 1024**2), ("1024", 1024), ("1.5g", int(1.5 * 1024**3))],
+)
 def test_memory_notation(text, expected):
     assert memory_bytes(text) == expected
 
@@ -168,38 +206,61 @@ def test_bad_memory_notation(text):
 
 
 def _run(tmp_path, **changes) -> ContainerRun:
-    fields = dict(exit_code=0, oom_killed=False, timed_out=False, wall_s=10.0,
-                  peak_memory_bytes=10**9, log=[(0.5, "predict: pair 1/2 (image_0)")], output=tmp_path)
+    fields = dict(
+        exit_code=0,
+        oom_killed=False,
+        timed_out=False,
+        wall_s=10.0,
+        peak_memory_bytes=10**9,
+        log=[(0.5, "predict: pair 1/2 (image_0)")],
+        output=tmp_path,
+    )
     fields.update(changes)
     return ContainerRun(**fields)
 
 
 def _write_output(tmp_path, points) -> None:
-    (tmp_path / "cell_classification.json").write_text(json.dumps(
-        {"type": "Multiple points", "points": points, "version": {"major": 1, "minor": 0}}))
+    (tmp_path / "cell_classification.json").write_text(
+        json.dumps(
+            {"type": "Multiple points", "points": points, "version": {"major": 1, "minor": 0}}
+        )
+    )
 
 
 def test_verdict_names_the_first_failure(tmp_path):
     run = _run(tmp_path, exit_code=137, oom_killed=True)
-    checks = checklist(ImageFacts(10**9, "algorithm"), "image", run, pairs=2, limits=RunLimits(),
-                       time_limit_s=60)
+    checks = checklist(
+        ImageFacts(10**9, "algorithm"), "image", run, pairs=2, limits=RunLimits(), time_limit_s=60
+    )
     assert [check.passed for check in checks] == [True, False, True, False, False, None]
-    assert verdict(checks) == ("preflight: FAILED (exit status): killed: out of memory at 4 GB; "
-                               "hold fewer pairs (or a smaller batch) in memory at once")
+    assert verdict(checks) == (
+        "preflight: FAILED (exit status): killed: out of memory at 4 GB; "
+        "hold fewer pairs (or a smaller batch) in memory at once"
+    )
 
 
 def test_checks_pass_on_a_good_run(tmp_path):
     _write_output(tmp_path, [{"name": "image_1", "point": [5, 6, 2], "probability": 0.25}])
-    checks = checklist(ImageFacts(10**9, "1000:1000"), "image", _run(tmp_path), pairs=2,
-                       limits=RunLimits(), time_limit_s=60)
+    checks = checklist(
+        ImageFacts(10**9, "1000:1000"),
+        "image",
+        _run(tmp_path),
+        pairs=2,
+        limits=RunLimits(),
+        time_limit_s=60,
+    )
     assert all(check.passed for check in checks), [c.line() for c in checks]
     assert "first pair after 0.5 s, then 4.75 s per pair" in checks[2].figure
     assert verdict(checks) == "preflight: passed all 6 checks"
 
 
 def test_exit_reason_quotes_the_last_line(tmp_path):
-    run = _run(tmp_path, exit_code=2, log=[(0.1, "loading"), (0.2, "error: weights.pt: no such file")])
-    assert exit_reason(run, RunLimits(), 60) == "exited with status 2: error: weights.pt: no such file"
+    run = _run(
+        tmp_path, exit_code=2, log=[(0.1, "loading"), (0.2, "error: weights.pt: no such file")]
+    )
+    assert (
+        exit_reason(run, RunLimits(), 60) == "exited with status 2: error: weights.pt: no such file"
+    )
 
 
 def test_skipped_check_line():

@@ -14,30 +14,61 @@ import sys
 from pathlib import Path
 
 from ..detector import BASELINE_DETECTOR, DEVICES, DetectorFailure
-from ..predict import CHECKPOINT_ENV, DETECTOR_ENV, PLATFORM_INPUT, PLATFORM_OUTPUT, predict
-from ..predict import resolve_checkpoint, resolve_detector
+from ..predict import (
+    CHECKPOINT_ENV,
+    DETECTOR_ENV,
+    PLATFORM_INPUT,
+    PLATFORM_OUTPUT,
+    predict,
+    resolve_checkpoint,
+    resolve_detector,
+)
 
 HELP = "detect and classify cells in a Grand Challenge input folder (the container entry)"
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", type=Path, default=PLATFORM_INPUT,
-                        help="input folder: images/cell_patches/*.tif, images/tissue_patches/*.tif, "
-                             f"metadata.json (default {PLATFORM_INPUT})")
-    parser.add_argument("--output", type=Path, default=PLATFORM_OUTPUT,
-                        help=f'the "Multiple points" JSON to write (default {PLATFORM_OUTPUT})')
-    parser.add_argument("--detector", default=None, metavar="MODULE:FACTORY",
-                        help=f"the detector factory (default ${DETECTOR_ENV}, else the baseline "
-                             f"{BASELINE_DETECTOR})")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help=f"weights handed to the factory (default ${CHECKPOINT_ENV}, else the "
-                             "factory's own default: the shipped weights for the baseline)")
-    parser.add_argument("--device", choices=DEVICES, default="auto",
-                        help="handed to the factory; auto: CUDA when PyTorch sees a GPU, else CPU")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="pairs per call, for a detector with detect_batch (default: its own "
-                             "batch_size; the baseline's is 1 on CPU, 4 on CUDA)")
+    parser.add_argument(
+        "--input",
+        type=Path,
+        default=PLATFORM_INPUT,
+        help="input folder: images/cell_patches/*.tif, images/tissue_patches/*.tif, "
+        f"metadata.json (default {PLATFORM_INPUT})",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=PLATFORM_OUTPUT,
+        help=f'the "Multiple points" JSON to write (default {PLATFORM_OUTPUT})',
+    )
+    parser.add_argument(
+        "--detector",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help=f"the detector factory (default ${DETECTOR_ENV}, else the baseline "
+        f"{BASELINE_DETECTOR})",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help=f"weights handed to the factory (default ${CHECKPOINT_ENV}, else the "
+        "factory's own default: the shipped weights for the baseline)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="handed to the factory; auto: CUDA when PyTorch sees a GPU, else CPU",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="pairs per call, for a detector with detect_batch (default: its own "
+        "batch_size; the baseline's is 1 on CPU, 4 on CUDA)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress")
 
 

@@ -24,27 +24,57 @@ EXIT_CHECK_FAILED = 1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="the algorithm image (name[:tag] or id)")
-    parser.add_argument("--input", type=Path, default=DEFAULT_INPUT,
-                        help=f"Grand Challenge input folder to mount at /input (default {DEFAULT_INPUT})")
-    parser.add_argument("--ground-truth", type=Path, default=None,
-                        help="ground-truth JSON of that input: adds the scores to the checklist")
-    parser.add_argument("--time-limit", type=float, default=3600.0, metavar="S",
-                        help="seconds before the run is stopped and fails (default 3600; use your "
-                             "phase's limit)")
-    parser.add_argument("--memory", default=RunLimits.memory,
-                        help=f"memory limit, swap included (default {RunLimits.memory}, as the platform)")
-    parser.add_argument("--pids-limit", type=int, default=RunLimits.pids,
-                        help=f"processes and threads (default {RunLimits.pids}, as the platform)")
+    parser.add_argument(
+        "--input",
+        type=Path,
+        default=DEFAULT_INPUT,
+        help=f"Grand Challenge input folder to mount at /input (default {DEFAULT_INPUT})",
+    )
+    parser.add_argument(
+        "--ground-truth",
+        type=Path,
+        default=None,
+        help="ground-truth JSON of that input: adds the scores to the checklist",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="seconds before the run is stopped and fails (default 3600; use your phase's limit)",
+    )
+    parser.add_argument(
+        "--memory",
+        default=RunLimits.memory,
+        help=f"memory limit, swap included (default {RunLimits.memory}, as the platform)",
+    )
+    parser.add_argument(
+        "--pids-limit",
+        type=int,
+        default=RunLimits.pids,
+        help=f"processes and threads (default {RunLimits.pids}, as the platform)",
+    )
     parser.add_argument("--gpus", action="store_true", help="give the container the host's GPUs")
-    parser.add_argument("--keep-output", type=Path, default=None, metavar="DIR",
-                        help="copy what the container wrote to /output into DIR")
+    parser.add_argument(
+        "--keep-output",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="copy what the container wrote to /output into DIR",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     limits = RunLimits(memory=args.memory, pids=args.pids_limit, gpus=args.gpus)
-    checks = preflight(args.image, args.input, limits=limits, time_limit_s=args.time_limit,
-                       ground_truth=args.ground_truth, keep_output=args.keep_output,
-                       echo=lambda line: print(line, flush=True))
+    checks = preflight(
+        args.image,
+        args.input,
+        limits=limits,
+        time_limit_s=args.time_limit,
+        ground_truth=args.ground_truth,
+        keep_output=args.keep_output,
+        echo=lambda line: print(line, flush=True),
+    )
     for check in checks:
         print(check.line(), flush=True)
     last = verdict(checks)

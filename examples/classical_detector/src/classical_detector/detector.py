@@ -82,8 +82,9 @@ def logistic(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def find_nuclei(cell_image: np.ndarray, mpp: float, settings: Settings
-                ) -> tuple[np.ndarray, np.ndarray]:
+def find_nuclei(
+    cell_image: np.ndarray, mpp: float, settings: Settings
+) -> tuple[np.ndarray, np.ndarray]:
     """Nucleus centres and their strength in (0, 1).
 
     Returns
@@ -98,14 +99,19 @@ def find_nuclei(cell_image: np.ndarray, mpp: float, settings: Settings
     if spread == 0.0:
         return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
     threshold = threshold_otsu(density)
-    peaks = peak_local_max(density, min_distance=max(1, round(settings.min_distance_um / mpp)),
-                           threshold_abs=threshold, exclude_border=False)
+    peaks = peak_local_max(
+        density,
+        min_distance=max(1, round(settings.min_distance_um / mpp)),
+        threshold_abs=threshold,
+        exclude_border=False,
+    )
     height = density[peaks[:, 0], peaks[:, 1]]
     return peaks[:, ::-1].astype(np.int64), logistic(4.0 * (height - threshold) / spread)
 
 
-def context_map(tissue_image: np.ndarray, tissue_mpp: float, settings: Settings
-                ) -> tuple[np.ndarray, float, float]:
+def context_map(
+    tissue_image: np.ndarray, tissue_mpp: float, settings: Settings
+) -> tuple[np.ndarray, float, float]:
     """Haematoxylin density over regions of the tissue patch, and where this patch splits it.
 
     Returns
@@ -162,12 +168,15 @@ class ClassicalDetector:
         class_confidence = logistic(4.0 * np.abs(margin))
         probability = np.clip(strength * class_confidence, 0.0, 1.0)
         label = np.where(tumour, TC, BC)
-        return list(zip(xy[:, 0].tolist(), xy[:, 1].tolist(), label.tolist(), probability.tolist()))
+        columns = (xy[:, 0].tolist(), xy[:, 1].tolist(), label.tolist(), probability.tolist())
+        return list(zip(*columns, strict=True))
 
     def describe(self) -> str:
         s = self.settings
-        return (f"classical: haematoxylin peaks (sigma {s.nucleus_sigma_um} um, "
-                f"{s.min_distance_um} um apart), context over {s.context_um} um")
+        return (
+            f"classical: haematoxylin peaks (sigma {s.nucleus_sigma_um} um, "
+            f"{s.min_distance_um} um apart), context over {s.context_um} um"
+        )
 
 
 def make_detector() -> ClassicalDetector:
