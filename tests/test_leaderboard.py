@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 
 import numpy as np
 import pytest
@@ -253,12 +254,31 @@ def test_pairwise_p_values_follow_from_the_replicates():
         for b in range(4):
             if a != b:
                 assert stability.beats[a, b] == np.mean(values[:, a] > values[:, b])
-                raw.append((1 + np.sum(values[:, a] <= values[:, b])) / 301)
+                difference = values[:, a] - values[:, b]
+                z = (stability.mf1[a] - stability.mf1[b]) / np.std(difference, ddof=1)
+                raw.append(0.5 * math.erfc(z / math.sqrt(2)))
                 pairs.append((a, b))
-    assert [stability.p_value[a, b] for a, b in pairs] == raw
-    rejected = holm_by_steps(raw, 0.1)
+    np.testing.assert_allclose([stability.p_value[a, b] for a, b in pairs], raw, rtol=1e-9)
+    rejected = holm_by_steps([stability.p_value[a, b] for a, b in pairs], 0.1)
     assert [bool(stability.significant[a, b]) for a, b in pairs] == rejected
+    assert any(rejected) and not all(rejected)
     assert not stability.significant.diagonal().any()
+
+
+def test_many_submissions_can_differ_significantly_at_a_thousand_replicates():
+    # Holm over 100 * 99 ordered pairs asks the first p-value to be below 0.05 / 9900, far
+    # below 1 / 1000: the test must resolve p-values that small.
+    rng = np.random.default_rng(12)
+    base = rng.integers(20, 40, size=(130, 2, 3))
+    ladder = []
+    for step in range(100):
+        counts = base.copy()
+        counts[..., 0] += step  # more true positives ...
+        counts[..., 2] = np.maximum(counts[..., 2] - step // 4, 0)  # ... and fewer misses
+        ladder.append(counts)
+    stability = rank_stability(np.stack(ladder), replicates=1000)
+    assert stability.significant[99, 0] and not stability.significant[0, 99]
+    assert stability.significant[99, :50].all()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +377,7 @@ def test_only_failed_submissions_still_give_a_leaderboard(test_set, tmp_path):
 
 
 @pytest.mark.parametrize("option, value", [("--replicates", "0"), ("--replicates", "100001"),
-                                           ("--workers", "0"), ("--alpha", "1"),
+                                           ("--replicates", "1"), ("--workers", "0"), ("--alpha", "1"),
                                            ("--replicates", "many")])
 def test_options_out_of_bounds_are_refused(option, value, capsys):
     with pytest.raises(SystemExit) as exit_info:

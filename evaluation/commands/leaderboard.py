@@ -65,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="release metadata.json or a Grand Challenge metadata list; adds the "
                              "ranking within each organ (default: metadata.json of a release "
                              "folder given as ground truth)")
-    parser.add_argument("--replicates", type=_bounded_int(1, MAX_REPLICATES), default=1000,
-                        help=f"bootstrap replicates, 1..{MAX_REPLICATES} (default 1000)")
+    parser.add_argument("--replicates", type=_bounded_int(2, MAX_REPLICATES), default=1000,
+                        help=f"bootstrap replicates, 2..{MAX_REPLICATES} (default 1000)")
     parser.add_argument("--seed", type=_bounded_int(0, 2**63 - 1), default=0,
                         help="seed of the bootstrap (default 0)")
     parser.add_argument("--alpha", type=_level, default=0.05,

@@ -11,7 +11,7 @@ import io
 from html import escape
 
 import numpy as np
-from matplotlib.colors import ListedColormap
+from matplotlib.colors import ListedColormap, to_rgba_array
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -23,8 +23,9 @@ __all__ = ["SIGNIFICANCE_COLOURS", "blob_plot_png", "per_image_png", "render_pag
 
 #: Significance map: A significantly better than B, not significantly better, A = B.
 SIGNIFICANCE_COLOURS = {"better": "#E69F00", "not": "#56B4E9", "self": "#FFFFFF"}
-# Okabe-Ito hues, cycled over submissions so that neighbours differ.
-_HUES = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+# Okabe-Ito hues (RGBA rows), cycled over submissions so that neighbours differ; neither the
+# significance colours nor black (the median crosses) among them.
+_HUES = to_rgba_array(["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#F0E442"])
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
@@ -72,6 +73,24 @@ def _label_size(count: int) -> float:
     return float(np.clip(260 / max(count, 1), 5, 10))
 
 
+def _label_inches(labels: list[str], fontsize: float) -> float:
+    """Room for the longest label plus an axis title, in inches (about 0.6 em per character)."""
+    return max(len(label) for label in labels) * fontsize * 0.6 / 72 + 0.45
+
+
+def _axes(width: float, height: float, *, left: float, bottom: float, top: float = 0.2,
+          right: float = 0.2):
+    """A figure of ``width`` x ``height`` inches and one axes with these margins in inches.
+
+    Fixed margins instead of a layout engine: with a hundred tick labels on an axis, layout
+    engines measure every label several times and take seconds.
+    """
+    figure = Figure(figsize=(width, height))
+    ax = figure.add_axes((left / width, bottom / height, 1 - (left + right) / width,
+                          1 - (bottom + top) / height))
+    return figure, ax
+
+
 def blob_plot_png(names: list[str], stability: RankStability, dpi: int = 100) -> bytes:
     """Blob plot: rank frequencies per submission, median rank and 95% rank interval marked.
 
@@ -86,27 +105,30 @@ def blob_plot_png(names: list[str], stability: RankStability, dpi: int = 100) ->
     -------
     bytes
         PNG: submissions by rank along x, rank along y (1 at the top); each blob's area is
-        proportional to the fraction of replicates with that rank.
+        proportional to the fraction of replicates with that rank (the largest fraction fills
+        one grid cell).
     """
     order = np.lexsort((np.array(names, dtype=object), stability.rank))
     count = len(names)
     side = max(5.0, 0.14 * count + 2.5)
-    figure = Figure(figsize=(side + 1.0, side), layout="constrained")
-    ax = figure.subplots()
-    largest_area = (72 * side / (count + 1)) ** 2 * 0.9  # a blob of frequency 1 fills its cell
-    for column, index in enumerate(order):
-        ranks = np.flatnonzero(stability.rank_frequency[index])
-        colour = _HUES[column % len(_HUES)]
-        ax.scatter(np.full(len(ranks), column), ranks + 1,
-                   s=stability.rank_frequency[index, ranks] * largest_area, color=colour,
-                   alpha=0.75, linewidths=0)
-        low, high = stability.rank_interval[index]
-        ax.vlines(column, low, high, color="black", linewidth=1.2)
-        ax.plot(column, stability.rank_median[index], marker="x", color="black",
-                markersize=max(3.0, 60 / count + 2), markeredgewidth=1.4)
+    labels = [names[index] for index in order]
+    figure, ax = _axes(side + 1.0, side + _label_inches(labels, _label_size(count)), left=0.8,
+                       bottom=_label_inches(labels, _label_size(count)))
+    cell_area = (72 * side / (count + 1)) ** 2 * 0.9  # points^2 of one rank x submission cell
+    frequency = stability.rank_frequency[order]
+    column, rank_index = np.nonzero(frequency)
+    # Area proportional to frequency, the most frequent rank of all filling its cell: with many
+    # submissions the frequencies spread over many ranks and would otherwise be specks.
+    area = frequency[column, rank_index] / frequency.max() * cell_area
+    # One call per kind of mark: matplotlib's cost grows with the number of artists.
+    ax.vlines(np.arange(count), *stability.rank_interval[order].T, color="black",
+              linewidth=0.9, zorder=1)
+    ax.scatter(column, rank_index + 1, s=area, color=_HUES[column % len(_HUES)], alpha=0.75,
+               linewidths=0, zorder=2)
+    ax.plot(np.arange(count), stability.rank_median[order], linestyle="none", marker="x",
+            color="black", markersize=max(3.0, 60 / count + 2), markeredgewidth=1.4, zorder=3)
     ax.plot([0, count - 1], [1, count], color="0.8", linewidth=0.8, zorder=0)
-    ax.set_xticks(range(count), [names[index] for index in order], rotation=90,
-                  fontsize=_label_size(count))
+    ax.set_xticks(range(count), labels, rotation=90, fontsize=_label_size(count))
     ticks = np.unique(np.linspace(1, count, min(count, 20)).round().astype(int))
     ax.set_yticks(ticks)
     ax.set_xlim(-0.7, count - 0.3)
@@ -132,8 +154,10 @@ def significance_map_png(names: list[str], stability: RankStability, dpi: int = 
     grid = np.where(stability.significant[np.ix_(order, order)], 1, 0)
     np.fill_diagonal(grid, 2)
     side = max(5.0, 0.14 * count + 2.5)
-    figure = Figure(figsize=(side + 1.0, side + 0.6), layout="constrained")
-    ax = figure.subplots()
+    labels = [names[index] for index in order]
+    margin = _label_inches(labels, _label_size(count))
+    figure, ax = _axes(side + margin, side + margin + 0.5, left=margin + 0.2, bottom=margin,
+                       top=0.6)
     colours = ListedColormap([SIGNIFICANCE_COLOURS[key] for key in ("not", "better", "self")])
     ax.imshow(grid, cmap=colours, vmin=0, vmax=2, interpolation="nearest")
     if count <= 40:  # cell borders help reading small maps; on large ones they hide the colour
@@ -141,11 +165,10 @@ def significance_map_png(names: list[str], stability: RankStability, dpi: int = 
         ax.set_yticks(np.arange(count + 1) - 0.5, minor=True)
         ax.grid(which="minor", color="white", linewidth=0.8)
         ax.tick_params(which="minor", length=0)
-    labels = [names[index] for index in order]
     ax.set_xticks(range(count), labels, rotation=90, fontsize=_label_size(count))
     ax.set_yticks(range(count), labels, fontsize=_label_size(count))
     ax.set_xlabel("B")
-    ax.set_ylabel("A")
+    ax.set_ylabel("A", rotation=0, labelpad=10)
     ax.legend(handles=[
         Patch(color=SIGNIFICANCE_COLOURS["better"],
               label=f"A significantly better than B (Holm, α = {stability.alpha:g})"),
@@ -172,18 +195,21 @@ def per_image_png(names: list[str], stability: RankStability, per_image_mf1: np.
     """
     order = np.lexsort((np.array(names, dtype=object), stability.rank))
     count = len(names)
-    figure = Figure(figsize=(9.0, max(2.5, 0.28 * count + 1.2)), layout="constrained")
-    ax = figure.subplots()
+    labels = [f"{stability.rank[index]}. {names[index]}" for index in order]
+    fontsize = min(10.0, _label_size(count) + 2)
+    margin = _label_inches(labels, fontsize)
+    figure, ax = _axes(9.0 + margin, max(2.5, 0.28 * count + 1.2), left=margin, bottom=0.6,
+                       right=0.3)
     jitter = np.random.default_rng(0).uniform(-0.25, 0.25, per_image_mf1.shape[1])
-    for row, index in enumerate(order):
-        ax.scatter(per_image_mf1[index], np.full(per_image_mf1.shape[1], row) + jitter, s=6,
-                   color=_HUES[row % len(_HUES)], alpha=0.45, linewidths=0, zorder=1)
+    rows = np.repeat(np.arange(count), per_image_mf1.shape[1])
+    ax.scatter(per_image_mf1[order].ravel(), rows + np.tile(jitter, count), s=9,
+               color=_HUES[rows % len(_HUES)], alpha=0.6, linewidths=0,
+               zorder=1)
     ax.boxplot([per_image_mf1[index] for index in order], positions=np.arange(count),
                orientation="horizontal", widths=0.6, showfliers=False, zorder=2,
                medianprops={"color": "black", "linewidth": 1.6},
                boxprops={"linewidth": 1.0}, whiskerprops={"linewidth": 1.0})
-    ax.set_yticks(range(count), [f"{stability.rank[index]}. {names[index]}" for index in order],
-                  fontsize=min(10.0, _label_size(count) + 2))
+    ax.set_yticks(range(count), labels, fontsize=fontsize)
     ax.set_ylim(count - 0.4, -0.6)
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("mF1 of one image")
@@ -303,8 +329,9 @@ def render_page(document: dict, names: list[str], stability: RankStability | Non
         parts += [
             "<h2>Rank stability</h2>",
             _figure_html(blob_plot_png(names, stability), "blob plot of bootstrap ranks",
-                         "Blob plot: each blob's area is the fraction of replicates in which "
-                         "the submission takes that rank; the cross marks the median rank and the "
+                         "Blob plot: each blob's area is proportional to the fraction of "
+                         "replicates in which the submission takes that rank (the largest, "
+                         f"{stability.rank_frequency.max():.0%}, fills its cell); the cross marks the median rank and the "
                          "black line the 95% rank interval. The grey diagonal is the ranking on "
                          "all images."),
             "<h2>Significance map</h2>",
