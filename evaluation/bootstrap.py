@@ -149,4 +149,4 @@ def bootstrap_f1_by_group(counts: Mapping[str, np.ndarray], groups: Sequence[str
     return {name: bootstrap_f1({key: values[group_of_image == name]
                                 for key, values in per_image.items()},
                                replicates=replicates, confidence=confidence, seed=stream)
-            for name, stream in zip(names, streams)}
+            for name, stream in zip(names, streams, strict=True)}

@@ -34,7 +34,7 @@ PATCH_MAX_PX = 1023
 def _document(image, xy, label, probability, **extra) -> str:
     entries = [{"name": f"image_{k}", "point": [x, y, c], "probability": p}
                for k, (x, y), c, p in zip(image.tolist(), xy.tolist(), label.tolist(),
-                                          probability.tolist())]
+                                          probability.tolist(), strict=True)]
     return json.dumps({"type": "Multiple points", "points": entries,
                        "version": {"major": 1, "minor": 0}, **extra})
 

@@ -81,7 +81,8 @@ def test_ranks_and_mf1_equal_scoring_each_file_alone(test_set, workers):
         alone[path.stem] = score(predictions, truth, num_images).aggregates
     entries = leaderboard.document["entries"]
     assert sorted(entry["name"] for entry in entries) == sorted(alone)
-    expected_ranks = dict(zip(alone, independent_ranks([m["mF1"] for m in alone.values()])))
+    expected_ranks = dict(zip(alone, independent_ranks([m["mF1"] for m in alone.values()]),
+                              strict=True))
     for entry in entries:
         for key in ("mF1", "F1/BC", "F1/TC", *COUNT_KEYS):
             assert entry[key] == alone[entry["name"]][key], (entry["name"], key)
@@ -111,7 +112,7 @@ def test_f1_and_ranks_equal_the_scorer_formula(counts):
 def test_replicate_ranks_are_the_ranks_of_the_replicate_mf1():
     counts = np.random.default_rng(3).integers(0, 50, size=(5, 9, 2, 3))
     stability = rank_stability(counts, replicates=50, seed=4)
-    for values, ranks in zip(stability.replicate_mf1, stability.replicate_rank):
+    for values, ranks in zip(stability.replicate_mf1, stability.replicate_rank, strict=True):
         assert ranks.tolist() == independent_ranks(values.tolist())
 
 
@@ -154,7 +155,7 @@ def test_a_dominating_submission_ranks_first_in_every_replicate():
     is_tp = ~wrong[best_found]
     is_tp = np.concatenate([is_tp, np.zeros(len(best) - len(is_tp), dtype=bool)])
     counts = [counts_of(best, truth)]
-    for k in range(5):
+    for _ in range(5):
         # Drop some true positives, keep every false positive: dominated by ``best``.
         keep = ~is_tp | (rng.random(len(best)) < rng.uniform(0.6, 0.99))
         counts.append(counts_of(best.take(keep), truth))
@@ -304,7 +305,8 @@ def test_per_organ_ranking_equals_the_scorer_per_organ(test_set):
     for organ, ranking in per_organ.items():
         assert ranking["images"] == ORGANS.count(organ)
         names = [entry["name"] for entry in ranking["entries"]]
-        expected = dict(zip(names, independent_ranks([alone[n][organ]["mF1"] for n in names])))
+        expected = dict(zip(names, independent_ranks([alone[n][organ]["mF1"] for n in names]),
+                            strict=True))
         for entry in ranking["entries"]:
             assert entry["mF1"] == alone[entry["name"]][organ]["mF1"]
             assert entry["rank"] == expected[entry["name"]]
@@ -376,9 +378,9 @@ def test_only_failed_submissions_still_give_a_leaderboard(test_set, tmp_path):
     assert "empty.json: file is empty" in (tmp_path / "out" / "leaderboard.html").read_text()
 
 
-@pytest.mark.parametrize("option, value", [("--replicates", "0"), ("--replicates", "100001"),
-                                           ("--replicates", "1"), ("--workers", "0"), ("--alpha", "1"),
-                                           ("--replicates", "many")])
+@pytest.mark.parametrize("option, value", [
+    ("--replicates", "1"), ("--replicates", "100001"), ("--replicates", "many"),
+    ("--workers", "0"), ("--workers", "65"), ("--alpha", "1"), ("--alpha", "0")])
 def test_options_out_of_bounds_are_refused(option, value, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse(["--submissions-dir", "s", "--ground-truth", "g", "--out", "o", option, value])

@@ -1,7 +1,6 @@
 """leaderboard.html as an organiser sees it: opened in headless Chromium, screenshot taken.
 
-Needs Debian's ``chromium`` package; without it the tests skip, or fail under
-``OCELOT_REQUIRE_CHROMIUM=1`` (set by ``.ci/run``), as the report's screenshot tests do.
+Needs Debian's ``chromium`` package: see the ``chromium`` fixture in ``conftest.py``.
 """
 
 from html.parser import HTMLParser
@@ -13,7 +12,7 @@ from PIL import Image
 from evaluation.leaderboard import build_leaderboard, find_submissions, write_leaderboard
 from evaluation.leaderboard.page import SIGNIFICANCE_COLOURS
 from tests.leaderboard_data import ground_truth, submission, write_points
-from tests.test_report_screenshot import chromium, colour_pixels, run_chromium  # noqa: F401
+from tests.test_report_screenshot import colour_pixels, run_chromium
 
 NUM_IMAGES = 20
 WINDOW = (1280, 2400)

@@ -108,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
         submissions, ground_truth, num_images, organs=organs, replicates=args.replicates,
         seed=args.seed, alpha=args.alpha, workers=args.workers or _default_workers(),
         progress=progress,
-        settings={"submissions_dir": str(args.submissions_dir), "ground_truth": str(args.ground_truth),
-                  "split": args.split,
+        settings={"submissions_dir": str(args.submissions_dir),
+                  "ground_truth": str(args.ground_truth), "split": args.split,
                   "metadata": None if args.metadata is None else str(args.metadata)},
     )
     paths = write_leaderboard(leaderboard, args.out)

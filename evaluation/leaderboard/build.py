@@ -45,9 +45,9 @@ class Leaderboard:
         return [entry for entry in self.scores if entry.scored]
 
 
-def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: PointSet, num_images: int,
-                      *, organs: Sequence[str] | None = None, replicates: int = 1000,
-                      seed: int = 0, alpha: float = 0.05, workers: int = 1,
+def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: PointSet,
+                      num_images: int, *, organs: Sequence[str] | None = None,
+                      replicates: int = 1000, seed: int = 0, alpha: float = 0.05, workers: int = 1,
                       progress: Callable | None = None, settings: dict | None = None
                       ) -> Leaderboard:
     """Score every submission, rank, and bootstrap the ranking.

@@ -331,9 +331,9 @@ def render_page(document: dict, names: list[str], stability: RankStability | Non
             _figure_html(blob_plot_png(names, stability), "blob plot of bootstrap ranks",
                          "Blob plot: each blob's area is proportional to the fraction of "
                          "replicates in which the submission takes that rank (the largest, "
-                         f"{stability.rank_frequency.max():.0%}, fills its cell); the cross marks the median rank and the "
-                         "black line the 95% rank interval. The grey diagonal is the ranking on "
-                         "all images."),
+                         f"{stability.rank_frequency.max():.0%}, fills its cell); the cross "
+                         "marks the median rank and the black line the 95% rank interval. "
+                         "The grey diagonal is the ranking on all images."),
             "<h2>Significance map</h2>",
             _figure_html(significance_map_png(names, stability), "significance map",
                          "One-sided paired-bootstrap test of “A is better than B” for every "
