@@ -3,6 +3,9 @@
 import argparse
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +29,7 @@ from evaluation.leaderboard.build import write_leaderboard
 from evaluation.metrics import COUNT_KEYS, metrics_from_counts
 from tests.leaderboard_data import ground_truth, submission, write_points
 
+REPOSITORY = Path(__file__).resolve().parents[1]
 NUM_IMAGES = 12
 ORGANS = ["kidney", "bladder", "stomach"] * 4
 
@@ -392,4 +396,17 @@ def test_a_folder_without_submissions_is_an_input_error(test_set, tmp_path):
     with pytest.raises(ValueError, match="no submissions"):
         command.run(parse(["--submissions-dir", str(tmp_path), "--ground-truth",
                            str(test_set / "gt.json"), "--out", str(tmp_path / "out")]))
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_ground_truth_ends_with_one_error_line_and_writes_nothing(test_set, tmp_path):
+    bad_truth = tmp_path / "gt.json"
+    bad_truth.write_text('{"points": [], "num_images": -3}')
+    completed = subprocess.run(
+        [sys.executable, "-m", "evaluation", "leaderboard", "--submissions-dir",
+         str(test_set / "submissions"), "--ground-truth", str(bad_truth), "--out",
+         str(tmp_path / "out")], capture_output=True, text=True, cwd=REPOSITORY)
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1].startswith(f"error: {bad_truth}: num_images")
+    assert "Traceback" not in completed.stderr
     assert not (tmp_path / "out").exists()

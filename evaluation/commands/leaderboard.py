@@ -10,9 +10,10 @@ from pathlib import Path
 
 from evaluation.constants import SPLITS
 from evaluation.errors import InputError
-from evaluation.release import read_ground_truth, read_organs
+from evaluation.metadata import read_organs
+from evaluation.release import read_ground_truth
 
-HELP = "rank a folder of submissions: mF1, bootstrap rank stability, significance map"
+HELP = "rank submissions by mF1, with bootstrap rank stability and significance"
 DESCRIPTION = (
     "Score every *.json in a folder with the OCELOT 2023 rule and rank the submissions by mF1 "
     "(ties share the best rank: 1, 1, 3). One paired bootstrap of the test images gives each "

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evaluation.formats import CLASS_NAMES
+from evaluation.constants import CLASS_NAMES
 from evaluation.leaderboard.scoring import SubmissionScore
 from evaluation.leaderboard.stability import RankStability
 

@@ -15,7 +15,7 @@ from matplotlib.colors import ListedColormap, to_rgba_array
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from evaluation.formats import CLASS_NAMES
+from evaluation.constants import CLASS_NAMES
 from evaluation.leaderboard.stability import RankStability, leaderboard_f1
 
 __all__ = ["SIGNIFICANCE_COLOURS", "blob_plot_png", "per_image_png", "render_page",

@@ -19,9 +19,9 @@ import numpy as np
 
 from evaluation.bootstrap import count_matrix
 from evaluation.constants import MATCH_RADIUS_PX
-from evaluation.errors import OcelotError, os_error_message
-from evaluation.formats import InputError, PointSet, read_points_document
-from evaluation.metrics import COUNT_KEYS, score
+from evaluation.errors import InputError, OcelotError, os_error_message
+from evaluation.formats import PointSet, read_points_document
+from evaluation.metrics import score
 
 __all__ = ["SubmissionScore", "find_submissions", "score_submission", "score_submissions"]
 
@@ -92,15 +92,13 @@ def score_submission(path: str | os.PathLike, ground_truth: PointSet, num_images
     name = Path(path).stem
     try:
         predictions, _ = read_points_document(path, role="predictions", num_images=num_images)
-    except (OcelotError, InputError) as error:
+    except OcelotError as error:
         return SubmissionScore(name=name, error=str(error))
     except OSError as error:
         return SubmissionScore(name=name, error=os_error_message(error))
     report = score(predictions, ground_truth, num_images, radius_px=radius_px)
-    per_image = {key: np.array([result[key] for result in report.results], dtype=np.int64)
-                 for key in COUNT_KEYS}
     return SubmissionScore(name=name, aggregates=report.aggregates,
-                           counts=count_matrix(per_image))
+                           counts=count_matrix(report.counts))
 
 
 # Each worker process receives the ground truth once, not once per submission.

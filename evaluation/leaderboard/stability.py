@@ -31,7 +31,7 @@ import numpy as np
 from scipy.stats import norm, rankdata
 
 from evaluation.bootstrap import image_draws
-from evaluation.confidence import precision_recall_f1
+from evaluation.metrics import precision_recall_f1
 
 __all__ = ["RankStability", "competition_ranks", "holm_adjust", "kendall_tau_b",
            "leaderboard_f1", "organ_rankings", "rank_stability"]
