@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from evaluation.confidence import precision_recall_f1
-from evaluation.formats import CLASS_NAMES
+from evaluation.constants import CLASS_NAMES
+from evaluation.metrics import precision_recall_f1
 
 __all__ = ["bootstrap_f1", "bootstrap_f1_by_group", "STATISTICS"]
 

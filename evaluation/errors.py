@@ -9,8 +9,10 @@ traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
+from typing import Any
 
 __all__ = [
     "EXIT_USER_ERROR",
@@ -18,8 +20,12 @@ __all__ = [
     "InputError",
     "OcelotError",
     "os_error_message",
+    "preview",
     "run_reporting_errors",
 ]
+
+#: Longest quotation of submitted text in a message, in characters.
+PREVIEW_CHARS = 60
 
 #: Exit status of every command and container entry for input it cannot use.
 EXIT_USER_ERROR = 2
@@ -35,6 +41,32 @@ class InputError(OcelotError, ValueError):
 
 class DataError(OcelotError, ValueError):
     """A dataset file (release or Grand Challenge layout, image, mask) is missing or inconsistent."""
+
+
+def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
+    r"""Submitted text or a value, quoted for a one-line message: escaped, then shortened.
+
+    The value is written as JSON with every non-ASCII and control character escaped, so a
+    newline or a terminal escape in a submission can never start a line of its own; the result
+    is cut to ``limit`` characters.
+
+    Examples
+    --------
+    >>> preview("zz\nerror: looks fine")
+    '"zz\\nerror: looks fine"'
+    >>> preview("x" * 100)[-5:]
+    'xx...'
+    """
+    if type(value) is int and value.bit_length() > 64:
+        # The exact digits would be a long line (or beyond int -> str conversion).
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        text = ascii(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
 
 
 def os_error_message(error: OSError) -> str:

@@ -15,33 +15,31 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from evaluation.constants import CLASS_NAMES, PATCH_SIZE_PX
+from evaluation.errors import InputError, preview
+
 __all__ = [
-    "InputError",
-    "PointSet",
-    "CLASS_NAMES",
     "PATCH_COORDINATE_MAX",
     "WHOLE_SLIDE_COORDINATE_MAX",
+    "PointSet",
+    "check_image_range",
+    "json_kind",
+    "points_document",
     "points_from_document",
     "read_json_document",
     "read_points_document",
-    "check_image_range",
-    "points_document",
     "write_bytes_atomic",
     "write_json_atomic",
 ]
 
-#: Class index -> name, in the order the metrics report them.
-CLASS_NAMES = {1: "BC", 2: "TC"}
-
 #: Largest x or y (pixels) the organisers accept: cell patches are 1024 x 1024.
-PATCH_COORDINATE_MAX = 1023
+PATCH_COORDINATE_MAX = PATCH_SIZE_PX - 1
 
 #: Largest x or y (pixels) in whole-slide mode: float32, in which distances are computed,
 #: represents every integer only up to 2**24.
@@ -52,29 +50,8 @@ _IMAGE_INDEX_MAX = 2**62
 
 _ENTRY_KEYS = frozenset({"name", "point", "probability"})
 _IMAGE_NAME = re.compile(r"image_[0-9]+")
-_VALUE_PREVIEW_CHARS = 60
 
 Role = Literal["predictions", "ground_truth"]
-
-
-class InputError(ValueError):
-    """Input that cannot be scored; ``str(error)`` is one line saying what is wrong and where."""
-
-
-def run_reporting_input_errors(command: Callable[[], int]) -> int:
-    """Run a command; bad input ends with one ``error:`` line on stderr and exit code 2.
-
-    Bad input is an :class:`InputError` or an ``OSError`` (a missing or unreadable file); a bug
-    still shows its traceback.
-    """
-    try:
-        return command()
-    except InputError as error:
-        message = str(error)
-    except OSError as error:
-        message = f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 @dataclass(frozen=True)
@@ -188,14 +165,15 @@ def read_json_document(path: str | os.PathLike) -> Any:
     del raw
     try:
         return json.loads(text, parse_constant=_reject_constant)
-    except _NonFiniteLiteral as literal:
-        raise InputError(
-            f"{source}: not valid JSON: {literal.args[0]} is not allowed (JSON numbers are finite)"
-        ) from None
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"{source}: not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
+    except (_NonFiniteLiteral, ValueError) as error:
+        if isinstance(error, json.JSONDecodeError):
+            raise InputError(
+                f"{source}: not valid JSON: {error.msg} at line {error.lineno} "
+                f"column {error.colno}"
+            ) from None
+        # NaN/Infinity, or an integer longer than Python converts: parse again, keeping a
+        # marker in its place, to name the entry that holds it.
+        raise InputError(_unrepresentable_number_message(text, source)) from None
     except RecursionError:
         raise InputError(f"{source}: not valid JSON: nesting too deep to parse") from None
 
@@ -206,6 +184,51 @@ class _NonFiniteLiteral(Exception):
 
 def _reject_constant(literal: str):
     raise _NonFiniteLiteral(literal)
+
+
+class _Unrepresentable:
+    """Stands in for a number JSON or Python cannot hold, so that its entry can be named."""
+
+    def __init__(self, description: str):
+        self.description = description
+
+
+def _parse_integer(digits: str) -> int | _Unrepresentable:
+    limit = sys.get_int_max_str_digits()
+    if limit and len(digits.lstrip("-")) > limit:
+        return _Unrepresentable(f"an integer of {len(digits.lstrip('-'))} digits is too long")
+    return int(digits)
+
+
+def _member_path(where: str, key: str) -> str:
+    """``where.key`` for a plain key; ``where["k\\n..."]`` (escaped, shortened) otherwise."""
+    if key.isidentifier() and key.isascii() and len(key) <= 40:
+        return f"{where}.{key}" if where else key
+    return f"{where}[{preview(key)}]"
+
+
+def _unrepresentable_number_message(text: str, source: str) -> str:
+    document = json.loads(
+        text,
+        parse_int=_parse_integer,
+        parse_constant=lambda literal: _Unrepresentable(
+            f"{literal} is not allowed (JSON numbers are finite)"
+        ),
+    )
+    # Depth-first in document order, without recursion (the nesting may be deep).
+    stack = [("", document)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, _Unrepresentable):
+            return f"{source}: {where or 'top level'}: {value.description}"
+        if type(value) is dict:
+            children = [(_member_path(where, key), item) for key, item in value.items()]
+        elif type(value) is list:
+            children = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+        else:
+            continue
+        stack.extend(reversed(children))
+    raise AssertionError("no unrepresentable number found after the parser reported one")
 
 
 def read_points_document(
@@ -263,20 +286,20 @@ def points_from_document(
     if type(document) is not dict:
         raise InputError(
             f'{source}: top level must be a JSON object with a "points" list, '
-            f"got {_json_kind(document)}"
+            f"got {json_kind(document)}"
         )
     if "points" not in document:
         raise InputError(f'{source}: missing key "points" (the list of point entries)')
     entries = document["points"]
     if type(entries) is not list:
-        raise InputError(f'{source}: "points" must be a list, got {_json_kind(entries)}')
+        raise InputError(f'{source}: "points" must be a list, got {json_kind(entries)}')
     if role == "ground_truth":
         if "num_images" not in document:
             raise InputError(f'{source}: missing key "num_images" (ground truth must state it)')
         num_images = document["num_images"]
         if type(num_images) is not int or num_images < 0:
             raise InputError(
-                f"{source}: num_images must be a non-negative integer, got {_preview(num_images)}"
+                f"{source}: num_images must be a non-negative integer, got {preview(num_images)}"
             )
     coordinate_max = WHOLE_SLIDE_COORDINATE_MAX if whole_slide else PATCH_COORDINATE_MAX
     points = _points_from_entries(entries, source, coordinate_max, num_images)
@@ -308,7 +331,7 @@ def _points_from_entries(
         if type(point) is not list or len(point) != 3:
             raise InputError(
                 f"{source}: points[{index}].point: must be a list [x, y, class] of 3 integers, "
-                f"got {_preview(point)}"
+                f"got {preview(point)}"
             )
         x, y, label = point
         if type(x) is not int or not 0 <= x <= coordinate_max:
@@ -318,7 +341,7 @@ def _points_from_entries(
         if type(label) is not int or label not in CLASS_NAMES:
             raise InputError(
                 f"{source}: points[{index}].point[2]: class must be 1 (BC) or 2 (TC), "
-                f"got {_preview(label)}"
+                f"got {preview(label)}"
             )
         if type(probability) is not float or not 0.0 <= probability <= 1.0:
             raise InputError(_probability_error(source, index, probability))
@@ -336,13 +359,13 @@ def _points_from_entries(
 
 def _image_index(name: Any, where: str, num_images: int | None) -> int:
     if type(name) is not str or _IMAGE_NAME.fullmatch(name) is None:
-        raise InputError(f"{where}: must match image_[0-9]+, got {_preview(name)}")
+        raise InputError(f"{where}: must match image_[0-9]+, got {preview(name)}")
     # The organisers read the index as int(name.split("_")[-1]): image_007 is image 7.
     image = int(name.split("_")[-1])
     if num_images is not None and image >= num_images:
         raise InputError(f"{where}: {name} is outside the {_images_range(num_images)}")
     if image > _IMAGE_INDEX_MAX:
-        raise InputError(f"{where}: image index too large, got {_preview(name)}")
+        raise InputError(f"{where}: image index too large, got {preview(name)}")
     return image
 
 
@@ -368,15 +391,15 @@ def _entry_shape_error(source: str, index: int, entry: Any) -> str:
     if type(entry) is not dict:
         return (
             f"{where}: must be an object with keys name, point, probability, "
-            f"got {_preview(entry)}"
+            f"got {preview(entry)}"
         )
     missing = sorted(_ENTRY_KEYS - entry.keys())
     if missing:
-        return f'{where}: missing key "{missing[0]}", got keys {_preview(sorted(entry))}'
+        return f'{where}: missing key "{missing[0]}", got keys {preview(sorted(entry))}'
     extra = sorted(entry.keys() - _ENTRY_KEYS)
     return (
         f'{where}: unexpected key "{extra[0]}" (only name, point, probability are allowed), '
-        f"got keys {_preview(sorted(entry))}"
+        f"got keys {preview(sorted(entry))}"
     )
 
 
@@ -384,7 +407,7 @@ def _coordinate_error(source: str, index: int, axis: int, axis_name: str, value,
     hint = "" if limit == PATCH_COORDINATE_MAX else " (whole-slide mode)"
     return (
         f"{source}: points[{index}].point[{axis}]: {axis_name} must be an integer in 0..{limit}"
-        f"{hint}, got {_preview(value)}"
+        f"{hint}, got {preview(value)}"
     )
 
 
@@ -392,24 +415,14 @@ def _probability_error(source: str, index: int, value) -> str:
     where = f"{source}: points[{index}].probability"
     if type(value) is int:
         return f"{where}: must be a float in [0, 1] written with a decimal point, got {value}"
-    return f"{where}: must be a float in [0, 1], got {_preview(value)}"
+    return f"{where}: must be a float in [0, 1], got {preview(value)}"
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What kind of JSON value ``value`` is, in words: "an object", "a list", "null"..."""
     kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
              int: "an integer", float: "a number", type(None): "null"}
     return kinds.get(type(value), type(value).__name__)
-
-
-def _preview(value: Any) -> str:
-    """The value as JSON, cut short so that the message stays one readable line."""
-    try:
-        text = json.dumps(value, ensure_ascii=True)
-    except (TypeError, ValueError):
-        text = repr(value)
-    if len(text) > _VALUE_PREVIEW_CHARS:
-        text = text[: _VALUE_PREVIEW_CHARS - 3] + "..."
-    return text
 
 
 # ---------------------------------------------------------------------------------------------

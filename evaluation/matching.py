@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from evaluation.constants import MATCH_RADIUS_PX
 from evaluation.formats import PointSet
 
 __all__ = ["candidate_pairs", "match_greedy", "match_point_sets", "visit_order"]
@@ -42,7 +43,7 @@ def visit_order(probability: np.ndarray) -> np.ndarray:
 
 
 def candidate_pairs(
-    pred_xy: np.ndarray, gt_xy: np.ndarray, radius_px: float = 15.0
+    pred_xy: np.ndarray, gt_xy: np.ndarray, radius_px: float = MATCH_RADIUS_PX
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (prediction, GT) pairs whose float32 distance is ``<= radius_px`` (in float32).
 
@@ -85,7 +86,7 @@ def match_greedy(
     pred_xy: np.ndarray,
     pred_probability: np.ndarray,
     gt_xy: np.ndarray,
-    radius_px: float = 15.0,
+    radius_px: float = MATCH_RADIUS_PX,
 ) -> np.ndarray:
     """Match the predictions of ONE image and ONE class to its ground truth.
 
@@ -143,7 +144,7 @@ def _assign_in_order(pair_pred: list[int], pair_gt: list[int], num_gt: int) -> l
 
 
 def match_point_sets(
-    predictions: PointSet, ground_truth: PointSet, *, radius_px: float = 15.0,
+    predictions: PointSet, ground_truth: PointSet, *, radius_px: float = MATCH_RADIUS_PX,
     matcher=match_greedy,
 ) -> np.ndarray:
     """Match every image and class of two point sets.

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from baseline_algorithm.data import iter_gc_input_pairs, write_stacked_tiff
 from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
+from evaluation.stacked import iter_gc_input_pairs, write_stacked_tiff
 
 
 def bench_generation(pairs: int) -> None:

@@ -41,9 +41,9 @@ from tqdm import tqdm
 
 # Runnable from a checkout without installing the project.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from baseline_algorithm.data.gc_layout import GrandChallengeWriter
 from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
 from baseline_algorithm.predict import ORGANISER_RUN_FLAGS
+from evaluation.gc_layout import GrandChallengeWriter
 
 FULL_SIZE = 1024
 MOUNTED_CHECKPOINT = "/opt/benchmark/checkpoint.pt"
@@ -154,7 +154,7 @@ class CgroupMonitor:
                 return
             time.sleep(self.interval_s)
 
-    def __enter__(self) -> "CgroupMonitor":
+    def __enter__(self) -> CgroupMonitor:
         self._sample()
         self._thread.start()
         return self

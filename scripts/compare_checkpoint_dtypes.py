@@ -15,7 +15,12 @@ from pathlib import Path
 
 import torch
 
-from baseline_algorithm.checkpoint import WEIGHT_DTYPES, model_from_checkpoint, read_checkpoint, save_checkpoint
+from baseline_algorithm.checkpoint import (
+    WEIGHT_DTYPES,
+    model_from_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from baseline_algorithm.inference import DetectionSettings
 from baseline_algorithm.reproduce import evaluate
 

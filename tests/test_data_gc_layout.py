@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from baseline_algorithm.data import ReleaseDataset, iter_gc_input_pairs, synthesize_dataset
-from baseline_algorithm.data.gc_layout import noisy_predictions
+from baseline_algorithm.data import synthesize_dataset
 from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
 from evaluation import read_points_document
+from evaluation.gc_layout import noisy_predictions
+from evaluation.release import ReleaseDataset
+from evaluation.stacked import iter_gc_input_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO / "test_data"

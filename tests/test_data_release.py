@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from baseline_algorithm.__main__ import main
-from baseline_algorithm.data import DataError, ReleaseDataset, cell_box_in_tissue, synthesize_dataset
-from baseline_algorithm.data.pairs import cell_points_in_tissue, tissue_label_at_cells
+from baseline_algorithm.cli import main
+from baseline_algorithm.data import synthesize_dataset
+from evaluation.errors import DataError, OcelotError
+from evaluation.pairs import cell_box_in_tissue, cell_points_in_tissue, tissue_label_at_cells
+from evaluation.release import ReleaseDataset
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +113,10 @@ BROKEN = {
     "missing tissue image": ("images/train/tissue", "002.jpg"),
     "missing cell image": ("images/train/cell", "002.jpg"),
     "metadata entry": ("metadata.json", '"002"'),
-    "metadata json": ("metadata.json", "invalid JSON"),
-    "csv label": ("001.csv", "line 2", "label 7"),
+    "metadata json": ("metadata.json", "not valid JSON"),
+    "csv label": ("001.csv", "line 2", "label must be 1 (BC) or 2 (TC), got 7"),
     "csv text": ("001.csv", "x"),
-    "csv outside": ("001.csv", "line 2", "outside"),
+    "csv outside": ("001.csv", "line 2", "x must be an integer in 0..63, got 64"),
     "missing csv": ("001.csv", "file not found"),
     "mask value": ("001.png", "value 3"),
     "mask shape": ("001.png", "(32, 64)"),
@@ -126,7 +128,7 @@ BROKEN = {
 def test_broken_release_raises_one_line(release, tmp_path, what):
     root = _copy(release, tmp_path)
     _break(root, what)
-    with pytest.raises(DataError) as error:
+    with pytest.raises(OcelotError) as error:
         dataset = ReleaseDataset(root, "train")
         for k in range(len(dataset)):
             dataset[k]

@@ -12,7 +12,8 @@ import pytest
 import SimpleITK as sitk
 import tifffile
 
-from baseline_algorithm.data import DataError, StackedPatches, iter_gc_input_pairs, write_stacked_tiff
+from evaluation.errors import DataError, OcelotError
+from evaluation.stacked import StackedPatches, iter_gc_input_pairs, write_stacked_tiff
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -167,11 +168,11 @@ def test_cell_and_tissue_counts_differ(tmp_path):
     "damage, fragments",
     [
         (lambda root: (root / "metadata.json").unlink(), ("metadata.json", "file not found")),
-        (lambda root: (root / "metadata.json").write_text("{not json"), ("metadata.json", "invalid JSON")),
+        (lambda root: (root / "metadata.json").write_text("{not json"), ("metadata.json", "not valid JSON")),
         (lambda root: (root / "metadata.json").write_text("{}"), ("metadata.json", "expected a JSON list")),
         (
             lambda root: (root / "metadata.json").write_text(json.dumps([{"patch_x_offset": 0.5}] * 2)),
-            ("metadata.json", "entry [0]", "patch_y_offset", "None"),
+            ("metadata.json", "[0].patch_y_offset", "null"),
         ),
         (lambda root: (root / "images" / "cell_patches" / "stack.tif").unlink(), ("cell_patches", "found none")),
         (
@@ -198,7 +199,7 @@ def test_cell_and_tissue_counts_differ(tmp_path):
 def test_broken_gc_inputs_raise_one_line_naming_the_file(tmp_path, damage, fragments):
     root = _gc_input(tmp_path / "input", _patches(2, 16), _patches(2, 16), _metadata(2))
     damage(root)
-    with pytest.raises(DataError) as error:
+    with pytest.raises(OcelotError) as error:
         list(iter_gc_input_pairs(root))
     _expect_one_line(error, *fragments)
 

@@ -11,7 +11,7 @@ from scipy.stats import ks_2samp
 from skimage.color import rgb2gray
 from skimage.transform import downscale_local_mean
 
-from baseline_algorithm.data import TC, ReleaseDataset, synthesize_dataset
+from baseline_algorithm.data import synthesize_dataset
 from baseline_algorithm.data.statistics import dataset_statistics
 from baseline_algorithm.data.synthetic import (
     TISSUE_FIELD_UM,
@@ -20,6 +20,8 @@ from baseline_algorithm.data.synthetic import (
     make_scene,
     synthesize_pair,
 )
+from evaluation.constants import TC
+from evaluation.release import ReleaseDataset
 
 
 def test_same_seed_same_pair_other_seed_other_pair():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.__main__ import main as cli_main
+from evaluation.cli import main as cli_main
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

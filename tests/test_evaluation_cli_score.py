@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.__main__ import main
+from evaluation.cli import main
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -238,7 +238,7 @@ def test_bad_ground_truth_fails_with_one_line(files, tmp_path, run_in_process):
     release = make_release(tmp_path / "release")
     _assert_fails_cleanly(
         run_cli("score", "--predictions", predictions, "--ground-truth", release, "--output", output),
-        "needs --split", output=output)
+        "needs a split", output=output)
     _assert_fails_cleanly(
         run_cli("score", "--predictions", predictions, "--ground-truth", tmp_path / "absent.json",
                 "--output", output),
@@ -251,7 +251,7 @@ def test_bad_ground_truth_fails_with_one_line(files, tmp_path, run_in_process):
     _assert_fails_cleanly(
         run_cli("score", "--predictions", predictions, "--ground-truth", release, "--split", "val",
                 "--output", output),
-        "002.csv: line 2: expected three integers x,y,label, got '1,x,1'", output=output)
+        "002.csv: line 2: expected three integers x,y,label, got \"1,x,1\"", output=output)
 
 
 def test_convert_gt_errors_leave_no_file(tmp_path, run_in_process):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from evaluation import PointSet, points_document
-from evaluation.__main__ import main as cli_main
+from evaluation.cli import main as cli_main
 from evaluation.gc_entry import GROUND_TRUTH_INDEX, main
 
 ORGANS = ("kidney", "bladder", "stomach")
@@ -454,5 +454,5 @@ def test_bad_radius_is_reported(case, capsys, monkeypatch):
     case.jobs(_one_job(case)[0])
     monkeypatch.setenv("OCELOT_RADIUS_PX", "fifteen")
     assert case.run() == 2
-    assert "'fifteen'" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert '"fifteen"' in capsys.readouterr().err.strip().splitlines()[-1]
     assert list(case.output.iterdir()) == []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evaluation import PointSet, read_points_document, score
-from evaluation.__main__ import main
+from evaluation.cli import main
 from evaluation.report import write_report
 
 REPOSITORY = Path(__file__).resolve().parents[1]

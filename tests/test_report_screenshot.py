@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from evaluation import read_points_document
-from evaluation.release import read_organs
+from evaluation.metadata import read_organs
 from evaluation.report import write_report
 from evaluation.report.figures import CLASS_COLOURS
 

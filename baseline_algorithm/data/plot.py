@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from .pairs import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN, Pair
+from evaluation.constants import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN
+from evaluation.pairs import Pair
 
 CLASS_COLOURS = {BC: "#00c8ff", TC: "#ffd000"}
 MASK_COLOURS = {TISSUE_BACKGROUND: (0.93, 0.93, 0.93), TISSUE_CANCER: (0.85, 0.2, 0.2), TISSUE_UNKNOWN: (0.1, 0.1, 0.1)}

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .pairs import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN, cell_box_in_tissue, tissue_label_at_cells
-from .release import ReleaseDataset
+from evaluation.constants import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN
+from evaluation.pairs import cell_box_in_tissue, tissue_label_at_cells
+from evaluation.release import ReleaseDataset
 
 REGIONS = ("inside CA", "outside CA", "unknown")
 
@@ -34,7 +35,7 @@ class CellTissueStatistics:
     pairs: int = 0
     organs: Counter = field(default_factory=Counter)
 
-    def __add__(self, other: "CellTissueStatistics") -> "CellTissueStatistics":
+    def __add__(self, other: CellTissueStatistics) -> CellTissueStatistics:
         return CellTissueStatistics(
             self.cells + other.cells, self.tissue_pixels + other.tissue_pixels, self.pairs + other.pairs, self.organs + other.organs
         )

@@ -36,23 +36,22 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage as ndi
 
-from .pairs import (
+from evaluation.constants import (
     BC,
+    CELL_MPP,
     FIELD_OF_VIEW_RATIO,
+    ORGANS,
+    PATCH_SIZE_PX,
     TC,
     TISSUE_BACKGROUND,
     TISSUE_CANCER,
     TISSUE_UNKNOWN,
-    Pair,
-    cell_box_in_tissue,
 )
+from evaluation.pairs import Pair, cell_box_in_tissue
 
-FULL_SIZE = 1024
-CELL_MPP_AT_FULL_SIZE = 0.2  # µm per cell-patch pixel at 1024 px
-TISSUE_FIELD_UM = FULL_SIZE * CELL_MPP_AT_FULL_SIZE * FIELD_OF_VIEW_RATIO  # 819.2 µm
+TISSUE_FIELD_UM = PATCH_SIZE_PX * CELL_MPP * FIELD_OF_VIEW_RATIO  # 819.2 µm
 CELL_FIELD_UM = TISSUE_FIELD_UM / FIELD_OF_VIEW_RATIO  # 204.8 µm
 SLIDE_MPP = 0.25  # µm per pixel of the (imaginary) source slide, for the metadata boxes
-ORGANS = ("kidney", "head-and-neck", "prostate", "stomach", "endometrium", "bladder")
 
 # Optical densities of the stains (rows: haematoxylin, eosin, red blood cells), unit vectors.
 STAIN_VECTORS = np.array([[0.60, 0.72, 0.35], [0.26, 0.84, 0.47], [0.06, 0.72, 0.69]])
@@ -76,7 +75,7 @@ class SyntheticConfig:
     85% of BC outside) within a few percent over a few dozen pairs.
     """
 
-    size: int = FULL_SIZE
+    size: int = PATCH_SIZE_PX
     field_grid: int = 128  # coarse grid (per side) of the smooth fields over the tissue field of view
     nucleus_spacing_um: float = 10.0  # jittered-grid spacing of candidate nuclei
     nucleus_density: float = 0.5  # share of candidates kept, the same inside and outside CA
@@ -95,7 +94,7 @@ class SyntheticConfig:
     @property
     def cell_mpp(self) -> float:
         """Cell-patch pixel size in µm."""
-        return CELL_MPP_AT_FULL_SIZE * FULL_SIZE / self.size
+        return CELL_MPP * PATCH_SIZE_PX / self.size
 
     @property
     def tissue_mpp(self) -> float:

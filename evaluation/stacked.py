@@ -17,14 +17,21 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tifffile
 
-from .pairs import DataError, Pair, cell_box_in_tissue
-from .release import read_json
+from evaluation.errors import DataError
+from evaluation.metadata import read_gc_metadata
+from evaluation.pairs import Pair, cell_box_in_tissue
+
+if TYPE_CHECKING:
+    import tifffile
+
+__all__ = ["STACK_SUFFIXES", "StackedPatches", "find_stack", "iter_gc_input_pairs",
+           "write_stacked_tiff"]
 
 STACK_SUFFIXES = (".tif", ".tiff", ".mha")
 
@@ -88,7 +95,7 @@ class StackedPatches:
     def close(self) -> None:
         self._reader.close()
 
-    def __enter__(self) -> "StackedPatches":
+    def __enter__(self) -> StackedPatches:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -112,6 +119,8 @@ def _check_stack(path: Path, shape: tuple[int, ...], count: int) -> int:
 
 class _TiffStack:
     def __init__(self, path: Path, count: int):
+        import tifffile  # the images extra; imported where a TIFF is read
+
         self.path = path
         self._tiff = tifffile.TiffFile(path)
         pages = self._tiff.pages
@@ -211,8 +220,9 @@ class _MetaImageStack:
         self._reader.ReadImageInformation()
         if self._reader.GetPixelID() not in (sitk.sitkVectorUInt8, sitk.sitkUInt8) or self._reader.GetNumberOfComponents() != 3:
             raise DataError(
-                f"{path}: expected 3-component uint8 pixels, got {self._reader.GetPixelIDTypeAsString()} "
-                f"with {self._reader.GetNumberOfComponents()} components"
+                f"{path}: expected 3-component uint8 pixels, got "
+                f"{sitk.GetPixelIDValueAsString(self._reader.GetPixelID())} with "
+                f"{self._reader.GetNumberOfComponents()} components"
             )
         size = self._reader.GetSize()
         self._volume = len(size) == 3 and size[2] > 1
@@ -252,22 +262,6 @@ def find_stack(directory: Path) -> Path:
         found = ", ".join(p.name for p in files) or "none"
         raise DataError(f"{directory}: expected exactly one .tif/.tiff/.mha file, found {found}")
     return files[0]
-
-
-def read_gc_metadata(input_dir: str | os.PathLike) -> list[dict]:
-    """The metadata list of a Grand Challenge input directory, validated as a list of objects."""
-    path = Path(input_dir) / "metadata.json"
-    metadata = read_json(path)
-    if not isinstance(metadata, list):
-        raise DataError(f"{path}: expected a JSON list with one entry per pair, got {type(metadata).__name__}")
-    for k, entry in enumerate(metadata):
-        if not isinstance(entry, dict):
-            raise DataError(f"{path}: entry [{k}] is {type(entry).__name__}, expected an object")
-        for key in ("patch_x_offset", "patch_y_offset"):
-            value = entry.get(key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise DataError(f"{path}: entry [{k}] field {key!r} is {value!r}, expected a number in [0, 1]")
-    return metadata
 
 
 def iter_gc_input_pairs(input_dir: str | os.PathLike) -> Iterator[Pair]:
@@ -332,6 +326,8 @@ def write_stacked_tiff(
     stack = patches if isinstance(patches, np.ndarray) else np.stack(list(patches))
     if stack.ndim != 4 or stack.shape[3] != 3 or stack.dtype != np.uint8:
         raise ValueError(f"expected uint8 patches of shape (N, S, S, 3), got {stack.dtype} {stack.shape}")
+    import tifffile
+
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
     tifffile.imwrite(
