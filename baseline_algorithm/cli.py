@@ -16,15 +16,23 @@ __all__ = ["ALGORITHM_COMMANDS", "COMMANDS", "main", "module_main"]
 
 #: Commands of the baseline: data, training, inference, submission checks.
 ALGORITHM_COMMANDS = {
-    "synthesize": ("baseline_algorithm.commands.synthesize",
-                   "write a synthetic dataset in the release and Grand Challenge layouts"),
-    "stats": ("baseline_algorithm.commands.stats",
-              "cell-in-tissue counts and class ratios of a release-layout dataset"),
+    "synthesize": (
+        "baseline_algorithm.commands.synthesize",
+        "write a synthetic dataset in the release and Grand Challenge layouts",
+    ),
+    "stats": (
+        "baseline_algorithm.commands.stats",
+        "cell-in-tissue counts and class ratios of a release-layout dataset",
+    ),
     "train": ("baseline_algorithm.commands.train", "train a cell/tissue model"),
-    "reproduce": ("baseline_algorithm.commands.reproduce",
-                  "train the paper's variants and tabulate their test scores"),
-    "predict": ("baseline_algorithm.commands.predict",
-                "detect cells in a Grand Challenge input folder (the algorithm container)"),
+    "reproduce": (
+        "baseline_algorithm.commands.reproduce",
+        "train the paper's variants and tabulate their test scores",
+    ),
+    "predict": (
+        "baseline_algorithm.commands.predict",
+        "detect cells in a Grand Challenge input folder (the algorithm container)",
+    ),
 }
 #: Every command of ``ocelot``.
 COMMANDS = {**EVALUATION_COMMANDS, **ALGORITHM_COMMANDS}

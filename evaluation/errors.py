@@ -10,7 +10,9 @@ traceback.
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -75,19 +77,39 @@ def os_error_message(error: OSError) -> str:
     return f"{error.filename}: {reason}" if error.filename else reason
 
 
+class _Terminated(BaseException):
+    """SIGTERM as an exception: unwinds like KeyboardInterrupt, so cleanup code runs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated
+
+
 def run_reporting_errors(command: Callable[[], int]) -> int:
     """Run ``command``; an :class:`OcelotError` or ``OSError`` ends it with one ``error:`` line.
+
+    SIGTERM (what ``docker stop`` sends) unwinds the command like Ctrl-C, so that no temporary
+    file is left behind, and ends it with exit status 143.
 
     Returns
     -------
     int
         The command's own exit status, or :data:`EXIT_USER_ERROR` after printing the line.
     """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return command()
     except OcelotError as error:
         message = str(error)
     except OSError as error:
         message = os_error_message(error)
+    except _Terminated:
+        print("error: stopped by SIGTERM before the end; no partial output was left",
+              file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     print(f"error: {message}", file=sys.stderr)
     return EXIT_USER_ERROR

@@ -11,10 +11,13 @@ the field and the offending value, e.g.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import stat
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,12 +26,14 @@ import numpy as np
 
 from evaluation.constants import CLASS_NAMES, PATCH_SIZE_PX
 from evaluation.errors import InputError, preview
+from evaluation.limits import current_limits
 
 __all__ = [
     "PATCH_COORDINATE_MAX",
     "WHOLE_SLIDE_COORDINATE_MAX",
     "PointSet",
     "check_image_range",
+    "check_writable",
     "json_kind",
     "points_document",
     "points_from_document",
@@ -146,11 +151,19 @@ def _integer_array(values, name: str) -> np.ndarray:
 def read_json_document(path: str | os.PathLike) -> Any:
     """Parse a JSON file strictly, turning every failure into a one-line :class:`InputError`.
 
-    Strict means: UTF-8 only, no ``NaN``/``Infinity`` literals, and nesting deep enough to
-    exhaust the parser is an error, not a crash.
+    Strict means: a regular file within the document-size bound
+    (:mod:`evaluation.limits`), UTF-8 only, no ``NaN``/``Infinity`` literals and no integer
+    too long to convert (both named by their entry), and nesting deep enough to exhaust the
+    parser is an error, not a crash.
     """
     source = str(path)
     try:
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            # A device or a pipe could be read forever (/dev/zero) or block (a FIFO).
+            raise InputError(f"{source}: not a regular file")
+        current_limits().check("document_mb", math.ceil(status.st_size / 1e6), source,
+                               "MB of JSON")
         raw = Path(path).read_bytes()
     except OSError as error:
         raise InputError(f"{source}: cannot read file: {error.strerror or error}") from None
@@ -293,6 +306,7 @@ def points_from_document(
     entries = document["points"]
     if type(entries) is not list:
         raise InputError(f'{source}: "points" must be a list, got {json_kind(entries)}')
+    limits = current_limits()
     if role == "ground_truth":
         if "num_images" not in document:
             raise InputError(f'{source}: missing key "num_images" (ground truth must state it)')
@@ -301,8 +315,17 @@ def points_from_document(
             raise InputError(
                 f"{source}: num_images must be a non-negative integer, got {preview(num_images)}"
             )
+        limits.check("images", num_images, f"{source}: num_images", "images")
+    limits.check("points", len(entries), f'{source}: "points"', "points")
     coordinate_max = WHOLE_SLIDE_COORDINATE_MAX if whole_slide else PATCH_COORDINATE_MAX
     points = _points_from_entries(entries, source, coordinate_max, num_images)
+    if not whole_slide and len(points):
+        # Matching time and memory grow with the points of one image (a whole slide is one
+        # image by design, and bounded by the total alone).
+        images, counts = np.unique(points.image, return_counts=True)
+        busiest = int(np.argmax(counts))
+        limits.check("points_per_image", int(counts[busiest]),
+                     f"{source}: image_{images[busiest]}", "points")
     return points, (num_images if role == "ground_truth" else None)
 
 
@@ -452,18 +475,57 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_bytes_atomic(path, (json.dumps(obj, allow_nan=False) + "\n").encode("utf-8"))
 
 
+def check_writable(path: str | os.PathLike, *, inputs: Sequence[str | os.PathLike] = ()) -> None:
+    """Fail before any work when ``path`` cannot or must not be written.
+
+    Refused: a folder that does not exist or is not writable, a target that exists and is not a
+    regular file (a folder, a symlink, a device: never replaced), and a target that is one of
+    ``inputs`` (it would overwrite what is being read).
+
+    Raises
+    ------
+    InputError
+    """
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise InputError(f"{target}: cannot write: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{target}: cannot write: folder {folder} is not writable "
+                         f"by uid {os.getuid()}")
+    _check_replaceable(target)
+    for source in inputs:
+        if Path(source).exists() and target.exists() and os.path.samefile(source, target):
+            raise InputError(f"{target}: is also an input ({source}); write the output elsewhere")
+
+
+def _check_replaceable(target: Path) -> None:
+    try:
+        status = os.lstat(target)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(status.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(status.st_mode)
+                else "a symbolic link" if stat.S_ISLNK(status.st_mode) else "not a regular file")
+        raise InputError(f"{target}: exists and is {kind}; only a regular file is replaced")
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` so that ``path`` either keeps its old content or holds all of it.
 
-    The bytes go to a temporary file in the same folder, which then replaces ``path``.
+    The bytes go to a temporary file in the same folder, which then replaces ``path``; the
+    temporary file is removed on any failure, SIGINT and (under
+    :func:`evaluation.errors.run_reporting_errors`) SIGTERM included. A ``path`` that exists and
+    is not a regular file is never replaced (:class:`InputError`). An ``OSError`` (disk full,
+    permissions) names ``path``, not the temporary file.
     """
     target = Path(path)
+    _check_replaceable(target)
     try:
         descriptor, temporary = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
         )
     except OSError as error:
-        # Name the file the caller asked for, not the temporary one.
         raise OSError(error.errno, error.strerror, str(target)) from None
     try:
         with os.fdopen(descriptor, "wb") as stream:
@@ -473,6 +535,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
             os.fchmod(stream.fileno(), 0o666 & ~umask)
             stream.write(data)
         os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(target)) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -45,7 +45,13 @@ from evaluation.commands.options import radius_in_pixels
 from evaluation.constants import MATCH_RADIUS_PX, SPLITS
 from evaluation.errors import InputError, preview
 from evaluation.formats import PointSet, json_kind, read_json_document, write_json_atomic
-from evaluation.gc_layout import Job, check_inside, read_job_predictions, read_jobs
+from evaluation.gc_layout import (
+    Job,
+    check_inside,
+    read_job_predictions,
+    read_jobs,
+    resolve_inside,
+)
 from evaluation.metadata import read_organs
 from evaluation.metrics import ScoreReport, score
 from evaluation.release import read_ground_truth
@@ -176,12 +182,13 @@ def _read_indexed_ground_truth(folder: Path, index_path: Path, split: str
         metadata = entry.get("metadata")
         if metadata is not None and type(metadata) is not str:
             raise InputError(f"{where}.metadata: must be a file name, got {preview(metadata)}")
+        paths = {}
         for field in ("ground_truth", "metadata"):
             if entry.get(field) is not None:
                 check_inside(entry[field], f"{where}.{field}")
-        catalogue[name] = _read_ground_truth_file(
-            folder / entry["ground_truth"], None if metadata is None else folder / metadata, split
-        )
+                paths[field] = resolve_inside(folder, entry[field], f"{where}.{field}")
+        catalogue[name] = _read_ground_truth_file(paths["ground_truth"], paths.get("metadata"),
+                                                  split)
     return catalogue
 
 
@@ -207,7 +214,7 @@ def ground_truth_of(job: Job, catalogue: dict[str | None, GroundTruth], num_jobs
     if len(matches) != 1:
         raise InputError(
             f"{job.where}: expected exactly one input image named in {GROUND_TRUTH_INDEX}, "
-            f"found {len(matches)}; the job's input images are {list(job.input_names)}"
+            f"found {len(matches)}; the job's input images are {preview(list(job.input_names))}"
         )
     return catalogue[matches[0]]
 
@@ -303,8 +310,12 @@ def evaluate(
     """All steps: read the jobs and ground truth, score, write ``metrics.json``."""
     if not (input_dir / "predictions.json").is_file():
         raise InputError(f"{input_dir / 'predictions.json'} not found: {_USAGE}")
-    jobs = read_jobs(input_dir / "predictions.json")
     _check_output_dir(output_dir)
+    # A failed run must not leave an older run's numbers to be read as this one's.
+    stale = output_dir / "metrics.json"
+    if stale.is_file() and not stale.is_symlink():
+        stale.unlink()
+    jobs = read_jobs(resolve_inside(input_dir, "predictions.json", str(input_dir)))
     folder = ground_truth_folder(mounted_ground_truth, baked_ground_truth)
     catalogue = read_ground_truth_catalogue(folder, split=split)
     print(f"{len(jobs)} job(s); ground truth from {folder}")
@@ -312,7 +323,7 @@ def evaluate(
     predictions = []
     for job, truth in zip(jobs, ground_truths):
         predictions.append(read_job_predictions(job, input_dir, truth.num_images))
-        print(f"job {job.pk}: {len(predictions[-1])} predicted cells, {len(truth.points)} "
+        print(f"{job.label}: {len(predictions[-1])} predicted cells, {len(truth.points)} "
               f"ground-truth cells in {truth.num_images} images ({truth.source})")
     report = score_jobs(predictions, ground_truths, jobs, radius_px=radius_px)
     print(format_report(report, radius_px=radius_px))

@@ -27,6 +27,7 @@ import numpy as np
 
 from evaluation.constants import BC, TC
 from evaluation.errors import DataError, InputError, preview
+from evaluation.limits import current_limits
 from evaluation.formats import (
     PointSet,
     json_kind,
@@ -47,6 +48,7 @@ __all__ = [
     "noisy_predictions",
     "read_job_predictions",
     "read_jobs",
+    "resolve_inside",
     "write_evaluation_input",
 ]
 
@@ -102,15 +104,18 @@ class GrandChallengeWriter:
         expected = self._cells.shape[1:]
         for kind, image in (("cell", pair.cell_image), ("tissue", pair.tissue_image)):
             if image.shape != expected:
-                raise DataError(f"pair {pair.name}: {kind} patch has shape {image.shape}, but "
-                                f"the stack holds patches of shape {expected}")
+                raise DataError(
+                    f"pair {pair.name}: {kind} patch has shape {image.shape}, but "
+                    f"the stack holds patches of shape {expected}"
+                )
         self._cells[index] = pair.cell_image
         self._tissues[index] = pair.tissue_image
         self._metadata[index] = pair.meta
         self._points[index] = pair.cell_points
 
-    def finish(self, rng: np.random.Generator, cell_mpp: float,
-               predictions: dict | None = None) -> None:
+    def finish(
+        self, rng: np.random.Generator, cell_mpp: float, predictions: dict | None = None
+    ) -> None:
         """Write every layout and remove the temporary buffers.
 
         Parameters
@@ -133,13 +138,15 @@ class GrandChallengeWriter:
         _write_json(self.directory / "input" / "metadata.json", self._metadata)
         _write_json(self.directory / "ground_truth" / "metadata.json", self._metadata)
 
-        image = np.concatenate(
-            [np.full(len(p), k) for k, p in enumerate(self._points)]
-        ).astype(np.int64)
+        image = np.concatenate([np.full(len(p), k) for k, p in enumerate(self._points)]).astype(
+            np.int64
+        )
         points = np.concatenate(self._points).reshape(-1, 3)
         ground_truth = _point_set(image, points, np.ones(len(points)))
-        _write_json(self.directory / "ground_truth" / "cell_gt.json",
-                    points_document(ground_truth, num_images=len(self._points)))
+        _write_json(
+            self.directory / "ground_truth" / "cell_gt.json",
+            points_document(ground_truth, num_images=len(self._points)),
+        )
         if predictions is None:
             size = self._cells.shape[1]
             predicted = noisy_predictions(rng, image, points, size, jitter_px=0.5 / cell_mpp)
@@ -188,7 +195,9 @@ def noisy_predictions(
     kept_image, kept = image[keep], points[keep].copy()
     flipped = rng.random(len(kept)) < flip
     kept[flipped, 2] = np.where(kept[flipped, 2] == TC, BC, TC)
-    kept[:, :2] = np.clip(np.round(kept[:, :2] + rng.normal(0, jitter_px, (len(kept), 2))), 0, size - 1)
+    kept[:, :2] = np.clip(
+        np.round(kept[:, :2] + rng.normal(0, jitter_px, (len(kept), 2))), 0, size - 1
+    )
     probability = np.where(flipped, rng.beta(3, 3, len(kept)), rng.beta(6, 2, len(kept)))
 
     num_images = int(image.max()) + 1 if len(image) else 0
@@ -212,11 +221,19 @@ def write_evaluation_input(directory: Path, pk: str, predictions: dict) -> None:
             "status": "Succeeded",
             "inputs": [
                 {
-                    "interface": {"slug": "cell-patches", "kind": "Image", "relative_path": "images/cell_patches"},
+                    "interface": {
+                        "slug": "cell-patches",
+                        "kind": "Image",
+                        "relative_path": "images/cell_patches",
+                    },
                     "image": {"name": STACK_NAME},
                 },
                 {
-                    "interface": {"slug": "tissue-patches", "kind": "Image", "relative_path": "images/tissue_patches"},
+                    "interface": {
+                        "slug": "tissue-patches",
+                        "kind": "Image",
+                        "relative_path": "images/tissue_patches",
+                    },
                     "image": {"name": STACK_NAME},
                 },
             ],
@@ -263,6 +280,11 @@ class Job:
     output: dict
     where: str
 
+    @property
+    def label(self) -> str:
+        """``job "<pk>"``, the pk quoted escaped and shortened, for messages."""
+        return f"job {preview(self.pk)}"
+
 
 def read_jobs(predictions_path: Path) -> list[Job]:
     """Read ``predictions.json``: every job and its ``cell-classification`` output entry.
@@ -282,7 +304,18 @@ def read_jobs(predictions_path: Path) -> list[Job]:
         )
     if not document:
         raise InputError(f"{predictions_path}: the list of algorithm jobs is empty")
-    return [_job(predictions_path, index, entry) for index, entry in enumerate(document)]
+    current_limits().check("jobs", len(document), str(predictions_path), "algorithm jobs")
+    jobs = []
+    index_of_pk: dict[str, int] = {}
+    for index, entry in enumerate(document):
+        job = _job(predictions_path, index, entry)
+        if job.pk in index_of_pk:
+            # Scored twice, its counts would weigh double in the aggregates.
+            raise InputError(f"{job.where}: pk is also the pk of job [{index_of_pk[job.pk]}]; "
+                             "each job must appear once")
+        index_of_pk[job.pk] = index
+        jobs.append(job)
+    return jobs
 
 
 def _job(predictions_path: Path, index: int, entry: Any) -> Job:
@@ -293,13 +326,15 @@ def _job(predictions_path: Path, index: int, entry: Any) -> Job:
     if type(pk) not in (str, int) or str(pk) == "":
         raise InputError(f"{at}.pk: must be a non-empty string, got {preview(pk)}")
     pk = str(pk)
-    at = f"{predictions_path}: [{index}] (job {pk})"
+    at = f"{predictions_path}: [{index}] (job {preview(pk)})"
     outputs = entry.get("outputs")
     if type(outputs) is not list:
         raise InputError(f"{at}: outputs: must be a list, got {json_kind(outputs)}")
     matching = [
-        output for output in outputs
-        if type(output) is dict and type(output.get("interface")) is dict
+        output
+        for output in outputs
+        if type(output) is dict
+        and type(output.get("interface")) is dict
         and output["interface"].get("slug") == OUTPUT_SLUG
     ]
     if len(matching) != 1:
@@ -308,8 +343,9 @@ def _job(predictions_path: Path, index: int, entry: Any) -> Job:
             f'{at}: outputs: expected one output with interface slug "{OUTPUT_SLUG}", '
             f"found {len(matching)} among slugs {preview(slugs)}"
         )
-    return Job(pk=pk, input_names=_input_image_names(entry.get("inputs")), output=matching[0],
-               where=at)
+    return Job(
+        pk=pk, input_names=_input_image_names(entry.get("inputs")), output=matching[0], where=at
+    )
 
 
 def _slug(output: Any) -> Any:
@@ -342,22 +378,23 @@ def read_job_predictions(job: Job, input_dir: Path, num_images: int) -> PointSet
     """
     value = job.output.get("value")
     if value is not None:
-        source = f"job {job.pk}: inline {OUTPUT_SLUG} value"
+        source = f"{job.label}: inline {OUTPUT_SLUG} value"
         document = value
     else:
         path = _job_output_path(job, input_dir)
         if not path.is_file():
             raise InputError(
-                f"job {job.pk}: output file {path} is missing (the {OUTPUT_SLUG} output has no "
+                f"{job.label}: output file {path} is missing (the {OUTPUT_SLUG} output has no "
                 "inline value either)"
             )
-        source = f"job {job.pk}: {path}"
+        source = f"{job.label}: {path}"
         try:
             document = read_json_document(path)
         except InputError as error:
-            raise InputError(f"job {job.pk}: {error}") from None
-    points, _ = points_from_document(document, source=source, role="predictions",
-                                     num_images=num_images)
+            raise InputError(f"{job.label}: {error}") from None
+    points, _ = points_from_document(
+        document, source=source, role="predictions", num_images=num_images
+    )
     return points
 
 
@@ -370,11 +407,30 @@ def _job_output_path(job: Job, input_dir: Path) -> Path:
         )
     for field, part in (("pk", job.pk), ("relative_path", relative_path)):
         check_inside(part, f"{job.where}: {field}")
-    return input_dir / job.pk / "output" / relative_path
+    return resolve_inside(input_dir, f"{job.pk}/output/{relative_path}", job.where)
 
 
 def check_inside(relative: str, where: str) -> None:
-    """Reject paths that would leave the folder they are relative to."""
+    """Reject relative paths that would leave their folder by their very text."""
     parts = PurePosixPath(relative).parts
     if PurePosixPath(relative).is_absolute() or ".." in parts or "\\" in relative:
         raise InputError(f"{where}: must be a path inside its folder, got {preview(relative)}")
+
+
+def resolve_inside(root: Path, relative: str, where: str) -> Path:
+    """``root / relative`` with every symbolic link resolved, refused if it leaves ``root``.
+
+    A submission controls what lies under ``/input``: a link there to the baked ground truth
+    (or anywhere else) must not be read. The text of ``relative`` is checked by
+    :func:`check_inside` first.
+
+    Raises
+    ------
+    InputError
+        The resolved path lies outside ``root``.
+    """
+    resolved = (root / relative).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise InputError(f"{where}: {preview(relative)} leads outside {root} through a symbolic "
+                         "link; only files inside it are read")
+    return resolved

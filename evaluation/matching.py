@@ -16,13 +16,16 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from evaluation.constants import MATCH_RADIUS_PX
+from evaluation.constants import CLASS_NAMES, MATCH_RADIUS_PX
 from evaluation.formats import PointSet
+from evaluation.limits import LimitError, current_limits
 
 __all__ = ["candidate_pairs", "match_greedy", "match_point_sets", "visit_order"]
 
 # The KD-tree measures in float64; the float32 distance may be smaller by a few ulps.
 _SEARCH_SLACK = 1e-5
+# Below this many (prediction, GT) combinations the candidate pairs always fit in memory.
+_COUNT_PAIRS_ABOVE = 20_000_000
 
 
 def visit_order(probability: np.ndarray) -> np.ndarray:
@@ -70,9 +73,14 @@ def candidate_pairs(
     if len(pred_xy) == 0 or len(gt_xy) == 0:
         return empty
     search_radius = float(cutoff) * (1.0 + _SEARCH_SLACK) + _SEARCH_SLACK
-    pairs = cKDTree(pred_xy).sparse_distance_matrix(
-        cKDTree(gt_xy), search_radius, output_type="ndarray"
-    )
+    pred_tree, gt_tree = cKDTree(pred_xy), cKDTree(gt_xy)
+    if len(pred_xy) * len(gt_xy) > _COUNT_PAIRS_ABOVE:
+        # Dense or huge inputs could ask for more pairs than memory holds: count them first.
+        current_limits().check("candidate_pairs",
+                               int(pred_tree.count_neighbors(gt_tree, search_radius)),
+                               "predictions against ground truth",
+                               "candidate pairs within the radius")
+    pairs = pred_tree.sparse_distance_matrix(gt_tree, search_radius, output_type="ndarray")
     pred_index = pairs["i"].astype(np.int64)
     gt_index = pairs["j"].astype(np.int64)
     del pairs
@@ -171,12 +179,16 @@ def match_point_sets(
         pred_rows = pred_groups.get(key)
         if pred_rows is None:
             continue
-        local = matcher(
-            predictions.xy[pred_rows],
-            predictions.probability[pred_rows],
-            ground_truth.xy[gt_rows],
-            radius_px,
-        )
+        try:
+            local = matcher(
+                predictions.xy[pred_rows],
+                predictions.probability[pred_rows],
+                ground_truth.xy[gt_rows],
+                radius_px,
+            )
+        except LimitError as error:
+            image, label = key
+            raise LimitError(f"image_{image}, class {CLASS_NAMES[label]}: {error}") from None
         hit = local >= 0
         matched[pred_rows[hit]] = gt_rows[local[hit]]
     return matched

@@ -12,6 +12,7 @@ from evaluation.errors import DataError, preview
 
 __all__ = ["Pair", "cell_box_in_tissue", "cell_points_in_tissue", "tissue_label_at_cells"]
 
+
 @dataclass
 class Pair:
     """One OCELOT sample: a cell patch inside a tissue patch of 4x its field of view.
@@ -124,8 +125,10 @@ def tissue_label_at_cells(
     tissue_xy = np.floor(cell_points_in_tissue(xy, cell_box, cell_shape)).astype(np.int64)
     height, width = tissue_mask.shape
     inside = (
-        (tissue_xy[:, 0] >= 0) & (tissue_xy[:, 0] < width)
-        & (tissue_xy[:, 1] >= 0) & (tissue_xy[:, 1] < height)
+        (tissue_xy[:, 0] >= 0)
+        & (tissue_xy[:, 0] < width)
+        & (tissue_xy[:, 1] >= 0)
+        & (tissue_xy[:, 1] < height)
     )
     labels = np.full(len(tissue_xy), TISSUE_UNKNOWN, dtype=np.uint8)
     labels[inside] = tissue_mask[tissue_xy[inside, 1], tissue_xy[inside, 0]]

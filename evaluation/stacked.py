@@ -30,8 +30,13 @@ from evaluation.pairs import Pair, cell_box_in_tissue
 if TYPE_CHECKING:
     import tifffile
 
-__all__ = ["STACK_SUFFIXES", "StackedPatches", "find_stack", "iter_gc_input_pairs",
-           "write_stacked_tiff"]
+__all__ = [
+    "STACK_SUFFIXES",
+    "StackedPatches",
+    "find_stack",
+    "iter_gc_input_pairs",
+    "write_stacked_tiff",
+]
 
 STACK_SUFFIXES = (".tif", ".tiff", ".mha")
 
@@ -66,11 +71,15 @@ class StackedPatches:
             elif suffix in (".tif", ".tiff"):
                 self._reader = _TiffStack(self.path, count)
             else:
-                raise DataError(f"{self.path}: unsupported file type {suffix!r}, expected .tif, .tiff or .mha")
+                raise DataError(
+                    f"{self.path}: unsupported file type {suffix!r}, expected .tif, .tiff or .mha"
+                )
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001 - every decoder failure is "cannot read"
-            raise DataError(f"{self.path}: cannot read ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+            raise DataError(
+                f"{self.path}: cannot read ({type(exc).__name__}: {exc})".replace("\n", " ")
+            ) from None
         self.patch_shape = self._reader.patch_shape
 
     def __len__(self) -> int:
@@ -86,10 +95,14 @@ class StackedPatches:
             raise
         except Exception as exc:  # noqa: BLE001
             raise DataError(
-                f"{self.path}: cannot read patch {index} ({type(exc).__name__}: {exc})".replace("\n", " ")
+                f"{self.path}: cannot read patch {index} ({type(exc).__name__}: {exc})".replace(
+                    "\n", " "
+                )
             ) from None
         if patch.shape != self.patch_shape or patch.dtype != np.uint8:
-            raise DataError(f"{self.path}: patch {index} decoded as {patch.dtype} {patch.shape}, expected uint8 {self.patch_shape}")
+            raise DataError(
+                f"{self.path}: patch {index} decoded as {patch.dtype} {patch.shape}, expected uint8 {self.patch_shape}"
+            )
         return patch
 
     def close(self) -> None:
@@ -105,7 +118,9 @@ class StackedPatches:
 def _check_stack(path: Path, shape: tuple[int, ...], count: int) -> int:
     """Side S of the square patches of a (N*S, S, 3) stack; ``DataError`` if ``count`` do not fit."""
     if len(shape) != 3 or shape[2] != 3:
-        raise DataError(f"{path}: expected an RGB image (rows, columns, 3), got shape {tuple(shape)}")
+        raise DataError(
+            f"{path}: expected an RGB image (rows, columns, 3), got shape {tuple(shape)}"
+        )
     rows, side = shape[0], shape[1]
     if count < 1:
         raise DataError(f"{path}: metadata.json lists no pairs")
@@ -153,12 +168,17 @@ class _TiffStack:
             start = self._offset + index * patch.nbytes
             read = os.preadv(self._fd, [patch], start)
             if read != patch.nbytes:
-                raise DataError(f"{self.path}: truncated, patch {index} ends {patch.nbytes - read} bytes early")
+                raise DataError(
+                    f"{self.path}: truncated, patch {index} ends {patch.nbytes - read} bytes early"
+                )
             self._forget([start], [patch.nbytes])
             return patch
         segments = _segment_indices(self._page, index * side, (index + 1) * side)
         patch = _read_rows(self._page, index * side, (index + 1) * side, segments)
-        self._forget([self._page.dataoffsets[k] for k in segments], [self._page.databytecounts[k] for k in segments])
+        self._forget(
+            [self._page.dataoffsets[k] for k in segments],
+            [self._page.databytecounts[k] for k in segments],
+        )
         return patch
 
     def _forget(self, offsets: Iterable[int], bytecounts: Iterable[int]) -> None:
@@ -180,13 +200,20 @@ def _segment_indices(page: tifffile.TiffPage, row_start: int, row_stop: int) -> 
         tiles_down = math.ceil(page.imagelength / page.tilelength)
         rows = range(row_start // page.tilelength, (row_stop - 1) // page.tilelength + 1)
         per_plane = tiles_across * tiles_down
-        return [p * per_plane + r * tiles_across + c for p in range(planes) for r in rows for c in range(tiles_across)]
+        return [
+            p * per_plane + r * tiles_across + c
+            for p in range(planes)
+            for r in rows
+            for c in range(tiles_across)
+        ]
     per_plane = math.ceil(page.imagelength / page.rowsperstrip)
     rows = range(row_start // page.rowsperstrip, (row_stop - 1) // page.rowsperstrip + 1)
     return [p * per_plane + r for p in range(planes) for r in rows]
 
 
-def _read_rows(page: tifffile.TiffPage, row_start: int, row_stop: int, segments: list[int]) -> np.ndarray:
+def _read_rows(
+    page: tifffile.TiffPage, row_start: int, row_stop: int, segments: list[int]
+) -> np.ndarray:
     """Decode rows [row_start, row_stop) of a (compressed, striped or tiled) 2-D RGB page from its
     strips or tiles ``segments`` (:func:`_segment_indices` of those rows)."""
     separate, _, _, width, contig = page.shaped
@@ -204,7 +231,9 @@ def _read_rows(page: tifffile.TiffPage, row_start: int, row_stop: int, segments:
         segment = segment[0]  # drop the depth axis: (length, width, contig samples)
         top, bottom = max(y, row_start), min(y + segment.shape[0], row_stop)
         right = min(x + segment.shape[1], width)
-        out[plane, top - row_start : bottom - row_start, x:right] = segment[top - y : bottom - y, : right - x]
+        out[plane, top - row_start : bottom - row_start, x:right] = segment[
+            top - y : bottom - y, : right - x
+        ]
     if separate > 1:
         return np.moveaxis(out[..., 0], 0, -1)
     return out[0]
@@ -218,7 +247,10 @@ class _MetaImageStack:
         self._reader = sitk.ImageFileReader()
         self._reader.SetFileName(str(path))
         self._reader.ReadImageInformation()
-        if self._reader.GetPixelID() not in (sitk.sitkVectorUInt8, sitk.sitkUInt8) or self._reader.GetNumberOfComponents() != 3:
+        if (
+            self._reader.GetPixelID() not in (sitk.sitkVectorUInt8, sitk.sitkUInt8)
+            or self._reader.GetNumberOfComponents() != 3
+        ):
             raise DataError(
                 f"{path}: expected 3-component uint8 pixels, got "
                 f"{sitk.GetPixelIDValueAsString(self._reader.GetPixelID())} with "
@@ -228,7 +260,9 @@ class _MetaImageStack:
         self._volume = len(size) == 3 and size[2] > 1
         if self._volume:
             if size[2] != count or size[0] != size[1]:
-                raise DataError(f"{path}: volume of size {size} does not hold {count} square patches (metadata.json)")
+                raise DataError(
+                    f"{path}: volume of size {size} does not hold {count} square patches (metadata.json)"
+                )
             side = size[0]
         else:
             side = _check_stack(path, (size[1], size[0], 3), count)
@@ -287,7 +321,10 @@ def iter_gc_input_pairs(input_dir: str | os.PathLike) -> Iterator[Pair]:
     metadata = read_gc_metadata(input_dir)
     cell_path = find_stack(input_dir / "images" / "cell_patches")
     tissue_path = find_stack(input_dir / "images" / "tissue_patches")
-    with StackedPatches(cell_path, len(metadata)) as cells, StackedPatches(tissue_path, len(metadata)) as tissues:
+    with (
+        StackedPatches(cell_path, len(metadata)) as cells,
+        StackedPatches(tissue_path, len(metadata)) as tissues,
+    ):
         tissue_height, tissue_width = tissues.patch_shape[:2]
         for index, meta in enumerate(metadata):
             yield Pair(
@@ -325,7 +362,9 @@ def write_stacked_tiff(
     """
     stack = patches if isinstance(patches, np.ndarray) else np.stack(list(patches))
     if stack.ndim != 4 or stack.shape[3] != 3 or stack.dtype != np.uint8:
-        raise ValueError(f"expected uint8 patches of shape (N, S, S, 3), got {stack.dtype} {stack.shape}")
+        raise ValueError(
+            f"expected uint8 patches of shape (N, S, S, 3), got {stack.dtype} {stack.shape}"
+        )
     import tifffile
 
     path = Path(path)

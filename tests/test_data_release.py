@@ -17,7 +17,9 @@ from evaluation.release import ReleaseDataset
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
-    return synthesize_dataset(tmp_path_factory.mktemp("release") / "set", (3, 1, 2), size=64, seed=3, progress=False)
+    return synthesize_dataset(
+        tmp_path_factory.mktemp("release") / "set", (3, 1, 2), size=64, seed=3, progress=False
+    )
 
 
 def _copy(release: Path, tmp_path: Path) -> Path:
@@ -36,7 +38,11 @@ def test_release_layout_reads_back(release):
         assert pair.name == dataset.names[k]
         assert pair.cell_image.shape == pair.tissue_image.shape == (64, 64, 3)
         assert pair.cell_image.dtype == np.uint8
-        assert pair.tissue_mask.shape == (64, 64) and set(np.unique(pair.tissue_mask)) <= {1, 2, 255}
+        assert pair.tissue_mask.shape == (64, 64) and set(np.unique(pair.tissue_mask)) <= {
+            1,
+            2,
+            255,
+        }
         assert pair.cell_points.dtype == np.int64 and pair.cell_points.shape[1] == 3
         assert pair.meta == metadata[pair.name]
         assert pair.cell_box == cell_box_in_tissue(pair.meta, 64, 64)
@@ -61,7 +67,12 @@ def test_split_without_annotations_has_no_labels(release, tmp_path):
 
 
 def test_cell_box_from_offsets():
-    assert cell_box_in_tissue({"patch_x_offset": 0.625, "patch_y_offset": 0.125}, 1024, 1024) == (512.0, 0.0, 768.0, 256.0)
+    assert cell_box_in_tissue({"patch_x_offset": 0.625, "patch_y_offset": 0.125}, 1024, 1024) == (
+        512.0,
+        0.0,
+        768.0,
+        256.0,
+    )
     with pytest.raises(DataError, match="patch_x_offset"):
         cell_box_in_tissue({"patch_y_offset": 0.5}, 1024, 1024)
 
@@ -100,7 +111,9 @@ def _break(root: Path, what: str) -> None:
     elif what == "mask value":
         from PIL import Image
 
-        Image.fromarray(np.full((64, 64), 3, np.uint8)).save(root / "annotations/train/tissue/001.png")
+        Image.fromarray(np.full((64, 64), 3, np.uint8)).save(
+            root / "annotations/train/tissue/001.png"
+        )
     elif what == "mask shape":
         from PIL import Image
 

@@ -22,8 +22,12 @@ def imported_modules(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module"
-              and node.args and isinstance(node.args[0], ast.Constant)):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", "") == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             names.add(str(node.args[0].value))
     return names
 
@@ -31,8 +35,7 @@ def imported_modules(path: Path) -> set[str]:
 def test_no_module_of_evaluation_imports_the_baseline_or_torch():
     offenders = {}
     for path in sorted((REPO / "evaluation").rglob("*.py")):
-        bad = sorted(name for name in imported_modules(path)
-                     if name.split(".")[0] in FORBIDDEN)
+        bad = sorted(name for name in imported_modules(path) if name.split(".")[0] in FORBIDDEN)
         if bad:
             offenders[str(path.relative_to(REPO))] = bad
     assert offenders == {}
@@ -52,6 +55,7 @@ def test_importing_every_evaluation_module_loads_neither_torch_nor_the_baseline(
         "        importlib.import_module(info.name)\n"
         f"print(sorted(name for name in sys.modules if name.split('.')[0] in {FORBIDDEN!r}))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
     assert result.stdout.strip() == "[]"

@@ -54,9 +54,9 @@ def test_read_ground_truth_accepts_folder_or_document(tmp_path):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("1,2\n", "line 1: expected three integers x,y,label, got \"1,2\""),
-        ("1,2,1\n\n", "line 2: expected three integers x,y,label, got \"\""),
-        ("1,2,1\n1.5,2,1\n", "line 2: expected three integers x,y,label, got \"1.5,2,1\""),
+        ("1,2\n", 'line 1: expected three integers x,y,label, got "1,2"'),
+        ("1,2,1\n\n", 'line 2: expected three integers x,y,label, got ""'),
+        ("1,2,1\n1.5,2,1\n", 'line 2: expected three integers x,y,label, got "1.5,2,1"'),
         ("1024,2,1\n", "line 1: x must be an integer in 0..1023, got 1024"),
         ("1,-2,1\n", "line 1: y must be an integer in 0..1023, got -2"),
         ("1,2,3\n", "line 1: label must be 1 (BC) or 2 (TC), got 3"),
@@ -102,9 +102,13 @@ def test_organs_from_release_metadata_with_stems_or_split(tmp_path):
 def test_release_metadata_must_agree_with_the_annotations(tmp_path):
     make_release(tmp_path, pairs={"001": {"organ": "kidney", "subset": "train"}})
     metadata = tmp_path / "metadata.json"
-    with pytest.raises(DataError, match=r'sample_pairs\["001"\]\.subset: expected "val", got "train"'):
+    with pytest.raises(
+        DataError, match=r'sample_pairs\["001"\]\.subset: expected "val", got "train"'
+    ):
         read_organs(metadata, num_images=1, split="val", stems=["001"])
-    with pytest.raises(DataError, match=r'sample_pairs\["003"\]: missing, but annotations have 003.csv'):
+    with pytest.raises(
+        DataError, match=r'sample_pairs\["003"\]: missing, but annotations have 003.csv'
+    ):
         read_organs(metadata, num_images=1, split="train", stems=["003"])
 
 

@@ -22,17 +22,22 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("root", type=Path,
-                        help="dataset root (holds metadata.json, images/, annotations/)")
+    parser.add_argument(
+        "root", type=Path, help="dataset root (holds metadata.json, images/, annotations/)"
+    )
     parser.add_argument("--split", choices=SPLITS, help="one split (default: every split present)")
 
 
 def run(args: argparse.Namespace) -> int:
-    splits = [args.split] if args.split else [
-        split for split in SPLITS if (args.root / "images" / split / "cell").is_dir()]
+    splits = (
+        [args.split]
+        if args.split
+        else [split for split in SPLITS if (args.root / "images" / split / "cell").is_dir()]
+    )
     if not splits:
         raise DataError(
-            f"{args.root}: no images/<split>/cell folder (is it an OCELOT release root?)")
+            f"{args.root}: no images/<split>/cell folder (is it an OCELOT release root?)"
+        )
     total = CellTissueStatistics()
     for split in splits:
         stats = dataset_statistics(ReleaseDataset(args.root, split))

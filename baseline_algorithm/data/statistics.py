@@ -37,7 +37,10 @@ class CellTissueStatistics:
 
     def __add__(self, other: CellTissueStatistics) -> CellTissueStatistics:
         return CellTissueStatistics(
-            self.cells + other.cells, self.tissue_pixels + other.tissue_pixels, self.pairs + other.pairs, self.organs + other.organs
+            self.cells + other.cells,
+            self.tissue_pixels + other.tissue_pixels,
+            self.pairs + other.pairs,
+            self.organs + other.organs,
         )
 
     @property
@@ -88,7 +91,9 @@ def dataset_statistics(dataset: ReleaseDataset) -> CellTissueStatistics:
         for row, label in enumerate((BC, TC)):
             for value, col in column.items():
                 stats.cells[row, col] += int(np.sum((points[:, 2] == label) & (regions == value)))
-        stats.tissue_pixels += [int(np.sum(mask == v)) for v in (TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN)]
+        stats.tissue_pixels += [
+            int(np.sum(mask == v)) for v in (TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN)
+        ]
     return stats
 
 

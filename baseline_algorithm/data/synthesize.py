@@ -67,8 +67,10 @@ def synthesize_dataset(
     """
     out = Path(out)
     if not 16 <= size <= PATCH_SIZE_PX or size % FIELD_MULTIPLE:
-        raise DataError(f"size {size}: expected a multiple of {FIELD_MULTIPLE} between 16 and "
-                        f"{PATCH_SIZE_PX} pixels")
+        raise DataError(
+            f"size {size}: expected a multiple of {FIELD_MULTIPLE} between 16 and "
+            f"{PATCH_SIZE_PX} pixels"
+        )
     if any(n < 0 for n in pairs):
         raise DataError(f"pairs {' '.join(map(str, pairs))}: counts must not be negative")
     if workers < 1:
@@ -78,8 +80,9 @@ def synthesize_dataset(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
-        _write_dataset(staging, pairs, SyntheticConfig(size=size), seed, gc_compression,
-                       progress, workers)
+        _write_dataset(
+            staging, pairs, SyntheticConfig(size=size), seed, gc_compression, progress, workers
+        )
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
@@ -90,7 +93,12 @@ def synthesize_dataset(
 
 
 def _write_dataset(
-    root: Path, pairs, config: SyntheticConfig, seed: int, gc_compression, progress: bool,
+    root: Path,
+    pairs,
+    config: SyntheticConfig,
+    seed: int,
+    gc_compression,
+    progress: bool,
     workers: int,
 ) -> None:
     width = max(3, len(str(sum(pairs))))
@@ -110,7 +118,10 @@ def _write_dataset(
         # map() keeps the job order, so the files are the same whatever the number of workers.
         rendered = pool.map(render, jobs, chunksize=4) if pool else map(render, jobs)
         for (name, _, split, position), pair in tqdm(
-            zip(jobs, rendered), total=len(jobs), desc="synthesize", unit="pair",
+            zip(jobs, rendered),
+            total=len(jobs),
+            desc="synthesize",
+            unit="pair",
             disable=not progress,
         ):
             write_release_pair(root, split, pair)

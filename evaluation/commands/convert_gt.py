@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from evaluation.commands.options import check_output_folder
 from evaluation.constants import SPLITS
-from evaluation.formats import points_document, write_json_atomic
+from evaluation.formats import check_writable, points_document, write_json_atomic
 from evaluation.release import read_release_ground_truth
 
 HELP = "write the ground-truth JSON of one release split"
@@ -28,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the split's CSVs, write the document, say what was written."""
-    check_output_folder(args.output)
+    check_writable(args.output, inputs=(args.release,))
     points, num_images, _ = read_release_ground_truth(
         args.release, args.split, whole_slide=args.whole_slide
     )

@@ -101,9 +101,3 @@ def radius_in_pixels(radius_px: float | None, radius_um: float | None, mpp: floa
     if not (math.isfinite(radius_px) and radius_px >= 0):
         raise InputError(f"the matching radius must be a finite number >= 0, got {radius_px}")
     return radius_px
-
-
-def check_output_folder(path: Path) -> None:
-    """Fail before any work when ``path``'s folder does not exist."""
-    if not path.parent.is_dir():
-        raise InputError(f"{path}: cannot write: folder {path.parent} does not exist")

@@ -7,11 +7,10 @@ from pathlib import Path
 
 from evaluation.commands.options import (
     add_input_arguments,
-    check_output_folder,
     radius_in_pixels,
     read_inputs,
 )
-from evaluation.formats import write_json_atomic
+from evaluation.formats import check_writable, write_json_atomic
 from evaluation.metrics import score
 from evaluation.table import format_report
 
@@ -31,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     """Read inputs, score, print the table, write the metrics file."""
     radius_px = radius_in_pixels(args.radius_px, args.radius_um, args.mpp)
     if args.output is not None:
-        check_output_folder(args.output)
+        check_writable(args.output, inputs=[path for path in (args.predictions, args.ground_truth, args.metadata) if path])
     inputs = read_inputs(args)
     report = score(inputs.predictions, inputs.ground_truth, inputs.num_images,
                    radius_px=radius_px, organs=inputs.organs, matching=args.matching)
