@@ -10,6 +10,10 @@ process. Wall time depends on what else the machine runs; the 1-minute load aver
 
 Usage: python scripts/benchmark_leaderboard.py [--submissions 100] [--images 130]
                                               [--cells 25000] [--replicates 1000] [--workers N]
+                                              [--keep DIR]
+
+``--keep DIR`` writes the test set and the leaderboard into DIR (which must not exist) and leaves
+them there, e.g. to look at the page.
 """
 
 from __future__ import annotations
@@ -97,11 +101,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="passed to the command (default: its own, the CPUs available)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, help="write everything into this new folder")
     args = parser.parse_args()
+    if args.keep is not None and args.keep.exists():
+        parser.error(f"--keep: {args.keep} exists")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}")
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) if args.keep is None else args.keep
+        folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         ground_truth = write_test_set(folder, args.submissions, args.images, args.cells,
                                       args.seed)

@@ -129,8 +129,8 @@ def blob_plot_png(names: list[str], stability: RankStability, dpi: int = 100) ->
             color="black", markersize=max(3.0, 60 / count + 2), markeredgewidth=1.4, zorder=3)
     ax.plot([0, count - 1], [1, count], color="0.8", linewidth=0.8, zorder=0)
     ax.set_xticks(range(count), labels, rotation=90, fontsize=_label_size(count))
-    ticks = np.unique(np.linspace(1, count, min(count, 20)).round().astype(int))
-    ax.set_yticks(ticks)
+    step = int(np.ceil(count / 20))  # at most about 20 ticks: rank 1, then multiples of step
+    ax.set_yticks(np.unique([1, *range(step, count + 1, step)]))
     ax.set_xlim(-0.7, count - 0.3)
     ax.set_ylim(count + 0.7, 0.3)
     ax.set_xlabel("submission (by rank on all images)")
