@@ -343,11 +343,14 @@ def broken_submissions(test_set, tmp_path):
 def test_failed_submissions_are_listed_and_the_others_ranked(test_set, broken_submissions,
                                                             tmp_path, capsys):
     out = tmp_path / "out"
+    metadata = tmp_path / "metadata.json"
+    metadata.write_text(json.dumps([{"organ": organ} for organ in ORGANS]))
     status = command.run(parse(["--submissions-dir", str(broken_submissions), "--ground-truth",
-                                str(test_set / "gt.json"), "--replicates", "200", "--workers",
-                                "2", "--out", str(out)]))
+                                str(test_set / "gt.json"), "--metadata", str(metadata),
+                                "--replicates", "200", "--workers", "2", "--out", str(out)]))
     assert status == 0
     document = json.loads((out / "leaderboard.json").read_text())
+    assert sorted(document["per_organ"]) == sorted(set(ORGANS))
     failed = {e["name"]: e["error"] for e in document["entries"] if e["status"] == "failed"}
     assert sorted(failed) == ["bad_class", "not_json", "outside"]
     assert "not valid JSON" in failed["not_json"]

@@ -50,7 +50,10 @@ def _level(text: str) -> float:
 
 
 def _default_workers() -> int:
-    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+    """The CPUs this process may use (all of the machine's where the OS cannot say)."""
+    available = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                 else os.cpu_count() or 1)
+    return max(1, min(MAX_WORKERS, available))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
