@@ -413,3 +413,18 @@ def test_bad_ground_truth_ends_with_one_error_line_and_writes_nothing(test_set, 
     assert completed.stderr.splitlines()[-1].startswith(f"error: {bad_truth}: num_images")
     assert "Traceback" not in completed.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_single_submission_is_ranked_first_with_no_pairs(test_set, tmp_path):
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    (folder / "only.json").write_bytes((test_set / "submissions" / "team_2.json").read_bytes())
+    truth, num_images = read_points_document(test_set / "gt.json", role="ground_truth")
+    leaderboard = build_leaderboard(find_submissions(folder), truth, num_images, replicates=50)
+    (entry,) = leaderboard.document["entries"]
+    assert (entry["rank"], entry["rank_interval"], entry["rank_frequencies"]) == (1, [1, 1],
+                                                                                  {"1": 1.0})
+    assert leaderboard.document["kendall_tau"] is None
+    assert leaderboard.document["pairwise"] == {"only": {}}
+    write_leaderboard(leaderboard, tmp_path / "out")
+    assert (tmp_path / "out" / "leaderboard.html").read_text().count("data:image/png") == 3
