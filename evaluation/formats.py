@@ -421,7 +421,7 @@ def _entry_shape_error(source: str, index: int, entry: Any) -> str:
         return f'{where}: missing key "{missing[0]}", got keys {preview(sorted(entry))}'
     extra = sorted(entry.keys() - _ENTRY_KEYS)
     return (
-        f'{where}: unexpected key "{extra[0]}" (only name, point, probability are allowed), '
+        f"{where}: unexpected key {preview(extra[0])} (only name, point, probability are allowed), "
         f"got keys {preview(sorted(entry))}"
     )
 
