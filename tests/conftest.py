@@ -54,3 +54,16 @@ def base_image(docker_client) -> str:
         return LOCAL_BASE_IMAGE
     except docker.errors.ImageNotFound:
         return "python:3.11-slim"
+
+
+@pytest.fixture(params=["orjson", "json"])
+def json_parser(request, monkeypatch):
+    """Run a test once with each JSON parser the reader may use: they must agree exactly."""
+    import evaluation.formats
+
+    if request.param == "orjson":
+        if evaluation.formats._orjson is None:
+            pytest.skip("orjson is not installed (the fast extra)")
+    else:
+        monkeypatch.setattr(evaluation.formats, "_orjson", None)
+    return request.param

@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -25,11 +26,14 @@ from hypothesis import strategies as st
 
 from evaluation.cli import main
 from evaluation.errors import InputError, OcelotError
-from evaluation.formats import points_from_document, write_bytes_atomic
+from evaluation.formats import read_points_document, write_bytes_atomic
 from evaluation.limits import LimitError, current_limits
 from evaluation.stacked import iter_gc_input_pairs, write_stacked_tiff
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Every case with each JSON parser the reader may use (orjson, the standard library).
+pytestmark = pytest.mark.usefixtures("json_parser")
 
 
 def entry(name="image_0", point=(5, 5, 1), probability=0.5) -> dict:
@@ -339,17 +343,22 @@ documents = mostly(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(documents)
 def test_validation_accepts_exactly_what_the_rule_accepts(document):
     expected = organisers_accept(document)
-    try:
-        points, _ = points_from_document(document, source="fuzz")
-    except InputError as error:
-        message = str(error)
-        assert not expected, message
-        assert message.startswith("fuzz: ") and "\n" not in message and len(message) < 600
-        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.json"
+        path.write_text(json.dumps(document))  # NaN and Infinity written as JSON cannot hold them
+        try:
+            points, _ = read_points_document(path)
+        except InputError as error:
+            message = str(error)
+            assert not expected, message
+            assert message.startswith(f"{path}: ") and "\n" not in message
+            assert len(message) < 600 + len(str(path))
+            return
     assert expected
     rows = document["points"]
     assert points.xy.tolist() == [item["point"][:2] for item in rows]
