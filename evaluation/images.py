@@ -13,6 +13,7 @@ import numpy as np
 
 from evaluation.constants import TISSUE_VALUES
 from evaluation.errors import DataError
+from evaluation.limits import LimitError, current_limits
 
 __all__ = ["IMAGE_SUFFIXES", "read_rgb", "read_tissue_mask", "write_image"]
 
@@ -24,15 +25,23 @@ def _decode(path: Path, what: str) -> np.ndarray:
     """Decode ``path`` with tifffile (TIFF) or pillow (the rest); ``DataError`` on any failure."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    limits = current_limits()
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            return tifffile.imread(path)
+            with tifffile.TiffFile(path) as tiff:
+                page = tiff.pages.first
+                limits.check("patch_side_px", max(page.imagelength, page.imagewidth), str(path),
+                             "pixels per image side")
+                return page.asarray()
         from PIL import Image
 
-        with Image.open(path) as image:
-            return np.array(image)  # a writable copy
+        with Image.open(path) as image:  # reads the header only
+            limits.check("patch_side_px", max(image.size), str(path), "pixels per image side")
+            return np.array(image)  # decodes into a writable copy
+    except LimitError:
+        raise
     except OSError as error:
         raise DataError(f"{path}: cannot read {what}: {error.strerror or error}") from None
     except Exception as error:  # noqa: BLE001 - any decoder failure is the same problem for the user

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from evaluation.errors import DataError
+from evaluation.errors import DataError, OcelotError
+from evaluation.limits import current_limits
 from evaluation.metadata import read_gc_metadata
 from evaluation.pairs import Pair, cell_box_in_tissue
 
@@ -74,7 +75,7 @@ class StackedPatches:
                 raise DataError(
                     f"{self.path}: unsupported file type {suffix!r}, expected .tif, .tiff or .mha"
                 )
-        except DataError:
+        except OcelotError:
             raise
         except Exception as exc:  # noqa: BLE001 - every decoder failure is "cannot read"
             raise DataError(
@@ -91,7 +92,7 @@ class StackedPatches:
             raise IndexError(index)
         try:
             patch = self._reader.read(index)
-        except DataError:
+        except OcelotError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise DataError(
@@ -122,6 +123,7 @@ def _check_stack(path: Path, shape: tuple[int, ...], count: int) -> int:
             f"{path}: expected an RGB image (rows, columns, 3), got shape {tuple(shape)}"
         )
     rows, side = shape[0], shape[1]
+    _check_side(path, side)
     if count < 1:
         raise DataError(f"{path}: metadata.json lists no pairs")
     if rows != count * side:
@@ -130,6 +132,11 @@ def _check_stack(path: Path, shape: tuple[int, ...], count: int) -> int:
             f"but metadata.json lists {count} pairs"
         )
     return side
+
+
+def _check_side(path: Path, side: int) -> None:
+    """Refuse, from the header alone, a patch side no real patch has (a decompression bomb)."""
+    current_limits().check("patch_side_px", int(side), str(path), "pixels per patch side")
 
 
 class _TiffStack:
@@ -264,6 +271,7 @@ class _MetaImageStack:
                     f"{path}: volume of size {size} does not hold {count} square patches (metadata.json)"
                 )
             side = size[0]
+            _check_side(path, side)
         else:
             side = _check_stack(path, (size[1], size[0], 3), count)
         self._dimension = len(size)

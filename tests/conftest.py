@@ -71,3 +71,16 @@ def chromium() -> str:
     if os.environ.get("OCELOT_REQUIRE_CHROMIUM") == "1":
         pytest.fail(f"OCELOT_REQUIRE_CHROMIUM=1 but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(params=["orjson", "json"])
+def json_parser(request, monkeypatch):
+    """Run a test once with each JSON parser the reader may use: they must agree exactly."""
+    import evaluation.formats
+
+    if request.param == "orjson":
+        if evaluation.formats._orjson is None:
+            pytest.skip("orjson is not installed (the fast extra)")
+    else:
+        monkeypatch.setattr(evaluation.formats, "_orjson", None)
+    return request.param

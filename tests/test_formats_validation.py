@@ -15,6 +15,9 @@ from evaluation import (
     write_json_atomic,
 )
 
+# Every case with each JSON parser the reader may use (orjson, the standard library).
+pytestmark = pytest.mark.usefixtures("json_parser")
+
 
 def entry(name="image_0", point=(10, 20, 1), probability=0.5):
     return {"name": name, "point": list(point), "probability": probability}

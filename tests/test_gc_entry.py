@@ -457,6 +457,72 @@ def ground_truth_without_num_images(case):
     write_json(case.baked / "cell_gt.json", {"type": "Multiple points", "points": []})
 
 
+def output_is_a_link_to_the_ground_truth(case):
+    entry, path = _one_job(case)
+    case.jobs(entry)
+    path.unlink()
+    path.symlink_to(case.baked / "cell_gt.json")
+
+
+def job_folder_is_a_link_outside(case):
+    entry, path = _one_job(case)
+    case.jobs(entry)
+    outside = case.input.parent / "elsewhere"
+    path.parent.parent.rename(outside)
+    (case.input / "job-1").symlink_to(outside)
+
+
+def predictions_json_is_a_link_outside(case):
+    entry, _ = _one_job(case)
+    outside = write_json(case.input.parent / "jobs.json", [entry])
+    (case.input / "predictions.json").symlink_to(outside)
+
+
+def duplicate_pk(case):
+    entry, _ = _one_job(case)
+    case.jobs(entry, entry)
+
+
+def five_thousand_digit_coordinate(case):
+    entry, path = _one_job(case)
+    case.jobs(entry)
+    path.write_text(path.read_text().replace('"point": [', '"point": [' + "9" * 5000 + "0", 1))
+
+
+def five_thousand_digit_pk(case):
+    entry, _ = _one_job(case)
+    (case.input / "predictions.json").write_text(
+        json.dumps([entry]).replace('"pk": "job-1"', '"pk": 1' + "0" * 5000))
+
+
+def billion_images(case):
+    entry, _ = _one_job(case)
+    case.jobs(entry)
+    write_json(case.baked / "cell_gt.json", {"points": [], "num_images": 10**9})
+
+
+def two_to_the_63_images(case):
+    entry, _ = _one_job(case)
+    case.jobs(entry)
+    write_json(case.baked / "cell_gt.json", {"points": [], "num_images": 2**63})
+
+
+def key_that_forges_a_line(case):
+    entry, path = _one_job(case)
+    case.jobs(entry)
+    document = json.loads(path.read_text())
+    document["points"][0]["zz\nerror: looks fine"] = 1
+    path.write_text(json.dumps(document))
+
+
+def megabyte_key(case):
+    entry, path = _one_job(case)
+    case.jobs(entry)
+    document = json.loads(path.read_text())
+    document["points"][0]["k" * 1_000_000] = 1
+    path.write_text(json.dumps(document))
+
+
 #: Each broken layout and the fragments its last stderr line must hold.
 FAILURES = [
     (predictions_not_json, ["predictions.json", "not valid JSON"]),
@@ -473,6 +539,16 @@ FAILURES = [
     (several_jobs_one_ground_truth, ["2 jobs", GROUND_TRUTH_INDEX]),
     (job_input_not_in_index, ['job "job-1"', GROUND_TRUTH_INDEX, "cell_patches.tif"]),
     (ground_truth_without_num_images, ["cell_gt.json", "num_images"]),
+    (output_is_a_link_to_the_ground_truth, ["job-1/output", "outside", "symbolic link"]),
+    (job_folder_is_a_link_outside, ["job-1/output", "outside", "symbolic link"]),
+    (predictions_json_is_a_link_outside, ["predictions.json", "outside", "symbolic link"]),
+    (duplicate_pk, ["[1]", 'job "job-1"', "pk is also the pk of job [0]"]),
+    (five_thousand_digit_coordinate, ["points[0].point[0]", "digits is too long"]),
+    (five_thousand_digit_pk, ["predictions.json", "[0].pk", "5001 digits"]),
+    (billion_images, ["cell_gt.json", "num_images", "1,000,000,000 images", "OCELOT_MAX_IMAGES"]),
+    (two_to_the_63_images, ["cell_gt.json", "num_images", "OCELOT_MAX_IMAGES"]),
+    (key_that_forges_a_line, ['points[0]: unexpected key "zz\\nerror: looks fine"']),
+    (megabyte_key, ["points[0]: unexpected key", "kkk..."]),
 ]
 
 
@@ -486,6 +562,7 @@ def test_failure_contract(case, capsys, prepare, fragments):
     for fragment in fragments:
         assert fragment in last_line, (fragment, last_line)
     assert "Traceback" not in stderr
+    assert len(last_line) < 600, last_line[:200]
     assert list(case.output.iterdir()) == []
 
 

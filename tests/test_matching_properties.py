@@ -236,3 +236,32 @@ def test_empty_inputs_match_nothing():
 def test_probability_shape_must_match_points():
     with pytest.raises(ValueError, match="pred_probability"):
         match_greedy(np.zeros((2, 2)), np.ones(3), np.zeros((1, 2)))
+
+
+@st.composite
+def point_clouds(draw):
+    """Two clouds anywhere a whole slide allows, at any density, and a radius."""
+    scale = draw(st.sampled_from([3, 40, 1000, 2**24 - 1]))
+    cloud = hnp.arrays(np.int64, st.tuples(st.integers(0, 60), st.just(2)),
+                       elements=st.integers(0, scale))
+    return draw(cloud), draw(cloud), draw(st.sampled_from([0.0, 1.0, 14.999, 15.0, 22.5, 300.0]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(point_clouds())
+def test_candidate_pairs_equal_a_kd_tree_query(clouds):
+    from scipy.spatial import cKDTree  # the independent reference
+
+    pred, gt, radius = clouds
+    pred_index, gt_index, distance = candidate_pairs(pred, gt, radius)
+    found = set(zip(pred_index.tolist(), gt_index.tolist()))
+    expected = set()
+    if len(pred) and len(gt):
+        near = cKDTree(pred).query_ball_tree(cKDTree(gt), radius * (1 + 1e-5) + 1e-5)
+        for row, columns in enumerate(near):
+            for column in columns:
+                delta = pred[row].astype(np.float32) - gt[column].astype(np.float32)
+                if np.sqrt(delta @ delta) <= np.float32(radius):
+                    expected.add((row, column))
+    assert found == expected
+    assert len(found) == len(pred_index)  # each pair once
