@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -94,6 +95,10 @@ def _organs(args: argparse.Namespace, num_images: int, stems: list[str] | None):
 
 def run(args: argparse.Namespace) -> int:
     """Score, rank, bootstrap, write the three files; print one line per submission."""
+    missing = [name for name in ("matplotlib", "tqdm") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InputError(f"the leaderboard needs {' and '.join(missing)} (the report extra): "
+                         "pip install .[report]")
     from tqdm import tqdm
 
     from evaluation.leaderboard.build import build_leaderboard, write_leaderboard
