@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.constants import MATCH_RADIUS_PX
-from evaluation.formats import PointSet, write_bytes_atomic, write_json_atomic
+from evaluation.formats import PointSet, write_bytes_atomic
 from evaluation.leaderboard.document import leaderboard_csv, leaderboard_document
 from evaluation.leaderboard.scoring import SubmissionScore, score_submissions
 from evaluation.leaderboard.stability import RankStability, organ_rankings, rank_stability
@@ -97,7 +98,7 @@ def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: Po
 def write_leaderboard(leaderboard: Leaderboard, out: str | os.PathLike) -> list[Path]:
     """Write ``OUTPUT_FILES`` into ``out`` (created if missing), each file atomically.
 
-    The page is drawn before any file is written, so an error leaves no partial output.
+    All three are encoded before the first is written, so an error leaves no partial output.
 
     Returns
     -------
@@ -108,13 +109,15 @@ def write_leaderboard(leaderboard: Leaderboard, out: str | os.PathLike) -> list[
 
     scored = leaderboard.scored
     counts = np.stack([entry.counts for entry in scored]) if scored else None
-    html = render_page(leaderboard.document, [entry.name for entry in scored],
-                       leaderboard.stability, counts)
-    csv_text = leaderboard_csv(leaderboard.document)
+    contents = [
+        (json.dumps(leaderboard.document, allow_nan=False) + "\n").encode("utf-8"),
+        leaderboard_csv(leaderboard.document).encode("utf-8"),
+        render_page(leaderboard.document, [entry.name for entry in scored],
+                    leaderboard.stability, counts).encode("utf-8"),
+    ]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / name for name in OUTPUT_FILES]
-    write_bytes_atomic(paths[2], html.encode("utf-8"))
-    write_bytes_atomic(paths[1], csv_text.encode("utf-8"))
-    write_json_atomic(paths[0], leaderboard.document)
+    for path, content in zip(paths, contents, strict=True):
+        write_bytes_atomic(path, content)
     return paths
