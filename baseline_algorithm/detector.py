@@ -43,8 +43,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from evaluation import InputError, PointSet, points_from_document
 from evaluation.errors import OcelotError
-
-from .data import Pair
+from evaluation.pairs import Pair
 
 __all__ = [
     "BASELINE_DETECTOR",

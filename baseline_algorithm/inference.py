@@ -2,14 +2,18 @@
 
 Steps for a batch of pairs (:func:`predict_points`):
 
-1. resample both patches to the model's training patch size (:func:`image_tensor`) and scale the cell
-   box with the tissue patch;
+1. resample both patches to the model's training patch size (:func:`image_tensor`) and scale the
+   cell box with the tissue patch;
 2. run the model (mixed precision on CUDA) and take the log-softmax of the cell logits;
 3. find cells as local maxima of the foreground probability ``1 - p(background)`` above a threshold
    (searched on its log-odds, which has the same maxima without float32 saturation),
    at least ``min_distance_um`` apart (``skimage.feature.peak_local_max``); the class is the argmax
    over BC / TC at the peak and the confidence is that class's probability (:func:`detect_cells`);
-4. map the peaks back to pixels of the input cell patch.
+4. map the peaks back to pixels of the input cell patch (:func:`detect_batch`).
+
+:class:`BaselineDetector` is this path behind the detector interface
+(:mod:`baseline_algorithm.detector`); :func:`baseline_detector` is its factory, the default of
+``predict``.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from skimage.feature import peak_local_max
 from tqdm import tqdm
 
 from evaluation import PointSet
+from evaluation.pairs import Pair
 
 from .checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
-from .data import Pair
 from .labels import tissue_target
 from .model import CellTissueModel, ModelConfig
 
@@ -60,7 +64,7 @@ class DetectionSettings:
 
 
 def image_tensor(image: np.ndarray, size: int) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, size, size) float32 in [0, 1], resampled with antialiasing when needed.
+    """(H, W, 3) uint8 -> (3, size, size) float32 in [0, 1], resampled with antialiasing if needed.
 
     Resampling runs on the uint8 pixels (PyTorch's channels-last uint8 kernel), before the float
     conversion: for a 1024 px patch going to 256 px that is several times cheaper than resampling
@@ -68,23 +72,29 @@ def image_tensor(image: np.ndarray, size: int) -> torch.Tensor:
     """
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     if tensor.shape[-2:] != (size, size):
-        tensor = F.interpolate(tensor[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+        tensor = F.interpolate(
+            tensor[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )[0]
     return tensor.float().div_(255.0)
 
 
 def label_tensor(labels: np.ndarray, size: int) -> torch.Tensor:
-    """(H, W) integer labels -> (size, size) int64, resampled by nearest neighbour (pixel centres)."""
+    """(H, W) integer labels -> (size, size) int64, nearest-neighbour resampled (pixel centres)."""
     tensor = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))
     if tensor.shape != (size, size):
-        tensor = F.interpolate(tensor[None, None].float(), size=(size, size), mode="nearest-exact")[0, 0].long()
+        tensor = F.interpolate(tensor[None, None].float(), size=(size, size), mode="nearest-exact")[
+            0, 0
+        ].long()
     return tensor
 
 
 def scaled_box(pair: Pair, size: int) -> torch.Tensor:
-    """The pair's cell box in pixels of the tissue patch resampled to ``size`` x ``size``, shape (4,)."""
+    """The pair's cell box in pixels of the tissue patch resampled to ``size`` x ``size``, (4,)."""
     height, width = pair.tissue_image.shape[:2]
     x0, y0, x1, y1 = pair.cell_box
-    return torch.tensor([x0 * size / width, y0 * size / height, x1 * size / width, y1 * size / height])
+    return torch.tensor(
+        [x0 * size / width, y0 * size / height, x1 * size / width, y1 * size / height]
+    )
 
 
 def normalise(images: torch.Tensor, config: ModelConfig) -> torch.Tensor:
@@ -129,7 +139,9 @@ def detect_cells(
     probability : ndarray, shape (N,), float64
         Probability of that class at the peak.
     """
-    foreground_log_odds = np.logaddexp(log_probabilities[1], log_probabilities[2]) - log_probabilities[0]
+    foreground_log_odds = (
+        np.logaddexp(log_probabilities[1], log_probabilities[2]) - log_probabilities[0]
+    )
     peaks = peak_local_max(
         foreground_log_odds,
         min_distance=min_distance_px,
@@ -149,19 +161,33 @@ def _batches(pairs: Iterable[Pair], batch_size: int) -> Iterator[list[Pair]]:
 
 
 @torch.inference_mode()
-def cell_log_probabilities(model: CellTissueModel, pairs: Sequence[Pair], device: torch.device) -> np.ndarray:
-    """Log-softmax of the cell logits at the model's patch size for a batch of pairs, (B, 3, S, S) float32."""
+def cell_log_probabilities(
+    model: CellTissueModel, pairs: Sequence[Pair], device: torch.device
+) -> np.ndarray:
+    """Log-softmax of the cell logits at the model's patch size for a batch of pairs.
+
+    Returns an array of shape (B, 3, S, S), float32.
+    """
     config = model.config
     size = config.patch_size
-    cell = normalise(torch.stack([image_tensor(p.cell_image, size) for p in pairs]).to(device), config)
-    tissue = normalise(torch.stack([image_tensor(p.tissue_image, size) for p in pairs]).to(device), config)
+    cell = normalise(
+        torch.stack([image_tensor(p.cell_image, size) for p in pairs]).to(device), config
+    )
+    tissue = normalise(
+        torch.stack([image_tensor(p.tissue_image, size) for p in pairs]).to(device), config
+    )
     boxes = torch.stack([scaled_box(p, size) for p in pairs]).to(device)
     tissue_labels = None
     if model.needs_tissue_label:
         missing = [p.name for p in pairs if p.tissue_mask is None]
         if missing:
-            raise ValueError(f"variant {config.variant!r} needs the tissue annotation, pair {missing[0]} has none")
-        tissue_labels = torch.stack([label_tensor(tissue_target(p.tissue_mask), size) for p in pairs]).to(device)
+            raise ValueError(
+                f"variant {config.variant!r} needs the tissue annotation, "
+                f"pair {missing[0]} has none"
+            )
+        tissue_labels = torch.stack(
+            [label_tensor(tissue_target(p.tissue_mask), size) for p in pairs]
+        ).to(device)
     with autocast(device):
         output = model(cell, tissue, boxes, tissue_labels)
     return output.cell_logits.float().log_softmax(dim=1).cpu().numpy()
@@ -235,12 +261,15 @@ def predict_points(
     if not images:
         return PointSet.empty()
     return PointSet.from_arrays(
-        np.concatenate(images), np.concatenate(xys), np.concatenate(labels), np.concatenate(probabilities)
+        np.concatenate(images),
+        np.concatenate(xys),
+        np.concatenate(labels),
+        np.concatenate(probabilities),
     )
 
 
 def ground_truth_points(pairs: Iterable[Pair]) -> tuple[PointSet, int]:
-    """The cell annotations of ``pairs`` as a PointSet (k-th pair = image ``k``) and the number of pairs."""
+    """The cell annotations of ``pairs`` as a PointSet (pair k = image ``k``), and their count."""
     images, xys, labels = [], [], []
     count = 0
     for index, pair in enumerate(pairs):
@@ -252,12 +281,14 @@ def ground_truth_points(pairs: Iterable[Pair]) -> tuple[PointSet, int]:
     if not count or not sum(map(len, images)):
         return PointSet.empty(), count
     xy = np.concatenate(xys)
-    return PointSet.from_arrays(np.concatenate(images), xy, np.concatenate(labels), np.ones(len(xy))), count
+    return PointSet.from_arrays(
+        np.concatenate(images), xy, np.concatenate(labels), np.ones(len(xy))
+    ), count
 
 
-
-def load_model(checkpoint: str | os.PathLike, device: str | torch.device = "cpu"
-               ) -> tuple[CellTissueModel, DetectionSettings]:
+def load_model(
+    checkpoint: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[CellTissueModel, DetectionSettings]:
     """The checkpoint's model (eval mode, on ``device``) and the detection settings it was
     validated with (training stores them as ``detection``; the defaults otherwise).
 
@@ -270,13 +301,16 @@ def load_model(checkpoint: str | os.PathLike, device: str | torch.device = "cpu"
     payload = read_checkpoint(checkpoint)
     model = model_from_checkpoint(payload).to(device)
     if model.needs_tissue_label:
-        raise CheckpointError(f"{checkpoint}: variant {model.config.variant!r} needs the tissue "
-                              "annotation, which a submission does not get")
+        raise CheckpointError(
+            f"{checkpoint}: variant {model.config.variant!r} needs the tissue "
+            "annotation, which a submission does not get"
+        )
     try:
         settings = DetectionSettings(**payload.get("detection", {}))
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{checkpoint}: invalid detection settings "
-                              f"{payload.get('detection')!r} ({exc})") from None
+        raise CheckpointError(
+            f"{checkpoint}: invalid detection settings {payload.get('detection')!r} ({exc})"
+        ) from None
     return model, settings
 
 
@@ -305,23 +339,33 @@ class BaselineDetector:
 
     def detect_batch(self, pairs: Sequence[Pair]) -> list[list[tuple[int, int, int, float]]]:
         return [
-            list(zip(xy[:, 0].tolist(), xy[:, 1].tolist(), label.tolist(), probability.tolist(),
-                     strict=True))
+            list(
+                zip(
+                    xy[:, 0].tolist(),
+                    xy[:, 1].tolist(),
+                    label.tolist(),
+                    probability.tolist(),
+                    strict=True,
+                )
+            )
             for xy, label, probability in detect_batch(self.model, pairs, self.settings)
         ]
 
     def describe(self) -> str:
         config = self.model.config
-        return (f"{config.variant}, {config.encoder}, {config.patch_size} px, threshold "
-                f"{self.settings.threshold}, min distance {self.settings.min_distance_um} um")
+        return (
+            f"{config.variant}, {config.encoder}, {config.patch_size} px, threshold "
+            f"{self.settings.threshold}, min distance {self.settings.min_distance_um} um"
+        )
 
 
 #: The weights the baseline detector uses when no checkpoint is given.
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "pred_to_inter_2.pt"
 
 
-def baseline_detector(device: str = "cpu", checkpoint: str | os.PathLike = SHIPPED_CHECKPOINT
-                      ) -> BaselineDetector:
+def baseline_detector(
+    device: str = "cpu", checkpoint: str | os.PathLike = SHIPPED_CHECKPOINT
+) -> BaselineDetector:
     """The detector factory of the baseline (``baseline_algorithm.inference:baseline_detector``).
 
     Parameters

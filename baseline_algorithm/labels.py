@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.draw import disk
 
-from .data.pairs import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN
+from evaluation.constants import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN
 from .model import TISSUE_IGNORE_INDEX
 
 CELL_DISK_RADIUS_UM = 1.4

@@ -33,9 +33,10 @@ from tqdm import tqdm
 
 from evaluation import PointSet, points_document, write_json_atomic
 from evaluation.errors import OcelotError
+from evaluation.metadata import read_gc_metadata
+from evaluation.pairs import Pair
+from evaluation.stacked import iter_gc_input_pairs
 
-from .data import Pair, iter_gc_input_pairs
-from .data.stacked import read_gc_metadata
 from .detector import (
     BASELINE_DETECTOR,
     LoadedDetector,

@@ -34,8 +34,8 @@ from pathlib import Path
 
 from evaluation import InputError, check_image_range, points_from_document, read_json_document
 from evaluation.errors import OcelotError
+from evaluation.metadata import read_gc_metadata
 
-from .data.stacked import read_gc_metadata
 from .platform import OUTPUT_FILE, RunLimits, docker_run_arguments, memory_bytes
 
 __all__ = ["Check", "ContainerRun", "PreflightError", "checklist", "run_image"]

@@ -29,7 +29,10 @@ from evaluation import score, write_json_atomic
 from evaluation.metrics import COUNT_KEYS, metrics_from_counts
 
 from .checkpoint import load_checkpoint, read_checkpoint
-from .data import Pair, ReleaseDataset, synthesize_dataset
+from evaluation.pairs import Pair
+from evaluation.release import ReleaseDataset
+
+from .data import synthesize_dataset
 from .inference import DetectionSettings, ground_truth_points, predict_points
 from .model import CellTissueModel
 from .train import RESUME_OVERRIDES, TrainingOptions, data_resolution, fit, resolve_device, scoring_radius_px

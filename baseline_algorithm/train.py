@@ -26,7 +26,9 @@ from evaluation import score, write_json_atomic
 
 from .augment import PhotometricRanges, Sample, augment
 from .checkpoint import WEIGHT_DTYPES, model_from_checkpoint, read_checkpoint, save_checkpoint
-from .data import DataError, Pair, ReleaseDataset
+from evaluation.errors import DataError
+from evaluation.pairs import Pair
+from evaluation.release import ReleaseDataset
 from .inference import (
     DetectionSettings,
     autocast,

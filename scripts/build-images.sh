@@ -3,7 +3,7 @@
 #
 # Usage: scripts/build-images.sh [eval|algorithm|all] [--base-image IMAGE] [--ground-truth PATH]
 #                                [--split SPLIT] [--detector MODULE:FACTORY --package PATH]
-#                                [--extra predict|algorithm] [--checkpoint PATH] [--tag TAG] [--no-cache]
+#                                [--extra images|algorithm] [--checkpoint PATH] [--tag TAG] [--no-cache]
 #   eval        ocelot-eval from Dockerfile.eval (the Grand Challenge evaluation container).
 #   algorithm   ocelot-algorithm from Dockerfile.algorithm: the baseline, or the detector given.
 #   all         both (the default).
@@ -15,7 +15,7 @@
 #   --detector      algorithm only: the detector factory the entry runs (default the baseline).
 #   --package       algorithm only: the package providing it, a wheel or a folder with a
 #                   pyproject.toml; installed offline with its declared dependencies.
-#   --extra         algorithm only: the project's extra installed with it: predict (no torch;
+#   --extra         algorithm only: the project's extra installed with it: images (no torch;
 #                   the default with --package: the image holds only what the package declares)
 #                   or algorithm (torch and the baseline's model code; the default without).
 #   --checkpoint    algorithm only: a file or folder baked in and handed to the factory
@@ -70,7 +70,7 @@ fi
 if [ -n "$detector" ] && [[ $detector != ?*:?* ]]; then
   echo "build-images: --detector $detector is not MODULE:FACTORY" >&2; exit 2
 fi
-case "${extra:-predict}" in predict|algorithm) ;; *) echo "build-images: --extra must be predict or algorithm" >&2; exit 2 ;; esac
+case "${extra:-images}" in images|algorithm) ;; *) echo "build-images: --extra must be images or algorithm" >&2; exit 2 ;; esac
 if [ -z "$package" ] && [ -z "$checkpoint" ] && [ -z "$detector" ]; then
   checkpoint=baseline_algorithm/checkpoints/pred_to_inter_2.pt
 fi
@@ -113,10 +113,10 @@ EOF
 }
 
 build_algorithm() {
-  # The baseline installs the algorithm extra (torch); a detector package gets only the predict
+  # The baseline installs the algorithm extra (torch); a detector package gets only the images
   # extra and what it declares, unless --extra says otherwise.
   local project_extra=${extra:-algorithm} wheelhouse package_flags=()
-  [ -z "$package" ] || project_extra=${extra:-predict}
+  [ -z "$package" ] || project_extra=${extra:-images}
   wheelhouse=wheelhouse/$project_extra
   if [ -n "$package" ]; then
     # One wheelhouse per package, so that images of other packages keep their cached layers.

@@ -31,10 +31,10 @@ from matplotlib.patches import Rectangle  # noqa: E402
 # Runnable from a checkout without installing the project or the example package.
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "examples" / "classical_detector" / "src")]
-from baseline_algorithm.data import iter_gc_input_pairs  # noqa: E402
 from baseline_algorithm.data.plot import CLASS_COLOURS  # noqa: E402
 from baseline_algorithm.detector import BASELINE_DETECTOR, load_detector, validated_points  # noqa: E402
 from evaluation.constants import BC, CLASS_NAMES, TC  # noqa: E402
+from evaluation.stacked import iter_gc_input_pairs  # noqa: E402
 
 EXAMPLE_DETECTOR = "classical_detector:make_detector"
 

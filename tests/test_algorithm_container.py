@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from baseline_algorithm.__main__ import main as algorithm_cli
-from baseline_algorithm.data.gc_layout import write_evaluation_input
+from baseline_algorithm.cli import main as algorithm_cli
 from baseline_algorithm.inference import SHIPPED_CHECKPOINT
 from baseline_algorithm.platform import ORGANISER_RUN_FLAGS
 from evaluation import read_points_document
-from evaluation.__main__ import main as evaluation_cli
+from evaluation.cli import main as evaluation_cli
+from evaluation.gc_layout import write_evaluation_input
 from tests.test_predict import assert_same_points
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -39,31 +39,55 @@ CLASSICAL_PACKAGE = REPO / "examples" / "classical_detector"
 CLASSICAL_DETECTOR = "classical_detector:make_detector"
 #: How Grand Challenge runs the evaluation container (issue 3).
 EVALUATION_FLAGS = dict(
-    network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"], read_only=True,
-    tmpfs={"/tmp": ""}, mem_limit="4g", memswap_limit="4g", pids_limit=256,
+    network_mode="none",
+    cap_drop=["ALL"],
+    security_opt=["no-new-privileges"],
+    read_only=True,
+    tmpfs={"/tmp": ""},
+    mem_limit="4g",
+    memswap_limit="4g",
+    pids_limit=256,
 )
 #: mF1 of the container and of the host may differ by float rounding of the probability maps only.
 MF1_TOLERANCE = 0.005
 
 
 def build(target: str, base_image: str, *extra: str) -> None:
-    result = subprocess.run(["scripts/build-images.sh", target, "--base-image", base_image, *extra],
-                            cwd=REPO, capture_output=True, text=True, timeout=3600)
+    result = subprocess.run(
+        ["scripts/build-images.sh", target, "--base-image", base_image, *extra],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if result.returncode != 0:
-        pytest.fail(f"scripts/build-images.sh {target} failed on {base_image}:\n"
-                    f"{(result.stdout + result.stderr)[-3000:]}", pytrace=False)
+        pytest.fail(
+            f"scripts/build-images.sh {target} failed on {base_image}:\n"
+            f"{(result.stdout + result.stderr)[-3000:]}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="module")
 def algorithm_image(docker_client, base_image) -> str:
-    build("algorithm", base_image, "--checkpoint", str(SHIPPED_CHECKPOINT), "--tag", ALGORITHM_IMAGE)
+    build(
+        "algorithm", base_image, "--checkpoint", str(SHIPPED_CHECKPOINT), "--tag", ALGORITHM_IMAGE
+    )
     return ALGORITHM_IMAGE
 
 
 @pytest.fixture(scope="module")
 def classical_image(docker_client, base_image) -> str:
-    build("algorithm", base_image, "--detector", CLASSICAL_DETECTOR, "--package", str(CLASSICAL_PACKAGE),
-          "--tag", CLASSICAL_IMAGE)
+    build(
+        "algorithm",
+        base_image,
+        "--detector",
+        CLASSICAL_DETECTOR,
+        "--package",
+        str(CLASSICAL_PACKAGE),
+        "--tag",
+        CLASSICAL_IMAGE,
+    )
     return CLASSICAL_IMAGE
 
 
@@ -99,7 +123,10 @@ def run_container(client, image: str, volumes: dict, flags: dict) -> tuple[int, 
 
 
 def platform_volumes(input_dir: Path, output_dir: Path) -> dict:
-    return {str(input_dir): {"bind": "/input", "mode": "ro"}, str(output_dir): {"bind": "/output", "mode": "rw"}}
+    return {
+        str(input_dir): {"bind": "/input", "mode": "ro"},
+        str(output_dir): {"bind": "/output", "mode": "rw"},
+    }
 
 
 def run_on_test_input(client, image: str, root: Path) -> dict:
@@ -108,14 +135,18 @@ def run_on_test_input(client, image: str, root: Path) -> dict:
         pytest.skip(f"{TEST_INPUT} is missing")
     input_dir = readable_copy(TEST_INPUT, root / "input")
     output_dir = writable_folder(root / "output")
-    status, stderr = run_container(client, image, platform_volumes(input_dir, output_dir), ORGANISER_RUN_FLAGS)
+    status, stderr = run_container(
+        client, image, platform_volumes(input_dir, output_dir), ORGANISER_RUN_FLAGS
+    )
     return {"status": status, "stderr": stderr, "output": output_dir / "cell_classification.json"}
 
 
 @pytest.fixture(scope="module")
 def container_run(docker_client, algorithm_image, tmp_path_factory) -> dict:
     """ocelot-algorithm on test_data/input under the organisers' flags."""
-    return run_on_test_input(docker_client, algorithm_image, tmp_path_factory.mktemp("algorithm-run"))
+    return run_on_test_input(
+        docker_client, algorithm_image, tmp_path_factory.mktemp("algorithm-run")
+    )
 
 
 def test_image_runs_as_non_root_with_baked_checkpoint(docker_client, algorithm_image):
@@ -133,31 +164,65 @@ def test_container_writes_predictions_without_network(container_run):
     assert container_run["stderr"].strip().splitlines()[-1].startswith("predict: wrote ")
 
 
-def test_container_scored_by_ocelot_eval_matches_host(docker_client, container_run, eval_image, tmp_path):
+def test_container_scored_by_ocelot_eval_matches_host(
+    docker_client, container_run, eval_image, tmp_path
+):
     """The platform's chain: algorithm output -> evaluation input layout -> metrics.json; its mF1
     equals the host CLIs' (predict, then score) for the same checkpoint and data."""
     assert container_run["status"] == 0, container_run["stderr"][-3000:]
     evaluation_input = tmp_path / "evaluation-input"
-    write_evaluation_input(evaluation_input, "0f9e6b3c-6d0c-4f3e-9a51-5e2e1a6c0b7d",
-                           json.loads(container_run["output"].read_text()))
+    write_evaluation_input(
+        evaluation_input,
+        "0f9e6b3c-6d0c-4f3e-9a51-5e2e1a6c0b7d",
+        json.loads(container_run["output"].read_text()),
+    )
     readable = readable_copy(evaluation_input, tmp_path / "readable-evaluation-input")
     evaluation_output = writable_folder(tmp_path / "evaluation-output")
-    status, stderr = run_container(docker_client, eval_image, platform_volumes(readable, evaluation_output),
-                                   EVALUATION_FLAGS)
+    status, stderr = run_container(
+        docker_client, eval_image, platform_volumes(readable, evaluation_output), EVALUATION_FLAGS
+    )
     assert status == 0, stderr[-3000:]
     container_metrics = json.loads((evaluation_output / "metrics.json").read_text())
 
     host_predictions = tmp_path / "host" / "cell_classification.json"
-    assert algorithm_cli(["predict", "--quiet", "--input", str(TEST_INPUT), "--output", str(host_predictions),
-                          "--checkpoint", str(SHIPPED_CHECKPOINT), "--device", "cpu"]) == 0
+    assert (
+        algorithm_cli(
+            [
+                "predict",
+                "--quiet",
+                "--input",
+                str(TEST_INPUT),
+                "--output",
+                str(host_predictions),
+                "--checkpoint",
+                str(SHIPPED_CHECKPOINT),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     host_metrics_path = tmp_path / "host" / "metrics.json"
-    assert evaluation_cli(["score", "--predictions", str(host_predictions), "--ground-truth", str(GROUND_TRUTH),
-                           "--output", str(host_metrics_path)]) == 0
+    assert (
+        evaluation_cli(
+            [
+                "score",
+                "--predictions",
+                str(host_predictions),
+                "--ground-truth",
+                str(GROUND_TRUTH),
+                "--output",
+                str(host_metrics_path),
+            ]
+        )
+        == 0
+    )
     host_metrics = json.loads(host_metrics_path.read_text())
 
     for key in ("mF1", "F1/BC", "F1/TC"):
-        assert container_metrics["aggregates"][key] == pytest.approx(host_metrics["aggregates"][key],
-                                                                     abs=MF1_TOLERANCE), key
+        assert container_metrics["aggregates"][key] == pytest.approx(
+            host_metrics["aggregates"][key], abs=MF1_TOLERANCE
+        ), key
     # The shipped weights detect cells (0.70 on these three pairs when they were committed; random
     # weights score near 0), so the chain is checked with a working model.
     assert container_metrics["aggregates"]["mF1"] > 0.5
@@ -177,8 +242,9 @@ def test_container_malformed_input_fails_cleanly(docker_client, algorithm_image,
     metadata = json.loads((input_dir / "metadata.json").read_text())
     (input_dir / "metadata.json").write_text(json.dumps(metadata + metadata[:1]))
     output_dir = writable_folder(tmp_path / "output")
-    status, stderr = run_container(docker_client, algorithm_image, platform_volumes(input_dir, output_dir),
-                                   ORGANISER_RUN_FLAGS)
+    status, stderr = run_container(
+        docker_client, algorithm_image, platform_volumes(input_dir, output_dir), ORGANISER_RUN_FLAGS
+    )
     assert status != 0
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
@@ -187,8 +253,16 @@ def test_container_malformed_input_fails_cleanly(docker_client, algorithm_image,
 
 
 def test_preflight_passes_the_baseline_image(capsys, algorithm_image):
-    status = algorithm_cli(["preflight", algorithm_image, "--input", str(TEST_INPUT),
-                            "--ground-truth", str(GROUND_TRUTH)])
+    status = algorithm_cli(
+        [
+            "preflight",
+            algorithm_image,
+            "--input",
+            str(TEST_INPUT),
+            "--ground-truth",
+            str(GROUND_TRUTH),
+        ]
+    )
     lines = (capsys.readouterr().out).strip().splitlines()
     assert status == 0, "\n".join(lines)
     assert lines[-1] == "preflight: passed all 7 checks"
@@ -202,15 +276,27 @@ def test_classical_image_is_slim_and_runs_the_package(docker_client, classical_i
     config = docker_client.images.get(classical_image).attrs["Config"]
     assert f"OCELOT_DETECTOR={CLASSICAL_DETECTOR}" in config["Env"]
     assert "OCELOT_CHECKPOINT=" in config["Env"]
-    output = docker_client.containers.run(
-        classical_image, entrypoint=["python", "-c", "import importlib.util as u; "
-                                     "print(u.find_spec('torch'), u.find_spec('classical_detector').origin)"],
-        remove=True, **ORGANISER_RUN_FLAGS).decode().split()
+    output = (
+        docker_client.containers.run(
+            classical_image,
+            entrypoint=[
+                "python",
+                "-c",
+                "import importlib.util as u; "
+                "print(u.find_spec('torch'), u.find_spec('classical_detector').origin)",
+            ],
+            remove=True,
+            **ORGANISER_RUN_FLAGS,
+        )
+        .decode()
+        .split()
+    )
     assert output[0] == "None" and output[1].startswith("/opt/detector/classical_detector/")
 
 
-def test_classical_container_writes_what_the_host_writes(docker_client, classical_image, eval_image, tmp_path,
-                                                         capsys, monkeypatch):
+def test_classical_container_writes_what_the_host_writes(
+    docker_client, classical_image, eval_image, tmp_path, capsys, monkeypatch
+):
     """The package in its container under the organisers' flags, then ocelot-eval: the same points
     and scores as the host's predict with the package on the path."""
     run = run_on_test_input(docker_client, classical_image, tmp_path / "run")
@@ -219,31 +305,68 @@ def test_classical_container_writes_what_the_host_writes(docker_client, classica
 
     monkeypatch.syspath_prepend(str(CLASSICAL_PACKAGE / "src"))
     host_predictions = tmp_path / "host" / "cell_classification.json"
-    assert algorithm_cli(["predict", "--quiet", "--input", str(TEST_INPUT), "--output", str(host_predictions),
-                          "--detector", CLASSICAL_DETECTOR]) == 0
+    assert (
+        algorithm_cli(
+            [
+                "predict",
+                "--quiet",
+                "--input",
+                str(TEST_INPUT),
+                "--output",
+                str(host_predictions),
+                "--detector",
+                CLASSICAL_DETECTOR,
+            ]
+        )
+        == 0
+    )
     container_points, _ = read_points_document(run["output"], role="predictions")
     host_points, _ = read_points_document(host_predictions, role="predictions")
     assert_same_points(container_points, host_points, rtol=1e-6)
 
     evaluation_input = tmp_path / "evaluation-input"
-    write_evaluation_input(evaluation_input, "5d1c3a8e-2b7f-4c55-9a0e-1f6b7c8d9e01",
-                           json.loads(run["output"].read_text()))
+    write_evaluation_input(
+        evaluation_input,
+        "5d1c3a8e-2b7f-4c55-9a0e-1f6b7c8d9e01",
+        json.loads(run["output"].read_text()),
+    )
     readable = readable_copy(evaluation_input, tmp_path / "readable-evaluation-input")
     evaluation_output = writable_folder(tmp_path / "evaluation-output")
-    status, stderr = run_container(docker_client, eval_image, platform_volumes(readable, evaluation_output),
-                                   EVALUATION_FLAGS)
+    status, stderr = run_container(
+        docker_client, eval_image, platform_volumes(readable, evaluation_output), EVALUATION_FLAGS
+    )
     assert status == 0, stderr[-3000:]
     container_metrics = json.loads((evaluation_output / "metrics.json").read_text())["aggregates"]
     host_metrics_path = tmp_path / "host" / "metrics.json"
-    assert evaluation_cli(["score", "--predictions", str(host_predictions), "--ground-truth", str(GROUND_TRUTH),
-                           "--output", str(host_metrics_path)]) == 0
+    assert (
+        evaluation_cli(
+            [
+                "score",
+                "--predictions",
+                str(host_predictions),
+                "--ground-truth",
+                str(GROUND_TRUTH),
+                "--output",
+                str(host_metrics_path),
+            ]
+        )
+        == 0
+    )
     host_metrics = json.loads(host_metrics_path.read_text())["aggregates"]
     assert container_metrics["mF1"] == host_metrics["mF1"]
 
 
 def test_preflight_passes_the_classical_image(capsys, classical_image):
-    status = algorithm_cli(["preflight", classical_image, "--input", str(TEST_INPUT),
-                            "--ground-truth", str(GROUND_TRUTH)])
+    status = algorithm_cli(
+        [
+            "preflight",
+            classical_image,
+            "--input",
+            str(TEST_INPUT),
+            "--ground-truth",
+            str(GROUND_TRUTH),
+        ]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert status == 0, "\n".join(lines)
     assert any("user algorithm" in line for line in lines)

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from baseline_algorithm.__main__ import main
+from baseline_algorithm.cli import main
 from baseline_algorithm.detector import (
     DetectorError,
     DetectorFailure,

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from baseline_algorithm.__main__ import main
+from baseline_algorithm.cli import main
 from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
 from baseline_algorithm.detector import load_detector, validated_points
 from baseline_algorithm.inference import ground_truth_points
 from evaluation import PointSet, read_points_document, score
-from evaluation.__main__ import main as evaluation_cli
+from evaluation.cli import main as evaluation_cli
 from evaluation.constants import BC, MATCH_RADIUS_UM, TC
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,13 +7,20 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from baseline_algorithm.__main__ import main
 from baseline_algorithm.checkpoint import load_checkpoint, read_checkpoint
-from baseline_algorithm.data import ReleaseDataset, synthesize_dataset
+from baseline_algorithm.cli import main
+from baseline_algorithm.data import synthesize_dataset
 from baseline_algorithm.labels import disk_radius_px
 from baseline_algorithm.losses import CellTissueDiceLoss
 from baseline_algorithm.model import CellTissueModel, ModelConfig
-from baseline_algorithm.train import TrainingOptions, TrainingPairs, fit, pair_sample, train_one_epoch
+from baseline_algorithm.train import (
+    TrainingOptions,
+    TrainingPairs,
+    fit,
+    pair_sample,
+    train_one_epoch,
+)
+from evaluation.release import ReleaseDataset
 
 
 @pytest.fixture(scope="module")

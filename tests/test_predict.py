@@ -22,13 +22,13 @@ import torch
 
 from baseline_algorithm import inference
 from baseline_algorithm import predict as predict_module
-from baseline_algorithm.__main__ import main
 from baseline_algorithm.checkpoint import load_checkpoint, save_checkpoint
-from baseline_algorithm.data import iter_gc_input_pairs
+from baseline_algorithm.cli import main
 from baseline_algorithm.detector import BASELINE_DETECTOR, LoadedDetector
 from baseline_algorithm.inference import BaselineDetector, DetectionSettings, predict_points
 from baseline_algorithm.model import CellTissueModel, ModelConfig
 from evaluation import PointSet, read_points_document
+from evaluation.stacked import iter_gc_input_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_INPUT = REPO / "test_data" / "input"
@@ -37,7 +37,9 @@ TEST_INPUT = REPO / "test_data" / "input"
 def make_checkpoint(path: Path, seed: int = 0, variant: str = "pred-to-inter-2", **extra) -> Path:
     """A randomly initialised checkpoint small enough for tests (resnet18, 64 px, int8 weights)."""
     torch.manual_seed(seed)
-    model = CellTissueModel(ModelConfig(variant=variant, encoder="resnet18", patch_size=64, cell_mpp=0.2 * 1024 / 64))
+    model = CellTissueModel(
+        ModelConfig(variant=variant, encoder="resnet18", patch_size=64, cell_mpp=0.2 * 1024 / 64)
+    )
     save_checkpoint(path, model.eval(), weights_dtype="int8", **extra)
     return path
 
@@ -46,11 +48,15 @@ def assert_same_points(points: PointSet, expected: PointSet, rtol: float) -> Non
     """Equal points, probabilities within ``rtol``. The order of peaks of equal height within an
     image depends on float rounding (batching, threads) and carries no meaning, so the points are
     compared sorted by image and position."""
-    order, expected_order = (np.lexsort((p.xy[:, 0], p.xy[:, 1], p.image)) for p in (points, expected))
+    order, expected_order = (
+        np.lexsort((p.xy[:, 0], p.xy[:, 1], p.image)) for p in (points, expected)
+    )
     np.testing.assert_array_equal(points.image[order], expected.image[expected_order])
     np.testing.assert_array_equal(points.xy[order], expected.xy[expected_order])
     np.testing.assert_array_equal(points.label[order], expected.label[expected_order])
-    np.testing.assert_allclose(points.probability[order], expected.probability[expected_order], rtol=rtol)
+    np.testing.assert_allclose(
+        points.probability[order], expected.probability[expected_order], rtol=rtol
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +80,17 @@ def run_cli(capsys, *args: str) -> tuple[int, list[str]]:
 
 def test_writes_points_of_every_pair(capsys, gc_input, checkpoint, tmp_path):
     output = tmp_path / "out" / "cell_classification.json"
-    status, _ = run_cli(capsys, "--input", str(gc_input), "--output", str(output),
-                        "--checkpoint", str(checkpoint), "--device", "cpu")
+    status, _ = run_cli(
+        capsys,
+        "--input",
+        str(gc_input),
+        "--output",
+        str(output),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+    )
     assert status == 0
     points, _ = read_points_document(output, role="predictions")  # the organisers' validity rule
     expected = predict_points(load_checkpoint(checkpoint), iter_gc_input_pairs(gc_input))
@@ -90,15 +105,16 @@ def test_writes_points_of_every_pair(capsys, gc_input, checkpoint, tmp_path):
 
 
 def test_checkpoint_from_environment(capsys, gc_input, checkpoint, tmp_path, monkeypatch):
-    """Without --checkpoint, $OCELOT_CHECKPOINT is used (the container sets it to the baked weights)."""
+    """Without --checkpoint, $OCELOT_CHECKPOINT is used (the container sets it to baked weights)."""
     monkeypatch.setenv("OCELOT_CHECKPOINT", str(checkpoint))
     output = tmp_path / "cell_classification.json"
     status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output))
     assert status == 0, lines
     assert f"checkpoint {checkpoint}" in "\n".join(lines)
     monkeypatch.setenv("OCELOT_CHECKPOINT", str(tmp_path / "absent.pt"))
-    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output),
-                            "--checkpoint", str(checkpoint))
+    status, lines = run_cli(
+        capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(checkpoint)
+    )
     assert status == 0, lines  # the flag wins over the environment
 
 
@@ -107,9 +123,14 @@ def test_detection_settings_come_from_the_checkpoint(capsys, gc_input, tmp_path)
     with a stricter threshold find a subset of the cells."""
     counts = {}
     for threshold in (0.05, 0.95):
-        weights = make_checkpoint(tmp_path / f"t{threshold}.pt", detection={"threshold": threshold, "min_distance_um": 2.0})
+        weights = make_checkpoint(
+            tmp_path / f"t{threshold}.pt",
+            detection={"threshold": threshold, "min_distance_um": 2.0},
+        )
         output = tmp_path / f"t{threshold}.json"
-        status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(weights))
+        status, lines = run_cli(
+            capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(weights)
+        )
         assert status == 0, lines
         assert f"threshold {threshold}" in "\n".join(lines)
         counts[threshold] = len(read_points_document(output, role="predictions")[0])
@@ -117,24 +138,49 @@ def test_detection_settings_come_from_the_checkpoint(capsys, gc_input, tmp_path)
 
 
 def test_invalid_detection_settings_in_checkpoint(capsys, gc_input, tmp_path):
-    weights = make_checkpoint(tmp_path / "bad.pt", detection={"threshold": 1.5, "min_distance_um": 2.0})
-    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
-                            "--checkpoint", str(weights))
+    weights = make_checkpoint(
+        tmp_path / "bad.pt", detection={"threshold": 1.5, "min_distance_um": 2.0}
+    )
+    status, lines = run_cli(
+        capsys,
+        "--input",
+        str(gc_input),
+        "--output",
+        str(tmp_path / "o.json"),
+        "--checkpoint",
+        str(weights),
+    )
     assert status == 2 and str(weights) in lines[-1] and "threshold" in lines[-1]
 
 
 def test_leaking_variant_is_refused(capsys, gc_input, tmp_path):
     """Tissue-label leaking reads the tissue annotation, which a submission never has."""
     leaking = make_checkpoint(tmp_path / "leaking.pt", variant="tissue-label-leaking")
-    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
-                            "--checkpoint", str(leaking))
+    status, lines = run_cli(
+        capsys,
+        "--input",
+        str(gc_input),
+        "--output",
+        str(tmp_path / "o.json"),
+        "--checkpoint",
+        str(leaking),
+    )
     assert status == 2 and "tissue-label-leaking" in lines[-1] and str(leaking) in lines[-1]
 
 
 def test_progress_without_terminal_is_one_line_per_pair(capsys, gc_input, checkpoint, tmp_path):
     """Container logs are read line by line: without a terminal, each pair gets its own line."""
-    status = main(["predict", "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
-                   "--checkpoint", str(checkpoint)])
+    status = main(
+        [
+            "predict",
+            "--input",
+            str(gc_input),
+            "--output",
+            str(tmp_path / "o.json"),
+            "--checkpoint",
+            str(checkpoint),
+        ]
+    )
     lines = capsys.readouterr().err.splitlines()
     assert status == 0
     count = len(json.loads((gc_input / "metadata.json").read_text()))
@@ -181,7 +227,9 @@ def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch):
 
     monkeypatch.setattr(inference, "cell_log_probabilities", spy)
     count, pairs = predict_module.read_inputs(gc_input)
-    detector = LoadedDetector(BASELINE_DETECTOR, BaselineDetector(model, DetectionSettings()), batch_size=1)
+    detector = LoadedDetector(
+        BASELINE_DETECTOR, BaselineDetector(model, DetectionSettings()), batch_size=1
+    )
     predict_module.detect_all(detector, counting(pairs), count, progress=False)
     assert seen_when_predicting == list(range(1, count + 1))
 
@@ -191,7 +239,9 @@ def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch):
 
 def _replace_stack(folder: Path, array: np.ndarray) -> None:
     (stack,) = folder.glob("*.tif")
-    tifffile.imwrite(stack, array, photometric="rgb" if array.ndim == 3 and array.shape[-1] == 3 else None)
+    tifffile.imwrite(
+        stack, array, photometric="rgb" if array.ndim == 3 and array.shape[-1] == 3 else None
+    )
 
 
 def _drop_last_metadata_entry(gc_input: Path) -> str:
@@ -216,11 +266,15 @@ def _invalid_json(gc_input: Path) -> str:
     return "metadata.json"
 
 
-@pytest.mark.parametrize("damage", [_drop_last_metadata_entry, _break_tissue_stack, _remove_cell_stack, _invalid_json])
+@pytest.mark.parametrize(
+    "damage", [_drop_last_metadata_entry, _break_tissue_stack, _remove_cell_stack, _invalid_json]
+)
 def test_malformed_input(capsys, gc_input, checkpoint, tmp_path, damage):
     named = damage(gc_input)
     output = tmp_path / "cell_classification.json"
-    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(checkpoint))
+    status, lines = run_cli(
+        capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(checkpoint)
+    )
     assert status == 2
     assert lines[-1].startswith("error: ") and named in lines[-1], lines[-1]
     assert not output.exists()
@@ -230,14 +284,28 @@ def test_malformed_input(capsys, gc_input, checkpoint, tmp_path, damage):
 def test_unwritable_output(capsys, gc_input, checkpoint, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(blocker / "o.json"),
-                            "--checkpoint", str(checkpoint))
+    status, lines = run_cli(
+        capsys,
+        "--input",
+        str(gc_input),
+        "--output",
+        str(blocker / "o.json"),
+        "--checkpoint",
+        str(checkpoint),
+    )
     assert status == 2 and str(blocker / "o.json") in lines[-1] and "cannot write" in lines[-1]
 
 
 def test_missing_input_folder(capsys, checkpoint, tmp_path):
-    status, lines = run_cli(capsys, "--input", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o.json"),
-                            "--checkpoint", str(checkpoint))
+    status, lines = run_cli(
+        capsys,
+        "--input",
+        str(tmp_path / "nowhere"),
+        "--output",
+        str(tmp_path / "o.json"),
+        "--checkpoint",
+        str(checkpoint),
+    )
     assert status == 2 and "nowhere" in lines[-1] and "input folder not found" in lines[-1]
 
 
@@ -247,15 +315,28 @@ def test_bad_checkpoint(capsys, gc_input, tmp_path, content):
     if content is not None:
         path.write_bytes(content)
     output = tmp_path / "cell_classification.json"
-    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(path))
+    status, lines = run_cli(
+        capsys, "--input", str(gc_input), "--output", str(output), "--checkpoint", str(path)
+    )
     assert status == 2 and str(path) in lines[-1]
     assert not output.exists()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given when no GPU is present")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message given when no GPU is present"
+)
 def test_cuda_requested_without_gpu(capsys, gc_input, checkpoint, tmp_path):
-    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(tmp_path / "o.json"),
-                            "--checkpoint", str(checkpoint), "--device", "cuda")
+    status, lines = run_cli(
+        capsys,
+        "--input",
+        str(gc_input),
+        "--output",
+        str(tmp_path / "o.json"),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cuda",
+    )
     assert status == 2 and "no CUDA device" in lines[-1]
 
 
@@ -264,9 +345,22 @@ def test_error_in_a_fresh_process_has_no_traceback(gc_input, checkpoint, tmp_pat
     _break_tissue_stack(gc_input)
     output = tmp_path / "cell_classification.json"
     result = subprocess.run(
-        [sys.executable, "-m", "baseline_algorithm", "predict", "--input", str(gc_input), "--output", str(output),
-         "--checkpoint", str(checkpoint)],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "baseline_algorithm",
+            "predict",
+            "--input",
+            str(gc_input),
+            "--output",
+            str(output),
+            "--checkpoint",
+            str(checkpoint),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

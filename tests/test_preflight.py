@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from baseline_algorithm.__main__ import main
+from baseline_algorithm.cli import main
 from baseline_algorithm.platform import (
     RunLimits,
     docker_run_arguments,

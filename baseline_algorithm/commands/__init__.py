@@ -1,1 +1,1 @@
-"""Commands of ``python -m baseline_algorithm`` in the CLI convention of :mod:`evaluation.cli`."""
+"""The baseline's commands, one module each (see :mod:`evaluation.cli` for the convention)."""
