@@ -3,7 +3,7 @@
 A *detector* is a callable ``detect(pair) -> iterable of (x, y, cls, probability)``:
 
 ``pair``
-    A :class:`~baseline_algorithm.data.Pair` as the Grand Challenge input reader yields it:
+    A :class:`~evaluation.pairs.Pair` as the Grand Challenge input reader yields it:
     ``cell_image`` (uint8, H x W x 3), ``tissue_image`` (uint8, Ht x Wt x 3), ``meta`` (the
     metadata entry, with ``organ`` and the ``mpp`` fields), ``cell_box`` (the cell patch in
     tissue-patch pixels), ``name`` (``image_k``); no annotations.
@@ -20,11 +20,12 @@ it receives ``"cpu"`` or ``"cuda"``; if it has a ``checkpoint`` parameter it rec
 given with ``--checkpoint`` or ``$OCELOT_CHECKPOINT`` (when one is given; otherwise the factory's
 own default applies). A detector may opt in to batching with a ``detect_batch(pairs)`` method that
 returns one iterable of points per pair, in order, and a ``batch_size`` attribute (pairs per call).
+An :class:`~evaluation.errors.OcelotError` raised by a detector is reported as one line, like the
+toolkit's own; any other exception keeps the traceback of the participant's code.
 
 :func:`load_detector` imports ``MODULE:FACTORY`` and builds it; :func:`validated_points` checks a
-pair's points against the organisers' validity rule
-(:func:`evaluation.formats.points_from_document`,
-the scorer's own reader) before anything is written.
+pair's points against the organisers' validity rule (the scorer's own reader,
+:func:`evaluation.formats.points_from_document`) before anything is written.
 """
 
 from __future__ import annotations
@@ -176,6 +177,8 @@ class LoadedDetector:
                 results = (
                     [self.detect(pairs[0])] if len(pairs) == 1 else [self.detect(p) for p in pairs]
                 )
+        except OcelotError:
+            raise  # already one line saying what to fix
         except Exception as error:
             raise _failure(self.spec, f"raised on {names}", error) from error
         if len(results) != len(pairs):
@@ -244,6 +247,8 @@ def load_detector(
         ) from None
     try:
         detect = factory(**passed)
+    except OcelotError:
+        raise
     except Exception as error:
         raise _failure(spec, "failed while being built", error) from error
     if not callable(detect):
@@ -278,6 +283,8 @@ def resolve_factory(spec: str) -> Callable[..., Any]:
                 f"(install the detector's package, or check the name)"
             ) from None
         raise _failure(spec, f"could not import {module_name}", error) from error
+    except OcelotError:
+        raise
     except Exception as error:
         raise _failure(spec, f"could not import {module_name}", error) from error
     factory: Any = module

@@ -335,6 +335,24 @@ def test_exceptions_in_participant_code_keep_their_traceback(write_module):
         load_detector(f"{name}:make")
 
 
+def test_ocelot_errors_of_a_detector_stay_one_line(write_module, capsys, tmp_path):
+    """A participant's OcelotError reads as the toolkit's own errors do: one line, no traceback."""
+    name = write_module("""
+        from evaluation.errors import OcelotError
+
+        class WeightsMissing(OcelotError):
+            pass
+
+        def make():
+            raise WeightsMissing("weights.bin: not found; bake it in with --checkpoint")
+    """)
+    status, lines, output = run_predict(capsys, tmp_path, f"{name}:make")
+    assert status == 2
+    assert lines[-1] == "error: weights.bin: not found; bake it in with --checkpoint"
+    assert not any("Traceback" in line for line in lines)
+    assert not output.exists()
+
+
 # --- batching ---
 
 
