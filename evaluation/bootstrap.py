@@ -15,7 +15,8 @@ import numpy as np
 from evaluation.constants import CLASS_NAMES
 from evaluation.metrics import precision_recall_f1
 
-__all__ = ["bootstrap_f1", "bootstrap_f1_by_group", "STATISTICS"]
+__all__ = ["bootstrap_f1", "bootstrap_f1_by_group", "count_matrix", "image_draws",
+           "STATISTICS"]
 
 #: The statistics each interval is given for, in report order.
 STATISTICS = tuple(f"F1/{name}" for name in CLASS_NAMES.values()) + ("mF1",)
@@ -27,11 +28,52 @@ def _statistics(totals: np.ndarray) -> np.ndarray:
     return np.concatenate([f1, f1.mean(axis=-1, keepdims=True)], axis=-1)
 
 
-def _count_matrix(counts: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Per-image counts dict (``TP/BC``... -> (N,)) -> (N, C, 3) int64 array."""
+def count_matrix(counts: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per-image counts as one array.
+
+    Parameters
+    ----------
+    counts : mapping
+        ``TP/BC``, ``FP/BC``, ``FN/BC``, ``TP/TC``, ``FP/TC``, ``FN/TC`` -> (N,) int per image.
+
+    Returns
+    -------
+    ndarray of int64, shape (N, C, 3)
+        ``[TP, FP, FN]`` of each image and class, classes in ``CLASS_NAMES`` order.
+    """
     return np.stack([np.stack([np.asarray(counts[f"{kind}/{name}"], dtype=np.int64)
                                for kind in ("TP", "FP", "FN")], axis=-1)
                      for name in CLASS_NAMES.values()], axis=1)
+
+
+def image_draws(num_images: int, replicates: int,
+                seed: int | np.random.SeedSequence = 0) -> np.ndarray:
+    """How often each image is drawn in each bootstrap replicate.
+
+    Each replicate draws ``num_images`` images with replacement. Summing counts weighted by one
+    row gives that replicate's micro-averaged counts; sharing the rows between submissions
+    pairs their replicates (every submission sees the same resampled test set).
+
+    Parameters
+    ----------
+    num_images : int
+        Number of images N (>= 1).
+    replicates : int
+        Number of replicates R (>= 1).
+    seed : int or numpy SeedSequence
+        Seed of the resampling.
+
+    Returns
+    -------
+    ndarray of int64, shape (R, N)
+        Draw counts; every row sums to N.
+    """
+    if num_images < 1:
+        raise ValueError(f"num_images must be >= 1, got {num_images}")
+    if replicates < 1:
+        raise ValueError(f"replicates must be >= 1, got {replicates}")
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(num_images, np.full(num_images, 1 / num_images), size=replicates)
 
 
 def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
@@ -61,15 +103,13 @@ def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
         raise ValueError(f"replicates must be >= 1, got {replicates}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    per_image = _count_matrix(counts)
+    per_image = count_matrix(counts)
     num_images = len(per_image)
     result = {"images": num_images, "replicates": int(replicates), "confidence": float(confidence)}
     if num_images == 0:
         result.update({key: {"estimate": None, "low": None, "high": None} for key in STATISTICS})
         return result
-    rng = np.random.default_rng(seed)
-    # How often each image is drawn in each replicate: (replicates, N).
-    draws = rng.multinomial(num_images, np.full(num_images, 1 / num_images), size=replicates)
+    draws = image_draws(num_images, replicates, seed)
     totals = np.einsum("rn,nck->rck", draws, per_image)
     replicate_values = _statistics(totals)
     estimate = _statistics(per_image.sum(axis=0))
@@ -109,4 +149,4 @@ def bootstrap_f1_by_group(counts: Mapping[str, np.ndarray], groups: Sequence[str
     return {name: bootstrap_f1({key: values[group_of_image == name]
                                 for key, values in per_image.items()},
                                replicates=replicates, confidence=confidence, seed=stream)
-            for name, stream in zip(names, streams)}
+            for name, stream in zip(names, streams, strict=True)}

@@ -35,6 +35,8 @@ EVALUATION_COMMANDS = {
                    "write the ground-truth JSON of one release split"),
     "layout": ("evaluation.commands.layout",
                "write a release split in the Grand Challenge layout"),
+    "leaderboard": ("evaluation.commands.leaderboard",
+                    "rank submissions by mF1, with bootstrap rank stability and significance"),
 }
 
 

@@ -42,7 +42,7 @@ class InputError(OcelotError, ValueError):
 
 
 class DataError(OcelotError, ValueError):
-    """A dataset file (release or Grand Challenge layout, image, mask) is missing or inconsistent."""
+    """A dataset file (release or Grand Challenge layout, image, mask) is missing or wrong."""
 
 
 def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:

@@ -186,7 +186,8 @@ def _read_indexed_ground_truth(folder: Path, index_path: Path, split: str
         for field in ("ground_truth", "metadata"):
             if entry.get(field) is not None:
                 check_inside(entry[field], f"{where}.{field}")
-                paths[field] = resolve_inside(folder, entry[field], f"{where}.{field}")
+                paths[field] = resolve_inside(folder, entry[field],
+                                              f"{where}.{field} {preview(entry[field])}")
         catalogue[name] = _read_ground_truth_file(paths["ground_truth"], paths.get("metadata"),
                                                   split)
     return catalogue
@@ -200,7 +201,8 @@ def _read_ground_truth_file(path: Path, metadata: Path | None, split: str) -> Gr
     return GroundTruth(points, num_images, organs, str(path))
 
 
-def ground_truth_of(job: Job, catalogue: dict[str | None, GroundTruth], num_jobs: int) -> GroundTruth:
+def ground_truth_of(job: Job, catalogue: dict[str | None, GroundTruth],
+                    num_jobs: int) -> GroundTruth:
     """The ground truth that ``job`` is scored against: the one whose name is a job input's."""
     if None in catalogue:
         if num_jobs > 1:
@@ -249,7 +251,8 @@ def score_jobs(
         _concatenate([truth.points for truth in ground_truths], offsets[:-1]),
         int(offsets[-1]),
         radius_px=radius_px,
-        organs=[organ for truth in ground_truths for organ in truth.organs] if known_organs else None,
+        organs=([organ for truth in ground_truths for organ in truth.organs] if known_organs
+                else None),
     )
     return _label_results_by_job(report, jobs, offsets)
 
@@ -257,7 +260,8 @@ def score_jobs(
 def _concatenate(point_sets: Sequence[PointSet], image_offsets: Sequence[int]) -> PointSet:
     """One PointSet of all ``point_sets``, image indices of the j-th shifted by its offset."""
     return PointSet.from_arrays(
-        np.concatenate([points.image + offset for points, offset in zip(point_sets, image_offsets)]),
+        np.concatenate([points.image + offset
+                        for points, offset in zip(point_sets, image_offsets)]),
         np.concatenate([points.xy for points in point_sets]).reshape(-1, 2),
         np.concatenate([points.label for points in point_sets]),
         np.concatenate([points.probability for points in point_sets]),
@@ -315,7 +319,8 @@ def evaluate(
     stale = output_dir / "metrics.json"
     if stale.is_file() and not stale.is_symlink():
         stale.unlink()
-    jobs = read_jobs(resolve_inside(input_dir, "predictions.json", str(input_dir)))
+    jobs = read_jobs(resolve_inside(input_dir, "predictions.json",
+                                    str(input_dir / "predictions.json")))
     folder = ground_truth_folder(mounted_ground_truth, baked_ground_truth)
     catalogue = read_ground_truth_catalogue(folder, split=split)
     print(f"{len(jobs)} job(s); ground truth from {folder}")

@@ -27,7 +27,6 @@ import numpy as np
 
 from evaluation.constants import BC, TC
 from evaluation.errors import DataError, InputError, preview
-from evaluation.limits import current_limits
 from evaluation.formats import (
     PointSet,
     json_kind,
@@ -36,6 +35,7 @@ from evaluation.formats import (
     read_json_document,
     write_json_atomic,
 )
+from evaluation.limits import current_limits
 from evaluation.pairs import Pair
 from evaluation.stacked import write_stacked_tiff
 
@@ -407,7 +407,8 @@ def _job_output_path(job: Job, input_dir: Path) -> Path:
         )
     for field, part in (("pk", job.pk), ("relative_path", relative_path)):
         check_inside(part, f"{job.where}: {field}")
-    return resolve_inside(input_dir, f"{job.pk}/output/{relative_path}", job.where)
+    return resolve_inside(input_dir, f"{job.pk}/output/{relative_path}",
+                          f"{job.where}: output {preview(relative_path)}")
 
 
 def check_inside(relative: str, where: str) -> None:
@@ -420,6 +421,8 @@ def check_inside(relative: str, where: str) -> None:
 def resolve_inside(root: Path, relative: str, where: str) -> Path:
     """``root / relative`` with every symbolic link resolved, refused if it leaves ``root``.
 
+    ``where`` names the path in the message (``where`` + " leads outside ...").
+
     A submission controls what lies under ``/input``: a link there to the baked ground truth
     (or anywhere else) must not be read. The text of ``relative`` is checked by
     :func:`check_inside` first.
@@ -431,6 +434,6 @@ def resolve_inside(root: Path, relative: str, where: str) -> Path:
     """
     resolved = (root / relative).resolve()
     if not resolved.is_relative_to(root.resolve()):
-        raise InputError(f"{where}: {preview(relative)} leads outside {root} through a symbolic "
-                         "link; only files inside it are read")
+        raise InputError(f"{where} leads outside {root} through a symbolic link; only files "
+                         "inside it are read")
     return resolved

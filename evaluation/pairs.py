@@ -62,8 +62,8 @@ def cell_box_in_tissue(
     -------
     (x0, y0, x1, y1) : tuple of float
         Continuous tissue-pixel coordinates; the centre is
-        ``(patch_x_offset * tissue_width, patch_y_offset * tissue_height)`` and the side is a quarter
-        of the tissue side.
+        ``(patch_x_offset * tissue_width, patch_y_offset * tissue_height)`` and the side is a
+        quarter of the tissue side.
     """
     offsets = []
     for key in ("patch_x_offset", "patch_y_offset"):

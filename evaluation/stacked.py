@@ -102,7 +102,8 @@ class StackedPatches:
             ) from None
         if patch.shape != self.patch_shape or patch.dtype != np.uint8:
             raise DataError(
-                f"{self.path}: patch {index} decoded as {patch.dtype} {patch.shape}, expected uint8 {self.patch_shape}"
+                f"{self.path}: patch {index} decoded as {patch.dtype} {patch.shape}, "
+                f"expected uint8 {self.patch_shape}"
             )
         return patch
 
@@ -117,7 +118,7 @@ class StackedPatches:
 
 
 def _check_stack(path: Path, shape: tuple[int, ...], count: int) -> int:
-    """Side S of the square patches of a (N*S, S, 3) stack; ``DataError`` if ``count`` do not fit."""
+    """Side S of the square patches of a (N*S, S, 3) stack; ``DataError`` unless ``count`` fit."""
     if len(shape) != 3 or shape[2] != 3:
         raise DataError(
             f"{path}: expected an RGB image (rows, columns, 3), got shape {tuple(shape)}"
@@ -268,7 +269,8 @@ class _MetaImageStack:
         if self._volume:
             if size[2] != count or size[0] != size[1]:
                 raise DataError(
-                    f"{path}: volume of size {size} does not hold {count} square patches (metadata.json)"
+                    f"{path}: volume of size {size} does not hold {count} square patches "
+                    "(metadata.json)"
                 )
             side = size[0]
             _check_side(path, side)
@@ -363,8 +365,9 @@ def write_stacked_tiff(
     patches : ndarray of uint8, shape (N, S, S, 3), or iterable of (S, S, 3) arrays
         An ``np.memmap`` keeps memory low for large N.
     compression : str, optional
-        tifffile compression name (``"zlib"``, ``"lzw"``, ...), used with the horizontal-differencing
-        predictor; None writes uncompressed data in one strip, as the platform does.
+        tifffile compression name (``"zlib"``, ``"lzw"``, ...), used with the
+        horizontal-differencing predictor; None writes uncompressed data in one strip, as the
+        platform does.
     rowsperstrip, tile
         Strip height or (tile height, tile width) in pixels; passed to ``tifffile``.
     """

@@ -59,3 +59,25 @@ def test_importing_every_evaluation_module_loads_neither_torch_nor_the_baseline(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_report_with_images_runs_where_torch_cannot_be_imported(tmp_path):
+    """``report --images`` needs the images and report extras only, never torch."""
+    test_data = REPO / "test_data"
+    (predictions,) = (test_data / "evaluation" / "input").glob("*/output/cell_classification.json")
+    code = (
+        "import sys\n"
+        "for name in " + repr(FORBIDDEN) + ":\n"
+        "    sys.modules[name] = None  # any import of it raises ImportError\n"
+        "from evaluation.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "report", "--quiet", "--replicates", "50",
+         "--predictions", str(predictions),
+         "--ground-truth", str(test_data / "ground_truth" / "cell_gt.json"),
+         "--images", str(test_data / "input"), "--out", str(tmp_path / "report")],
+        capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count("data:image/jpeg") == 3  # one overlay per pair of test_data

@@ -197,7 +197,7 @@ def break_predictions_json(input_dir: Path) -> list[str]:
 def remove_job_output(input_dir: Path) -> list[str]:
     path = _job_output(input_dir)
     path.unlink()
-    return [f"job {path.parents[1].name}", "missing", path.name]
+    return [f'job "{path.parents[1].name}"', "missing", path.name]
 
 
 def put_point_outside_patch(input_dir: Path) -> list[str]:
@@ -205,19 +205,47 @@ def put_point_outside_patch(input_dir: Path) -> list[str]:
     document = json.loads(path.read_text())
     document["points"][1]["point"][1] = 1024
     path.write_text(json.dumps(document))
-    return [f"job {path.parents[1].name}", path.name, "points[1].point[1]", "1024"]
+    return [f'job "{path.parents[1].name}"', path.name, "points[1].point[1]", "1024"]
+
+
+def link_output_to_the_baked_ground_truth(input_dir: Path) -> list[str]:
+    """The cheat: a job output that is a link to the ground truth inside the image."""
+    path = _job_output(input_dir)
+    path.unlink()
+    path.symlink_to("/opt/ocelot/ground_truth/cell_gt.json")
+    return [path.name, "outside /input", "symbolic link"]
+
+
+def submit_ten_million_points(input_dir: Path) -> list[str]:
+    """A careless detector's output: 10^7 points, about 690 MB, for a container of 4 GB."""
+    path = _job_output(input_dir)
+    entry = '{"name": "image_0", "point": [512, 512, 1], "probability": 0.5}, '
+    with open(path, "w") as stream:
+        stream.write('{"type": "Multiple points", "points": [')
+        for _ in range(1000):
+            stream.write(entry * 10_000)
+        stream.write(entry[:-2] + "]}")
+    return [path.name, "MB of JSON exceed the limit of 256", "OCELOT_MAX_DOCUMENT_MB"]
 
 
 @pytest.mark.parametrize(
-    "break_input", [break_predictions_json, remove_job_output, put_point_outside_patch]
+    "break_input",
+    [
+        break_predictions_json,
+        remove_job_output,
+        put_point_outside_patch,
+        link_output_to_the_baked_ground_truth,
+        submit_ten_million_points,
+    ],
 )
 def test_failure_contract(docker_client, eval_image, tmp_path, break_input):
     input_dir, output_dir = platform_folders(tmp_path)
     fragments = break_input(input_dir)
     for path in input_dir.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
     status, _, stderr = run_container(docker_client, eval_image.id, mounts(input_dir, output_dir))
-    assert status == 2
+    assert status == 2, stderr[-2000:]  # never 137: a clean line, whatever the input
     last_line = stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: ")
     for fragment in fragments:

@@ -1,4 +1,4 @@
-"""Reading "Multiple points" documents: every validity rule and JSON failure gives one clear line."""
+"""Reading "Multiple points" documents: each validity rule and JSON failure gives one clear line."""
 
 import json
 import os
@@ -130,7 +130,8 @@ def test_ground_truth_returns_num_images_and_allows_empty_points(tmp_path):
         (entry(point=(0, 0, 1.0)), ": points[1].point[2]: class must be 1 (BC) or 2 (TC), got 1.0"),
         (
             entry(probability=1),
-            ": points[1].probability: must be a float in [0, 1] written with a decimal point, got 1",
+            ": points[1].probability: must be a float in [0, 1] written with a decimal point, "
+            "got 1",
         ),
         (entry(probability=1.5), ": points[1].probability: must be a float in [0, 1], got 1.5"),
         (entry(probability=-0.1), ": points[1].probability: must be a float in [0, 1], got -0.1"),

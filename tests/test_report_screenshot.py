@@ -1,12 +1,9 @@
 """The report as a user sees it: opened in headless Chromium, screenshot taken, figures decoded.
 
-Needs Debian's ``chromium`` package (``.ci/run`` installs it). Without it the tests skip, saying
-so; with ``OCELOT_REQUIRE_CHROMIUM=1`` (set by ``.ci/run``) they fail instead, so that CI cannot
-pass by skipping them.
+Needs Debian's ``chromium`` package (``.ci/run`` installs it): see the ``chromium`` fixture in
+``conftest.py``.
 """
 
-import os
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,18 +20,6 @@ from evaluation.report.figures import CLASS_COLOURS
 REPOSITORY = Path(__file__).resolve().parents[1]
 TEST_DATA = REPOSITORY / "test_data"
 WINDOW = (1280, 2000)
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    reason = "headless Chromium not found (apt-get install -y chromium)"
-    if os.environ.get("OCELOT_REQUIRE_CHROMIUM") == "1":
-        pytest.fail(f"OCELOT_REQUIRE_CHROMIUM=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def run_chromium(chromium, profile, *arguments):

@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     """Read inputs, score, print the table, write the metrics file."""
     radius_px = radius_in_pixels(args.radius_px, args.radius_um, args.mpp)
     if args.output is not None:
-        check_writable(args.output, inputs=[path for path in (args.predictions, args.ground_truth, args.metadata) if path])
+        read = (args.predictions, args.ground_truth, args.metadata)
+        check_writable(args.output, inputs=[path for path in read if path is not None])
     inputs = read_inputs(args)
     report = score(inputs.predictions, inputs.ground_truth, inputs.num_images,
                    radius_px=radius_px, organs=inputs.organs, matching=args.matching)

@@ -22,7 +22,8 @@ REPORT_FILES = ("report.html", "report.json", "pr_curves.png", "f1_threshold.png
 
 
 def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
-                 out_dir: str | os.PathLike, *, radius_px: float = MATCH_RADIUS_PX, matching: str = "greedy",
+                 out_dir: str | os.PathLike, *, radius_px: float = MATCH_RADIUS_PX,
+                 matching: str = "greedy",
                  organs: Sequence[str] | None = None, images: str | os.PathLike | None = None,
                  split: str | None = None, replicates: int = 1000, seed: int = 0,
                  sources: dict[str, str] | None = None, progress: bool = True) -> Analysis:
