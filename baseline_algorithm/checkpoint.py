@@ -19,13 +19,15 @@ from pathlib import Path
 
 import torch
 
-from .model import CellTissueModel, ModelConfig
+from evaluation.errors import OcelotError
+
+from .model import CellTissueModel, ModelConfig, ModelConfigError
 
 CHECKPOINT_FORMAT = 1
 WEIGHT_DTYPES = ("float32", "float16", "int8")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(OcelotError, ValueError):
     """A checkpoint file is missing, unreadable or not one of ours; ``str()`` names the file."""
 
 
@@ -108,7 +110,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def model_from_checkpoint(payload: dict) -> CellTissueModel:
     """Rebuild the model of a checkpoint dictionary, float32, in eval mode."""
-    model = CellTissueModel(ModelConfig.from_dict(payload["config"]))
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+    except (ModelConfigError, TypeError) as error:
+        raise CheckpointError(f"checkpoint config: {error}") from None
+    model = CellTissueModel(config)
     model.load_state_dict(decode_state(payload["state"], payload.get("scales", {})))
     return model.eval()
 

@@ -14,10 +14,17 @@ class CellTissueDiceLoss(nn.Module):
 
     Each Dice loss is ``1 - dice`` averaged over the classes that occur in the batch's target,
     computed from the softmax of the logits in float32.
+
+    Parameters
+    ----------
+    tissue_weight : float
+        Weight of the tissue loss in the total; 0 trains the tissue branch through the cell loss
+        alone (Table 7's large-field-of-view-only ablation). The tissue loss is still reported.
     """
 
-    def __init__(self):
+    def __init__(self, tissue_weight: float = 1.0):
         super().__init__()
+        self.tissue_weight = tissue_weight
         self.cell = DiceLoss("multiclass", from_logits=True)
         self.tissue = DiceLoss("multiclass", from_logits=True, ignore_index=TISSUE_IGNORE_INDEX)
 
@@ -38,5 +45,8 @@ class CellTissueDiceLoss(nn.Module):
         losses = {"cell": self.cell(output.cell_logits.float(), cell_target)}
         if output.tissue_logits is not None:
             losses["tissue"] = self.tissue(output.tissue_logits.float(), tissue_target)
-        losses["loss"] = sum(losses.values())
+        losses["loss"] = losses["cell"]
+        if "tissue" in losses:
+            # Multiplying by 0 keeps the tissue head in the graph (no unused parameters in DDP).
+            losses["loss"] = losses["loss"] + self.tissue_weight * losses["tissue"]
         return losses

@@ -4,6 +4,10 @@ The images are the unit that varies between test sets, so each replicate draws `
 images with replacement, sums their TP/FP/FN per class (micro-average, as the leaderboard does) and
 computes F1 with the OCELOT formula (unrounded). The interval is the percentile interval of the
 replicates. Seeded: the same counts, seed and settings give the same intervals.
+
+Paired comparison: :func:`paired_replicates` scores several runs (models, seeds) on the same test
+images with the *same* resamples, so the replicates of a difference between runs (e.g. a model's
+gain over a baseline) give its interval with the image-to-image variation shared by both removed.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import numpy as np
 from evaluation.confidence import precision_recall_f1
 from evaluation.formats import CLASS_NAMES
 
-__all__ = ["bootstrap_f1", "bootstrap_f1_by_group", "STATISTICS"]
+__all__ = ["bootstrap_f1", "bootstrap_f1_by_group", "paired_replicates", "percentile_interval",
+           "STATISTICS"]
 
 #: The statistics each interval is given for, in report order.
 STATISTICS = tuple(f"F1/{name}" for name in CLASS_NAMES.values()) + ("mF1",)
@@ -32,6 +37,58 @@ def _count_matrix(counts: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.stack([np.stack([np.asarray(counts[f"{kind}/{name}"], dtype=np.int64)
                                for kind in ("TP", "FP", "FN")], axis=-1)
                      for name in CLASS_NAMES.values()], axis=1)
+
+
+def _draws(num_images: int, replicates: int, seed: int | np.random.SeedSequence) -> np.ndarray:
+    """How often each image is drawn in each replicate: (replicates, num_images) int."""
+    if replicates < 1:
+        raise ValueError(f"replicates must be >= 1, got {replicates}")
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(num_images, np.full(num_images, 1 / num_images), size=replicates)
+
+
+def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """(low, high) percentile bounds of ``values`` along axis 0, covering ``confidence``."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(values, [tail, 1 - tail], axis=0)
+    return low, high
+
+
+def paired_replicates(counts_by_run: Mapping[str, Mapping[str, np.ndarray]], *,
+                      replicates: int = 1000,
+                      seed: int | np.random.SeedSequence = 0) -> dict[str, np.ndarray]:
+    """Every run's statistics on the same bootstrap resamples of the test images.
+
+    Parameters
+    ----------
+    counts_by_run : mapping
+        Run name -> per-image counts (as for :func:`bootstrap_f1`), every run on the same N
+        images in the same order.
+    replicates : int
+        Number of bootstrap replicates (>= 1).
+    seed : int or numpy SeedSequence
+        Seed of the resampling, shared by all runs.
+
+    Returns
+    -------
+    dict
+        Run name -> ndarray of shape (replicates, len(STATISTICS)): the columns are
+        ``STATISTICS`` (F1 per class, then mF1) of that run on each resample. Row ``r`` of every
+        run comes from the same resampled images, so differences between runs are paired.
+    """
+    per_run = {name: _count_matrix(counts) for name, counts in counts_by_run.items()}
+    sizes = {len(matrix) for matrix in per_run.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"runs must be scored on the same images, got image counts {sorted(sizes)}")
+    (num_images,) = sizes
+    if num_images == 0:
+        raise ValueError("no images to resample")
+    draws = _draws(num_images, replicates, seed)
+    return {name: _statistics(np.einsum("rn,nck->rck", draws, matrix))
+            for name, matrix in per_run.items()}
 
 
 def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
@@ -67,14 +124,10 @@ def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
     if num_images == 0:
         result.update({key: {"estimate": None, "low": None, "high": None} for key in STATISTICS})
         return result
-    rng = np.random.default_rng(seed)
-    # How often each image is drawn in each replicate: (replicates, N).
-    draws = rng.multinomial(num_images, np.full(num_images, 1 / num_images), size=replicates)
-    totals = np.einsum("rn,nck->rck", draws, per_image)
-    replicate_values = _statistics(totals)
+    draws = _draws(num_images, replicates, seed)
+    replicate_values = _statistics(np.einsum("rn,nck->rck", draws, per_image))
     estimate = _statistics(per_image.sum(axis=0))
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(replicate_values, [tail, 1 - tail], axis=0)
+    low, high = percentile_interval(replicate_values, confidence)
     for column, key in enumerate(STATISTICS):
         result[key] = {"estimate": float(estimate[column]), "low": float(low[column]),
                        "high": float(high[column])}

@@ -1,0 +1,1 @@
+"""Commands of ``python -m baseline_algorithm`` (each a module with HELP, add_arguments, run)."""
