@@ -26,8 +26,12 @@ from .model import TISSUE_IGNORE_INDEX
 CELL_DISK_RADIUS_UM = 1.4
 """Radius of the cell disks in micrometres (7 px at 0.2 um/px)."""
 
-TISSUE_ANNOTATION_VALUES = {TISSUE_BACKGROUND: 0, TISSUE_CANCER: 1, TISSUE_UNKNOWN: TISSUE_IGNORE_INDEX}
-"""Tissue annotation value (release PNG) -> tissue target (0 background, 1 cancer area, 255 ignored)."""
+TISSUE_ANNOTATION_VALUES = {
+    TISSUE_BACKGROUND: 0,
+    TISSUE_CANCER: 1,
+    TISSUE_UNKNOWN: TISSUE_IGNORE_INDEX,
+}
+"""Tissue annotation value (release PNG) -> target (0 background, 1 cancer area, 255 ignored)."""
 
 
 def disk_radius_px(patch_size: int) -> float:
@@ -82,7 +86,9 @@ def tissue_target(mask: np.ndarray) -> np.ndarray:
     return lookup[mask]
 
 
-def crop_labels_to_box(labels: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def crop_labels_to_box(
+    labels: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
     """Nearest-neighbour crop of each label map to its box, resampled to ``size``.
 
     Parameters

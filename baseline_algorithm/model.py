@@ -1,4 +1,4 @@
-"""The paper's model family: two DeepLabV3+ branches and how the tissue context reaches the cell one.
+"""The paper's model family: two DeepLabV3+ branches, and how tissue context reaches the cell one.
 
 Every variant of Ryu et al. (CVPR 2023, Sec. 4 and 5.3) is the same :class:`CellTissueModel` built
 from a :class:`ModelConfig`; the variant only decides which context (none, the tissue branch's
@@ -18,9 +18,9 @@ tissue-label-leaking   ground truth   the RGB input (analysis only: needs the ti
 ====================== ============== ==========================================================
 
 K = 2 tissue classes (background, cancer area). The context is the region of the tissue map covered
-by the cell patch, resampled onto the feature map it is concatenated to (:func:`crop_to_cell_region`);
-Feature-sharing also passes cell features the other way, resampled into the cell region of the
-tissue map and zero elsewhere (:func:`place_in_cell_region`).
+by the cell patch, resampled onto the feature map it is concatenated to
+(:func:`crop_to_cell_region`); Feature-sharing also passes cell features the other way, resampled
+into the cell region of the tissue map and zero elsewhere (:func:`place_in_cell_region`).
 
 Each branch is segmentation-models-pytorch's encoder, DeepLabV3+ decoder and head, run stage by
 stage (:class:`DeepLabV3PlusBranch`); a variant only widens the layer that reads a concatenation.
@@ -56,7 +56,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 INJECTION_POINTS = ("input", "encoder", "aspp", "decoder")
-"""Where a branch can read extra channels: its input, before ASPP, before fusion, before the head."""
+"""Where a branch reads extra channels: its input, before ASPP, before fusion, before the head."""
 SHARING_POSITIONS = ("encoder", "aspp", "decoder")
 """Where Feature-sharing may exchange: after the encoder, after ASPP, after the decoder (§5.3)."""
 SHARING_DIRECTIONS = ("none", "cell-to-tissue", "tissue-to-cell", "both")
@@ -114,6 +114,9 @@ class ModelConfig:
         a ResNet-family encoder (``resnet18``, ``resnet34``, ...).
     dropout_tissue, dropout_cell : float
         Spatial dropout (``nn.Dropout2d``) rate at the end of each ResNet stage, per branch.
+    dropout_aspp : float
+        Dropout rate after ASPP's projection in both branches (segmentation-models-pytorch's
+        0.5; the paper does not give one).
     patch_size : int
         Side in pixels of both the cell and the tissue patch the model was trained on. Inputs of
         another size are resampled to it at inference.
@@ -142,6 +145,7 @@ class ModelConfig:
     std: tuple[float, float, float] = field(default=IMAGENET_STD)
     sharing: tuple[str, str, str] | None = None
     tissue_input: str = "tissue-patch"
+    dropout_aspp: float = 0.5
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -150,7 +154,7 @@ class ModelConfig:
             raise ModelConfigError(
                 f"patch_size {self.patch_size} px is not a multiple of 16 (the encoder stride)"
             )
-        for name in ("dropout_tissue", "dropout_cell"):
+        for name in ("dropout_tissue", "dropout_cell", "dropout_aspp"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ModelConfigError(f"{name} {getattr(self, name)} is not in [0, 1)")
         shares = VARIANTS[self.variant].shares_features
@@ -172,7 +176,9 @@ class ModelConfig:
                 )
         object.__setattr__(self, "sharing", sharing)
         if self.tissue_input not in TISSUE_INPUTS:
-            raise ModelConfigError(f"tissue_input {self.tissue_input!r} is not one of {TISSUE_INPUTS}")
+            raise ModelConfigError(
+                f"tissue_input {self.tissue_input!r} is not one of {TISSUE_INPUTS}"
+            )
         if self.tissue_input != "tissue-patch" and not has_tissue_branch(self.variant):
             raise ModelConfigError(
                 f"tissue_input {self.tissue_input!r} needs a tissue branch; variant "
@@ -180,12 +186,12 @@ class ModelConfig:
             )
 
     def exchanges(self, direction: str) -> tuple[str, ...]:
-        """Positions at which features flow in ``direction`` (``cell-to-tissue``/``tissue-to-cell``)."""
+        """Positions where features flow in ``direction``: cell-to-tissue or tissue-to-cell."""
         if self.sharing is None:
             return ()
         return tuple(
             position
-            for position, kind in zip(SHARING_POSITIONS, self.sharing)
+            for position, kind in zip(SHARING_POSITIONS, self.sharing, strict=True)
             if kind in (direction, "both")
         )
 
@@ -234,7 +240,11 @@ def crop_to_cell_region(
     boxes = boxes.to(device=maps.device, dtype=torch.float32)
     rois = torch.cat([batch_index[:, None], boxes], dim=1)
     return roi_align(
-        maps.float(), rois, output_size=tuple(size), spatial_scale=1.0, sampling_ratio=-1,
+        maps.float(),
+        rois,
+        output_size=tuple(size),
+        spatial_scale=1.0,
+        sampling_ratio=-1,
         aligned=True,
     )
 
@@ -273,12 +283,21 @@ def place_in_cell_region(
     # The whole tissue map, in cell-patch pixels: roi_align then averages over each footprint.
     batch_index = torch.arange(maps.shape[0], dtype=torch.float32, device=maps.device)
     rois = torch.stack(
-        [batch_index, -x0 * scale_x, -y0 * scale_y, (width - x0) * scale_x,
-         (height - y0) * scale_y],
+        [
+            batch_index,
+            -x0 * scale_x,
+            -y0 * scale_y,
+            (width - x0) * scale_x,
+            (height - y0) * scale_y,
+        ],
         dim=1,
     )
     resampled = roi_align(
-        maps.float(), rois, output_size=(height, width), spatial_scale=1.0, sampling_ratio=-1,
+        maps.float(),
+        rois,
+        output_size=(height, width),
+        spatial_scale=1.0,
+        sampling_ratio=-1,
         aligned=True,
     )
     return resampled * _box_coverage(boxes, height, width)[:, None]
@@ -294,9 +313,10 @@ def _box_coverage(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
         high = torch.minimum(edges[None] + 1, stop[:, None])
         return (high - low).clamp(min=0, max=1)
 
-    return overlap(boxes[:, 1], boxes[:, 3], ys)[:, :, None] * overlap(
-        boxes[:, 0], boxes[:, 2], xs
-    )[:, None, :]
+    return (
+        overlap(boxes[:, 1], boxes[:, 3], ys)[:, :, None]
+        * overlap(boxes[:, 0], boxes[:, 2], xs)[:, None, :]
+    )
 
 
 def add_spatial_dropout(encoder: nn.Module, rate: float) -> None:
@@ -338,6 +358,8 @@ class DeepLabV3PlusBranch(nn.Module):
         Where the context is concatenated.
     decoder_channels : int
         Width of the ASPP and decoder features.
+    aspp_dropout : float
+        Dropout rate after ASPP's projection.
     receives : tuple of str
         Positions among :data:`SHARING_POSITIONS` where the other branch's features (of the
         same width as this branch's there) are concatenated by the caller (Feature-sharing).
@@ -354,6 +376,7 @@ class DeepLabV3PlusBranch(nn.Module):
         inject_at: str | None = None,
         decoder_channels: int = 256,
         receives: tuple[str, ...] = (),
+        aspp_dropout: float = 0.5,
     ):
         super().__init__()
         if inject_at not in (None, *INJECTION_POINTS):
@@ -385,7 +408,7 @@ class DeepLabV3PlusBranch(nn.Module):
             atrous_rates=(12, 24, 36),
             output_stride=16,
             aspp_separable=True,
-            aspp_dropout=0.5,
+            aspp_dropout=aspp_dropout,
         )
         if extra["aspp"]:
             # The fusion convolution reading [ASPP output, low-level feature] reads the extra too.
@@ -415,7 +438,7 @@ class DeepLabV3PlusBranch(nn.Module):
         return self.decoder.up(self.decoder.aspp(deepest))
 
     def fuse(self, aspp: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
-        """[ASPP output, reduced low-level feature] -> decoder output (B, decoder_channels, H/4, W/4)."""
+        """[ASPP output, reduced low-level feature] -> decoder output (B, channels, H/4, W/4)."""
         return self.decoder.block2(torch.cat([aspp, self.decoder.block1(features[2])], dim=1))
 
     def classify(self, decoded: torch.Tensor) -> torch.Tensor:
@@ -494,7 +517,11 @@ class CellTissueModel(nn.Module):
         to_tissue = config.exchanges("cell-to-tissue")
         self.tissue_branch = (
             DeepLabV3PlusBranch(
-                config.encoder, len(TISSUE_CLASSES), config.dropout_tissue, receives=to_tissue
+                config.encoder,
+                len(TISSUE_CLASSES),
+                config.dropout_tissue,
+                receives=to_tissue,
+                aspp_dropout=config.dropout_aspp,
             )
             if has_tissue_branch(config.variant)
             else None
@@ -506,14 +533,19 @@ class CellTissueModel(nn.Module):
             context_channels,
             self.variant.injection,
             receives=to_cell,
+            aspp_dropout=config.dropout_aspp,
         )
         channels = self.cell_branch.channels
         # Named "<position>_<direction>"; absent for every variant but Feature-sharing.
         self.exchanges = nn.ModuleDict(
-            {f"{position}_tissue_to_cell": exchange_convolution(channels[position])
-             for position in to_cell}
-            | {f"{position}_cell_to_tissue": exchange_convolution(channels[position])
-               for position in to_tissue}
+            {
+                f"{position}_tissue_to_cell": exchange_convolution(channels[position])
+                for position in to_cell
+            }
+            | {
+                f"{position}_cell_to_tissue": exchange_convolution(channels[position])
+                for position in to_tissue
+            }
         )
 
     @property
@@ -584,11 +616,15 @@ class CellTissueModel(nn.Module):
         cell_parts, tissue_parts = [cell], [tissue]
         name = f"{position}_tissue_to_cell"
         if name in self.exchanges:
-            shared = crop_to_cell_region(self.exchanges[name](tissue), feature_boxes, cell.shape[-2:])
+            shared = crop_to_cell_region(
+                self.exchanges[name](tissue), feature_boxes, cell.shape[-2:]
+            )
             cell_parts.append(shared.to(cell.dtype))
         name = f"{position}_cell_to_tissue"
         if name in self.exchanges:
-            shared = place_in_cell_region(self.exchanges[name](cell), feature_boxes, (height, width))
+            shared = place_in_cell_region(
+                self.exchanges[name](cell), feature_boxes, (height, width)
+            )
             tissue_parts.append(shared.to(tissue.dtype))
         return torch.cat(cell_parts, dim=1), torch.cat(tissue_parts, dim=1)
 

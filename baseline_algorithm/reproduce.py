@@ -94,7 +94,11 @@ def evaluate_pairs(
     """
     start = time.perf_counter()
     predictions = predict_points(
-        model, pairs, settings=settings, batch_size=batch_size, progress=progress,
+        model,
+        pairs,
+        settings=settings,
+        batch_size=batch_size,
+        progress=progress,
         total=len(pairs),
     )
     seconds = time.perf_counter() - start
@@ -106,8 +110,11 @@ def evaluate_pairs(
         key: np.array([image[key] for image in report.results], dtype=np.int64)
         for key in COUNT_KEYS
     }
-    return {"aggregates": report.aggregates, "counts": counts,
-            "pairs_per_second": len(pairs) / seconds}
+    return {
+        "aggregates": report.aggregates,
+        "counts": counts,
+        "pairs_per_second": len(pairs) / seconds,
+    }
 
 
 def row_name(variant: str, ablation: str) -> str:
@@ -193,7 +200,8 @@ def markdown_table(rows: list[dict], n_images: int, resamples: int) -> str:
     for row in rows:
         gain = (
             f"{row['gain']:+.2f} ({row['gain_ci'][0]:+.2f}, {row['gain_ci'][1]:+.2f})"
-            if "gain" in row else "-"
+            if "gain" in row
+            else "-"
         )
         paper = PAPER_TEST_MF1.get((row["variant"], row["ablation"]))
         lines.append(
@@ -212,29 +220,36 @@ def markdown_table(rows: list[dict], n_images: int, resamples: int) -> str:
     return "\n".join(lines)
 
 
+#: Options that do not change what a run computes: a finished run is reused whatever they are.
+NOT_AFFECTING_RESULTS = ("out", "workers", "device", "max_minutes")
+
+
+def _comparable(options: dict, ignored: tuple[str, ...]) -> dict:
+    """``options`` as JSON stores them, without the ``ignored`` keys."""
+    values = json.loads(json.dumps(options))
+    return {key: value for key, value in values.items() if key not in ignored}
+
+
 def _finished(run: Path, options: TrainingOptions) -> bool:
     summary = run / "summary.json"
     if not (summary.exists() and (run / "best.pt").exists()):
         return False
     stored = json.loads(summary.read_text())
-    return stored.get("options") == json.loads(json.dumps(asdict(options))) and stored.get(
-        "epochs"
-    ) == options.epochs
+    return (
+        _comparable(stored.get("options", {}), NOT_AFFECTING_RESULTS)
+        == _comparable(asdict(options), NOT_AFFECTING_RESULTS)
+        and stored.get("epochs") == options.epochs
+    )
 
 
 def _resumable(run: Path, options: TrainingOptions) -> bool:
     if not (run / "last.pt").exists():
         return False
     stored = read_checkpoint(run / "last.pt")["options"]
-    wanted = json.loads(json.dumps(asdict(options)))
-    return {k: v for k, v in stored.items() if k not in RESUME_OVERRIDES} == {
-        k: v for k, v in wanted.items() if k not in RESUME_OVERRIDES
-    }
+    return _comparable(stored, RESUME_OVERRIDES) == _comparable(asdict(options), RESUME_OVERRIDES)
 
 
-def experiment_rows(
-    variants: Sequence[str], ablations: Sequence[str]
-) -> list[tuple[str, str]]:
+def experiment_rows(variants: Sequence[str], ablations: Sequence[str]) -> list[tuple[str, str]]:
     """(variant, ablation) rows: every ablation for variants with a tissue branch, ``both``
     for the others (they have no tissue branch to ablate)."""
     unknown = [name for name in variants if name not in VARIANTS]
@@ -272,10 +287,16 @@ def reproduce(
     if data is None:
         data = out / "data"
         if not (data / "metadata.json").exists():
-            print(f"synthesizing {pairs} pairs (train, val, test) at {size} px into {data}",
-                  flush=True)
+            print(
+                f"synthesizing {pairs} pairs (train, val, test) at {size} px into {data}",
+                flush=True,
+            )
             synthesize_dataset(
-                data, pairs, size=size, seed=data_seed, progress=progress,
+                data,
+                pairs,
+                size=size,
+                seed=data_seed,
+                progress=progress,
                 workers=max(1, template.workers),
             )
     device = resolve_device(template.device)
@@ -286,8 +307,14 @@ def reproduce(
         for seed in seeds:
             name = f"{row_name(variant, ablation)}/seed-{seed}"
             run = out / row_name(variant, ablation) / f"seed-{seed}"
-            options = replace(template, data=str(data), out=str(run), variant=variant,
-                              ablation=ablation, seed=seed)
+            options = replace(
+                template,
+                data=str(data),
+                out=str(run),
+                variant=variant,
+                ablation=ablation,
+                seed=seed,
+            )
             start = time.perf_counter()
             if _finished(run, options):
                 print(f"{name}: finished run found in {run}, not retrained", flush=True)

@@ -18,10 +18,8 @@ batch norm on CUDA) and validates, logs and writes checkpoints on rank 0 only.
 
 from __future__ import annotations
 
-import datetime
-import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -29,7 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from evaluation import score, write_json_atomic
@@ -60,6 +58,13 @@ from .model import (
     ModelConfig,
     ModelConfigError,
     has_tissue_branch,
+)
+from .parallel import (
+    ProcessGroup,
+    ShardedBatchSampler,
+    global_sum,
+    join_process_group,
+    synchronise_batch_norm,
 )
 
 RESUME_OVERRIDES = ("data", "out", "epochs", "workers", "device", "max_minutes")
@@ -95,10 +100,12 @@ class TrainingOptions:
     training fields, of ``reproduce``); the metadata holds its help text.
     """
 
-    data: str = field(metadata={
-        "help": "dataset root (release layout: metadata.json, images/, annotations/)"})
-    out: str = field(metadata={
-        "help": "run directory (best.pt, last.pt, history.json, summary.json)"})
+    data: str = field(
+        metadata={"help": "dataset root (release layout: metadata.json, images/, annotations/)"}
+    )
+    out: str = field(
+        metadata={"help": "run directory (best.pt, last.pt, history.json, summary.json)"}
+    )
     variant: str = _option("pred-to-inter-2", "model variant", choices=tuple(VARIANTS))
     sharing: tuple[str, str, str] | None = _option(
         None,
@@ -120,6 +127,7 @@ class TrainingOptions:
     lr_cell: float = _option(5e-4, "Adam learning rate, cell branch")
     dropout_tissue: float = _option(0.1, "spatial dropout rate, tissue branch")
     dropout_cell: float = _option(0.3, "spatial dropout rate, cell branch")
+    dropout_aspp: float = _option(0.5, "dropout rate after ASPP, both branches")
     size: int | None = _option(None, "training patch side in px (default: the data's)")
     seed: int = _option(0, "seed of initialisation, shuffling, augmentation and dropout")
     workers: int = _option(2, "DataLoader worker processes (per training process)")
@@ -127,7 +135,8 @@ class TrainingOptions:
     threshold: float = _option(DetectionSettings.threshold, "minimum foreground probability")
     min_distance_um: float = _option(DetectionSettings.min_distance_um, "peak separation, um")
     checkpoint_dtype: str = _option(
-        "float32", "storage of best.pt's weights (int8/float16 to ship a small file)",
+        "float32",
+        "storage of best.pt's weights (int8/float16 to ship a small file)",
         choices=WEIGHT_DTYPES,
     )
     max_minutes: float | None = _option(
@@ -170,7 +179,7 @@ class TrainingPairs(Dataset):
         self,
         pairs: Sequence[Pair],
         size: int,
-        ranges: PhotometricRanges | None = PhotometricRanges(),
+        ranges: PhotometricRanges | None = PhotometricRanges(),  # noqa: B008 (frozen, immutable)
         seed: int = 0,
     ):
         self.pairs = pairs
@@ -193,82 +202,6 @@ class TrainingPairs(Dataset):
             )
             sample = augment(sample, self.ranges, generator)
         return {item.name: getattr(sample, item.name) for item in fields(Sample)}
-
-
-class ShardedBatchSampler(Sampler[list[int]]):
-    """Global batches of a seeded permutation, each split into disjoint per-process shards.
-
-    Every epoch shuffles the indices with a generator seeded from ``(seed, epoch)`` and cuts them
-    into ``len(dataset) // global_batch`` global batches (an incomplete last batch is dropped: a
-    batch of one pair breaks batch norm after ASPP's global pooling). Process ``rank`` of
-    ``world_size`` gets the ``rank``-th slice of ``global_batch / world_size`` indices of each.
-    Unlike ``DistributedSampler``, which deals indices round-robin, a global batch is therefore
-    the same set of pairs for any number of processes, and a run on N processes follows the
-    single-process run with the same global batch.
-    """
-
-    def __init__(self, size: int, global_batch: int, rank: int = 0, world_size: int = 1,
-                 seed: int = 0):
-        if global_batch % world_size:
-            raise ValueError(f"global batch {global_batch} is not a multiple of {world_size}")
-        self.size = size
-        self.global_batch = global_batch
-        self.rank = rank
-        self.world_size = world_size
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size // self.global_batch
-
-    def __iter__(self) -> Iterator[list[int]]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator).tolist()
-        shard = self.global_batch // self.world_size
-        for start in range(0, len(self) * self.global_batch, self.global_batch):
-            first = start + self.rank * shard
-            yield order[first:first + shard]
-
-
-@dataclass(frozen=True)
-class ProcessGroup:
-    """This process's place in a data-parallel run (rank 0 of 1 when not distributed)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    owned: bool = False  # whether fit() created the process group and must destroy it
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def join_process_group(device_name: str | None) -> tuple[ProcessGroup, torch.device]:
-    """Join the process group ``torchrun`` describes in the environment, if any.
-
-    Returns the group and this process's device: ``cuda:LOCAL_RANK`` under torchrun with CUDA
-    (unless ``device_name`` is ``cpu``), else as :func:`resolve_device`.
-    """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
-        return ProcessGroup(), resolve_device(device_name)
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if device_name is None or device_name == "cuda":
-        device_name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    device = resolve_device(device_name)
-    owned = not dist.is_initialized()
-    if owned:
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        # Other ranks wait while rank 0 validates: allow for a long validation.
-        dist.init_process_group(
-            "nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=2)
-        )
-    return ProcessGroup(dist.get_rank(), dist.get_world_size(), local_rank, owned), device
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -306,7 +239,11 @@ def validate(
     """Aggregates of :func:`evaluation.score` (mF1, F1/BC, ...) of ``model`` on ``pairs``."""
     model.eval()
     predictions = predict_points(
-        model, pairs, settings=settings, batch_size=batch_size, progress=progress,
+        model,
+        pairs,
+        settings=settings,
+        batch_size=batch_size,
+        progress=progress,
         total=len(pairs),
     )
     truth, count = ground_truth_points(pairs)
@@ -379,7 +316,7 @@ def train_one_epoch(
     sums = torch.tensor([totals[name] for name in names] + [pairs], dtype=torch.float64)
     if world_size > 1:
         dist.all_reduce(sums)
-    totals, pairs = dict(zip(names, sums[:-1].tolist())), sums[-1].item()
+    totals, pairs = dict(zip(names, sums[:-1].tolist(), strict=True)), sums[-1].item()
     means = {name if name == "loss" else f"{name}_loss": totals[name] / pairs for name in names}
     return {**means, "train_seconds": seconds, "train_pairs_per_second": pairs / seconds}
 
@@ -387,7 +324,9 @@ def train_one_epoch(
 def model_config(options: TrainingOptions, data_size: int, data_mpp: float) -> ModelConfig:
     """The model configuration ``options`` ask for, on data of ``data_size`` px at ``data_mpp``."""
     if options.ablation not in ABLATIONS:
-        raise TrainingError(f"ablation {options.ablation!r}: expected one of {', '.join(ABLATIONS)}")
+        raise TrainingError(
+            f"ablation {options.ablation!r}: expected one of {', '.join(ABLATIONS)}"
+        )
     if options.ablation != "both" and not has_tissue_branch(options.variant):
         raise TrainingError(
             f"ablation {options.ablation!r}: variant {options.variant!r} has no tissue branch"
@@ -399,6 +338,7 @@ def model_config(options: TrainingOptions, data_size: int, data_mpp: float) -> M
             encoder=options.encoder,
             dropout_tissue=options.dropout_tissue,
             dropout_cell=options.dropout_cell,
+            dropout_aspp=options.dropout_aspp,
             patch_size=size,
             cell_mpp=data_mpp * data_size / size,
             sharing=options.sharing,
@@ -446,8 +386,9 @@ def fit(options: TrainingOptions, *, resume: bool = False, progress: bool = True
     from ``options``. Under ``torchrun`` every process calls this; rank 0 writes the files and
     every rank returns the summary.
     """
-    group, device = join_process_group(options.device)
+    group, device_name = join_process_group(options.device)
     try:
+        device = resolve_device(device_name)
         return _fit(options, resume, progress and group.is_main, group, device)
     finally:
         if group.owned:
@@ -483,8 +424,8 @@ def _fit(
 
     torch.manual_seed(options.seed)  # the same initial weights on every rank
     model = CellTissueModel(config) if state is None else model_from_checkpoint(state)
-    if group.world_size > 1 and device.type == "cuda":
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if group.world_size > 1:
+        model = synchronise_batch_norm(model, device)
     model.to(device)
     optimizer = _optimizer(model, options)
     use_fp16 = device.type == "cuda" and not torch.cuda.is_bf16_supported()
@@ -512,7 +453,7 @@ def _fit(
         num_workers=options.workers,
         pin_memory=device.type == "cuda",
     )
-    loss_fn = CellTissueDiceLoss(tissue_weight=ABLATIONS[options.ablation][1])
+    loss_fn = CellTissueDiceLoss(ABLATIONS[options.ablation][1], reduce=global_sum)
     radius_px = scoring_radius_px(data_size)
     settings = options.detection()
     summary = {
@@ -526,8 +467,9 @@ def _fit(
     for epoch in range(start_epoch, options.epochs):
         if _stop_requested(options, started, group):
             if group.is_main:
-                tqdm.write(f"stopping before epoch {epoch + 1}: max_minutes "
-                           f"{options.max_minutes} reached")
+                tqdm.write(
+                    f"stopping before epoch {epoch + 1}: max_minutes {options.max_minutes} reached"
+                )
             break
         # Dropout differs between ranks as it would between the pairs of one batch.
         torch.manual_seed((options.seed * 100_003 + epoch) * 1_009 + group.rank)
@@ -535,13 +477,29 @@ def _fit(
         dataset.set_epoch(epoch)
         record = {"epoch": epoch + 1, "world_size": group.world_size}
         record |= train_one_epoch(
-            trained, loader, optimizer, scaler, loss_fn, device,
-            f"epoch {epoch + 1}/{options.epochs}", progress, group.world_size,
+            trained,
+            loader,
+            optimizer,
+            scaler,
+            loss_fn,
+            device,
+            f"epoch {epoch + 1}/{options.epochs}",
+            progress,
+            group.world_size,
         )
         if group.is_main:
             best = _validate_and_save(
-                model, optimizer, scaler, options, settings, val_pairs, radius_px, record,
-                history, best, progress,
+                model,
+                optimizer,
+                scaler,
+                options,
+                settings,
+                val_pairs,
+                radius_px,
+                record,
+                history,
+                best,
+                progress,
             )
         if group.world_size > 1:
             dist.barrier()  # the next epoch starts once rank 0 has written its checkpoint

@@ -82,7 +82,7 @@ def paired_replicates(counts_by_run: Mapping[str, Mapping[str, np.ndarray]], *,
     per_run = {name: _count_matrix(counts) for name, counts in counts_by_run.items()}
     sizes = {len(matrix) for matrix in per_run.values()}
     if len(sizes) != 1:
-        raise ValueError(f"runs must be scored on the same images, got image counts {sorted(sizes)}")
+        raise ValueError(f"runs must be scored on the same images, got {sorted(sizes)} images")
     (num_images,) = sizes
     if num_images == 0:
         raise ValueError("no images to resample")

@@ -29,23 +29,33 @@ def expected_centres(box, size):
     return x0 + steps * (x1 - x0), y0 + steps * (y1 - y0)
 
 
-@pytest.mark.parametrize("size", [8, 16, 64, 100])  # shrink 4x and 2x, enlarge 2x, non-integer ratio
+@pytest.mark.parametrize(
+    "size", [8, 16, 64, 100]
+)  # shrink 4x and 2x, enlarge 2x, non-integer ratio
 def test_crop_reproduces_tissue_coordinates_per_sample(size):
     tissue = coordinate_map(128, 128).repeat(3, 1, 1, 1)
-    boxes = torch.tensor([[16.0, 48.0, 48.0, 80.0], [80.0, 8.0, 112.0, 40.0], [40.5, 40.25, 72.5, 72.25]])
+    boxes = torch.tensor(
+        [[16.0, 48.0, 48.0, 80.0], [80.0, 8.0, 112.0, 40.0], [40.5, 40.25, 72.5, 72.25]]
+    )
     crops = crop_to_cell_region(tissue, boxes, (size, size))
     assert crops.shape == (3, 2, size, size)
     for crop, box in zip(crops, boxes.tolist()):
         xs, ys = expected_centres(box, size)
-        np.testing.assert_allclose(crop[0].numpy(), np.broadcast_to(xs[None, :], (size, size)), atol=1e-4)
-        np.testing.assert_allclose(crop[1].numpy(), np.broadcast_to(ys[:, None], (size, size)), atol=1e-4)
+        np.testing.assert_allclose(
+            crop[0].numpy(), np.broadcast_to(xs[None, :], (size, size)), atol=1e-4
+        )
+        np.testing.assert_allclose(
+            crop[1].numpy(), np.broadcast_to(ys[:, None], (size, size)), atol=1e-4
+        )
 
 
 def test_crop_shrinking_by_an_integer_factor_is_the_area_mean():
     rng = np.random.default_rng(0)
     tissue = rng.random((2, 3, 64, 64)).astype(np.float32)
     boxes = [(8, 24, 40, 56), (0, 0, 32, 32)]  # the second touches the patch border
-    crops = crop_to_cell_region(torch.tensor(tissue), torch.tensor(boxes, dtype=torch.float32), (8, 8)).numpy()
+    crops = crop_to_cell_region(
+        torch.tensor(tissue), torch.tensor(boxes, dtype=torch.float32), (8, 8)
+    ).numpy()
     for sample, (x0, y0, x1, y1) in enumerate(boxes):
         region = tissue[sample, :, y0:y1, x0:x1]
         block_mean = region.reshape(3, 8, 4, 8, 4).mean(axis=(2, 4))
@@ -70,7 +80,9 @@ def test_box_follows_flips_and_rotations_of_the_patch():
             rows, cols = torch.nonzero(moved.tissue_target, as_tuple=True)
             bbox = [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
             assert moved.cell_box.tolist() == [float(v) for v in bbox], (flip, turns)
-            assert flip_rotate_box(box, flip, turns, height, width).tolist() == moved.cell_box.tolist()
+            assert (
+                flip_rotate_box(box, flip, turns, height, width).tolist() == moved.cell_box.tolist()
+            )
 
 
 def test_crop_commutes_with_the_shared_flips_and_rotations():
@@ -84,13 +96,20 @@ def test_crop_commutes_with_the_shared_flips_and_rotations():
         for flip in (False, True):
             for turns in range(4):
                 moved = flip_rotate(sample, flip, turns)
-                recropped = crop_to_cell_region(moved.tissue_image[None], moved.cell_box[None], (size, size))[0]
+                recropped = crop_to_cell_region(
+                    moved.tissue_image[None], moved.cell_box[None], (size, size)
+                )[0]
                 torch.testing.assert_close(recropped, moved.cell_image, atol=1e-5, rtol=0)
 
 
 # Module that consumes the concatenated tensor at each injection point, and where the context sits in it
 # (after ASPP the context follows the 256 ASPP channels, before the 48 low-level ones).
-CONTEXT_CHANNELS = {"input": [3, 4], "encoder": [512, 513], "aspp": [256, 257], "decoder": [256, 257]}
+CONTEXT_CHANNELS = {
+    "input": [3, 4],
+    "encoder": [512, 513],
+    "aspp": [256, 257],
+    "decoder": [256, 257],
+}
 CONSUMER = {
     "input": lambda branch: branch.encoder.conv1,
     "encoder": lambda branch: branch.decoder.aspp,
@@ -106,7 +125,9 @@ def test_branch_concatenates_the_cropped_context_at_its_injection_point(point):
     context = coordinate_map(96, 96).repeat(2, 1, 1, 1)
     boxes = torch.tensor([[8.0, 8.0, 32.0, 32.0], [60.0, 36.0, 84.0, 60.0]])
     seen = {}
-    CONSUMER[point](branch).register_forward_pre_hook(lambda module, args: seen.setdefault("input", args[0]))
+    CONSUMER[point](branch).register_forward_pre_hook(
+        lambda module, args: seen.setdefault("input", args[0])
+    )
     with torch.no_grad():
         logits = branch(torch.randn(2, 3, 64, 64), context, boxes)
     assert logits.shape == (2, 3, 64, 64)
@@ -117,8 +138,12 @@ def test_branch_concatenates_the_cropped_context_at_its_injection_point(point):
     for sample in range(2):
         xs, ys = expected_centres(boxes[sample].tolist(), expected_size)
         grid = received.shape[-2:]
-        np.testing.assert_allclose(received[sample, x_channel].numpy(), np.broadcast_to(xs, grid), atol=1e-4)
-        np.testing.assert_allclose(received[sample, y_channel].numpy(), np.broadcast_to(ys[:, None], grid), atol=1e-4)
+        np.testing.assert_allclose(
+            received[sample, x_channel].numpy(), np.broadcast_to(xs, grid), atol=1e-4
+        )
+        np.testing.assert_allclose(
+            received[sample, y_channel].numpy(), np.broadcast_to(ys[:, None], grid), atol=1e-4
+        )
 
 
 def test_branch_without_context_refuses_context_channels():
@@ -147,10 +172,12 @@ def test_placement_reproduces_cell_coordinates_inside_the_box_and_zero_outside(c
         xs, ys = expected_placement(box, cell_size, 64)
         inside = np.isfinite(ys)[:, None] & np.isfinite(xs)[None, :]
         got_x, got_y = placed[sample, 0].numpy(), placed[sample, 1].numpy()
-        np.testing.assert_allclose(got_x[inside], np.broadcast_to(xs[None], (64, 64))[inside],
-                                   atol=1e-4)
-        np.testing.assert_allclose(got_y[inside], np.broadcast_to(ys[:, None], (64, 64))[inside],
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            got_x[inside], np.broadcast_to(xs[None], (64, 64))[inside], atol=1e-4
+        )
+        np.testing.assert_allclose(
+            got_y[inside], np.broadcast_to(ys[:, None], (64, 64))[inside], atol=1e-4
+        )
         assert not placed[sample][:, ~inside].any()
 
 
@@ -161,8 +188,9 @@ def test_placement_is_the_area_mean_and_weighs_a_cut_edge_pixel_by_its_coverage(
     block_mean = cell[0].reshape(3, 4, 4, 4, 4).mean(dim=(2, 4))
     torch.testing.assert_close(placed[:, 2:6, 4:8], block_mean, atol=1e-6, rtol=0)
     # A box that covers half of its first column of pixels.
-    half = place_in_cell_region(torch.ones(1, 1, 8, 8), torch.tensor([[3.5, 0.0, 7.5, 4.0]]),
-                                (8, 8))[0, 0]
+    half = place_in_cell_region(
+        torch.ones(1, 1, 8, 8), torch.tensor([[3.5, 0.0, 7.5, 4.0]]), (8, 8)
+    )[0, 0]
     assert half[0, 3].item() == pytest.approx(0.5) and half[0, 4].item() == pytest.approx(1.0)
     assert half[0, 2].item() == 0 and half[4, 4].item() == 0
 
@@ -178,8 +206,9 @@ def test_placement_commutes_with_the_shared_flips_and_rotations():
         for flip in (False, True):
             for turns in range(4):
                 moved = flip_rotate(sample, flip, turns)
-                replaced = place_in_cell_region(moved.cell_image[None], moved.cell_box[None],
-                                                (64, 64))[0]
+                replaced = place_in_cell_region(
+                    moved.cell_image[None], moved.cell_box[None], (64, 64)
+                )[0]
                 torch.testing.assert_close(replaced, moved.tissue_image, atol=1e-5, rtol=0)
 
 
@@ -236,10 +265,12 @@ def test_tissue_to_cell_exchange_brings_the_tissue_features_of_the_cell_region(p
         box = (SHARING_BOXES[sample] / STRIDE[position]).tolist()
         xs, ys = expected_centres(box, size)
         grid = (size, size)
-        np.testing.assert_allclose(received[sample, channels].numpy(), np.broadcast_to(xs, grid),
-                                   atol=1e-4)
-        np.testing.assert_allclose(received[sample, channels + 1].numpy(),
-                                   np.broadcast_to(ys[:, None], grid), atol=1e-4)
+        np.testing.assert_allclose(
+            received[sample, channels].numpy(), np.broadcast_to(xs, grid), atol=1e-4
+        )
+        np.testing.assert_allclose(
+            received[sample, channels + 1].numpy(), np.broadcast_to(ys[:, None], grid), atol=1e-4
+        )
 
 
 @pytest.mark.parametrize("position", SHARING_POSITIONS)
@@ -253,14 +284,17 @@ def test_cell_to_tissue_exchange_places_the_cell_features_in_the_cell_region(pos
     for sample in range(2):
         box = (SHARING_BOXES[sample] / STRIDE[position]).tolist()
         xs, ys = expected_placement(box, size, size)
-        covered = place_in_cell_region(torch.ones(1, 1, size, size),
-                                       torch.tensor([box]), (size, size))[0, 0].numpy()
+        covered = place_in_cell_region(
+            torch.ones(1, 1, size, size), torch.tensor([box]), (size, size)
+        )[0, 0].numpy()
         inside = covered == 1
         got_x = received[sample, channels].numpy()
         got_y = received[sample, channels + 1].numpy()
         assert inside.sum() >= 4
-        np.testing.assert_allclose(got_x[inside], np.broadcast_to(xs[None], got_x.shape)[inside],
-                                   atol=1e-3)
-        np.testing.assert_allclose(got_y[inside],
-                                   np.broadcast_to(ys[:, None], got_y.shape)[inside], atol=1e-3)
+        np.testing.assert_allclose(
+            got_x[inside], np.broadcast_to(xs[None], got_x.shape)[inside], atol=1e-3
+        )
+        np.testing.assert_allclose(
+            got_y[inside], np.broadcast_to(ys[:, None], got_y.shape)[inside], atol=1e-3
+        )
         assert not got_x[covered == 0].any() and not got_y[covered == 0].any()

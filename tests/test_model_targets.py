@@ -96,7 +96,9 @@ def test_unknown_tissue_pixels_do_not_change_the_loss():
     loss = CellTissueDiceLoss()
     cell = ModelOutput(torch.zeros(1, 3, 2, 2), logits)
     first = loss(cell, torch.zeros(1, 2, 2, dtype=torch.long), target)["tissue"]
-    second = loss(cell._replace(tissue_logits=changed), torch.zeros(1, 2, 2, dtype=torch.long), target)["tissue"]
+    second = loss(
+        cell._replace(tissue_logits=changed), torch.zeros(1, 2, 2, dtype=torch.long), target
+    )["tissue"]
     assert first.item() == pytest.approx(second.item(), abs=1e-6)
 
 

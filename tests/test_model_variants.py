@@ -50,15 +50,27 @@ GROWN_LAYERS = {
 
 @pytest.mark.parametrize("variant", list(GROWN_LAYERS))
 def test_only_the_layer_after_the_injection_grows_by_the_two_tissue_classes(variant):
-    plain = CellTissueModel(ModelConfig(variant="cell-only", encoder="resnet18")).cell_branch.state_dict()
-    state = CellTissueModel(ModelConfig(variant=variant, encoder="resnet18")).cell_branch.state_dict()
+    plain = CellTissueModel(
+        ModelConfig(variant="cell-only", encoder="resnet18")
+    ).cell_branch.state_dict()
+    state = CellTissueModel(
+        ModelConfig(variant=variant, encoder="resnet18")
+    ).cell_branch.state_dict()
     assert state.keys() == plain.keys()
-    grown = {name: (plain[name].shape, tensor.shape) for name, tensor in state.items() if tensor.shape != plain[name].shape}
+    grown = {
+        name: (plain[name].shape, tensor.shape)
+        for name, tensor in state.items()
+        if tensor.shape != plain[name].shape
+    }
     assert grown
     for name, (before, after) in grown.items():
         assert any(name.startswith(prefix + ".") for prefix in GROWN_LAYERS[variant]), name
         differences = [(b, a) for b, a in zip(before, after) if b != a]
-        assert len(differences) == 1 and differences[0][1] - differences[0][0] == 2, (name, before, after)
+        assert len(differences) == 1 and differences[0][1] - differences[0][0] == 2, (
+            name,
+            before,
+            after,
+        )
 
 
 def test_spatial_dropout_ends_every_resnet_stage_of_both_branches():
@@ -88,8 +100,13 @@ def test_config_round_trips_through_a_dict():
 
 def test_the_seven_variants_of_table_5_in_its_order():
     assert list(VARIANTS) == [
-        "cell-only", "pred-to-input", "pred-to-inter-1", "pred-to-inter-2", "pred-to-output",
-        "feature-sharing", "tissue-label-leaking",
+        "cell-only",
+        "pred-to-input",
+        "pred-to-inter-1",
+        "pred-to-inter-2",
+        "pred-to-output",
+        "feature-sharing",
+        "tissue-label-leaking",
     ]
 
 
@@ -116,7 +133,8 @@ def grown_layers(config):
 
 def test_feature_sharing_widens_the_reader_of_each_exchange_by_the_senders_width():
     config = ModelConfig(
-        variant="feature-sharing", encoder="resnet18",
+        variant="feature-sharing",
+        encoder="resnet18",
         sharing=("tissue-to-cell", "cell-to-tissue", "both"),
     )
     model, grown = grown_layers(config)
@@ -131,7 +149,9 @@ def test_feature_sharing_widens_the_reader_of_each_exchange_by_the_senders_width
     assert grown["tissue_branch"]["decoder.block2.0.1.weight"] == 256  # pointwise
     assert grown["cell_branch"]["decoder.aspp.0.convs.0.0.weight"] == 512
     assert sorted(model.exchanges) == [
-        "aspp_cell_to_tissue", "decoder_cell_to_tissue", "decoder_tissue_to_cell",
+        "aspp_cell_to_tissue",
+        "decoder_cell_to_tissue",
+        "decoder_tissue_to_cell",
         "encoder_tissue_to_cell",
     ]
 
@@ -163,8 +183,9 @@ def test_tissue_input_from_the_cell_patch_needs_a_tissue_branch(inputs):
     with pytest.raises(ValueError, match="needs a tissue branch"):
         ModelConfig(variant="cell-only", tissue_input="cell-patch")
     model = CellTissueModel(
-        ModelConfig(variant="feature-sharing", encoder="resnet18", patch_size=64,
-                    tissue_input="cell-patch")
+        ModelConfig(
+            variant="feature-sharing", encoder="resnet18", patch_size=64, tissue_input="cell-patch"
+        )
     ).eval()
     with torch.no_grad():
         output = model(inputs["cell_image"], None, None)

@@ -28,23 +28,58 @@ DEFAULTS = {"encoder": "resnet18", "epochs": 40}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
-    parser.add_argument("--out", type=Path, required=True,
-                        help="experiment directory (data/, one run per row and seed, table.md)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="use this release-layout dataset instead of synthesizing")
-    parser.add_argument("--pairs", type=int, nargs=3, default=SYNTHETIC_PAIRS,
-                        metavar=("TRAIN", "VAL", "TEST"), help="synthetic pairs per split")
-    parser.add_argument("--size", type=int, default=256, help="synthetic patch side in px")
-    parser.add_argument("--data-seed", type=int, default=0,
-                        help="seed of the synthetic data and of the bootstrap")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
-                        metavar="VARIANT", help=f"any of: {', '.join(VARIANTS)}")
-    parser.add_argument("--ablations", nargs="+", default=["both"], choices=list(ABLATIONS),
-                        metavar="ABLATION",
-                        help=f"Table 7 data ablations for variants with a tissue branch, any of: "
-                             f"{', '.join(ABLATIONS)}")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="K",
-                        help="training seeds; every row is trained once per seed")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="experiment directory (data/, one run per row and seed, table.md)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="use this release-layout dataset instead of synthesizing",
+    )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        nargs=3,
+        default=SYNTHETIC_PAIRS,
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="synthetic pairs per split",
+    )
+    # Not TrainingOptions.size: training runs at the data's own side.
+    parser.add_argument(
+        "--size", dest="synthetic_size", type=int, default=256, help="synthetic patch side in px"
+    )
+    parser.add_argument(
+        "--data-seed", type=int, default=0, help="seed of the synthetic data and of the bootstrap"
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        choices=list(VARIANTS),
+        metavar="VARIANT",
+        help=f"any of: {', '.join(VARIANTS)}",
+    )
+    parser.add_argument(
+        "--ablations",
+        nargs="+",
+        default=["both"],
+        choices=list(ABLATIONS),
+        metavar="ABLATION",
+        help=f"Table 7 data ablations for variants with a tissue branch, any of: "
+        f"{', '.join(ABLATIONS)}",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        metavar="K",
+        help="training seeds; every row is trained once per seed",
+    )
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     add_dataclass_options(parser, TrainingOptions, exclude=NOT_TAKEN, defaults=DEFAULTS)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -57,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         template,
         data=args.data,
         pairs=tuple(args.pairs),
-        size=args.size,
+        size=args.synthetic_size,
         data_seed=args.data_seed,
         variants=tuple(args.variants),
         ablations=tuple(args.ablations),

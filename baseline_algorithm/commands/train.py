@@ -20,17 +20,21 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     add_dataclass_options(parser, TrainingOptions)
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from OUT/last.pt with its stored options")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bars (one line per epoch only)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from OUT/last.pt with its stored options"
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars (one line per epoch only)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = fit(options_from_args(TrainingOptions, args), resume=args.resume,
-                  progress=not args.quiet)
+    summary = fit(
+        options_from_args(TrainingOptions, args), resume=args.resume, progress=not args.quiet
+    )
     if os.environ.get("RANK", "0") == "0":
         best = summary["best"]
-        print(f"best val mF1 {best['mF1']:.4f} at epoch {best['epoch']}: "
-              f"{summary['best_checkpoint']}")
+        print(
+            f"best val mF1 {best['mF1']:.4f} at epoch {best['epoch']}: {summary['best_checkpoint']}"
+        )
     return 0
