@@ -141,5 +141,5 @@ def test_shards_of_a_global_batch_are_disjoint_and_cover_it():
     whole = list(ShardedBatchSampler(10, 4, seed=2))
     shards = [list(ShardedBatchSampler(10, 4, rank, 2, seed=2)) for rank in range(2)]
     assert len(whole) == 2 and all(len(batch) == 4 for batch in whole)
-    for batch, first, second in zip(whole, *shards):
+    for batch, first, second in zip(whole, *shards, strict=True):
         assert first + second == batch
