@@ -130,11 +130,11 @@ def test_two_processes_share_each_global_batch_and_match_one_process(dataset, tm
             moved += (tensor - initial[name]).norm().item() ** 2
             apart += (written[name] - tensor).norm().item() ** 2
     # Adam's first steps move each weight by about +-lr whatever its gradient's size, so float
-    # rounding (summation order over processes and threads) flips the steps of weights whose
-    # gradient is near zero: two single-process runs on 1 and 2 threads end 0.04 of the training
-    # displacement apart; this run ends 0.1-0.15 apart, and with per-process batch norm and Dice
-    # (DDP alone, no global statistics) 1.4 apart.
-    assert apart**0.5 < 0.25 * moved**0.5, (apart**0.5, moved**0.5)
+    # rounding (summation order over processes, threads and batch shapes) flips the steps of
+    # weights whose gradient is near zero. Measured as a fraction of the training displacement:
+    # two single-process runs on 1 and 2 threads end 0.04 apart, this run about 0.2, and the same
+    # run with per-process batch norm and Dice (DDP alone, without global statistics) 1.4.
+    assert apart**0.5 < 0.5 * moved**0.5, (apart**0.5, moved**0.5)
 
 
 def test_shards_of_a_global_batch_are_disjoint_and_cover_it():
