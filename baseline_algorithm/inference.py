@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from evaluation import PointSet
 
-from .data import Pair
+from evaluation.pairs import Pair
 from .labels import tissue_target
 from .model import CellTissueModel, ModelConfig
 

@@ -30,8 +30,10 @@ import torch
 from evaluation import InputError, PointSet, points_document, write_json_atomic
 
 from .checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
-from .data import DataError, Pair, iter_gc_input_pairs
-from .data.stacked import read_gc_metadata
+from evaluation.errors import DataError
+from evaluation.pairs import Pair
+from evaluation.stacked import iter_gc_input_pairs
+from evaluation.metadata import read_gc_metadata
 from .inference import DetectionSettings, predict_points
 from .model import CellTissueModel
 

@@ -29,9 +29,11 @@ import torch
 from evaluation import score, write_json_atomic
 from evaluation.bootstrap import STATISTICS, paired_replicates, percentile_interval
 from evaluation.metrics import COUNT_KEYS
+from evaluation.pairs import Pair
+from evaluation.release import ReleaseDataset
 
 from .checkpoint import load_checkpoint, read_checkpoint
-from .data import Pair, ReleaseDataset, synthesize_dataset
+from .data import synthesize_dataset
 from .inference import DetectionSettings, ground_truth_points, predict_points
 from .model import VARIANTS, CellTissueModel, has_tissue_branch
 from .train import (

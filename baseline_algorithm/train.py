@@ -32,11 +32,12 @@ from tqdm import tqdm
 
 from evaluation import score, write_json_atomic
 from evaluation.constants import CELL_MPP, MATCH_RADIUS_UM, PATCH_SIZE_PX
-from evaluation.errors import OcelotError
+from evaluation.errors import DataError, OcelotError
+from evaluation.pairs import Pair
+from evaluation.release import ReleaseDataset
 
 from .augment import PhotometricRanges, Sample, augment
 from .checkpoint import WEIGHT_DTYPES, model_from_checkpoint, read_checkpoint, save_checkpoint
-from .data import DataError, Pair, ReleaseDataset
 from .inference import (
     DetectionSettings,
     autocast,

@@ -1,10 +1,13 @@
-"""Standalone OCELOT scorer: formats, validation, matching, metrics and CLI.
+"""The OCELOT 2023 foundation: formats, layouts, constants, errors, scoring and report.
 
-This package never imports torch.
+Importing it needs numpy and scipy only; image reading (``evaluation.images``,
+``evaluation.stacked``, ``evaluation.release`` images) needs the ``images`` extra and the report
+the ``report`` extra, each imported where it is used. This package never imports torch, and
+never imports ``baseline_algorithm``.
 """
 
+from evaluation.errors import DataError, InputError, OcelotError
 from evaluation.formats import (
-    InputError,
     PointSet,
     check_image_range,
     points_document,
@@ -17,7 +20,9 @@ from evaluation.matching import match_greedy, match_point_sets
 from evaluation.metrics import ScoreReport, class_metrics, score, score_documents
 
 __all__ = [
+    "DataError",
     "InputError",
+    "OcelotError",
     "PointSet",
     "ScoreReport",
     "check_image_range",

@@ -4,10 +4,6 @@ The images are the unit that varies between test sets, so each replicate draws `
 images with replacement, sums their TP/FP/FN per class (micro-average, as the leaderboard does) and
 computes F1 with the OCELOT formula (unrounded). The interval is the percentile interval of the
 replicates. Seeded: the same counts, seed and settings give the same intervals.
-
-Paired comparison: :func:`paired_replicates` scores several runs (models, seeds) on the same test
-images with the *same* resamples, so the replicates of a difference between runs (e.g. a model's
-gain over a baseline) give its interval with the image-to-image variation shared by both removed.
 """
 
 from __future__ import annotations
@@ -16,11 +12,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from evaluation.confidence import precision_recall_f1
-from evaluation.formats import CLASS_NAMES
+from evaluation.constants import CLASS_NAMES
+from evaluation.metrics import precision_recall_f1
 
-__all__ = ["bootstrap_f1", "bootstrap_f1_by_group", "paired_replicates", "percentile_interval",
-           "STATISTICS"]
+__all__ = ["bootstrap_f1", "bootstrap_f1_by_group", "count_matrix", "image_draws",
+           "paired_replicates", "percentile_interval", "STATISTICS"]
 
 #: The statistics each interval is given for, in report order.
 STATISTICS = tuple(f"F1/{name}" for name in CLASS_NAMES.values()) + ("mF1",)
@@ -32,23 +28,56 @@ def _statistics(totals: np.ndarray) -> np.ndarray:
     return np.concatenate([f1, f1.mean(axis=-1, keepdims=True)], axis=-1)
 
 
-def _count_matrix(counts: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Per-image counts dict (``TP/BC``... -> (N,)) -> (N, C, 3) int64 array."""
+def count_matrix(counts: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per-image counts as one array.
+
+    Parameters
+    ----------
+    counts : mapping
+        ``TP/BC``, ``FP/BC``, ``FN/BC``, ``TP/TC``, ``FP/TC``, ``FN/TC`` -> (N,) int per image.
+
+    Returns
+    -------
+    ndarray of int64, shape (N, C, 3)
+        ``[TP, FP, FN]`` of each image and class, classes in ``CLASS_NAMES`` order.
+    """
     return np.stack([np.stack([np.asarray(counts[f"{kind}/{name}"], dtype=np.int64)
                                for kind in ("TP", "FP", "FN")], axis=-1)
                      for name in CLASS_NAMES.values()], axis=1)
 
 
-def _draws(num_images: int, replicates: int, seed: int | np.random.SeedSequence) -> np.ndarray:
-    """How often each image is drawn in each replicate: (replicates, num_images) int."""
+def image_draws(num_images: int, replicates: int,
+                seed: int | np.random.SeedSequence = 0) -> np.ndarray:
+    """How often each image is drawn in each bootstrap replicate.
+
+    Each replicate draws ``num_images`` images with replacement. Summing counts weighted by one
+    row gives that replicate's micro-averaged counts; sharing the rows between submissions
+    pairs their replicates (every submission sees the same resampled test set).
+
+    Parameters
+    ----------
+    num_images : int
+        Number of images N (>= 1).
+    replicates : int
+        Number of replicates R (>= 1).
+    seed : int or numpy SeedSequence
+        Seed of the resampling.
+
+    Returns
+    -------
+    ndarray of int64, shape (R, N)
+        Draw counts; every row sums to N.
+    """
+    if num_images < 1:
+        raise ValueError(f"num_images must be >= 1, got {num_images}")
     if replicates < 1:
         raise ValueError(f"replicates must be >= 1, got {replicates}")
     rng = np.random.default_rng(seed)
     return rng.multinomial(num_images, np.full(num_images, 1 / num_images), size=replicates)
 
 
-def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray,
-                                                                              np.ndarray]:
+def percentile_interval(values: np.ndarray,
+                        confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) percentile bounds of ``values`` along axis 0, covering ``confidence``."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
@@ -57,15 +86,19 @@ def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[n
     return low, high
 
 
-def paired_replicates(counts_by_run: Mapping[str, Mapping[str, np.ndarray]], *,
+def paired_replicates(counts_by_run: Mapping[object, Mapping[str, np.ndarray]], *,
                       replicates: int = 1000,
-                      seed: int | np.random.SeedSequence = 0) -> dict[str, np.ndarray]:
+                      seed: int | np.random.SeedSequence = 0) -> dict[object, np.ndarray]:
     """Every run's statistics on the same bootstrap resamples of the test images.
+
+    The paired option of the bootstrap: runs (models, seeds) scored on the same test images share
+    the rows of :func:`image_draws`, so a difference between two runs, replicate by replicate,
+    gives the interval of that difference without the image-to-image variation both runs see.
 
     Parameters
     ----------
     counts_by_run : mapping
-        Run name -> per-image counts (as for :func:`bootstrap_f1`), every run on the same N
+        Run key -> per-image counts (as for :func:`bootstrap_f1`), every run on the same N
         images in the same order.
     replicates : int
         Number of bootstrap replicates (>= 1).
@@ -75,20 +108,18 @@ def paired_replicates(counts_by_run: Mapping[str, Mapping[str, np.ndarray]], *,
     Returns
     -------
     dict
-        Run name -> ndarray of shape (replicates, len(STATISTICS)): the columns are
-        ``STATISTICS`` (F1 per class, then mF1) of that run on each resample. Row ``r`` of every
-        run comes from the same resampled images, so differences between runs are paired.
+        Run key -> ndarray of shape (replicates, len(STATISTICS)): ``STATISTICS`` (F1 per class,
+        then mF1) of that run on each resample; row ``r`` of every run is the same resample.
+        With one run and the same seed, :func:`bootstrap_f1`'s interval is the
+        :func:`percentile_interval` of its rows.
     """
-    per_run = {name: _count_matrix(counts) for name, counts in counts_by_run.items()}
+    per_run = {key: count_matrix(counts) for key, counts in counts_by_run.items()}
     sizes = {len(matrix) for matrix in per_run.values()}
     if len(sizes) != 1:
         raise ValueError(f"runs must be scored on the same images, got {sorted(sizes)} images")
-    (num_images,) = sizes
-    if num_images == 0:
-        raise ValueError("no images to resample")
-    draws = _draws(num_images, replicates, seed)
-    return {name: _statistics(np.einsum("rn,nck->rck", draws, matrix))
-            for name, matrix in per_run.items()}
+    draws = image_draws(sizes.pop(), replicates, seed)
+    return {key: _statistics(np.einsum("rn,nck->rck", draws, matrix))
+            for key, matrix in per_run.items()}
 
 
 def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
@@ -118,14 +149,15 @@ def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
         raise ValueError(f"replicates must be >= 1, got {replicates}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    per_image = _count_matrix(counts)
+    per_image = count_matrix(counts)
     num_images = len(per_image)
     result = {"images": num_images, "replicates": int(replicates), "confidence": float(confidence)}
     if num_images == 0:
         result.update({key: {"estimate": None, "low": None, "high": None} for key in STATISTICS})
         return result
-    draws = _draws(num_images, replicates, seed)
-    replicate_values = _statistics(np.einsum("rn,nck->rck", draws, per_image))
+    draws = image_draws(num_images, replicates, seed)
+    totals = np.einsum("rn,nck->rck", draws, per_image)
+    replicate_values = _statistics(totals)
     estimate = _statistics(per_image.sum(axis=0))
     low, high = percentile_interval(replicate_values, confidence)
     for column, key in enumerate(STATISTICS):
@@ -162,4 +194,4 @@ def bootstrap_f1_by_group(counts: Mapping[str, np.ndarray], groups: Sequence[str
     return {name: bootstrap_f1({key: values[group_of_image == name]
                                 for key, values in per_image.items()},
                                replicates=replicates, confidence=confidence, seed=stream)
-            for name, stream in zip(names, streams)}
+            for name, stream in zip(names, streams, strict=True)}

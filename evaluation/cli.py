@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 
 from evaluation.errors import run_reporting_errors
 
-__all__ = ["EVALUATION_COMMANDS", "main", "run_command"]
+__all__ = ["EVALUATION_COMMANDS", "main", "run_command", "run_module"]
 
 #: Commands that need only the scorer's dependencies (and the extras they name).
 EVALUATION_COMMANDS = {
@@ -35,6 +35,8 @@ EVALUATION_COMMANDS = {
                    "write the ground-truth JSON of one release split"),
     "layout": ("evaluation.commands.layout",
                "write a release split in the Grand Challenge layout"),
+    "leaderboard": ("evaluation.commands.leaderboard",
+                    "rank submissions by mF1, with bootstrap rank stability and significance"),
 }
 
 
@@ -64,11 +66,19 @@ def run_command(prog: str, commands: Mapping[str, tuple[str, str]],
     top.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     chosen = top.parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
     module_path, help_line = commands[chosen.command]
+    return run_module(f"{prog} {chosen.command}", module_path, argv[1:], help_line)
+
+
+def run_module(prog: str, module_path: str, argv: Sequence[str], help_line: str = "") -> int:
+    """Parse ``argv`` with one command module's options and run it.
+
+    Also the entry of a single-command program such as the evaluation container.
+    """
     module = importlib.import_module(module_path)
-    parser = argparse.ArgumentParser(prog=f"{prog} {chosen.command}",
+    parser = argparse.ArgumentParser(prog=prog,
                                      description=getattr(module, "DESCRIPTION", help_line))
     module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
+    args = parser.parse_args(argv)
     return run_reporting_errors(lambda: module.run(args))
 
 

@@ -23,34 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation.formats import CLASS_NAMES, PointSet
+from evaluation.constants import CLASS_NAMES
+from evaluation.formats import PointSet
+from evaluation.metrics import precision_recall_f1
 
-__all__ = ["ThresholdCurve", "class_curves", "precision_recall_f1", "shared_threshold_mf1"]
-
-# The organisers' guard against division by zero, in every ratio.
-_EPSILON = 1e-7
-
-
-def precision_recall_f1(tp, fp, fn):
-    """Unrounded precision, recall and F1 of the OCELOT formula, element-wise.
-
-    Parameters
-    ----------
-    tp, fp, fn : array_like of int
-        Counts of true positives, false positives and false negatives (any matching shapes).
-
-    Returns
-    -------
-    precision, recall, f1 : ndarray of float64
-        ``TP / (TP + FP + 1e-7)``, ``TP / (TP + FN + 1e-7)`` and ``2 P R / (P + R + 1e-7)``,
-        the values that :func:`evaluation.class_metrics` rounds to 4 decimals.
-    """
-    tp, fp, fn = (np.asarray(count, dtype=np.float64) for count in (tp, fp, fn))
-    precision = tp / (tp + fp + _EPSILON)
-    recall = tp / (tp + fn + _EPSILON)
-    f1 = 2 * precision * recall / (precision + recall + _EPSILON)
-    return precision, recall, f1
-
+__all__ = ["ThresholdCurve", "class_curves", "shared_threshold_mf1"]
 
 @dataclass(frozen=True)
 class ThresholdCurve:
@@ -73,7 +50,7 @@ class ThresholdCurve:
     num_gt: int
 
     @classmethod
-    def from_matches(cls, probability, is_tp, num_gt) -> "ThresholdCurve":
+    def from_matches(cls, probability, is_tp, num_gt) -> ThresholdCurve:
         """Build the curve from one matching of all predictions of a class.
 
         Parameters

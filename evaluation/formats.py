@@ -10,38 +10,43 @@ the field and the offending value, e.g.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import math
 import os
 import re
+import stat
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from evaluation.constants import CLASS_NAMES, PATCH_SIZE_PX
+from evaluation.errors import InputError, preview
+from evaluation.limits import current_limits
+
 __all__ = [
-    "InputError",
-    "PointSet",
-    "CLASS_NAMES",
     "PATCH_COORDINATE_MAX",
     "WHOLE_SLIDE_COORDINATE_MAX",
+    "PointSet",
+    "check_image_range",
+    "check_writable",
+    "json_kind",
+    "points_document",
     "points_from_document",
     "read_json_document",
     "read_points_document",
-    "check_image_range",
-    "points_document",
     "write_bytes_atomic",
     "write_json_atomic",
 ]
 
-#: Class index -> name, in the order the metrics report them.
-CLASS_NAMES = {1: "BC", 2: "TC"}
-
 #: Largest x or y (pixels) the organisers accept: cell patches are 1024 x 1024.
-PATCH_COORDINATE_MAX = 1023
+PATCH_COORDINATE_MAX = PATCH_SIZE_PX - 1
 
 #: Largest x or y (pixels) in whole-slide mode: float32, in which distances are computed,
 #: represents every integer only up to 2**24.
@@ -52,29 +57,13 @@ _IMAGE_INDEX_MAX = 2**62
 
 _ENTRY_KEYS = frozenset({"name", "point", "probability"})
 _IMAGE_NAME = re.compile(r"image_[0-9]+")
-_VALUE_PREVIEW_CHARS = 60
+
+try:  # the optional "fast" extra: several times quicker on large documents
+    import orjson as _orjson
+except ImportError:
+    _orjson = None
 
 Role = Literal["predictions", "ground_truth"]
-
-
-class InputError(ValueError):
-    """Input that cannot be scored; ``str(error)`` is one line saying what is wrong and where."""
-
-
-def run_reporting_input_errors(command: Callable[[], int]) -> int:
-    """Run a command; bad input ends with one ``error:`` line on stderr and exit code 2.
-
-    Bad input is an :class:`InputError` or an ``OSError`` (a missing or unreadable file); a bug
-    still shows its traceback.
-    """
-    try:
-        return command()
-    except InputError as error:
-        message = str(error)
-    except OSError as error:
-        message = f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 @dataclass(frozen=True)
@@ -169,35 +158,70 @@ def _integer_array(values, name: str) -> np.ndarray:
 def read_json_document(path: str | os.PathLike) -> Any:
     """Parse a JSON file strictly, turning every failure into a one-line :class:`InputError`.
 
-    Strict means: UTF-8 only, no ``NaN``/``Infinity`` literals, and nesting deep enough to
-    exhaust the parser is an error, not a crash.
+    Strict means: a regular file within the document-size bound
+    (:mod:`evaluation.limits`), UTF-8 only, no ``NaN``/``Infinity`` literals and no integer
+    too long to convert (both named by their entry), and nesting deep enough to exhaust the
+    parser is an error, not a crash.
     """
     source = str(path)
     try:
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            # A device or a pipe could be read forever (/dev/zero) or block (a FIFO).
+            raise InputError(f"{source}: not a regular file")
+        current_limits().check("document_mb", math.ceil(status.st_size / 1e6), source,
+                               "MB of JSON")
         raw = Path(path).read_bytes()
     except OSError as error:
         raise InputError(f"{source}: cannot read file: {error.strerror or error}") from None
     if not raw.strip():
         raise InputError(f"{source}: file is empty, expected a JSON object")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InputError(
-            f"{source}: not UTF-8 text: byte 0x{raw[error.start]:02x} at offset {error.start}"
-        ) from None
-    del raw
+    with collector_paused():
+        if _orjson is not None:
+            try:
+                return _orjson.loads(raw)
+            except _orjson.JSONDecodeError:
+                # The standard parser names the error exactly, and accepts the few documents
+                # orjson refuses (integers beyond 64 bits, 1e400, lone surrogates): both paths
+                # accept and refuse the same documents.
+                pass
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(
+                f"{source}: not UTF-8 text: byte 0x{raw[error.start]:02x} at offset {error.start}"
+            ) from None
+        del raw  # the text alone from here: one copy of the document in memory, not two
+        return _parse_standard(text, source)
+
+
+def _parse_standard(text: str, source: str) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
-    except _NonFiniteLiteral as literal:
-        raise InputError(
-            f"{source}: not valid JSON: {literal.args[0]} is not allowed (JSON numbers are finite)"
-        ) from None
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"{source}: not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
+    except (_NonFiniteLiteral, ValueError) as error:
+        if isinstance(error, json.JSONDecodeError):
+            raise InputError(
+                f"{source}: not valid JSON: {error.msg} at line {error.lineno} "
+                f"column {error.colno}"
+            ) from None
+        # NaN/Infinity, or an integer longer than Python converts: parse again, keeping a
+        # marker in its place, to name the entry that holds it.
+        raise InputError(_unrepresentable_number_message(text, source)) from None
     except RecursionError:
         raise InputError(f"{source}: not valid JSON: nesting too deep to parse") from None
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the garbage collector: parsing creates millions of objects that are no garbage,
+    and the collector would scan them again and again (half of a large parse's time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _NonFiniteLiteral(Exception):
@@ -206,6 +230,51 @@ class _NonFiniteLiteral(Exception):
 
 def _reject_constant(literal: str):
     raise _NonFiniteLiteral(literal)
+
+
+class _Unrepresentable:
+    """Stands in for a number JSON or Python cannot hold, so that its entry can be named."""
+
+    def __init__(self, description: str):
+        self.description = description
+
+
+def _parse_integer(digits: str) -> int | _Unrepresentable:
+    limit = sys.get_int_max_str_digits()
+    if limit and len(digits.lstrip("-")) > limit:
+        return _Unrepresentable(f"an integer of {len(digits.lstrip('-'))} digits is too long")
+    return int(digits)
+
+
+def _member_path(where: str, key: str) -> str:
+    """``where.key`` for a plain key; ``where["k\\n..."]`` (escaped, shortened) otherwise."""
+    if key.isidentifier() and key.isascii() and len(key) <= 40:
+        return f"{where}.{key}" if where else key
+    return f"{where}[{preview(key)}]"
+
+
+def _unrepresentable_number_message(text: str, source: str) -> str:
+    document = json.loads(
+        text,
+        parse_int=_parse_integer,
+        parse_constant=lambda literal: _Unrepresentable(
+            f"{literal} is not allowed (JSON numbers are finite)"
+        ),
+    )
+    # Depth-first in document order, without recursion (the nesting may be deep).
+    stack = [("", document)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, _Unrepresentable):
+            return f"{source}: {where or 'top level'}: {value.description}"
+        if type(value) is dict:
+            children = [(_member_path(where, key), item) for key, item in value.items()]
+        elif type(value) is list:
+            children = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+        else:
+            continue
+        stack.extend(reversed(children))
+    raise AssertionError("no unrepresentable number found after the parser reported one")
 
 
 def read_points_document(
@@ -263,23 +332,34 @@ def points_from_document(
     if type(document) is not dict:
         raise InputError(
             f'{source}: top level must be a JSON object with a "points" list, '
-            f"got {_json_kind(document)}"
+            f"got {json_kind(document)}"
         )
     if "points" not in document:
         raise InputError(f'{source}: missing key "points" (the list of point entries)')
     entries = document["points"]
     if type(entries) is not list:
-        raise InputError(f'{source}: "points" must be a list, got {_json_kind(entries)}')
+        raise InputError(f'{source}: "points" must be a list, got {json_kind(entries)}')
+    limits = current_limits()
     if role == "ground_truth":
         if "num_images" not in document:
             raise InputError(f'{source}: missing key "num_images" (ground truth must state it)')
         num_images = document["num_images"]
         if type(num_images) is not int or num_images < 0:
             raise InputError(
-                f"{source}: num_images must be a non-negative integer, got {_preview(num_images)}"
+                f"{source}: num_images must be a non-negative integer, got {preview(num_images)}"
             )
+        limits.check("images", num_images, f"{source}: num_images", "images")
+    limits.check("points", len(entries), f'{source}: "points"', "points")
     coordinate_max = WHOLE_SLIDE_COORDINATE_MAX if whole_slide else PATCH_COORDINATE_MAX
-    points = _points_from_entries(entries, source, coordinate_max, num_images)
+    with collector_paused():
+        points = _points_from_entries(entries, source, coordinate_max, num_images)
+    if not whole_slide and len(points):
+        # Matching time and memory grow with the points of one image (a whole slide is one
+        # image by design, and bounded by the total alone).
+        images, counts = np.unique(points.image, return_counts=True)
+        busiest = int(np.argmax(counts))
+        limits.check("points_per_image", int(counts[busiest]),
+                     f"{source}: image_{images[busiest]}", "points")
     return points, (num_images if role == "ground_truth" else None)
 
 
@@ -308,7 +388,7 @@ def _points_from_entries(
         if type(point) is not list or len(point) != 3:
             raise InputError(
                 f"{source}: points[{index}].point: must be a list [x, y, class] of 3 integers, "
-                f"got {_preview(point)}"
+                f"got {preview(point)}"
             )
         x, y, label = point
         if type(x) is not int or not 0 <= x <= coordinate_max:
@@ -318,7 +398,7 @@ def _points_from_entries(
         if type(label) is not int or label not in CLASS_NAMES:
             raise InputError(
                 f"{source}: points[{index}].point[2]: class must be 1 (BC) or 2 (TC), "
-                f"got {_preview(label)}"
+                f"got {preview(label)}"
             )
         if type(probability) is not float or not 0.0 <= probability <= 1.0:
             raise InputError(_probability_error(source, index, probability))
@@ -336,13 +416,13 @@ def _points_from_entries(
 
 def _image_index(name: Any, where: str, num_images: int | None) -> int:
     if type(name) is not str or _IMAGE_NAME.fullmatch(name) is None:
-        raise InputError(f"{where}: must match image_[0-9]+, got {_preview(name)}")
+        raise InputError(f"{where}: must match image_[0-9]+, got {preview(name)}")
     # The organisers read the index as int(name.split("_")[-1]): image_007 is image 7.
     image = int(name.split("_")[-1])
     if num_images is not None and image >= num_images:
         raise InputError(f"{where}: {name} is outside the {_images_range(num_images)}")
     if image > _IMAGE_INDEX_MAX:
-        raise InputError(f"{where}: image index too large, got {_preview(name)}")
+        raise InputError(f"{where}: image index too large, got {preview(name)}")
     return image
 
 
@@ -368,15 +448,15 @@ def _entry_shape_error(source: str, index: int, entry: Any) -> str:
     if type(entry) is not dict:
         return (
             f"{where}: must be an object with keys name, point, probability, "
-            f"got {_preview(entry)}"
+            f"got {preview(entry)}"
         )
     missing = sorted(_ENTRY_KEYS - entry.keys())
     if missing:
-        return f'{where}: missing key "{missing[0]}", got keys {_preview(sorted(entry))}'
+        return f'{where}: missing key "{missing[0]}", got keys {preview(sorted(entry))}'
     extra = sorted(entry.keys() - _ENTRY_KEYS)
     return (
-        f'{where}: unexpected key "{extra[0]}" (only name, point, probability are allowed), '
-        f"got keys {_preview(sorted(entry))}"
+        f"{where}: unexpected key {preview(extra[0])} (only name, point, probability are allowed), "
+        f"got keys {preview(sorted(entry))}"
     )
 
 
@@ -384,7 +464,7 @@ def _coordinate_error(source: str, index: int, axis: int, axis_name: str, value,
     hint = "" if limit == PATCH_COORDINATE_MAX else " (whole-slide mode)"
     return (
         f"{source}: points[{index}].point[{axis}]: {axis_name} must be an integer in 0..{limit}"
-        f"{hint}, got {_preview(value)}"
+        f"{hint}, got {preview(value)}"
     )
 
 
@@ -392,24 +472,14 @@ def _probability_error(source: str, index: int, value) -> str:
     where = f"{source}: points[{index}].probability"
     if type(value) is int:
         return f"{where}: must be a float in [0, 1] written with a decimal point, got {value}"
-    return f"{where}: must be a float in [0, 1], got {_preview(value)}"
+    return f"{where}: must be a float in [0, 1], got {preview(value)}"
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What kind of JSON value ``value`` is, in words: "an object", "a list", "null"..."""
     kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
              int: "an integer", float: "a number", type(None): "null"}
     return kinds.get(type(value), type(value).__name__)
-
-
-def _preview(value: Any) -> str:
-    """The value as JSON, cut short so that the message stays one readable line."""
-    try:
-        text = json.dumps(value, ensure_ascii=True)
-    except (TypeError, ValueError):
-        text = repr(value)
-    if len(text) > _VALUE_PREVIEW_CHARS:
-        text = text[: _VALUE_PREVIEW_CHARS - 3] + "..."
-    return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,18 +509,57 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_bytes_atomic(path, (json.dumps(obj, allow_nan=False) + "\n").encode("utf-8"))
 
 
+def check_writable(path: str | os.PathLike, *, inputs: Sequence[str | os.PathLike] = ()) -> None:
+    """Fail before any work when ``path`` cannot or must not be written.
+
+    Refused: a folder that does not exist or is not writable, a target that exists and is not a
+    regular file (a folder, a symlink, a device: never replaced), and a target that is one of
+    ``inputs`` (it would overwrite what is being read).
+
+    Raises
+    ------
+    InputError
+    """
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise InputError(f"{target}: cannot write: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{target}: cannot write: folder {folder} is not writable "
+                         f"by uid {os.getuid()}")
+    _check_replaceable(target)
+    for source in inputs:
+        if Path(source).exists() and target.exists() and os.path.samefile(source, target):
+            raise InputError(f"{target}: is also an input ({source}); write the output elsewhere")
+
+
+def _check_replaceable(target: Path) -> None:
+    try:
+        status = os.lstat(target)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(status.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(status.st_mode)
+                else "a symbolic link" if stat.S_ISLNK(status.st_mode) else "not a regular file")
+        raise InputError(f"{target}: exists and is {kind}; only a regular file is replaced")
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` so that ``path`` either keeps its old content or holds all of it.
 
-    The bytes go to a temporary file in the same folder, which then replaces ``path``.
+    The bytes go to a temporary file in the same folder, which then replaces ``path``; the
+    temporary file is removed on any failure, SIGINT and (under
+    :func:`evaluation.errors.run_reporting_errors`) SIGTERM included. A ``path`` that exists and
+    is not a regular file is never replaced (:class:`InputError`). An ``OSError`` (disk full,
+    permissions) names ``path``, not the temporary file.
     """
     target = Path(path)
+    _check_replaceable(target)
     try:
         descriptor, temporary = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
         )
     except OSError as error:
-        # Name the file the caller asked for, not the temporary one.
         raise OSError(error.errno, error.strerror, str(target)) from None
     try:
         with os.fdopen(descriptor, "wb") as stream:
@@ -460,6 +569,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
             os.fchmod(stream.fileno(), 0o666 & ~umask)
             stream.write(data)
         os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(target)) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -3,9 +3,10 @@
 Run inside the ``ocelot-eval`` container as ``python -m evaluation.gc_entry``. It reads as its
 steps do:
 
-1. :func:`read_jobs`: ``/input/predictions.json``, the list of algorithm jobs of one submission.
-2. :func:`read_job_predictions`: each job's ``cell-classification`` output, the file
-   ``/input/<pk>/output/<relative_path>`` or the value given inline.
+1. :func:`evaluation.gc_layout.read_jobs`: ``/input/predictions.json``, the list of algorithm
+   jobs of one submission.
+2. :func:`evaluation.gc_layout.read_job_predictions`: each job's ``cell-classification``
+   output, the file ``/input/<pk>/output/<relative_path>`` or the value given inline.
 3. :func:`read_ground_truth_catalogue`: the ground truth, from the folder mounted at
    ``/opt/ml/input/data/ground_truth/`` when there is one, else the one baked into the image.
 4. :func:`score_jobs`: each job against the ground truth of its input, with the scorer of
@@ -35,44 +36,40 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 
-from evaluation.formats import (
-    InputError,
-    PointSet,
-    _json_kind,
-    _preview,
-    points_from_document,
-    read_json_document,
-    run_reporting_input_errors,
-    write_json_atomic,
+from evaluation.cli import run_module
+from evaluation.commands.options import radius_in_pixels
+from evaluation.constants import MATCH_RADIUS_PX, SPLITS
+from evaluation.errors import InputError, preview
+from evaluation.formats import PointSet, json_kind, read_json_document, write_json_atomic
+from evaluation.gc_layout import (
+    Job,
+    check_inside,
+    read_job_predictions,
+    read_jobs,
+    resolve_inside,
 )
+from evaluation.metadata import read_organs
 from evaluation.metrics import ScoreReport, score
-from evaluation.release import read_ground_truth, read_organs
-from evaluation.score_command import DEFAULT_RADIUS_PX, format_report, radius_in_pixels
+from evaluation.release import read_ground_truth
+from evaluation.table import format_report
 
 __all__ = [
     "GROUND_TRUTH_INDEX",
-    "OUTPUT_SLUG",
     "GroundTruth",
-    "Job",
     "check_ground_truth",
     "evaluate",
     "ground_truth_folder",
     "ground_truth_of",
     "main",
     "read_ground_truth_catalogue",
-    "read_job_predictions",
-    "read_jobs",
     "score_jobs",
     "write_metrics",
 ]
 
-#: The algorithm output interface that holds the cell predictions.
-OUTPUT_SLUG = "cell-classification"
 #: Name of the file that maps input image names to their ground truth.
 GROUND_TRUTH_INDEX = "ground_truth_index.json"
 #: Name of the optional Grand Challenge metadata list beside a single GT file.
@@ -91,28 +88,6 @@ _USAGE = (
 
 
 @dataclass(frozen=True)
-class Job:
-    """One algorithm job of ``predictions.json``.
-
-    Attributes
-    ----------
-    pk : str
-        The job's primary key, as Grand Challenge names it.
-    input_names : tuple of str
-        Names of the job's input images (e.g. the stacked cell-patch TIFF).
-    output : dict
-        The job's ``cell-classification`` output entry.
-    where : str
-        Where the job sits, for messages: ``/input/predictions.json: [3] (job <pk>)``.
-    """
-
-    pk: str
-    input_names: tuple[str, ...]
-    output: dict
-    where: str
-
-
-@dataclass(frozen=True)
 class GroundTruth:
     """Ground truth of one input: points of images ``0..num_images-1`` and their organs.
 
@@ -126,131 +101,7 @@ class GroundTruth:
 
 
 # ---------------------------------------------------------------------------------------------
-# Step 1: the jobs
-
-
-def read_jobs(predictions_path: Path) -> list[Job]:
-    """Read ``predictions.json``: every job and its ``cell-classification`` output entry.
-
-    Raises
-    ------
-    InputError
-        The file is missing or not JSON, or a job lacks ``pk`` or that output.
-    """
-    if not predictions_path.is_file():
-        raise InputError(f"{predictions_path} not found: {_USAGE}")
-    document = read_json_document(predictions_path)
-    if type(document) is not list:
-        raise InputError(
-            f"{predictions_path}: top level must be a list of algorithm jobs, "
-            f"got {_json_kind(document)}"
-        )
-    if not document:
-        raise InputError(f"{predictions_path}: the list of algorithm jobs is empty")
-    return [_job(predictions_path, index, entry) for index, entry in enumerate(document)]
-
-
-def _job(predictions_path: Path, index: int, entry: Any) -> Job:
-    at = f"{predictions_path}: [{index}]"
-    if type(entry) is not dict:
-        raise InputError(f"{at}: a job must be a JSON object, got {_json_kind(entry)}")
-    pk = entry.get("pk")
-    if type(pk) not in (str, int) or str(pk) == "":
-        raise InputError(f"{at}.pk: must be a non-empty string, got {_preview(pk)}")
-    pk = str(pk)
-    at = f"{predictions_path}: [{index}] (job {pk})"
-    outputs = entry.get("outputs")
-    if type(outputs) is not list:
-        raise InputError(f"{at}: outputs: must be a list, got {_json_kind(outputs)}")
-    matching = [
-        output for output in outputs
-        if type(output) is dict and type(output.get("interface")) is dict
-        and output["interface"].get("slug") == OUTPUT_SLUG
-    ]
-    if len(matching) != 1:
-        slugs = [_slug(output) for output in outputs]
-        raise InputError(
-            f'{at}: outputs: expected one output with interface slug "{OUTPUT_SLUG}", '
-            f"found {len(matching)} among slugs {_preview(slugs)}"
-        )
-    return Job(pk=pk, input_names=_input_image_names(entry.get("inputs")), output=matching[0],
-               where=at)
-
-
-def _slug(output: Any) -> Any:
-    interface = output.get("interface") if type(output) is dict else None
-    return interface.get("slug") if type(interface) is dict else None
-
-
-def _input_image_names(inputs: Any) -> tuple[str, ...]:
-    """Names of a job's image inputs (``inputs[i].image.name``); other inputs have none."""
-    if type(inputs) is not list:
-        return ()
-    names = []
-    for value in inputs:
-        image = value.get("image") if type(value) is dict else None
-        if type(image) is dict and type(image.get("name")) is str:
-            names.append(image["name"])
-    return tuple(names)
-
-
-# ---------------------------------------------------------------------------------------------
-# Step 2: each job's predictions
-
-
-def read_job_predictions(job: Job, input_dir: Path, num_images: int) -> PointSet:
-    """The predictions of ``job``: its inline value, else the file it wrote.
-
-    The file lives at ``<input_dir>/<pk>/output/<relative_path>``. Points are validated by the
-    scorer's rule, with image indices below ``num_images`` of the job's ground truth.
-
-    Raises
-    ------
-    InputError
-        The output is missing or does not pass the validity rule; the message names the job.
-    """
-    value = job.output.get("value")
-    if value is not None:
-        source = f"job {job.pk}: inline {OUTPUT_SLUG} value"
-        document = value
-    else:
-        path = _job_output_path(job, input_dir)
-        if not path.is_file():
-            raise InputError(
-                f"job {job.pk}: output file {path} is missing (the {OUTPUT_SLUG} output has no "
-                "inline value either)"
-            )
-        source = f"job {job.pk}: {path}"
-        try:
-            document = read_json_document(path)
-        except InputError as error:
-            raise InputError(f"job {job.pk}: {error}") from None
-    points, _ = points_from_document(document, source=source, role="predictions",
-                                     num_images=num_images)
-    return points
-
-
-def _job_output_path(job: Job, input_dir: Path) -> Path:
-    relative_path = job.output["interface"].get("relative_path")
-    if type(relative_path) is not str or not relative_path:
-        raise InputError(
-            f"{job.where}: the {OUTPUT_SLUG} output has neither a value nor an "
-            f"interface.relative_path (got {_preview(relative_path)})"
-        )
-    for field, part in (("pk", job.pk), ("relative_path", relative_path)):
-        _check_inside(part, f"{job.where}: {field}")
-    return input_dir / job.pk / "output" / relative_path
-
-
-def _check_inside(relative: str, where: str) -> None:
-    """Reject paths that would leave the folder they are relative to."""
-    parts = PurePosixPath(relative).parts
-    if PurePosixPath(relative).is_absolute() or ".." in parts or "\\" in relative:
-        raise InputError(f"{where}: must be a path inside its folder, got {_preview(relative)}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Step 3: the ground truth
+# The ground truth (steps 1 and 2 read the evaluation input: evaluation.gc_layout)
 
 
 def ground_truth_folder(mounted: Path, baked: Path) -> Path:
@@ -316,27 +167,29 @@ def _read_indexed_ground_truth(folder: Path, index_path: Path, split: str
     if type(index) is not dict or not index:
         raise InputError(
             f"{index_path}: must be a non-empty JSON object mapping input image names to "
-            f"ground-truth files, got {_json_kind(index)}"
+            f"ground-truth files, got {json_kind(index)}"
         )
     catalogue = {}
     for name, entry in index.items():
-        where = f"{index_path}: [{_preview(name)}]"
+        where = f"{index_path}: [{preview(name)}]"
         if type(entry) is str:
             entry = {"ground_truth": entry}
         if type(entry) is not dict or type(entry.get("ground_truth")) is not str:
             raise InputError(
                 f'{where}: must be a GT file name or {{"ground_truth": FILE, "metadata": FILE}}, '
-                f"got {_preview(entry)}"
+                f"got {preview(entry)}"
             )
         metadata = entry.get("metadata")
         if metadata is not None and type(metadata) is not str:
-            raise InputError(f"{where}.metadata: must be a file name, got {_preview(metadata)}")
+            raise InputError(f"{where}.metadata: must be a file name, got {preview(metadata)}")
+        paths = {}
         for field in ("ground_truth", "metadata"):
             if entry.get(field) is not None:
-                _check_inside(entry[field], f"{where}.{field}")
-        catalogue[name] = _read_ground_truth_file(
-            folder / entry["ground_truth"], None if metadata is None else folder / metadata, split
-        )
+                check_inside(entry[field], f"{where}.{field}")
+                paths[field] = resolve_inside(folder, entry[field],
+                                              f"{where}.{field} {preview(entry[field])}")
+        catalogue[name] = _read_ground_truth_file(paths["ground_truth"], paths.get("metadata"),
+                                                  split)
     return catalogue
 
 
@@ -348,7 +201,8 @@ def _read_ground_truth_file(path: Path, metadata: Path | None, split: str) -> Gr
     return GroundTruth(points, num_images, organs, str(path))
 
 
-def ground_truth_of(job: Job, catalogue: dict[str | None, GroundTruth], num_jobs: int) -> GroundTruth:
+def ground_truth_of(job: Job, catalogue: dict[str | None, GroundTruth],
+                    num_jobs: int) -> GroundTruth:
     """The ground truth that ``job`` is scored against: the one whose name is a job input's."""
     if None in catalogue:
         if num_jobs > 1:
@@ -362,7 +216,7 @@ def ground_truth_of(job: Job, catalogue: dict[str | None, GroundTruth], num_jobs
     if len(matches) != 1:
         raise InputError(
             f"{job.where}: expected exactly one input image named in {GROUND_TRUTH_INDEX}, "
-            f"found {len(matches)}; the job's input images are {list(job.input_names)}"
+            f"found {len(matches)}; the job's input images are {preview(list(job.input_names))}"
         )
     return catalogue[matches[0]]
 
@@ -376,7 +230,7 @@ def score_jobs(
     ground_truths: Sequence[GroundTruth],
     jobs: Sequence[Job],
     *,
-    radius_px: float = DEFAULT_RADIUS_PX,
+    radius_px: float = MATCH_RADIUS_PX,
 ) -> ScoreReport:
     """Score each job against its ground truth; ``to_dict()`` of the result is ``metrics.json``.
 
@@ -397,7 +251,8 @@ def score_jobs(
         _concatenate([truth.points for truth in ground_truths], offsets[:-1]),
         int(offsets[-1]),
         radius_px=radius_px,
-        organs=[organ for truth in ground_truths for organ in truth.organs] if known_organs else None,
+        organs=([organ for truth in ground_truths for organ in truth.organs] if known_organs
+                else None),
     )
     return _label_results_by_job(report, jobs, offsets)
 
@@ -405,7 +260,8 @@ def score_jobs(
 def _concatenate(point_sets: Sequence[PointSet], image_offsets: Sequence[int]) -> PointSet:
     """One PointSet of all ``point_sets``, image indices of the j-th shifted by its offset."""
     return PointSet.from_arrays(
-        np.concatenate([points.image + offset for points, offset in zip(point_sets, image_offsets)]),
+        np.concatenate([points.image + offset
+                        for points, offset in zip(point_sets, image_offsets)]),
         np.concatenate([points.xy for points in point_sets]).reshape(-1, 2),
         np.concatenate([points.label for points in point_sets]),
         np.concatenate([points.probability for points in point_sets]),
@@ -456,8 +312,15 @@ def evaluate(
     radius_px: float,
 ) -> dict:
     """All steps: read the jobs and ground truth, score, write ``metrics.json``."""
-    jobs = read_jobs(input_dir / "predictions.json")
+    if not (input_dir / "predictions.json").is_file():
+        raise InputError(f"{input_dir / 'predictions.json'} not found: {_USAGE}")
     _check_output_dir(output_dir)
+    # A failed run must not leave an older run's numbers to be read as this one's.
+    stale = output_dir / "metrics.json"
+    if stale.is_file() and not stale.is_symlink():
+        stale.unlink()
+    jobs = read_jobs(resolve_inside(input_dir, "predictions.json",
+                                    str(input_dir / "predictions.json")))
     folder = ground_truth_folder(mounted_ground_truth, baked_ground_truth)
     catalogue = read_ground_truth_catalogue(folder, split=split)
     print(f"{len(jobs)} job(s); ground truth from {folder}")
@@ -465,7 +328,7 @@ def evaluate(
     predictions = []
     for job, truth in zip(jobs, ground_truths):
         predictions.append(read_job_predictions(job, input_dir, truth.num_images))
-        print(f"job {job.pk}: {len(predictions[-1])} predicted cells, {len(truth.points)} "
+        print(f"{job.label}: {len(predictions[-1])} predicted cells, {len(truth.points)} "
               f"ground-truth cells in {truth.num_images} images ({truth.source})")
     report = score_jobs(predictions, ground_truths, jobs, radius_px=radius_px)
     print(format_report(report, radius_px=radius_px))
@@ -483,12 +346,14 @@ def check_ground_truth(mounted_ground_truth: Path, baked_ground_truth: Path, *, 
               f"{truth.num_images} images, {organs}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m evaluation.gc_entry",
-        description="Grand Challenge evaluation of OCELOT submissions: reads the platform's "
-                    "input layout, writes metrics.json. All paths default to the platform's.",
-    )
+HELP = "score every job of a Grand Challenge submission (the ocelot-eval container)"
+DESCRIPTION = (
+    "Grand Challenge evaluation of OCELOT submissions: reads the platform's input layout, writes "
+    "metrics.json. All paths default to the platform's."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     environ = os.environ
     parser.add_argument("--input", type=Path, default=_INPUT,
                         help="folder with predictions.json and <pk>/output/ (default /input)")
@@ -501,41 +366,41 @@ def build_parser() -> argparse.ArgumentParser:
                         default=Path(environ.get("OCELOT_BAKED_GROUND_TRUTH", _BAKED_GROUND_TRUTH)),
                         help="ground truth baked into the image (default "
                              "$OCELOT_BAKED_GROUND_TRUTH or /opt/ocelot/ground_truth)")
-    parser.add_argument("--split", choices=("train", "val", "test"),
+    parser.add_argument("--split", choices=SPLITS,
                         default=environ.get("OCELOT_GROUND_TRUTH_SPLIT", "test"),
                         help="split of a release-folder ground truth "
                              "(default $OCELOT_GROUND_TRUTH_SPLIT or test)")
     parser.add_argument("--radius-px", default=environ.get("OCELOT_RADIUS_PX"),
                         help=f"matching cutoff in pixels (default $OCELOT_RADIUS_PX or "
-                             f"{DEFAULT_RADIUS_PX:g})")
+                             f"{MATCH_RADIUS_PX:g})")
     parser.add_argument("--check-ground-truth", action="store_true",
                         help="only load the ground truth and say what it holds")
-    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the ground truth, or evaluate the submission."""
+    if args.check_ground_truth:
+        check_ground_truth(args.ground_truth, args.baked_ground_truth, split=args.split)
+    else:
+        evaluate(args.input, args.output, args.ground_truth, args.baked_ground_truth,
+                 split=args.split, radius_px=_radius(args.radius_px))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the evaluation; bad input ends with one ``error:`` line on stderr and exit code 2."""
-    args = build_parser().parse_args(argv)
-
-    def run() -> int:
-        if args.check_ground_truth:
-            check_ground_truth(args.ground_truth, args.baked_ground_truth, split=args.split)
-        else:
-            evaluate(args.input, args.output, args.ground_truth, args.baked_ground_truth,
-                     split=args.split, radius_px=_radius(args.radius_px))
-        return 0
-
-    return run_reporting_input_errors(run)
+    return run_module("python -m evaluation.gc_entry", __name__,
+                      sys.argv[1:] if argv is None else argv)
 
 
 def _radius(text: str | None) -> float:
     if text is None:
-        return DEFAULT_RADIUS_PX
+        return MATCH_RADIUS_PX
     try:
         value = float(text)
     except ValueError:
         raise InputError(f"matching radius (--radius-px / OCELOT_RADIUS_PX): not a number: "
-                         f"{text!r}") from None
+                         f"{preview(text)}") from None
     return radius_in_pixels(value, None, None)
 
 

@@ -21,6 +21,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 
+from evaluation.constants import MATCH_RADIUS_PX
 from evaluation.matching import candidate_pairs
 
 __all__ = ["match_hungarian"]
@@ -30,7 +31,7 @@ __all__ = ["match_hungarian"]
 DENSE_BLOCK_LIMIT = 1_000_000
 
 
-def match_hungarian(pred_xy, pred_probability, gt_xy, radius_px=15.0):
+def match_hungarian(pred_xy, pred_probability, gt_xy, radius_px=MATCH_RADIUS_PX):
     """Pair predictions with ground truth of ONE image and ONE class optimally within the radius.
 
     Parameters

@@ -5,8 +5,8 @@ For one image and one class the organisers visit the predictions in the order
 the way that call resolves them), and give each visited prediction the nearest still-free GT point
 whose float32 Euclidean distance is ``<= cutoff`` (distance ties: the lowest GT index).
 
-The organisers compute the full (#predictions x #GT) distance matrix. Here a KD-tree finds the
-candidate pairs within a radius a hair larger than the cutoff, the exact float32 distance decides,
+The organisers compute the full (#predictions x #GT) distance matrix. Here a grid of cells a hair
+larger than the cutoff finds the candidate pairs, the exact float32 distance decides,
 and one pass over the pairs, sorted by (visit rank, distance, GT index), does the greedy
 assignment: time and memory grow with the number of close pairs, not with #predictions x #GT.
 """
@@ -14,13 +14,14 @@ assignment: time and memory grow with the number of close pairs, not with #predi
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
+from evaluation.constants import CLASS_NAMES, MATCH_RADIUS_PX
 from evaluation.formats import PointSet
+from evaluation.limits import LimitError, current_limits
 
 __all__ = ["candidate_pairs", "match_greedy", "match_point_sets", "visit_order"]
 
-# The KD-tree measures in float64; the float32 distance may be smaller by a few ulps.
+# The grid is laid out in float64; the float32 distance may be smaller by a few ulps.
 _SEARCH_SLACK = 1e-5
 
 
@@ -42,7 +43,7 @@ def visit_order(probability: np.ndarray) -> np.ndarray:
 
 
 def candidate_pairs(
-    pred_xy: np.ndarray, gt_xy: np.ndarray, radius_px: float = 15.0
+    pred_xy: np.ndarray, gt_xy: np.ndarray, radius_px: float = MATCH_RADIUS_PX
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (prediction, GT) pairs whose float32 distance is ``<= radius_px`` (in float32).
 
@@ -69,23 +70,51 @@ def candidate_pairs(
     if len(pred_xy) == 0 or len(gt_xy) == 0:
         return empty
     search_radius = float(cutoff) * (1.0 + _SEARCH_SLACK) + _SEARCH_SLACK
-    pairs = cKDTree(pred_xy).sparse_distance_matrix(
-        cKDTree(gt_xy), search_radius, output_type="ndarray"
-    )
-    pred_index = pairs["i"].astype(np.int64)
-    gt_index = pairs["j"].astype(np.int64)
-    del pairs
+    pred_index, gt_index = _neighbouring_pairs(pred_xy, gt_xy, search_radius)
     delta = pred_xy.astype(np.float32)[pred_index] - gt_xy.astype(np.float32)[gt_index]
     distance = np.sqrt(delta[:, 0] * delta[:, 0] + delta[:, 1] * delta[:, 1])
     keep = distance <= cutoff
     return pred_index[keep], gt_index[keep], distance[keep]
 
 
+def _neighbouring_pairs(
+    pred_xy: np.ndarray, gt_xy: np.ndarray, cell_side: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (prediction, GT) pair in the same or adjacent cells of a square grid.
+
+    With cells of side ``cell_side`` >= the radius, each pair within the radius is among them.
+    The ground truth is sorted by cell once; each prediction looks up its 3 x 3 block of cells
+    with binary searches. Numpy alone: importing ``scipy.spatial`` for a KD-tree costs more time
+    than scoring the whole OCELOT test set.
+    """
+    pred_cell = np.floor(pred_xy / cell_side).astype(np.int64)
+    gt_cell = np.floor(gt_xy / cell_side).astype(np.int64)
+    origin = np.minimum(pred_cell.min(axis=0), gt_cell.min(axis=0)) - 1  # no negative cells
+    pred_cell -= origin
+    gt_cell -= origin
+    rows = int(max(pred_cell[:, 1].max(), gt_cell[:, 1].max())) + 2
+    gt_key = gt_cell[:, 0] * rows + gt_cell[:, 1]
+    gt_order = np.argsort(gt_key, kind="stable")
+    sorted_key = gt_key[gt_order]
+    pred_key = pred_cell[:, 0] * rows + pred_cell[:, 1]
+    neighbour_keys = (pred_key[None, :] + np.array([dx * rows + dy for dx in (-1, 0, 1)
+                                                    for dy in (-1, 0, 1)])[:, None]).ravel()
+    first = np.searchsorted(sorted_key, neighbour_keys, side="left")
+    count = np.searchsorted(sorted_key, neighbour_keys, side="right") - first
+    total = int(count.sum())
+    current_limits().check("candidate_pairs", total, "predictions against ground truth",
+                           f"candidate pairs (points in neighbouring {cell_side:.4g} px cells)")
+    pred_index = np.repeat(np.tile(np.arange(len(pred_xy)), 9), count)
+    within = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+    gt_index = gt_order[np.repeat(first, count) + within]
+    return pred_index, gt_index
+
+
 def match_greedy(
     pred_xy: np.ndarray,
     pred_probability: np.ndarray,
     gt_xy: np.ndarray,
-    radius_px: float = 15.0,
+    radius_px: float = MATCH_RADIUS_PX,
 ) -> np.ndarray:
     """Match the predictions of ONE image and ONE class to its ground truth.
 
@@ -143,7 +172,7 @@ def _assign_in_order(pair_pred: list[int], pair_gt: list[int], num_gt: int) -> l
 
 
 def match_point_sets(
-    predictions: PointSet, ground_truth: PointSet, *, radius_px: float = 15.0,
+    predictions: PointSet, ground_truth: PointSet, *, radius_px: float = MATCH_RADIUS_PX,
     matcher=match_greedy,
 ) -> np.ndarray:
     """Match every image and class of two point sets.
@@ -170,12 +199,16 @@ def match_point_sets(
         pred_rows = pred_groups.get(key)
         if pred_rows is None:
             continue
-        local = matcher(
-            predictions.xy[pred_rows],
-            predictions.probability[pred_rows],
-            ground_truth.xy[gt_rows],
-            radius_px,
-        )
+        try:
+            local = matcher(
+                predictions.xy[pred_rows],
+                predictions.probability[pred_rows],
+                ground_truth.xy[gt_rows],
+                radius_px,
+            )
+        except LimitError as error:
+            image, label = key
+            raise LimitError(f"image_{image}, class {CLASS_NAMES[label]}: {error}") from None
         hit = local >= 0
         matched[pred_rows[hit]] = gt_rows[local[hit]]
     return matched

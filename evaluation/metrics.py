@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from evaluation.formats import CLASS_NAMES, PointSet, check_image_range, points_from_document
-from evaluation.hungarian import match_hungarian
+from evaluation.constants import CLASS_NAMES, MATCH_RADIUS_PX
+from evaluation.formats import PointSet, check_image_range, points_from_document
 from evaluation.matching import match_greedy, match_point_sets
 
-__all__ = ["PUBLISHED_KEYS", "COUNT_KEYS", "MATCHERS", "ScoreReport", "class_metrics",
-           "metrics_from_counts", "count_matches", "score", "score_documents"]
+__all__ = ["COUNT_KEYS", "EPSILON", "MATCHING_RULES", "PUBLISHED_KEYS", "ScoreReport",
+           "class_metrics", "count_matches", "matcher", "metrics_from_counts",
+           "precision_recall_f1", "score", "score_documents"]
 
 #: The seven numbers the leaderboard publishes, in its order.
 PUBLISHED_KEYS = ("Pre/BC", "Rec/BC", "F1/BC", "Pre/TC", "Rec/TC", "F1/TC", "mF1")
 #: Integer counts reported beside them.
 COUNT_KEYS = ("TP/BC", "FP/BC", "FN/BC", "TP/TC", "FP/TC", "FN/TC")
 
-_EPSILON = 1e-7
+#: The organisers' guard against division by zero, in every ratio.
+EPSILON = 1e-7
 
 #: Matching rules by name: the challenge's greedy rule, and the optimal pairing for research.
-MATCHERS = {"greedy": match_greedy, "hungarian": match_hungarian}
+MATCHING_RULES = ("greedy", "hungarian")
+
+
+def matcher(matching: str) -> Callable:
+    """The matching function of a rule; the Hungarian one (and scipy.optimize) loads on demand."""
+    if matching == "greedy":
+        return match_greedy
+    if matching == "hungarian":
+        from evaluation.hungarian import match_hungarian
+
+        return match_hungarian
+    raise ValueError(f"matching must be one of {', '.join(MATCHING_RULES)}, got {matching!r}")
 
 
 @dataclass(frozen=True)
@@ -40,11 +53,17 @@ class ScoreReport:
     per_organ : dict or None
         Organ -> ``PUBLISHED_KEYS`` + ``COUNT_KEYS`` + ``images`` (how many), micro-averaged
         over that organ's images; None when organs are unknown.
+    matched : ndarray of int64, shape (P,), or None
+        The matching behind the counts: ground-truth row matched by each prediction, or -1.
+    counts : dict or None
+        ``COUNT_KEYS`` -> ndarray of int64, shape (num_images,): the per-image counts.
     """
 
     aggregates: dict
     results: list
     per_organ: dict | None = None
+    matched: np.ndarray | None = field(default=None, repr=False, compare=False)
+    counts: dict | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """The ``metrics.json`` document (``per_organ`` only when organs are known)."""
@@ -54,16 +73,38 @@ class ScoreReport:
         return document
 
 
+def precision_recall_f1(tp, fp, fn):
+    """Unrounded precision, recall and F1 of the OCELOT formula, element-wise.
+
+    Parameters
+    ----------
+    tp, fp, fn : int or array_like of int
+        Counts of true positives, false positives and false negatives (matching shapes).
+
+    Returns
+    -------
+    precision, recall, f1 : float or ndarray of float64
+        ``TP / (TP + FP + 1e-7)``, ``TP / (TP + FN + 1e-7)`` and ``2 P R / (P + R + 1e-7)``.
+
+    Examples
+    --------
+    >>> precision_recall_f1(3, 1, 0)[0]
+    0.7499999812500004
+    """
+    if not all(isinstance(count, int) for count in (tp, fp, fn)):
+        tp, fp, fn = (np.asarray(count, dtype=np.float64) for count in (tp, fp, fn))
+    precision = tp / (tp + fp + EPSILON)
+    recall = tp / (tp + fn + EPSILON)
+    f1 = 2 * precision * recall / (precision + recall + EPSILON)
+    return precision, recall, f1
+
+
 def class_metrics(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     """Precision, recall and F1 of one class, each rounded to 4 decimals as the organisers do.
 
-    ``precision = TP / (TP + FP + 1e-7)``, ``recall = TP / (TP + FN + 1e-7)``,
-    ``F1 = 2 P R / (P + R + 1e-7)`` on the unrounded P and R.
+    The rounding is Python's ``round`` of the unrounded values of :func:`precision_recall_f1`.
     """
-    tp, fp, fn = int(tp), int(fp), int(fn)
-    precision = tp / (tp + fp + _EPSILON)
-    recall = tp / (tp + fn + _EPSILON)
-    f1 = 2 * precision * recall / (precision + recall + _EPSILON)
+    precision, recall, f1 = precision_recall_f1(int(tp), int(fp), int(fn))
     return round(precision, 4), round(recall, 4), round(f1, 4)
 
 
@@ -119,7 +160,7 @@ def score(
     ground_truth: PointSet,
     num_images: int,
     *,
-    radius_px: float = 15.0,
+    radius_px: float = MATCH_RADIUS_PX,
     organs: Sequence[str] | None = None,
     matching: str = "greedy",
 ) -> ScoreReport:
@@ -152,22 +193,21 @@ def score(
         raise ValueError(f"organs must name all {num_images} images, got {len(organs)}")
     check_image_range(predictions, num_images, "predictions")
     check_image_range(ground_truth, num_images, "ground truth")
-    if matching not in MATCHERS:
-        raise ValueError(f"matching must be one of {', '.join(MATCHERS)}, got {matching!r}")
     matched = match_point_sets(predictions, ground_truth, radius_px=radius_px,
-                               matcher=MATCHERS[matching])
+                               matcher=matcher(matching))
     counts = count_matches(predictions, ground_truth, matched, num_images)
     aggregates = metrics_from_counts({key: values.sum() for key, values in counts.items()})
     results = _per_image_results(counts, num_images, organs)
     per_organ = None if organs is None else _per_organ_metrics(counts, organs)
-    return ScoreReport(aggregates=aggregates, results=results, per_organ=per_organ)
+    return ScoreReport(aggregates=aggregates, results=results, per_organ=per_organ,
+                       matched=matched, counts=counts)
 
 
 def score_documents(
     predictions: dict,
     ground_truth: dict,
     *,
-    radius_px: float = 15.0,
+    radius_px: float = MATCH_RADIUS_PX,
     organs: Sequence[str] | None = None,
     whole_slide: bool = False,
     predictions_source: str = "predictions",

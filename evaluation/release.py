@@ -1,8 +1,15 @@
-"""Ground truth and organs from the OCELOT 2023 release or Grand Challenge metadata.
+"""The OCELOT 2023 release layout: ground truth, organs, and every pair, read and written.
 
-The release (``ocelot2023_v1.0.1/``) stores cell annotations as headerless CSV lines
-``x,y,label`` in ``annotations/<split>/cell/NNN.csv``. The organisers' converter numbers the
-images of a split in sorted CSV-path order: the k-th CSV becomes ``image_k``.
+::
+
+    ROOT/metadata.json                           {"sample_pairs": {"001": {...}, ...}}
+    ROOT/images/{split}/cell/NNN.jpg             cell patch, RGB, 0.2 µm/px at 1024 px
+    ROOT/images/{split}/tissue/NNN.jpg           tissue patch, RGB, 4x the field of view
+    ROOT/annotations/{split}/cell/NNN.csv        headerless "x,y,label" lines, 1 = BC, 2 = TC
+    ROOT/annotations/{split}/tissue/NNN.png      1 background, 2 cancer area, 255 unknown
+
+The organisers' converter numbers the images of a split in sorted CSV-path order: the k-th CSV
+becomes ``image_k``. Ground truth needs numpy alone; images need the ``images`` extra.
 """
 
 from __future__ import annotations
@@ -13,20 +20,34 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.constants import CLASS_NAMES, SPLITS
+from evaluation.errors import DataError, preview
 from evaluation.formats import (
-    CLASS_NAMES,
     PATCH_COORDINATE_MAX,
     WHOLE_SLIDE_COORDINATE_MAX,
-    InputError,
     PointSet,
-    read_json_document,
     read_points_document,
 )
+from evaluation.images import IMAGE_SUFFIXES, read_rgb, read_tissue_mask, write_image
+from evaluation.metadata import release_sample_pairs
+from evaluation.pairs import Pair, cell_box_in_tissue
 
-__all__ = ["release_cell_csvs", "read_cell_csv", "read_release_ground_truth", "read_ground_truth",
-           "read_organs"]
+__all__ = [
+    "ReleaseDataset",
+    "check_split",
+    "read_cell_csv",
+    "read_ground_truth",
+    "read_release_ground_truth",
+    "release_cell_csvs",
+    "write_release_pair",
+]
 
-SPLITS = ("train", "val", "test")
+
+def check_split(split: str) -> str:
+    """``split`` if it names a split of the release; ``DataError`` otherwise."""
+    if split not in SPLITS:
+        raise DataError(f"split must be one of {', '.join(SPLITS)}, got {preview(split)}")
+    return split
 
 
 def release_cell_csvs(root: str | os.PathLike, split: str) -> list[Path]:
@@ -35,50 +56,71 @@ def release_cell_csvs(root: str | os.PathLike, split: str) -> list[Path]:
     Uses ``sorted(glob.glob(".../*.csv"))`` like the organisers' converter, so hidden files are
     skipped and the order is Python string order of the paths.
     """
-    folder = Path(root) / "annotations" / split / "cell"
+    folder = Path(root) / "annotations" / check_split(split) / "cell"
     if not folder.is_dir():
-        raise InputError(
+        raise DataError(
             f"{root}: not an OCELOT release folder for split {split!r}: {folder} does not exist"
         )
-    return [Path(path) for path in sorted(glob.glob(os.path.join(glob.escape(str(folder)), "*.csv")))]
+    pattern = os.path.join(glob.escape(str(folder)), "*.csv")
+    return [Path(path) for path in sorted(glob.glob(pattern))]
 
 
-def read_cell_csv(path: str | os.PathLike, *, whole_slide: bool = False) -> np.ndarray:
+def read_cell_csv(
+    path: str | os.PathLike,
+    *,
+    whole_slide: bool = False,
+    image_shape: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Read one release CSV of headerless ``x,y,label`` lines.
 
     Each field is read with ``int()`` as the organisers' converter does, then checked with the
     validity rule (x, y in 0..1023 unless ``whole_slide``; label 1 or 2).
 
+    Parameters
+    ----------
+    path : path-like
+    whole_slide : bool
+        Lift the 0..1023 pixel bound on x and y.
+    image_shape : (H, W), optional
+        When given, points must also lie inside an image of this size (pixels).
+
     Returns
     -------
     ndarray of int64, shape (N, 3)
         Rows ``[x, y, label]``, x and y in pixels.
+
+    Raises
+    ------
+    DataError
+        Missing, unreadable or not UTF-8, or a line that breaks the rule.
     """
     coordinate_max = WHOLE_SLIDE_COORDINATE_MAX if whole_slide else PATCH_COORDINATE_MAX
+    limits = (coordinate_max, coordinate_max)
+    if image_shape is not None:
+        limits = (min(coordinate_max, image_shape[1] - 1), min(coordinate_max, image_shape[0] - 1))
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
-        raise InputError(f"{path}: cannot read file: {error.strerror or error}") from None
+        raise DataError(f"{path}: cannot read file: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
-        raise InputError(f"{path}: not UTF-8 text: byte offset {error.start}") from None
+        raise DataError(f"{path}: not UTF-8 text: byte offset {error.start}") from None
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
-        fields = line.split(",")
         try:
-            x, y, label = (int(field) for field in fields)
+            x, y, label = (int(field) for field in line.split(","))
         except ValueError:
-            raise InputError(
-                f"{path}: line {number}: expected three integers x,y,label, got {line[:60]!r}"
+            raise DataError(
+                f"{path}: line {number}: expected three integers x,y,label, got {preview(line)}"
             ) from None
-        for name, value in (("x", x), ("y", y)):
-            if not 0 <= value <= coordinate_max:
-                raise InputError(
-                    f"{path}: line {number}: {name} must be an integer in 0..{coordinate_max}, "
-                    f"got {value}"
+        for name, value, limit in (("x", x, limits[0]), ("y", y, limits[1])):
+            if not 0 <= value <= limit:
+                raise DataError(
+                    f"{path}: line {number}: {name} must be an integer in 0..{limit}, "
+                    f"got {preview(value)}"
                 )
         if label not in CLASS_NAMES:
-            raise InputError(
-                f"{path}: line {number}: label must be 1 (BC) or 2 (TC), got {label}"
+            raise DataError(
+                f"{path}: line {number}: label must be 1 (BC) or 2 (TC), got {preview(label)}"
             )
         rows.append((x, y, label))
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
@@ -98,8 +140,6 @@ def read_release_ground_truth(
     stems : list of str
         CSV file stems (e.g. ``"001"``) in image order: keys of the release ``sample_pairs``.
     """
-    if split not in SPLITS:
-        raise InputError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     csvs = release_cell_csvs(root, split)
     tables = [read_cell_csv(path, whole_slide=whole_slide) for path in csvs]
     image = np.repeat(np.arange(len(tables), dtype=np.int64), [len(table) for table in tables])
@@ -122,71 +162,147 @@ def read_ground_truth(
     """
     if Path(path).is_dir():
         if split is None:
-            raise InputError(f"{path}: a release folder as ground truth needs --split")
+            raise DataError(f"{path}: a release folder as ground truth needs a split to read")
         return read_release_ground_truth(path, split, whole_slide=whole_slide)
     points, num_images = read_points_document(path, role="ground_truth", whole_slide=whole_slide)
     return points, num_images, None
 
 
-def read_organs(
-    path: str | os.PathLike,
-    *,
-    num_images: int,
-    split: str | None = None,
-    stems: list[str] | None = None,
-) -> list[str]:
-    """The organ of each image ``0..num_images-1``.
+
+class ReleaseDataset:
+    """One split of a dataset in the OCELOT 2023 release layout, pair by pair.
+
+    Pairs are sorted by file stem, so item ``k`` is ``image_k`` of the organisers' GT converter.
+    Annotations are optional as a whole (``annotations/{split}`` absent: ``cell_points`` has shape
+    (0, 3) and ``tissue_mask`` is None) but, when present, required for every pair.
 
     Parameters
     ----------
-    path : path-like
-        Either the release ``metadata.json`` (``{"sample_pairs": {"001": {...}, ...}}``) or a
-        Grand Challenge metadata list (entry k describes ``image_k``).
-    num_images : int
-        Number of images of the ground truth; the metadata must describe exactly these.
-    split : str, optional
-        For release metadata without ``stems``: the images are the pairs whose ``subset`` is
-        ``split``, sorted by key (the order of the sorted CSVs).
-    stems : list of str, optional
-        Release CSV stems in image order (from :func:`read_release_ground_truth`).
+    root : path-like
+        The release root (holds ``metadata.json``, ``images/``, ``annotations/``).
+    split : {"train", "val", "test"}
+
+    Examples
+    --------
+    >>> dataset = ReleaseDataset("ocelot2023_v1.0.1", "val")  # doctest: +SKIP
+    >>> pair = dataset[0]  # doctest: +SKIP
+    >>> pair.cell_image.shape, pair.cell_points.shape  # doctest: +SKIP
+    ((1024, 1024, 3), (57, 3))
     """
-    document = read_json_document(path)
-    if type(document) is list:
-        entries = [(f"[{index}]", entry) for index, entry in enumerate(document)]
-    elif type(document) is dict and type(document.get("sample_pairs")) is dict:
-        entries = _release_entries(path, document["sample_pairs"], split, stems)
-    else:
-        raise InputError(
-            f'{path}: expected a Grand Challenge metadata list or a release metadata object with '
-            f'"sample_pairs"'
+
+    def __init__(self, root: str | os.PathLike, split: str):
+        self.root = Path(root)
+        self.split = check_split(split)
+        cell_dir = self.root / "images" / split / "cell"
+        if not cell_dir.is_dir():
+            raise DataError(
+                f"{cell_dir}: folder not found (is {self.root} an OCELOT release root?)"
+            )
+        self._cell_images = _images_by_stem(cell_dir)
+        self.names = sorted(self._cell_images)
+        tissue_dir = self.root / "images" / split / "tissue"
+        self._tissue_images = _images_by_stem(tissue_dir) if tissue_dir.is_dir() else {}
+        missing = sorted(set(self.names) - set(self._tissue_images))
+        if missing:
+            raise DataError(
+                f"{tissue_dir}: no tissue image for cell image "
+                f"{self._cell_images[missing[0]].name}"
+            )
+        extra = sorted(set(self._tissue_images) - set(self.names))
+        if extra:
+            raise DataError(
+                f"{cell_dir}: no cell image for tissue image {self._tissue_images[extra[0]].name}"
+            )
+        self.metadata_path = self.root / "metadata.json"
+        sample_pairs = release_sample_pairs(self.metadata_path)
+        unknown = [name for name in self.names if name not in sample_pairs]
+        if unknown:
+            raise DataError(
+                f'{self.metadata_path}: sample_pairs has no entry "{unknown[0]}" for {split} '
+                f"pair {unknown[0]}"
+            )
+        self._meta = {name: sample_pairs[name] for name in self.names}
+        self.annotation_dir = self.root / "annotations" / split
+        self.annotated = self.annotation_dir.is_dir()
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def meta(self, index: int) -> dict:
+        """Metadata entry of pair ``index``."""
+        return self._meta[self.names[index]]
+
+    def cell_image_path(self, index: int) -> Path:
+        """Path of the cell image of pair ``index``."""
+        return self._cell_images[self.names[index]]
+
+    def tissue_mask(self, index: int) -> np.ndarray | None:
+        """Tissue mask (H, W) uint8 of pair ``index``, None when the split has no annotations."""
+        if not self.annotated:
+            return None
+        return read_tissue_mask(self.annotation_dir / "tissue" / f"{self.names[index]}.png")
+
+    def cell_points(self, index: int, cell_shape: tuple[int, int] | None = None) -> np.ndarray:
+        """Cell points (N, 3) int64 ``[x, y, label]`` of pair ``index`` in cell-patch pixels."""
+        if not self.annotated:
+            return np.zeros((0, 3), dtype=np.int64)
+        path = self.annotation_dir / "cell" / f"{self.names[index]}.csv"
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        return read_cell_csv(path, image_shape=cell_shape)
+
+    def __getitem__(self, index: int) -> Pair:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        name = self.names[index]
+        cell_image = read_rgb(self._cell_images[name])
+        tissue_path = self._tissue_images[name]
+        tissue_image = read_rgb(tissue_path)
+        mask = self.tissue_mask(index)
+        if mask is not None and mask.shape != tissue_image.shape[:2]:
+            raise DataError(
+                f"{self.annotation_dir / 'tissue' / (name + '.png')}: mask shape {mask.shape} "
+                f"differs from tissue image {tissue_path.name} shape {tissue_image.shape[:2]}"
+            )
+        meta = self._meta[name]
+        try:
+            box = cell_box_in_tissue(meta, *tissue_image.shape[:2])
+        except DataError as error:
+            raise DataError(f'{self.metadata_path}: sample_pairs["{name}"].{error}') from None
+        return Pair(
+            name=name,
+            cell_image=cell_image,
+            tissue_image=tissue_image,
+            cell_points=self.cell_points(index, cell_image.shape[:2]),
+            tissue_mask=mask,
+            meta=meta,
+            cell_box=box,
         )
-    if len(entries) != num_images:
-        raise InputError(
-            f"{path}: describes {len(entries)} images but the ground truth has {num_images}"
-        )
-    organs = []
-    for where, entry in entries:
-        organ = entry.get("organ") if type(entry) is dict else None
-        if type(organ) is not str:
-            raise InputError(f'{path}: {where}.organ: must be a string, got {organ!r}')
-        organs.append(organ)
-    return organs
 
 
-def _release_entries(path, pairs: dict, split: str | None, stems: list[str] | None) -> list:
-    if stems is None:
-        if split is None:
-            raise InputError(f"{path}: release metadata needs --split to select the images")
-        stems = sorted(key for key, entry in pairs.items()
-                       if type(entry) is dict and entry.get("subset") == split)
-    entries = []
-    for stem in stems:
-        where = f'sample_pairs["{stem}"]'
-        if stem not in pairs:
-            raise InputError(f"{path}: {where}: missing, but annotations have {stem}.csv")
-        entry = pairs[stem]
-        subset = entry.get("subset", split) if type(entry) is dict else split
-        if split is not None and subset != split:
-            raise InputError(f'{path}: {where}.subset: expected "{split}", got {subset!r}')
-        entries.append((where, entry))
-    return entries
+def _images_by_stem(folder: Path) -> dict[str, Path]:
+    return {path.stem: path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def write_release_pair(
+    root: str | os.PathLike, split: str, pair: Pair, jpeg_quality: int = 95
+) -> None:
+    """Write one pair's images and annotations into the release layout (not ``metadata.json``).
+
+    Images are JPEG (lossy, as in the release); masks PNG; points headerless CSV.
+    """
+    root = Path(root)
+    paths = {
+        "cell": root / "images" / split / "cell" / f"{pair.name}.jpg",
+        "tissue": root / "images" / split / "tissue" / f"{pair.name}.jpg",
+        "csv": root / "annotations" / split / "cell" / f"{pair.name}.csv",
+        "mask": root / "annotations" / split / "tissue" / f"{pair.name}.png",
+    }
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(paths["cell"], pair.cell_image, jpeg_quality=jpeg_quality)
+    write_image(paths["tissue"], pair.tissue_image, jpeg_quality=jpeg_quality)
+    if pair.tissue_mask is not None:
+        write_image(paths["mask"], pair.tissue_mask)
+    np.savetxt(paths["csv"], pair.cell_points, fmt="%d", delimiter=",")

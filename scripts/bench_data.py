@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from baseline_algorithm.data import iter_gc_input_pairs, write_stacked_tiff
 from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
+from evaluation.stacked import iter_gc_input_pairs, write_stacked_tiff
 
 
 def bench_generation(pairs: int) -> None:
@@ -38,14 +38,20 @@ def bench_streaming(count: int) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for compression in (None, "zlib"):
             root = Path(scratch) / str(compression)
-            stack = np.lib.format.open_memmap(Path(scratch) / "stack.npy", "w+", np.uint8, (count, 1024, 1024, 3))
+            stack = np.lib.format.open_memmap(
+                Path(scratch) / "stack.npy", "w+", np.uint8, (count, 1024, 1024, 3)
+            )
             for k in range(count):
                 stack[k] = np.roll(patch, int(rng.integers(1024)), axis=1)
             for kind in ("cell_patches", "tissue_patches"):
                 (root / "images" / kind).mkdir(parents=True)
-                write_stacked_tiff(root / "images" / kind / "000.tif", stack, compression=compression)
+                write_stacked_tiff(
+                    root / "images" / kind / "000.tif", stack, compression=compression
+                )
             del stack
-            (root / "metadata.json").write_text(str([{"patch_x_offset": 0.5, "patch_y_offset": 0.5}] * count).replace("'", '"'))
+            (root / "metadata.json").write_text(
+                str([{"patch_x_offset": 0.5, "patch_y_offset": 0.5}] * count).replace("'", '"')
+            )
             size_mb = os.path.getsize(root / "images" / "cell_patches" / "000.tif") / 1e6
             tracemalloc.start()
             wall = time.perf_counter()

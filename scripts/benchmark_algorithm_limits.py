@@ -41,9 +41,9 @@ from tqdm import tqdm
 
 # Runnable from a checkout without installing the project.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from baseline_algorithm.data.gc_layout import GrandChallengeWriter
 from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
 from baseline_algorithm.predict import ORGANISER_RUN_FLAGS
+from evaluation.gc_layout import GrandChallengeWriter
 
 FULL_SIZE = 1024
 MOUNTED_CHECKPOINT = "/opt/benchmark/checkpoint.pt"
@@ -75,8 +75,10 @@ def write_input(directory: Path, pairs: int, distinct: int, seed: int) -> Path:
         print(f"benchmark: reusing {directory / 'input'}")
         return directory / "input"
     writer = GrandChallengeWriter(directory, pairs, FULL_SIZE)
-    originals = [synthesize_pair(f"{k + 1:03d}", seed, k, "test", config)
-                 for k in tqdm(range(min(distinct, pairs)), desc="synthesise", unit="pair")]
+    originals = [
+        synthesize_pair(f"{k + 1:03d}", seed, k, "test", config)
+        for k in tqdm(range(min(distinct, pairs)), desc="synthesise", unit="pair")
+    ]
     for index in tqdm(range(pairs), desc="stack", unit="pair"):
         writer.add(index, originals[index % len(originals)])
     writer.finish(np.random.default_rng(seed), config.cell_mpp)
@@ -143,18 +145,24 @@ class CgroupMonitor:
         peak_file = self.memory_peak if self.memory_peak.exists() else self.memory_usage
         self.peak_bytes = max(self.peak_bytes, int(peak_file.read_text()))
         stat = dict(line.split() for line in self.memory_stat.read_text().splitlines())
-        self.peak_rss_bytes = max(self.peak_rss_bytes, sum(int(stat.get(key, 0)) for key in self.rss_keys))
+        self.peak_rss_bytes = max(
+            self.peak_rss_bytes, sum(int(stat.get(key, 0)) for key in self.rss_keys)
+        )
         self.cpu_s = self.read_cpu_s()
 
     def _poll(self) -> None:
         while not self._stop.is_set():
             try:
                 self._sample()
-            except (OSError, StopIteration, ValueError):  # the cgroup vanishes when the container exits
+            except (
+                OSError,
+                StopIteration,
+                ValueError,
+            ):  # the cgroup vanishes when the container exits
                 return
             time.sleep(self.interval_s)
 
-    def __enter__(self) -> "CgroupMonitor":
+    def __enter__(self) -> CgroupMonitor:
         self._sample()
         self._thread.start()
         return self
@@ -164,15 +172,21 @@ class CgroupMonitor:
         self._thread.join()
 
 
-def run_algorithm(client, image: str, input_dir: Path, output_dir: Path, checkpoint: Path | None) -> dict:
+def run_algorithm(
+    client, image: str, input_dir: Path, output_dir: Path, checkpoint: Path | None
+) -> dict:
     """Run the entry on ``input_dir``; CPU time and memory from its cgroup, per-pair CPU from the log."""
-    volumes = {str(input_dir.resolve()): {"bind": "/input", "mode": "ro"},
-               str(output_dir.resolve()): {"bind": "/output", "mode": "rw"}}
+    volumes = {
+        str(input_dir.resolve()): {"bind": "/input", "mode": "ro"},
+        str(output_dir.resolve()): {"bind": "/output", "mode": "rw"},
+    }
     environment = {}
     if checkpoint is not None:
         volumes[str(checkpoint.resolve())] = {"bind": MOUNTED_CHECKPOINT, "mode": "ro"}
         environment["OCELOT_CHECKPOINT"] = MOUNTED_CHECKPOINT
-    container = client.containers.create(image, volumes=volumes, environment=environment, **ORGANISER_RUN_FLAGS)
+    container = client.containers.create(
+        image, volumes=volumes, environment=environment, **ORGANISER_RUN_FLAGS
+    )
     try:
         container.start()
         started = time.perf_counter()
@@ -184,7 +198,9 @@ def run_algorithm(client, image: str, input_dir: Path, output_dir: Path, checkpo
             for chunk in container.logs(stream=True, follow=True):
                 text = chunk.decode(errors="replace")
                 log.append(text)
-                if cpu_at_first_pair is None and re.search(r"predict: \d+ pairs from", "".join(log)):
+                if cpu_at_first_pair is None and re.search(
+                    r"predict: \d+ pairs from", "".join(log)
+                ):
                     cpu_at_first_pair = monitor.read_cpu_s()
                     wall_at_first_pair = time.perf_counter()
             status = container.wait()["StatusCode"]
@@ -216,8 +232,15 @@ def run_bare_forward(client, image: str, checkpoint: Path | None, repeats: int) 
     if checkpoint is not None:
         volumes[str(checkpoint.resolve())] = {"bind": MOUNTED_CHECKPOINT, "mode": "ro"}
         environment["OCELOT_CHECKPOINT"] = MOUNTED_CHECKPOINT
-    output = client.containers.run(image, entrypoint=["python", "-c", BARE_FORWARD, str(repeats)], volumes=volumes,
-                                   environment=environment, remove=True, stderr=False, **ORGANISER_RUN_FLAGS)
+    output = client.containers.run(
+        image,
+        entrypoint=["python", "-c", BARE_FORWARD, str(repeats)],
+        volumes=volumes,
+        environment=environment,
+        remove=True,
+        stderr=False,
+        **ORGANISER_RUN_FLAGS,
+    )
     result = json.loads(output.decode().strip().splitlines()[-1])
     result["cpu_s_per_pass"] = round(float(np.median(result.pop("cpu_s"))), 3)
     return result
@@ -225,13 +248,22 @@ def run_bare_forward(client, image: str, checkpoint: Path | None, repeats: int) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=130, help="pairs in the synthetic input (OCELOT test: 130)")
-    parser.add_argument("--distinct", type=int, default=8, help="distinct synthetic pairs, repeated to --pairs")
+    parser.add_argument(
+        "--pairs", type=int, default=130, help="pairs in the synthetic input (OCELOT test: 130)"
+    )
+    parser.add_argument(
+        "--distinct", type=int, default=8, help="distinct synthetic pairs, repeated to --pairs"
+    )
     parser.add_argument("--image", default="ocelot-algorithm")
     checkpoints = parser.add_mutually_exclusive_group()
-    checkpoints.add_argument("--checkpoint", type=Path, help="weights to mount instead of the baked ones")
-    checkpoints.add_argument("--random-paper-checkpoint", action="store_true",
-                             help="mount a randomly initialised ResNet-34, 1024 px Pred-to-inter-2")
+    checkpoints.add_argument(
+        "--checkpoint", type=Path, help="weights to mount instead of the baked ones"
+    )
+    checkpoints.add_argument(
+        "--random-paper-checkpoint",
+        action="store_true",
+        help="mount a randomly initialised ResNet-34, 1024 px Pred-to-inter-2",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="bare forward passes to time")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("runs/limits"))
@@ -255,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = algorithm["cpu_s_per_pair"] / bare["cpu_s_per_pass"]
     result = {
         "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, "
-                   f"load average {open('/proc/loadavg').read().split()[0]}",
+        f"load average {open('/proc/loadavg').read().split()[0]}",
         "image": args.image,
         "checkpoint": str(checkpoint) if checkpoint else "baked",
         "stack_mb_each": round(stack_mb, 1),

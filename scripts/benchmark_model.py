@@ -27,10 +27,16 @@ def batch(size: int, batch_size: int, device: torch.device) -> dict[str, torch.T
     return {
         "cell_image": torch.randn(batch_size, 3, size, size, generator=generator).to(device),
         "tissue_image": torch.randn(batch_size, 3, size, size, generator=generator).to(device),
-        "cell_box": torch.tensor([[size / 2 - side / 2, size / 2 - side / 2, size / 2 + side / 2, size / 2 + side / 2]]
-                                 * batch_size).to(device),
-        "tissue_label": torch.randint(0, 2, (batch_size, size, size), generator=generator).to(device),
-        "cell_target": torch.randint(0, 3, (batch_size, size, size), generator=generator).to(device),
+        "cell_box": torch.tensor(
+            [[size / 2 - side / 2, size / 2 - side / 2, size / 2 + side / 2, size / 2 + side / 2]]
+            * batch_size
+        ).to(device),
+        "tissue_label": torch.randint(0, 2, (batch_size, size, size), generator=generator).to(
+            device
+        ),
+        "cell_target": torch.randint(0, 3, (batch_size, size, size), generator=generator).to(
+            device
+        ),
     }
 
 
@@ -49,12 +55,18 @@ def pairs_per_second(step, batch_size: int, steps: int, device: torch.device) ->
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def measure(encoder: str, variant: str, size: int, batch_size: int, steps: int, device: torch.device) -> dict:
-    model = CellTissueModel(ModelConfig(variant=variant, encoder=encoder, patch_size=size)).to(device)
+def measure(
+    encoder: str, variant: str, size: int, batch_size: int, steps: int, device: torch.device
+) -> dict:
+    model = CellTissueModel(ModelConfig(variant=variant, encoder=encoder, patch_size=size)).to(
+        device
+    )
     row = {"encoder": encoder, "parameters": sum(p.numel() for p in model.parameters())}
     with tempfile.TemporaryDirectory() as folder:
         for dtype in WEIGHT_DTYPES:
-            row[f"{dtype} MB"] = save_checkpoint(Path(folder) / f"{dtype}.pt", model, weights_dtype=dtype) / 1e6
+            row[f"{dtype} MB"] = (
+                save_checkpoint(Path(folder) / f"{dtype}.pt", model, weights_dtype=dtype) / 1e6
+            )
     inputs = batch(size, batch_size, device)
     arguments = [inputs[k] for k in ("cell_image", "tissue_image", "cell_box", "tissue_label")]
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -92,14 +104,26 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    rows = [measure(e, args.variant, args.size, args.batch_size, args.steps, device) for e in args.encoders]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-    print(f"{args.variant}, {args.size} px, batch {args.batch_size}, {name}, torch {torch.__version__}\n")
+    rows = [
+        measure(e, args.variant, args.size, args.batch_size, args.steps, device)
+        for e in args.encoders
+    ]
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"{args.variant}, {args.size} px, batch {args.batch_size}, {name}, torch {torch.__version__}\n"
+    )
     columns = list(rows[0])
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for row in rows:
-        cells = [f"{v:,}" if isinstance(v, int) else f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values()]
+        cells = [
+            f"{v:,}" if isinstance(v, int) else f"{v:.1f}" if isinstance(v, float) else str(v)
+            for v in row.values()
+        ]
         print("| " + " | ".join(cells) + " |")
 
 

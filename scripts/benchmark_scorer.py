@@ -69,9 +69,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--matching", choices=("greedy", "hungarian"), default="greedy")
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print(f"{'GT cells':>10} {'predictions':>12} {'side px':>8} {'wall s':>7} {'CPU s':>6} "
-          f"{'peak MiB':>9} {'load':>5}  mF1")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(
+        f"{'GT cells':>10} {'predictions':>12} {'side px':>8} {'wall s':>7} {'CPU s':>6} "
+        f"{'peak MiB':>9} {'load':>5}  mF1"
+    )
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         for size in args.sizes:
@@ -85,20 +89,37 @@ def main() -> None:
                 folder / "pred.json", folder / "gt.json", folder / "metrics.json", args.matching
             )
             metrics = json.loads((folder / "metrics.json").read_text())["aggregates"]
-            print(f"{size:>10} {num_predictions:>12} {side:>8} {seconds:>7.1f} {cpu_seconds:>6.1f} "
-                  f"{peak_mib:>9.0f} {os.getloadavg()[0]:>5.1f}  {metrics['mF1']:.4f}", flush=True)
+            print(
+                f"{size:>10} {num_predictions:>12} {side:>8} {seconds:>7.1f} {cpu_seconds:>6.1f} "
+                f"{peak_mib:>9.0f} {os.getloadavg()[0]:>5.1f}  {metrics['mF1']:.4f}",
+                flush=True,
+            )
 
 
-def run_cli(predictions: Path, ground_truth: Path, output: Path,
-            matching: str = "greedy") -> tuple[float, float, float]:
+def run_cli(
+    predictions: Path, ground_truth: Path, output: Path, matching: str = "greedy"
+) -> tuple[float, float, float]:
     """Run the CLI in a child process; return its wall seconds, CPU seconds and peak RSS (MiB)."""
-    command = [sys.executable, "-m", "evaluation", "score", "--whole-slide",
-               "--predictions", str(predictions), "--ground-truth", str(ground_truth),
-               "--output", str(output), "--matching", matching]
+    command = [
+        sys.executable,
+        "-m",
+        "evaluation",
+        "score",
+        "--whole-slide",
+        "--predictions",
+        str(predictions),
+        "--ground-truth",
+        str(ground_truth),
+        "--output",
+        str(output),
+        "--matching",
+        matching,
+    ]
     with tempfile.TemporaryFile("w+") as stderr:
         start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.DEVNULL,
-                                   stderr=stderr)
+        process = subprocess.Popen(
+            command, cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=stderr
+        )
         # wait4 gives the resource usage of this one child, not of all children so far.
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import torch
 
-from baseline_algorithm.checkpoint import WEIGHT_DTYPES, model_from_checkpoint, read_checkpoint, save_checkpoint
+from baseline_algorithm.checkpoint import (
+    WEIGHT_DTYPES,
+    model_from_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from baseline_algorithm.inference import DetectionSettings
 from baseline_algorithm.reproduce import evaluate
 
@@ -32,16 +37,24 @@ def main() -> None:
     model = model_from_checkpoint(payload)
     settings = DetectionSettings(**payload.get("detection", {}))
     device = torch.device(args.device)
-    print(f"{args.checkpoint} ({model.config.variant}, {model.config.encoder}) on {args.data} {args.split}\n")
+    print(
+        f"{args.checkpoint} ({model.config.variant}, {model.config.encoder}) on {args.data} {args.split}\n"
+    )
     print("| weights | file MB | mF1 | F1/BC | F1/TC |")
     print("|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as folder:
         for dtype in WEIGHT_DTYPES:
             path = Path(folder) / f"{dtype}.pt"
-            size = save_checkpoint(path, model, weights_dtype=dtype, detection=payload.get("detection", {}))
-            result = evaluate(path, args.data, args.split, settings, device, args.batch_size, progress=False)
+            size = save_checkpoint(
+                path, model, weights_dtype=dtype, detection=payload.get("detection", {})
+            )
+            result = evaluate(
+                path, args.data, args.split, settings, device, args.batch_size, progress=False
+            )
             scores = result["aggregates"]
-            print(f"| {dtype} | {size / 1e6:.1f} | {scores['mF1']:.4f} | {scores['F1/BC']:.4f} | {scores['F1/TC']:.4f} |")
+            print(
+                f"| {dtype} | {size / 1e6:.1f} | {scores['mF1']:.4f} | {scores['F1/BC']:.4f} | {scores['F1/TC']:.4f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -14,12 +14,19 @@ from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "synthetic_pair.png")
+    parser.add_argument(
+        "out",
+        nargs="?",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "docs" / "synthetic_pair.png",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--size", type=int, default=1024)
     args = parser.parse_args()
-    pair = synthesize_pair(f"{args.index + 1:03d}", args.seed, args.index, "train", SyntheticConfig(size=args.size))
+    pair = synthesize_pair(
+        f"{args.index + 1:03d}", args.seed, args.index, "train", SyntheticConfig(size=args.size)
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot_pair(pair, args.out)
     print(f"wrote {args.out}")

@@ -1,5 +1,8 @@
 """Shared fixtures.
 
+Chromium: ``chromium`` gives the path of a headless Chromium or skips the test, saying why; with
+``OCELOT_REQUIRE_CHROMIUM=1`` (``.ci/run`` sets it) a missing browser fails the test instead.
+
 Docker: ``docker_client`` gives a Docker SDK client or skips the test, saying why, when no daemon
 answers. With ``OCELOT_REQUIRE_DOCKER=1`` (``.ci/run`` sets it) an unreachable daemon fails the
 test instead, so CI cannot pass by skipping the container tests.
@@ -8,6 +11,7 @@ test instead, so CI cannot pass by skipping the container tests.
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -54,3 +58,29 @@ def base_image(docker_client) -> str:
         return LOCAL_BASE_IMAGE
     except docker.errors.ImageNotFound:
         return "python:3.11-slim"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of Debian's ``chromium`` (or ``chromium-browser``); skips (or fails in CI) without."""
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    reason = "headless Chromium not found (apt-get install -y chromium)"
+    if os.environ.get("OCELOT_REQUIRE_CHROMIUM") == "1":
+        pytest.fail(f"OCELOT_REQUIRE_CHROMIUM=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(params=["orjson", "json"])
+def json_parser(request, monkeypatch):
+    """Run a test once with each JSON parser the reader may use: they must agree exactly."""
+    import evaluation.formats
+
+    if request.param == "orjson":
+        if evaluation.formats._orjson is None:
+            pytest.skip("orjson is not installed (the fast extra)")
+    else:
+        monkeypatch.setattr(evaluation.formats, "_orjson", None)
+    return request.param

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from baseline_algorithm.__main__ import main as algorithm_cli
-from baseline_algorithm.data.gc_layout import write_evaluation_input
+from baseline_algorithm.cli import main as algorithm_cli
 from baseline_algorithm.predict import ORGANISER_RUN_FLAGS, SHIPPED_CHECKPOINT
 from evaluation import read_points_document
-from evaluation.__main__ import main as evaluation_cli
+from evaluation.cli import main as evaluation_cli
+from evaluation.gc_layout import write_evaluation_input
 from tests.test_predict import assert_same_points
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

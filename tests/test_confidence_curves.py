@@ -30,17 +30,28 @@ def point_sets(draw, max_points=25, ground_truth=False, distinct=False):
     """
     num_points = draw(st.integers(0, max_points))
     image = draw(st.lists(st.integers(0, 2), min_size=num_points, max_size=num_points))
-    xy = draw(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 50)),
-                       min_size=num_points, max_size=num_points))
+    xy = draw(
+        st.lists(
+            st.tuples(st.integers(0, 50), st.integers(0, 50)),
+            min_size=num_points,
+            max_size=num_points,
+        )
+    )
     label = draw(st.lists(st.sampled_from([1, 2]), min_size=num_points, max_size=num_points))
     if ground_truth:
         probability = [1.0] * num_points
     else:
-        probability = draw(st.lists(
-            st.one_of(st.sampled_from(TIED_PROBABILITIES), st.floats(0, 1)),
-            min_size=num_points, max_size=num_points, unique_by=np.float32 if distinct else None))
-    return PointSet.from_arrays(image, np.array(xy, dtype=np.int64).reshape(-1, 2), label,
-                                probability)
+        probability = draw(
+            st.lists(
+                st.one_of(st.sampled_from(TIED_PROBABILITIES), st.floats(0, 1)),
+                min_size=num_points,
+                max_size=num_points,
+                unique_by=np.float32 if distinct else None,
+            )
+        )
+    return PointSet.from_arrays(
+        image, np.array(xy, dtype=np.int64).reshape(-1, 2), label, probability
+    )
 
 
 def curves_of(predictions, ground_truth):
@@ -54,9 +65,15 @@ def test_threshold_zero_equals_score_exactly(predictions, ground_truth):
     for name, curve in curves_of(predictions, ground_truth).items():
         tp, fp, fn = curve.counts_at(0.0)
         assert (int(tp), int(fp), int(fn)) == (
-            aggregates[f"TP/{name}"], aggregates[f"FP/{name}"], aggregates[f"FN/{name}"])
+            aggregates[f"TP/{name}"],
+            aggregates[f"FP/{name}"],
+            aggregates[f"FN/{name}"],
+        )
         assert class_metrics(tp, fp, fn) == (
-            aggregates[f"Pre/{name}"], aggregates[f"Rec/{name}"], aggregates[f"F1/{name}"])
+            aggregates[f"Pre/{name}"],
+            aggregates[f"Rec/{name}"],
+            aggregates[f"F1/{name}"],
+        )
         if len(curve.threshold):
             # The lowest threshold keeps everything too; its unrounded F1 rounds to score's.
             assert round(float(curve.f1[-1]), 4) == aggregates[f"F1/{name}"]
@@ -66,21 +83,27 @@ def rescored_counts(predictions, ground_truth, threshold):
     """Brute-force reference: drop predictions below the threshold, then score from scratch."""
     kept = predictions.take(predictions.probability.astype(np.float32) >= threshold)
     aggregates = score(kept, ground_truth, 3).aggregates
-    return {name: (aggregates[f"TP/{name}"], aggregates[f"FP/{name}"], aggregates[f"FN/{name}"])
-            for name in ("BC", "TC")}
+    return {
+        name: (aggregates[f"TP/{name}"], aggregates[f"FP/{name}"], aggregates[f"FN/{name}"])
+        for name in ("BC", "TC")
+    }
 
 
 @settings(max_examples=100, deadline=None)
-@given(point_sets(distinct=True), point_sets(ground_truth=True), st.lists(st.floats(0, 1), max_size=3))
+@given(
+    point_sets(distinct=True), point_sets(ground_truth=True), st.lists(st.floats(0, 1), max_size=3)
+)
 def test_curves_equal_rescoring_after_thresholding(predictions, ground_truth, extra_thresholds):
     curves = curves_of(predictions, ground_truth)
     for name, curve in curves.items():
-        thresholds = np.concatenate([curve.threshold.astype(np.float64), extra_thresholds,
-                                     [0.0, 1.0, 1.5]])
+        thresholds = np.concatenate(
+            [curve.threshold.astype(np.float64), extra_thresholds, [0.0, 1.0, 1.5]]
+        )
         for threshold in thresholds:
             tp, fp, fn = curve.counts_at(threshold)
-            assert (int(tp), int(fp), int(fn)) == \
-                rescored_counts(predictions, ground_truth, threshold)[name]
+            assert (int(tp), int(fp), int(fn)) == rescored_counts(
+                predictions, ground_truth, threshold
+            )[name]
         # Each curve point is the rescored result at its own threshold.
         for k, threshold in enumerate(curve.threshold):
             expected = rescored_counts(predictions, ground_truth, threshold)[name]
@@ -123,9 +146,13 @@ def test_shared_threshold_mf1_is_the_mean_of_rescored_f1(predictions, ground_tru
     assert np.all(np.diff(thresholds) < 0)
     for threshold, value in zip(thresholds, mf1):
         counts = rescored_counts(predictions, ground_truth, threshold)
-        f1 = [2 * (tp / (tp + fp + 1e-7)) * (tp / (tp + fn + 1e-7))
-              / (tp / (tp + fp + 1e-7) + tp / (tp + fn + 1e-7) + 1e-7)
-              for tp, fp, fn in counts.values()]
+        f1 = [
+            2
+            * (tp / (tp + fp + 1e-7))
+            * (tp / (tp + fn + 1e-7))
+            / (tp / (tp + fp + 1e-7) + tp / (tp + fn + 1e-7) + 1e-7)
+            for tp, fp, fn in counts.values()
+        ]
         assert value == pytest.approx(sum(f1) / 2, abs=1e-12)
 
 
@@ -149,8 +176,15 @@ def test_class_without_predictions():
     assert len(curve.threshold) == 0
     assert [int(value) for value in curve.counts_at(0.0)] == [0, 0, 4]
     assert curve.average_precision() == 0.0
-    assert curve.best() == {"threshold": None, "precision": 0.0, "recall": 0.0, "f1": 0.0,
-                            "tp": 0, "fp": 0, "fn": 4}
+    assert curve.best() == {
+        "threshold": None,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "tp": 0,
+        "fp": 0,
+        "fn": 4,
+    }
 
 
 def _parity_cases():
@@ -161,10 +195,14 @@ def _parity_cases():
 def test_threshold_zero_reproduces_the_organisers_counts():
     for case in _parity_cases():
         predictions, _ = points_from_document(case["predictions"], source="predictions")
-        ground_truth, _ = points_from_document(case["ground_truth"], source="ground truth",
-                                               role="ground_truth")
+        ground_truth, _ = points_from_document(
+            case["ground_truth"], source="ground truth", role="ground_truth"
+        )
         for name, curve in curves_of(predictions, ground_truth).items():
             counts = [int(value) for value in curve.counts_at(0.0)]
             expected = case["expected"]
-            assert counts == [expected[f"TP/{name}"], expected[f"FP/{name}"],
-                              expected[f"FN/{name}"]], f"case {case['case']} {name}"
+            assert counts == [
+                expected[f"TP/{name}"],
+                expected[f"FP/{name}"],
+                expected[f"FN/{name}"],
+            ], f"case {case['case']} {name}"

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from baseline_algorithm.data import ReleaseDataset, iter_gc_input_pairs, synthesize_dataset
-from baseline_algorithm.data.gc_layout import noisy_predictions
+from baseline_algorithm.data import synthesize_dataset
 from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
 from evaluation import read_points_document
+from evaluation.gc_layout import noisy_predictions
+from evaluation.release import ReleaseDataset
+from evaluation.stacked import iter_gc_input_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO / "test_data"
@@ -23,13 +25,19 @@ TEST_DATA = REPO / "test_data"
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    return synthesize_dataset(tmp_path_factory.mktemp("gc") / "set", (1, 1, 3), size=64, seed=21, progress=False)
+    return synthesize_dataset(
+        tmp_path_factory.mktemp("gc") / "set", (1, 1, 3), size=64, seed=21, progress=False
+    )
 
 
 def test_gc_input_holds_the_test_split_losslessly(dataset):
     pairs = list(iter_gc_input_pairs(dataset / "gc" / "input"))
     names = ReleaseDataset(dataset, "test").names
-    assert [p.name for p in pairs] == ["image_0", "image_1", "image_2"] and names == ["003", "004", "005"]
+    assert [p.name for p in pairs] == ["image_0", "image_1", "image_2"] and names == [
+        "003",
+        "004",
+        "005",
+    ]
     for k, pair in enumerate(pairs):
         expected = synthesize_pair(names[k], 21, 2 + k, "test", SyntheticConfig(size=64))
         np.testing.assert_array_equal(pair.cell_image, expected.cell_image)
@@ -38,7 +46,9 @@ def test_gc_input_holds_the_test_split_losslessly(dataset):
 
 
 def test_ground_truth_is_the_test_split_csvs_in_order(dataset):
-    points, num_images = read_points_document(dataset / "gc" / "ground_truth" / "cell_gt.json", role="ground_truth")
+    points, num_images = read_points_document(
+        dataset / "gc" / "ground_truth" / "cell_gt.json", role="ground_truth"
+    )
     assert num_images == 3
     release = ReleaseDataset(dataset, "test")
     for k in range(3):
@@ -57,7 +67,9 @@ def test_evaluation_input_has_one_job_with_valid_noisy_predictions(dataset):
     assert output["interface"]["slug"] == "cell-classification"
     path = root / job["pk"] / "output" / output["interface"]["relative_path"]
     predictions, _ = read_points_document(path, role="predictions")
-    truth, _ = read_points_document(dataset / "gc" / "ground_truth" / "cell_gt.json", role="ground_truth")
+    truth, _ = read_points_document(
+        dataset / "gc" / "ground_truth" / "cell_gt.json", role="ground_truth"
+    )
     assert 0.8 * len(truth) < len(predictions) < 1.1 * len(truth)
     assert set(predictions.image.tolist()) <= {0, 1, 2}
     assert predictions.probability.std() > 0.05
@@ -67,7 +79,9 @@ def test_noisy_predictions_drop_flip_jitter_and_add_cells():
     rng = np.random.default_rng(0)
     image = np.repeat(np.arange(4), 500)
     points = np.column_stack([rng.integers(20, 1000, (2000, 2)), rng.choice([1, 2], 2000)])
-    out_image, out_points, probability = noisy_predictions(np.random.default_rng(1), image, points, 1024, jitter_px=2.5)
+    out_image, out_points, probability = noisy_predictions(
+        np.random.default_rng(1), image, points, 1024, jitter_px=2.5
+    )
     again = noisy_predictions(np.random.default_rng(1), image, points, 1024, jitter_px=2.5)
     np.testing.assert_array_equal(out_points, again[1])
     assert np.all(np.diff(out_image) >= 0) and out_points.min() >= 0 and out_points.max() <= 1023
@@ -111,9 +125,13 @@ def test_committed_test_data_is_what_the_script_regenerates(tmp_path):
     assert committed == sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())
     for relative in committed:
         if relative.suffix == ".tif":
-            assert_same_rendering(tifffile.imread(TEST_DATA / relative), tifffile.imread(fresh / relative))
+            assert_same_rendering(
+                tifffile.imread(TEST_DATA / relative), tifffile.imread(fresh / relative)
+            )
         else:
-            assert json.loads((TEST_DATA / relative).read_text()) == json.loads((fresh / relative).read_text()), relative
+            assert json.loads((TEST_DATA / relative).read_text()) == json.loads(
+                (fresh / relative).read_text()
+            ), relative
 
 
 def test_committed_test_data_is_a_platform_input_of_three_full_size_pairs():
@@ -121,6 +139,8 @@ def test_committed_test_data_is_a_platform_input_of_three_full_size_pairs():
     assert len(pairs) == 3
     assert all(p.cell_image.shape == p.tissue_image.shape == (1024, 1024, 3) for p in pairs)
     assert all(p.meta["cell"]["resized_mpp_x"] == pytest.approx(0.2) for p in pairs)
-    _, num_images = read_points_document(TEST_DATA / "ground_truth" / "cell_gt.json", role="ground_truth")
+    _, num_images = read_points_document(
+        TEST_DATA / "ground_truth" / "cell_gt.json", role="ground_truth"
+    )
     assert num_images == 3
     assert sum(f.stat().st_size for f in TEST_DATA.rglob("*") if f.is_file()) < 10e6

@@ -8,14 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from baseline_algorithm.__main__ import main
-from baseline_algorithm.data import DataError, ReleaseDataset, cell_box_in_tissue, synthesize_dataset
-from baseline_algorithm.data.pairs import cell_points_in_tissue, tissue_label_at_cells
+from baseline_algorithm.cli import main
+from baseline_algorithm.data import synthesize_dataset
+from evaluation.errors import DataError, OcelotError
+from evaluation.pairs import cell_box_in_tissue, cell_points_in_tissue, tissue_label_at_cells
+from evaluation.release import ReleaseDataset
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
-    return synthesize_dataset(tmp_path_factory.mktemp("release") / "set", (3, 1, 2), size=64, seed=3, progress=False)
+    return synthesize_dataset(
+        tmp_path_factory.mktemp("release") / "set", (3, 1, 2), size=64, seed=3, progress=False
+    )
 
 
 def _copy(release: Path, tmp_path: Path) -> Path:
@@ -34,7 +38,11 @@ def test_release_layout_reads_back(release):
         assert pair.name == dataset.names[k]
         assert pair.cell_image.shape == pair.tissue_image.shape == (64, 64, 3)
         assert pair.cell_image.dtype == np.uint8
-        assert pair.tissue_mask.shape == (64, 64) and set(np.unique(pair.tissue_mask)) <= {1, 2, 255}
+        assert pair.tissue_mask.shape == (64, 64) and set(np.unique(pair.tissue_mask)) <= {
+            1,
+            2,
+            255,
+        }
         assert pair.cell_points.dtype == np.int64 and pair.cell_points.shape[1] == 3
         assert pair.meta == metadata[pair.name]
         assert pair.cell_box == cell_box_in_tissue(pair.meta, 64, 64)
@@ -59,7 +67,12 @@ def test_split_without_annotations_has_no_labels(release, tmp_path):
 
 
 def test_cell_box_from_offsets():
-    assert cell_box_in_tissue({"patch_x_offset": 0.625, "patch_y_offset": 0.125}, 1024, 1024) == (512.0, 0.0, 768.0, 256.0)
+    assert cell_box_in_tissue({"patch_x_offset": 0.625, "patch_y_offset": 0.125}, 1024, 1024) == (
+        512.0,
+        0.0,
+        768.0,
+        256.0,
+    )
     with pytest.raises(DataError, match="patch_x_offset"):
         cell_box_in_tissue({"patch_y_offset": 0.5}, 1024, 1024)
 
@@ -98,7 +111,9 @@ def _break(root: Path, what: str) -> None:
     elif what == "mask value":
         from PIL import Image
 
-        Image.fromarray(np.full((64, 64), 3, np.uint8)).save(root / "annotations/train/tissue/001.png")
+        Image.fromarray(np.full((64, 64), 3, np.uint8)).save(
+            root / "annotations/train/tissue/001.png"
+        )
     elif what == "mask shape":
         from PIL import Image
 
@@ -111,10 +126,10 @@ BROKEN = {
     "missing tissue image": ("images/train/tissue", "002.jpg"),
     "missing cell image": ("images/train/cell", "002.jpg"),
     "metadata entry": ("metadata.json", '"002"'),
-    "metadata json": ("metadata.json", "invalid JSON"),
-    "csv label": ("001.csv", "line 2", "label 7"),
+    "metadata json": ("metadata.json", "not valid JSON"),
+    "csv label": ("001.csv", "line 2", "label must be 1 (BC) or 2 (TC), got 7"),
     "csv text": ("001.csv", "x"),
-    "csv outside": ("001.csv", "line 2", "outside"),
+    "csv outside": ("001.csv", "line 2", "x must be an integer in 0..63, got 64"),
     "missing csv": ("001.csv", "file not found"),
     "mask value": ("001.png", "value 3"),
     "mask shape": ("001.png", "(32, 64)"),
@@ -126,7 +141,7 @@ BROKEN = {
 def test_broken_release_raises_one_line(release, tmp_path, what):
     root = _copy(release, tmp_path)
     _break(root, what)
-    with pytest.raises(DataError) as error:
+    with pytest.raises(OcelotError) as error:
         dataset = ReleaseDataset(root, "train")
         for k in range(len(dataset)):
             dataset[k]

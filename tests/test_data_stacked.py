@@ -12,7 +12,8 @@ import pytest
 import SimpleITK as sitk
 import tifffile
 
-from baseline_algorithm.data import DataError, StackedPatches, iter_gc_input_pairs, write_stacked_tiff
+from evaluation.errors import DataError, OcelotError
+from evaluation.stacked import StackedPatches, iter_gc_input_pairs, write_stacked_tiff
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -26,10 +27,15 @@ def _patches(count: int, side: int, seed: int = 0) -> np.ndarray:
 
 
 def _metadata(count: int) -> list[dict]:
-    return [{"patch_x_offset": 0.5, "patch_y_offset": 0.25 + 0.05 * k, "organ": "kidney"} for k in range(count)]
+    return [
+        {"patch_x_offset": 0.5, "patch_y_offset": 0.25 + 0.05 * k, "organ": "kidney"}
+        for k in range(count)
+    ]
 
 
-def _gc_input(root: Path, cells: np.ndarray, tissues: np.ndarray, metadata: list[dict], **tiff_options) -> Path:
+def _gc_input(
+    root: Path, cells: np.ndarray, tissues: np.ndarray, metadata: list[dict], **tiff_options
+) -> Path:
     for kind, stack in (("cell_patches", cells), ("tissue_patches", tissues)):
         (root / "images" / kind).mkdir(parents=True)
         write_stacked_tiff(root / "images" / kind / "stack.tif", stack, **tiff_options)
@@ -64,8 +70,12 @@ def test_every_byte_read_is_dropped_from_the_page_cache(tmp_path, monkeypatch, o
     path = tmp_path / "stack.tif"
     write_stacked_tiff(path, patches, **options)
     released = []
-    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: released.append(
-        (offset, length, advice)), raising=False)
+    monkeypatch.setattr(
+        os,
+        "posix_fadvise",
+        lambda fd, offset, length, advice: released.append((offset, length, advice)),
+        raising=False,
+    )
     with StackedPatches(path, 3) as stack:
         for k in range(3):
             before = len(released)
@@ -139,7 +149,9 @@ def test_iter_gc_input_pairs_yields_every_pair_in_order(tmp_path):
         np.testing.assert_array_equal(pair.tissue_image, tissues[k])
         assert pair.cell_points.shape == (0, 3) and pair.tissue_mask is None
         assert pair.meta == _metadata(3)[k]
-        assert pair.cell_box == pytest.approx((12.0, (0.25 + 0.05 * k) * 32 - 4, 20.0, (0.25 + 0.05 * k) * 32 + 4))
+        assert pair.cell_box == pytest.approx(
+            (12.0, (0.25 + 0.05 * k) * 32 - 4, 20.0, (0.25 + 0.05 * k) * 32 + 4)
+        )
 
 
 def _expect_one_line(error: pytest.ExceptionInfo, *fragments: str) -> None:
@@ -167,38 +179,65 @@ def test_cell_and_tissue_counts_differ(tmp_path):
     "damage, fragments",
     [
         (lambda root: (root / "metadata.json").unlink(), ("metadata.json", "file not found")),
-        (lambda root: (root / "metadata.json").write_text("{not json"), ("metadata.json", "invalid JSON")),
-        (lambda root: (root / "metadata.json").write_text("{}"), ("metadata.json", "expected a JSON list")),
         (
-            lambda root: (root / "metadata.json").write_text(json.dumps([{"patch_x_offset": 0.5}] * 2)),
-            ("metadata.json", "entry [0]", "patch_y_offset", "None"),
+            lambda root: (root / "metadata.json").write_text("{not json"),
+            ("metadata.json", "not valid JSON"),
         ),
-        (lambda root: (root / "images" / "cell_patches" / "stack.tif").unlink(), ("cell_patches", "found none")),
+        (
+            lambda root: (root / "metadata.json").write_text("{}"),
+            ("metadata.json", "expected a JSON list"),
+        ),
+        (
+            lambda root: (root / "metadata.json").write_text(
+                json.dumps([{"patch_x_offset": 0.5}] * 2)
+            ),
+            ("metadata.json", "[0].patch_y_offset", "null"),
+        ),
+        (
+            lambda root: (root / "images" / "cell_patches" / "stack.tif").unlink(),
+            ("cell_patches", "found none"),
+        ),
         (
             lambda root: (root / "images" / "cell_patches" / "other.tif").write_bytes(b"x"),
             ("cell_patches", "exactly one", "other.tif, stack.tif"),
         ),
         (
-            lambda root: (root / "images" / "tissue_patches" / "stack.tif").write_bytes(b"II*\x00garbage"),
+            lambda root: (root / "images" / "tissue_patches" / "stack.tif").write_bytes(
+                b"II*\x00garbage"
+            ),
             ("tissue_patches/stack.tif", "cannot read"),
         ),
         (
-            lambda root: tifffile.imwrite(root / "images" / "cell_patches" / "stack.tif", np.zeros((32, 16), np.uint8)),
+            lambda root: tifffile.imwrite(
+                root / "images" / "cell_patches" / "stack.tif", np.zeros((32, 16), np.uint8)
+            ),
             ("cell_patches/stack.tif", "expected an RGB image"),
         ),
         (
             lambda root: tifffile.imwrite(
-                root / "images" / "cell_patches" / "stack.tif", np.zeros((32, 16, 3), np.uint16), photometric="rgb"
+                root / "images" / "cell_patches" / "stack.tif",
+                np.zeros((32, 16, 3), np.uint16),
+                photometric="rgb",
             ),
             ("cell_patches/stack.tif", "uint8"),
         ),
     ],
-    ids=["no metadata", "bad json", "metadata not a list", "no y offset", "no stack", "two stacks", "corrupt", "grey", "16 bit"],
+    ids=[
+        "no metadata",
+        "bad json",
+        "metadata not a list",
+        "no y offset",
+        "no stack",
+        "two stacks",
+        "corrupt",
+        "grey",
+        "16 bit",
+    ],
 )
 def test_broken_gc_inputs_raise_one_line_naming_the_file(tmp_path, damage, fragments):
     root = _gc_input(tmp_path / "input", _patches(2, 16), _patches(2, 16), _metadata(2))
     damage(root)
-    with pytest.raises(DataError) as error:
+    with pytest.raises(OcelotError) as error:
         list(iter_gc_input_pairs(root))
     _expect_one_line(error, *fragments)
 

@@ -11,7 +11,7 @@ from scipy.stats import ks_2samp
 from skimage.color import rgb2gray
 from skimage.transform import downscale_local_mean
 
-from baseline_algorithm.data import TC, ReleaseDataset, synthesize_dataset
+from baseline_algorithm.data import synthesize_dataset
 from baseline_algorithm.data.statistics import dataset_statistics
 from baseline_algorithm.data.synthetic import (
     TISSUE_FIELD_UM,
@@ -20,11 +20,16 @@ from baseline_algorithm.data.synthetic import (
     make_scene,
     synthesize_pair,
 )
+from evaluation.constants import TC
+from evaluation.release import ReleaseDataset
 
 
 def test_same_seed_same_pair_other_seed_other_pair():
     config = SyntheticConfig(size=128)
-    first, again = synthesize_pair("001", 5, 0, "train", config), synthesize_pair("001", 5, 0, "train", config)
+    first, again = (
+        synthesize_pair("001", 5, 0, "train", config),
+        synthesize_pair("001", 5, 0, "train", config),
+    )
     for name in ("cell_image", "tissue_image", "cell_points", "tissue_mask"):
         np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
     assert first.meta == again.meta
@@ -35,7 +40,9 @@ def test_same_seed_same_pair_other_seed_other_pair():
 @pytest.mark.parametrize("workers", [1, 2])
 def test_dataset_is_deterministic_for_a_seed(tmp_path, workers):
     a = synthesize_dataset(tmp_path / "a", (2, 1, 1), size=64, seed=9, progress=False)
-    b = synthesize_dataset(tmp_path / "b", (2, 1, 1), size=64, seed=9, progress=False, workers=workers)
+    b = synthesize_dataset(
+        tmp_path / "b", (2, 1, 1), size=64, seed=9, progress=False, workers=workers
+    )
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     assert len(files) > 20
@@ -51,7 +58,9 @@ def test_size_sets_resolution_and_keeps_the_4x_field_of_view(size):
     assert pair.meta["tissue"]["resized_mpp_x"] == pytest.approx(0.8 * 1024 / size)
     x0, y0, x1, y1 = pair.cell_box
     assert x1 - x0 == y1 - y0 == size / 4
-    assert 0 <= x0 and x1 <= size and 0 <= y0 and y1 <= size  # the cell patch lies inside the tissue patch
+    assert (
+        0 <= x0 and x1 <= size and 0 <= y0 and y1 <= size
+    )  # the cell patch lies inside the tissue patch
     assert {"organ", "subset", "slide_name", "patch_x_offset", "patch_y_offset"} <= set(pair.meta)
 
 
@@ -106,8 +115,13 @@ def test_looks_overlap_between_classes_but_regions_separate_them():
 def test_recognisable_cells_do_not_give_the_region_away():
     scenes, cells = _scene_cells(8, seed=1)
     in_cancer = np.concatenate(
-        [_sample_fields(s.fields["cancer"][None], s.nuclei.xy, TISSUE_FIELD_UM / s.fields["cancer"].shape[0])[0]
-         > s.cancer_threshold for s in scenes]
+        [
+            _sample_fields(
+                s.fields["cancer"][None], s.nuclei.xy, TISSUE_FIELD_UM / s.fields["cancer"].shape[0]
+            )[0]
+            > s.cancer_threshold
+            for s in scenes
+        ]
     )
     distinct_tc = (cells["label"] == TC) & ~cells["shared"]
     distinct = ~cells["shared"]
@@ -115,14 +129,21 @@ def test_recognisable_cells_do_not_give_the_region_away():
     outside = distinct_tc[distinct & ~in_cancer].mean()
     assert abs(inside - outside) < 0.08
     shared_tc = (cells["label"] == TC) & cells["shared"]
-    assert shared_tc[cells["shared"] & in_cancer].mean() > 0.75 > 0.1 > shared_tc[cells["shared"] & ~in_cancer].mean()
+    assert (
+        shared_tc[cells["shared"] & in_cancer].mean()
+        > 0.75
+        > 0.1
+        > shared_tc[cells["shared"] & ~in_cancer].mean()
+    )
 
 
 def test_slide_tint_hides_the_cancer_tint_from_a_patch_inside_one_region():
     # The cytoplasm haematoxylin of CA on one slide is often that of stroma on another slide: a
     # patch inside one region cannot tell which it is, only a comparison across regions can.
     rng = np.random.default_rng(2)
-    tints = np.array([make_scene(rng, SyntheticConfig(size=64), "kidney").cytoplasm_tint for _ in range(60)])
+    tints = np.array(
+        [make_scene(rng, SyntheticConfig(size=64), "kidney").cytoplasm_tint for _ in range(60)]
+    )
     cancer = tints * SyntheticConfig().cancer_tint
     ambiguous = (cancer > tints.min()) & (cancer < tints.max())
     assert ambiguous.mean() > 0.4

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.__main__ import main as cli_main
+from evaluation.cli import main as cli_main
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -39,7 +39,10 @@ PLATFORM_FLAGS = dict(
 def build(base_image: str, tag: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["scripts/build-images.sh", "eval", "--base-image", base_image, "--tag", tag, *extra],
-        cwd=REPO, capture_output=True, text=True, timeout=1800,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
 
 
@@ -48,15 +51,19 @@ def eval_image(docker_client, base_image):
     """ocelot-eval built from this checkout with the organisers' build script."""
     result = build(base_image, IMAGE)
     if result.returncode != 0:
-        pytest.fail(f"scripts/build-images.sh eval failed on {base_image}:\n"
-                    f"{(result.stdout + result.stderr)[-3000:]}", pytrace=False)
+        pytest.fail(
+            f"scripts/build-images.sh eval failed on {base_image}:\n"
+            f"{(result.stdout + result.stderr)[-3000:]}",
+            pytrace=False,
+        )
     return docker_client.images.get(IMAGE)
 
 
 def run_container(client, image, volumes: dict, *, platform=True, **options):
     """Run ``image`` to completion; return (exit status, stdout, stderr)."""
-    container = client.containers.run(image, detach=True, volumes=volumes,
-                                      **(PLATFORM_FLAGS if platform else {}), **options)
+    container = client.containers.run(
+        image, detach=True, volumes=volumes, **(PLATFORM_FLAGS if platform else {}), **options
+    )
     try:
         status = container.wait(timeout=600)["StatusCode"]
         stdout = container.logs(stdout=True, stderr=False).decode()
@@ -78,8 +85,10 @@ def platform_folders(tmp_path: Path, source: Path = EVALUATION_INPUT) -> tuple[P
 
 
 def mounts(input_dir: Path, output_dir: Path, ground_truth: Path | None = None) -> dict:
-    volumes = {str(input_dir): {"bind": "/input", "mode": "ro"},
-               str(output_dir): {"bind": "/output", "mode": "rw"}}
+    volumes = {
+        str(input_dir): {"bind": "/input", "mode": "ro"},
+        str(output_dir): {"bind": "/output", "mode": "rw"},
+    }
     if ground_truth is not None:
         volumes[str(ground_truth)] = {"bind": "/opt/ml/input/data/ground_truth", "mode": "ro"}
     return volumes
@@ -88,8 +97,9 @@ def mounts(input_dir: Path, output_dir: Path, ground_truth: Path | None = None) 
 def only_job_predictions(input_dir: Path, scratch: Path) -> Path:
     """The predictions file of the layout's single job (an inline value is written out)."""
     (job,) = json.loads((input_dir / "predictions.json").read_text())
-    (output,) = [output for output in job["outputs"]
-                 if output["interface"]["slug"] == "cell-classification"]
+    (output,) = [
+        output for output in job["outputs"] if output["interface"]["slug"] == "cell-classification"
+    ]
     if output.get("value") is not None:
         path = scratch / "inline_predictions.json"
         path.write_text(json.dumps(output["value"]))
@@ -99,12 +109,20 @@ def only_job_predictions(input_dir: Path, scratch: Path) -> Path:
 
 def cli_metrics(scratch: Path, predictions: Path, ground_truth_folder: Path) -> dict:
     """What ``python -m evaluation score --output`` writes for this GT folder's one GT JSON."""
-    (ground_truth,) = [path for path in ground_truth_folder.glob("*.json")
-                       if path.name != "metadata.json"]
+    (ground_truth,) = [
+        path for path in ground_truth_folder.glob("*.json") if path.name != "metadata.json"
+    ]
     metadata = ground_truth_folder / "metadata.json"
     output = scratch / "cli_metrics.json"
-    arguments = ["score", "--predictions", str(predictions), "--ground-truth", str(ground_truth),
-                 "--output", str(output)]
+    arguments = [
+        "score",
+        "--predictions",
+        str(predictions),
+        "--ground-truth",
+        str(ground_truth),
+        "--output",
+        str(output),
+    ]
     if metadata.is_file():
         arguments += ["--metadata", str(metadata)]
     assert cli_main(arguments) == 0
@@ -114,15 +132,23 @@ def cli_metrics(scratch: Path, predictions: Path, ground_truth_folder: Path) -> 
 def test_image_runs_as_non_root_without_torch(docker_client, eval_image):
     assert eval_image.attrs["Config"]["User"] == "evaluator"
     status, stdout, stderr = run_container(
-        docker_client, eval_image.id, {}, entrypoint=["python", "-c",
-        "import importlib.util, os; print(os.getuid(), importlib.util.find_spec('torch'))"])
+        docker_client,
+        eval_image.id,
+        {},
+        entrypoint=[
+            "python",
+            "-c",
+            "import importlib.util, os; print(os.getuid(), importlib.util.find_spec('torch'))",
+        ],
+    )
     assert (status, stdout.split()) == (0, ["10001", "None"]), stderr
 
 
 def test_metrics_equal_cli_on_test_data(docker_client, eval_image, tmp_path):
     input_dir, output_dir = platform_folders(tmp_path)
-    status, stdout, stderr = run_container(docker_client, eval_image.id,
-                                           mounts(input_dir, output_dir))
+    status, stdout, stderr = run_container(
+        docker_client, eval_image.id, mounts(input_dir, output_dir)
+    )
     assert status == 0, stderr
     assert "wrote /output/metrics.json" in stdout
     metrics = json.loads((output_dir / "metrics.json").read_text())
@@ -140,8 +166,9 @@ def test_mounted_ground_truth_wins_over_baked(docker_client, eval_image, tmp_pat
     mounted.mkdir(mode=0o755)
     (mounted / "gt.json").write_text(json.dumps(document))
     (mounted / "gt.json").chmod(0o644)
-    status, _, stderr = run_container(docker_client, eval_image.id,
-                                      mounts(input_dir, output_dir, mounted))
+    status, _, stderr = run_container(
+        docker_client, eval_image.id, mounts(input_dir, output_dir, mounted)
+    )
     assert status == 0, stderr
     metrics = json.loads((output_dir / "metrics.json").read_text())
     predictions = only_job_predictions(input_dir, tmp_path)
@@ -170,7 +197,7 @@ def break_predictions_json(input_dir: Path) -> list[str]:
 def remove_job_output(input_dir: Path) -> list[str]:
     path = _job_output(input_dir)
     path.unlink()
-    return [f"job {path.parents[1].name}", "missing", path.name]
+    return [f'job "{path.parents[1].name}"', "missing", path.name]
 
 
 def put_point_outside_patch(input_dir: Path) -> list[str]:
@@ -178,18 +205,47 @@ def put_point_outside_patch(input_dir: Path) -> list[str]:
     document = json.loads(path.read_text())
     document["points"][1]["point"][1] = 1024
     path.write_text(json.dumps(document))
-    return [f"job {path.parents[1].name}", path.name, "points[1].point[1]", "1024"]
+    return [f'job "{path.parents[1].name}"', path.name, "points[1].point[1]", "1024"]
 
 
-@pytest.mark.parametrize("break_input", [break_predictions_json, remove_job_output,
-                                         put_point_outside_patch])
+def link_output_to_the_baked_ground_truth(input_dir: Path) -> list[str]:
+    """The cheat: a job output that is a link to the ground truth inside the image."""
+    path = _job_output(input_dir)
+    path.unlink()
+    path.symlink_to("/opt/ocelot/ground_truth/cell_gt.json")
+    return [path.name, "outside /input", "symbolic link"]
+
+
+def submit_ten_million_points(input_dir: Path) -> list[str]:
+    """A careless detector's output: 10^7 points, about 690 MB, for a container of 4 GB."""
+    path = _job_output(input_dir)
+    entry = '{"name": "image_0", "point": [512, 512, 1], "probability": 0.5}, '
+    with open(path, "w") as stream:
+        stream.write('{"type": "Multiple points", "points": [')
+        for _ in range(1000):
+            stream.write(entry * 10_000)
+        stream.write(entry[:-2] + "]}")
+    return [path.name, "MB of JSON exceed the limit of 256", "OCELOT_MAX_DOCUMENT_MB"]
+
+
+@pytest.mark.parametrize(
+    "break_input",
+    [
+        break_predictions_json,
+        remove_job_output,
+        put_point_outside_patch,
+        link_output_to_the_baked_ground_truth,
+        submit_ten_million_points,
+    ],
+)
 def test_failure_contract(docker_client, eval_image, tmp_path, break_input):
     input_dir, output_dir = platform_folders(tmp_path)
     fragments = break_input(input_dir)
     for path in input_dir.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
     status, _, stderr = run_container(docker_client, eval_image.id, mounts(input_dir, output_dir))
-    assert status == 2
+    assert status == 2, stderr[-2000:]  # never 137: a clean line, whatever the input
     last_line = stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: ")
     for fragment in fragments:
@@ -210,13 +266,16 @@ def test_bare_run_says_what_it_expects(docker_client, eval_image):
 def test_test_run_script_scores_test_data(eval_image, tmp_path):
     input_dir, _ = platform_folders(tmp_path)
     output_dir = tmp_path / "script_output"
-    result = subprocess.run(["scripts/test-run-eval.sh", str(input_dir), str(output_dir),
-                             "--image", IMAGE], cwd=REPO, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        ["scripts/test-run-eval.sh", str(input_dir), str(output_dir), "--image", IMAGE],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((output_dir / "metrics.json").read_text())
-    assert metrics == cli_metrics(tmp_path, only_job_predictions(input_dir, tmp_path),
-                                  GROUND_TRUTH)
+    assert metrics == cli_metrics(tmp_path, only_job_predictions(input_dir, tmp_path), GROUND_TRUTH)
 
 
 def test_build_rejects_invalid_ground_truth(eval_image, base_image, tmp_path):

@@ -1,4 +1,4 @@
-"""Reading "Multiple points" documents: every validity rule and JSON failure gives one clear line."""
+"""Reading "Multiple points" documents: each validity rule and JSON failure gives one clear line."""
 
 import json
 import os
@@ -15,14 +15,21 @@ from evaluation import (
     write_json_atomic,
 )
 
+# Every case with each JSON parser the reader may use (orjson, the standard library).
+pytestmark = pytest.mark.usefixtures("json_parser")
+
 
 def entry(name="image_0", point=(10, 20, 1), probability=0.5):
     return {"name": name, "point": list(point), "probability": probability}
 
 
 def document(*entries, **extra):
-    return {"type": "Multiple points", "points": list(entries),
-            "version": {"major": 1, "minor": 0}, **extra}
+    return {
+        "type": "Multiple points",
+        "points": list(entries),
+        "version": {"major": 1, "minor": 0},
+        **extra,
+    }
 
 
 def write(tmp_path, content, name="predictions.json"):
@@ -43,14 +50,18 @@ def error_of(content, tmp_path, **kwargs):
     message = str(raised.value)
     assert "\n" not in message
     assert message.startswith(str(path))
-    return message[len(str(path)):]
+    return message[len(str(path)) :]
 
 
 def test_reads_points_in_file_order(tmp_path):
-    path = write(tmp_path, document(
-        entry("image_2", (0, 1023, 2), 1.0), entry("image_0", (5, 6, 1), 0.0),
-        entry("image_007", (7, 8, 1), 0.25),
-    ))
+    path = write(
+        tmp_path,
+        document(
+            entry("image_2", (0, 1023, 2), 1.0),
+            entry("image_0", (5, 6, 1), 0.0),
+            entry("image_007", (7, 8, 1), 0.25),
+        ),
+    )
     points, num_images = read_points_document(path)
     assert num_images is None
     np.testing.assert_array_equal(points.image, [2, 0, 7])
@@ -72,25 +83,56 @@ def test_ground_truth_returns_num_images_and_allows_empty_points(tmp_path):
 @pytest.mark.parametrize(
     "bad_entry, expected",
     [
-        ([1, 2, 3], ": points[1]: must be an object with keys name, point, probability, got [1, 2, 3]"),
+        (
+            [1, 2, 3],
+            ": points[1]: must be an object with keys name, point, probability, got [1, 2, 3]",
+        ),
         ({"name": "image_0", "point": [1, 2, 1]}, ': points[1]: missing key "probability"'),
         ({**entry(), "score": 1}, ': points[1]: unexpected key "score"'),
         (entry(name="img_0"), ': points[1].name: must match image_[0-9]+, got "img_0"'),
         (entry(name="image_"), ': points[1].name: must match image_[0-9]+, got "image_"'),
         (entry(name="image_-1"), ': points[1].name: must match image_[0-9]+, got "image_-1"'),
         (entry(name=0), ": points[1].name: must match image_[0-9]+, got 0"),
-        ({**entry(), "point": [1, 2]}, ": points[1].point: must be a list [x, y, class] of 3 integers, got [1, 2]"),
-        ({**entry(), "point": {"x": 1}}, ': points[1].point: must be a list [x, y, class] of 3 integers, got {"x": 1}'),
-        (entry(point=(1024, 0, 1)), ": points[1].point[0]: x must be an integer in 0..1023, got 1024"),
+        (
+            {**entry(), "point": [1, 2]},
+            ": points[1].point: must be a list [x, y, class] of 3 integers, got [1, 2]",
+        ),
+        (
+            {**entry(), "point": {"x": 1}},
+            ': points[1].point: must be a list [x, y, class] of 3 integers, got {"x": 1}',
+        ),
+        (
+            entry(point=(1024, 0, 1)),
+            ": points[1].point[0]: x must be an integer in 0..1023, got 1024",
+        ),
         (entry(point=(-1, 0, 1)), ": points[1].point[0]: x must be an integer in 0..1023, got -1"),
-        (entry(point=(1.0, 0, 1)), ": points[1].point[0]: x must be an integer in 0..1023, got 1.0"),
-        (entry(point=(True, 0, 1)), ": points[1].point[0]: x must be an integer in 0..1023, got true"),
-        (entry(point=(0, 1024, 1)), ": points[1].point[1]: y must be an integer in 0..1023, got 1024"),
-        (entry(point=(0, "3", 1)), ': points[1].point[1]: y must be an integer in 0..1023, got "3"'),
+        (
+            entry(point=(1.0, 0, 1)),
+            ": points[1].point[0]: x must be an integer in 0..1023, got 1.0",
+        ),
+        (
+            entry(point=(True, 0, 1)),
+            ": points[1].point[0]: x must be an integer in 0..1023, got true",
+        ),
+        (
+            entry(point=(0, 1024, 1)),
+            ": points[1].point[1]: y must be an integer in 0..1023, got 1024",
+        ),
+        (
+            entry(point=(0, "3", 1)),
+            ': points[1].point[1]: y must be an integer in 0..1023, got "3"',
+        ),
         (entry(point=(0, 0, 3)), ": points[1].point[2]: class must be 1 (BC) or 2 (TC), got 3"),
-        (entry(point=(0, 0, True)), ": points[1].point[2]: class must be 1 (BC) or 2 (TC), got true"),
+        (
+            entry(point=(0, 0, True)),
+            ": points[1].point[2]: class must be 1 (BC) or 2 (TC), got true",
+        ),
         (entry(point=(0, 0, 1.0)), ": points[1].point[2]: class must be 1 (BC) or 2 (TC), got 1.0"),
-        (entry(probability=1), ": points[1].probability: must be a float in [0, 1] written with a decimal point, got 1"),
+        (
+            entry(probability=1),
+            ": points[1].probability: must be a float in [0, 1] written with a decimal point, "
+            "got 1",
+        ),
         (entry(probability=1.5), ": points[1].probability: must be a float in [0, 1], got 1.5"),
         (entry(probability=-0.1), ": points[1].probability: must be a float in [0, 1], got -0.1"),
         (entry(probability=None), ": points[1].probability: must be a float in [0, 1], got null"),
@@ -115,7 +157,9 @@ def test_whole_slide_lifts_only_the_coordinate_bound(tmp_path):
     assert error_of(document(entry(point=(2**24, 0, 1))), tmp_path, whole_slide=True).startswith(
         ": points[0].point[0]: x must be an integer in 0..16777215 (whole-slide mode), got 16777216"
     )
-    assert "class must be" in error_of(document(entry(point=(5000, 0, 3))), tmp_path, whole_slide=True)
+    assert "class must be" in error_of(
+        document(entry(point=(5000, 0, 3))), tmp_path, whole_slide=True
+    )
     assert "x must be" in error_of(document(entry(point=(-1, 0, 1))), tmp_path, whole_slide=True)
 
 
@@ -125,10 +169,12 @@ def test_whole_slide_lifts_only_the_coordinate_bound(tmp_path):
         (b"", ": file is empty"),
         (b"  \n", ": file is empty"),
         (b'{"points": [}', ": not valid JSON: Expecting value at line 1 column 13"),
-        (b'{"points": [{"name": "image_0", "point": [1, 2, 1], "probability": NaN}]}',
-         ": not valid JSON: NaN is not allowed"),
-        (b'{"points": [], "x": Infinity}', ": not valid JSON: Infinity is not allowed"),
-        (b'{"points": [], "x": -Infinity}', ": not valid JSON: -Infinity is not allowed"),
+        (
+            b'{"points": [{"name": "image_0", "point": [1, 2, 1], "probability": NaN}]}',
+            ": points[0].probability: NaN is not allowed",
+        ),
+        (b'{"points": [], "x": Infinity}', ": x: Infinity is not allowed"),
+        (b'{"points": [], "x": -Infinity}', ": x: -Infinity is not allowed"),
         (b'{"points": [], "x": "\xff"}', ": not UTF-8 text: byte 0xff at offset 21"),
         (b"[" * 100_000 + b"]" * 100_000, ": not valid JSON: nesting too deep to parse"),
         (b"[]", ': top level must be a JSON object with a "points" list, got a list'),
@@ -158,15 +204,20 @@ def test_ground_truth_needs_valid_num_images(tmp_path, num_images, expected):
 
 
 def test_ground_truth_image_outside_num_images(tmp_path):
-    message = error_of(document(entry("image_1"), entry("image_2"), num_images=2), tmp_path,
-                       role="ground_truth")
-    assert message == (": points[1].name: image_2 is outside the ground truth's 2 images "
-                       "(image_0..image_1)")
+    message = error_of(
+        document(entry("image_1"), entry("image_2"), num_images=2), tmp_path, role="ground_truth"
+    )
+    assert message == (
+        ": points[1].name: image_2 is outside the ground truth's 2 images (image_0..image_1)"
+    )
 
 
 def test_predictions_image_outside_given_num_images(tmp_path):
     message = error_of(document(entry("image_0"), entry("image_5")), tmp_path, num_images=1)
-    assert message == ": points[1].name: image_5 is outside the ground truth's 1 images (image_0..image_0)"
+    assert (
+        message
+        == ": points[1].name: image_5 is outside the ground truth's 1 images (image_0..image_0)"
+    )
 
 
 def test_huge_image_index_is_rejected_not_overflowed(tmp_path):
@@ -176,8 +227,10 @@ def test_huge_image_index_is_rejected_not_overflowed(tmp_path):
 def test_unreadable_file(tmp_path):
     with pytest.raises(InputError, match="missing.json: cannot read file: No such file"):
         read_points_document(tmp_path / "missing.json")
-    with pytest.raises(InputError, match="cannot read file"):
+    with pytest.raises(InputError, match="not a regular file"):
         read_points_document(tmp_path)
+    with pytest.raises(InputError, match="/dev/zero: not a regular file"):
+        read_points_document("/dev/zero")
 
 
 def test_points_from_document_names_the_given_source():
@@ -188,7 +241,9 @@ def test_points_from_document_names_the_given_source():
 
 
 def test_points_document_round_trips(tmp_path):
-    points = PointSet.from_arrays([0, 3, 3], [[1, 2], [3, 4], [1023, 0]], [1, 2, 1], [0.5, 1.0, 0.0])
+    points = PointSet.from_arrays(
+        [0, 3, 3], [[1, 2], [3, 4], [1023, 0]], [1, 2, 1], [0.5, 1.0, 0.0]
+    )
     written = points_document(points, num_images=4)
     assert written["type"] == "Multiple points" and written["num_images"] == 4
     assert written["points"][1] == {"name": "image_3", "point": [3, 4, 2], "probability": 1.0}

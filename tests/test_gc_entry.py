@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from evaluation import PointSet, points_document
-from evaluation.__main__ import main as cli_main
+from evaluation.cli import main as cli_main
 from evaluation.gc_entry import GROUND_TRUTH_INDEX, main
 
 ORGANS = ("kidney", "bladder", "stomach")
@@ -58,15 +58,25 @@ def job_entry(pk: str, image_name: str, *, value=None) -> dict:
     return {
         "pk": pk,
         "inputs": [
-            {"interface": {"slug": "cell-patches", "kind": "Image"},
-             "image": {"pk": f"img-{pk}", "name": image_name}},
-            {"interface": {"slug": "tissue-patches", "kind": "Image"},
-             "image": {"pk": f"tis-{pk}", "name": image_name.replace("cell", "tissue")}},
+            {
+                "interface": {"slug": "cell-patches", "kind": "Image"},
+                "image": {"pk": f"img-{pk}", "name": image_name},
+            },
+            {
+                "interface": {"slug": "tissue-patches", "kind": "Image"},
+                "image": {"pk": f"tis-{pk}", "name": image_name.replace("cell", "tissue")},
+            },
         ],
         "outputs": [
-            {"interface": {"slug": "cell-classification", "kind": "Multiple points",
-                           "relative_path": "cell_classification.json"},
-             "value": value, "file": None},
+            {
+                "interface": {
+                    "slug": "cell-classification",
+                    "kind": "Multiple points",
+                    "relative_path": "cell_classification.json",
+                },
+                "value": value,
+                "file": None,
+            },
         ],
         "status": "Succeeded",
     }
@@ -89,12 +99,21 @@ class Case:
         path = write_json(folder / name, points_document(truth, num_images))
         metadata = None
         if organs:
-            metadata = write_json(folder / f"{Path(name).stem}_metadata.json",
-                                  [{"organ": ORGANS[k % len(ORGANS)]} for k in range(num_images)])
+            metadata = write_json(
+                folder / f"{Path(name).stem}_metadata.json",
+                [{"organ": ORGANS[k % len(ORGANS)]} for k in range(num_images)],
+            )
         return truth, path, metadata
 
-    def job(self, pk: str, truth: PointSet, num_images: int, *, image_name="cell_patches.tif",
-            inline: bool = False) -> tuple[dict, Path]:
+    def job(
+        self,
+        pk: str,
+        truth: PointSet,
+        num_images: int,
+        *,
+        image_name="cell_patches.tif",
+        inline: bool = False,
+    ) -> tuple[dict, Path]:
         document = points_document(perturbed(self.rng, truth, 25, num_images))
         path = write_json(self.input / pk / "output" / "cell_classification.json", document)
         if inline:
@@ -105,9 +124,19 @@ class Case:
         return write_json(self.input / "predictions.json", list(entries))
 
     def run(self, *extra: str) -> int:
-        return main(["--input", str(self.input), "--output", str(self.output),
-                     "--ground-truth", str(self.mounted), "--baked-ground-truth", str(self.baked),
-                     *extra])
+        return main(
+            [
+                "--input",
+                str(self.input),
+                "--output",
+                str(self.output),
+                "--ground-truth",
+                str(self.mounted),
+                "--baked-ground-truth",
+                str(self.baked),
+                *extra,
+            ]
+        )
 
     @property
     def metrics(self) -> dict:
@@ -117,8 +146,21 @@ class Case:
 def cli_metrics(tmp_path: Path, predictions: Path, ground_truth: Path, *extra: str) -> dict:
     """What ``python -m evaluation score --output`` writes for these files."""
     output = tmp_path / "cli_metrics.json"
-    assert cli_main(["score", "--predictions", str(predictions), "--ground-truth",
-                     str(ground_truth), "--output", str(output), *extra]) == 0
+    assert (
+        cli_main(
+            [
+                "score",
+                "--predictions",
+                str(predictions),
+                "--ground-truth",
+                str(ground_truth),
+                "--output",
+                str(output),
+                *extra,
+            ]
+        )
+        == 0
+    )
     return json.loads(output.read_text())
 
 
@@ -157,8 +199,9 @@ def test_metadata_beside_ground_truth_gives_organs(case, tmp_path):
     entry, prediction_path = case.job("job-organs", truth, 6)
     case.jobs(entry)
     assert case.run() == 0
-    expected = cli_metrics(tmp_path, prediction_path, gt_path,
-                           "--metadata", str(case.baked / "metadata.json"))
+    expected = cli_metrics(
+        tmp_path, prediction_path, gt_path, "--metadata", str(case.baked / "metadata.json")
+    )
     assert case.metrics == expected
     assert set(case.metrics["per_organ"]) == set(ORGANS)
 
@@ -208,8 +251,9 @@ def write_release(root: Path, rng: np.random.Generator, split: str, stems: list[
 def test_release_folder_with_split_equals_cli(case, tmp_path):
     write_release(case.mounted, case.rng, "val", ["003", "001", "002"])
     gt_json = tmp_path / "release_gt.json"
-    assert cli_main(["convert-gt", str(case.mounted), "--split", "val", "--output",
-                     str(gt_json)]) == 0
+    assert (
+        cli_main(["convert-gt", str(case.mounted), "--split", "val", "--output", str(gt_json)]) == 0
+    )
     truth = PointSet.from_arrays(*_arrays(json.loads(gt_json.read_text())))
     entry, prediction_path = case.job("job-r", truth, 3)
     case.jobs(entry)
@@ -232,10 +276,13 @@ def _arrays(document: dict):
 def test_several_jobs_each_scored_against_its_inputs_ground_truth(case, tmp_path):
     truth_a, gt_a, meta_a = case.ground_truth(case.baked, "gt_a.json", 3, organs=True)
     truth_b, gt_b, meta_b = case.ground_truth(case.baked, "gt_b.json", 5, organs=True)
-    write_json(case.baked / GROUND_TRUTH_INDEX, {
-        "cell_a.tif": {"ground_truth": "gt_a.json", "metadata": meta_a.name},
-        "cell_b.tif": {"ground_truth": "gt_b.json", "metadata": meta_b.name},
-    })
+    write_json(
+        case.baked / GROUND_TRUTH_INDEX,
+        {
+            "cell_a.tif": {"ground_truth": "gt_a.json", "metadata": meta_a.name},
+            "cell_b.tif": {"ground_truth": "gt_b.json", "metadata": meta_b.name},
+        },
+    )
     # Job order differs from index order: matching goes by input image name, not position.
     entry_b, pred_b = case.job("job-b", truth_b, 5, image_name="cell_b.tif")
     entry_a, pred_a = case.job("job-a", truth_a, 3, image_name="cell_a.tif")
@@ -247,8 +294,9 @@ def test_several_jobs_each_scored_against_its_inputs_ground_truth(case, tmp_path
         "job-b": cli_metrics(tmp_path, pred_b, gt_b, "--metadata", str(meta_b)),
         "job-a": cli_metrics(tmp_path, pred_a, gt_a, "--metadata", str(meta_a)),
     }
-    expected_results = [{"job": pk, **result} for pk in ("job-b", "job-a")
-                        for result in per_job[pk]["results"]]
+    expected_results = [
+        {"job": pk, **result} for pk in ("job-b", "job-a") for result in per_job[pk]["results"]
+    ]
     assert metrics["results"] == expected_results
     for key in ("TP/BC", "FP/BC", "FN/BC", "TP/TC", "FP/TC", "FN/TC"):
         assert metrics["aggregates"][key] == sum(m["aggregates"][key] for m in per_job.values())
@@ -263,9 +311,13 @@ def test_several_jobs_each_scored_against_its_inputs_ground_truth(case, tmp_path
             target["points"].append({**point, "name": f"image_{index}"})
     gt_doc["num_images"] = 8
     organs = json.loads(meta_a.read_text()) + json.loads(meta_b.read_text())
-    expected = cli_metrics(tmp_path, write_json(merged / "pred.json", pred_doc),
-                           write_json(merged / "gt.json", gt_doc),
-                           "--metadata", str(write_json(merged / "meta.json", organs)))
+    expected = cli_metrics(
+        tmp_path,
+        write_json(merged / "pred.json", pred_doc),
+        write_json(merged / "gt.json", gt_doc),
+        "--metadata",
+        str(write_json(merged / "meta.json", organs)),
+    )
     assert metrics["aggregates"] == expected["aggregates"]
     assert metrics["per_organ"] == expected["per_organ"]
 
@@ -290,8 +342,12 @@ def test_index_matches_cell_and_tissue_inputs_sharing_a_name(case, tmp_path):
     assert [i["image"]["name"] for i in entry_a["inputs"]] == ["000.tif", "000.tif"]
     case.jobs(entry_a, entry_b)
     assert case.run() == 0
-    expected = [{"job": "job-a", **result} for result in cli_metrics(tmp_path, pred_a, gt_a)["results"]]
-    expected += [{"job": "job-b", **result} for result in cli_metrics(tmp_path, pred_b, gt_b)["results"]]
+    expected = [
+        {"job": "job-a", **result} for result in cli_metrics(tmp_path, pred_a, gt_a)["results"]
+    ]
+    expected += [
+        {"job": "job-b", **result} for result in cli_metrics(tmp_path, pred_b, gt_b)["results"]
+    ]
     assert case.metrics["results"] == expected
 
 
@@ -401,22 +457,98 @@ def ground_truth_without_num_images(case):
     write_json(case.baked / "cell_gt.json", {"type": "Multiple points", "points": []})
 
 
+def output_is_a_link_to_the_ground_truth(case):
+    entry, path = _one_job(case)
+    case.jobs(entry)
+    path.unlink()
+    path.symlink_to(case.baked / "cell_gt.json")
+
+
+def job_folder_is_a_link_outside(case):
+    entry, path = _one_job(case)
+    case.jobs(entry)
+    outside = case.input.parent / "elsewhere"
+    path.parent.parent.rename(outside)
+    (case.input / "job-1").symlink_to(outside)
+
+
+def predictions_json_is_a_link_outside(case):
+    entry, _ = _one_job(case)
+    outside = write_json(case.input.parent / "jobs.json", [entry])
+    (case.input / "predictions.json").symlink_to(outside)
+
+
+def duplicate_pk(case):
+    entry, _ = _one_job(case)
+    case.jobs(entry, entry)
+
+
+def five_thousand_digit_coordinate(case):
+    entry, path = _one_job(case)
+    case.jobs(entry)
+    path.write_text(path.read_text().replace('"point": [', '"point": [' + "9" * 5000 + "0", 1))
+
+
+def five_thousand_digit_pk(case):
+    entry, _ = _one_job(case)
+    (case.input / "predictions.json").write_text(
+        json.dumps([entry]).replace('"pk": "job-1"', '"pk": 1' + "0" * 5000))
+
+
+def billion_images(case):
+    entry, _ = _one_job(case)
+    case.jobs(entry)
+    write_json(case.baked / "cell_gt.json", {"points": [], "num_images": 10**9})
+
+
+def two_to_the_63_images(case):
+    entry, _ = _one_job(case)
+    case.jobs(entry)
+    write_json(case.baked / "cell_gt.json", {"points": [], "num_images": 2**63})
+
+
+def key_that_forges_a_line(case):
+    entry, path = _one_job(case)
+    case.jobs(entry)
+    document = json.loads(path.read_text())
+    document["points"][0]["zz\nerror: looks fine"] = 1
+    path.write_text(json.dumps(document))
+
+
+def megabyte_key(case):
+    entry, path = _one_job(case)
+    case.jobs(entry)
+    document = json.loads(path.read_text())
+    document["points"][0]["k" * 1_000_000] = 1
+    path.write_text(json.dumps(document))
+
+
 #: Each broken layout and the fragments its last stderr line must hold.
 FAILURES = [
     (predictions_not_json, ["predictions.json", "not valid JSON"]),
     (predictions_not_a_list, ["predictions.json", "must be a list", "an object"]),
     (predictions_empty, ["predictions.json", "empty"]),
     (job_without_pk, ["predictions.json", "[0].pk", "null"]),
-    (job_without_cell_classification, ["job job-1", "cell-classification", '"other"']),
-    (job_output_missing, ["job job-1", "job-1/output/cell_classification.json", "missing"]),
-    (coordinate_out_of_range, ["job job-1", "cell_classification.json", "points[2]", "1024"]),
-    (boolean_coordinate_inline, ["job job-1", "inline", "points[1].point[1]", "true"]),
-    (image_beyond_ground_truth, ["job job-1", "points[0]", "image_7"]),
+    (job_without_cell_classification, ['job "job-1"', "cell-classification", '"other"']),
+    (job_output_missing, ['job "job-1"', "job-1/output/cell_classification.json", "missing"]),
+    (coordinate_out_of_range, ['job "job-1"', "cell_classification.json", "points[2]", "1024"]),
+    (boolean_coordinate_inline, ['job "job-1"', "inline", "points[1].point[1]", "true"]),
+    (image_beyond_ground_truth, ['job "job-1"', "points[0]", "image_7"]),
     (output_path_leaves_input, ["pk", "../../etc"]),
     (two_candidate_ground_truths, ["cell_gt.json", "other_gt.json"]),
     (several_jobs_one_ground_truth, ["2 jobs", GROUND_TRUTH_INDEX]),
-    (job_input_not_in_index, ["job job-1", GROUND_TRUTH_INDEX, "cell_patches.tif"]),
+    (job_input_not_in_index, ['job "job-1"', GROUND_TRUTH_INDEX, "cell_patches.tif"]),
     (ground_truth_without_num_images, ["cell_gt.json", "num_images"]),
+    (output_is_a_link_to_the_ground_truth, ['output "cell_classification.json" leads outside']),
+    (job_folder_is_a_link_outside, ['job "job-1"): output "cell_classification.json" leads']),
+    (predictions_json_is_a_link_outside, ["predictions.json", "outside", "symbolic link"]),
+    (duplicate_pk, ["[1]", 'job "job-1"', "pk is also the pk of job [0]"]),
+    (five_thousand_digit_coordinate, ["points[0].point[0]", "digits is too long"]),
+    (five_thousand_digit_pk, ["predictions.json", "[0].pk", "5001 digits"]),
+    (billion_images, ["cell_gt.json", "num_images", "1,000,000,000 images", "OCELOT_MAX_IMAGES"]),
+    (two_to_the_63_images, ["cell_gt.json", "num_images", "OCELOT_MAX_IMAGES"]),
+    (key_that_forges_a_line, ['points[0]: unexpected key "zz\\nerror: looks fine"']),
+    (megabyte_key, ["points[0]: unexpected key", "kkk..."]),
 ]
 
 
@@ -430,13 +562,23 @@ def test_failure_contract(case, capsys, prepare, fragments):
     for fragment in fragments:
         assert fragment in last_line, (fragment, last_line)
     assert "Traceback" not in stderr
+    assert len(last_line) < 600, last_line[:200]
     assert list(case.output.iterdir()) == []
 
 
 def test_nothing_mounted_says_what_it_expects(tmp_path, capsys):
-    code = main(["--input", str(tmp_path / "input"), "--output", str(tmp_path / "output"),
-                 "--ground-truth", str(tmp_path / "none"), "--baked-ground-truth",
-                 str(tmp_path / "none")])
+    code = main(
+        [
+            "--input",
+            str(tmp_path / "input"),
+            "--output",
+            str(tmp_path / "output"),
+            "--ground-truth",
+            str(tmp_path / "none"),
+            "--baked-ground-truth",
+            str(tmp_path / "none"),
+        ]
+    )
     assert code == 2
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "predictions.json not found" in last_line
@@ -454,5 +596,5 @@ def test_bad_radius_is_reported(case, capsys, monkeypatch):
     case.jobs(_one_job(case)[0])
     monkeypatch.setenv("OCELOT_RADIUS_PX", "fifteen")
     assert case.run() == 2
-    assert "'fifteen'" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert '"fifteen"' in capsys.readouterr().err.strip().splitlines()[-1]
     assert list(case.output.iterdir()) == []

@@ -58,7 +58,8 @@ def point_sets(draw, max_points=40, num_images=3):
         label = draw(hnp.arrays(np.int64, n, elements=st.sampled_from([1, 2])))
         probability = (
             np.array(draw(st.lists(probabilities, min_size=n, max_size=n))).reshape(n)
-            if with_probability else np.ones(n)
+            if with_probability
+            else np.ones(n)
         )
         return PointSet.from_arrays(image, xy, label, probability)
 
@@ -85,7 +86,8 @@ def test_point_sets_match_brute_force_per_image_and_class(sets):
             pred_rows = np.flatnonzero((predictions.image == image) & (predictions.label == label))
             gt_rows = np.flatnonzero((ground_truth.image == image) & (ground_truth.label == label))
             local = brute_force_match(
-                predictions.xy[pred_rows], predictions.probability[pred_rows],
+                predictions.xy[pred_rows],
+                predictions.probability[pred_rows],
                 ground_truth.xy[gt_rows],
             )
             expected[pred_rows[local >= 0]] = gt_rows[local[local >= 0]]
@@ -98,8 +100,12 @@ def test_counts_add_up_per_class(sets):
     predictions, ground_truth = sets
     aggregates = score(predictions, ground_truth, 3).aggregates
     for label, name in ((1, "BC"), (2, "TC")):
-        assert aggregates[f"TP/{name}"] + aggregates[f"FP/{name}"] == np.sum(predictions.label == label)
-        assert aggregates[f"TP/{name}"] + aggregates[f"FN/{name}"] == np.sum(ground_truth.label == label)
+        assert aggregates[f"TP/{name}"] + aggregates[f"FP/{name}"] == np.sum(
+            predictions.label == label
+        )
+        assert aggregates[f"TP/{name}"] + aggregates[f"FN/{name}"] == np.sum(
+            ground_truth.label == label
+        )
 
 
 @settings(max_examples=100, deadline=None)
@@ -153,7 +159,10 @@ def test_a_prediction_of_the_other_class_never_matches(sets):
     )
     only_bc_truth = ground_truth.take(ground_truth.label == 1)
     exact_but_tc = PointSet.from_arrays(
-        only_bc_truth.image, only_bc_truth.xy, np.full(len(only_bc_truth), 2), only_bc_truth.probability
+        only_bc_truth.image,
+        only_bc_truth.xy,
+        np.full(len(only_bc_truth), 2),
+        only_bc_truth.probability,
     )
     assert np.all(match_point_sets(exact_but_tc, only_bc_truth) == -1)
     assert score(swapped.take(swapped.label == 2), only_bc_truth, 3).aggregates["TP/TC"] == 0
@@ -218,10 +227,41 @@ def test_bad_radius_is_rejected(radius):
 
 def test_empty_inputs_match_nothing():
     assert match_greedy(np.zeros((0, 2)), np.zeros(0), np.zeros((3, 2))).shape == (0,)
-    np.testing.assert_array_equal(match_greedy(np.zeros((2, 2)), np.ones(2), np.zeros((0, 2))), [-1, -1])
+    np.testing.assert_array_equal(
+        match_greedy(np.zeros((2, 2)), np.ones(2), np.zeros((0, 2))), [-1, -1]
+    )
     assert match_point_sets(PointSet.empty(), PointSet.empty()).shape == (0,)
 
 
 def test_probability_shape_must_match_points():
     with pytest.raises(ValueError, match="pred_probability"):
         match_greedy(np.zeros((2, 2)), np.ones(3), np.zeros((1, 2)))
+
+
+@st.composite
+def point_clouds(draw):
+    """Two clouds anywhere a whole slide allows, at any density, and a radius."""
+    scale = draw(st.sampled_from([3, 40, 1000, 2**24 - 1]))
+    cloud = hnp.arrays(np.int64, st.tuples(st.integers(0, 60), st.just(2)),
+                       elements=st.integers(0, scale))
+    return draw(cloud), draw(cloud), draw(st.sampled_from([0.0, 1.0, 14.999, 15.0, 22.5, 300.0]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(point_clouds())
+def test_candidate_pairs_equal_a_kd_tree_query(clouds):
+    from scipy.spatial import cKDTree  # the independent reference
+
+    pred, gt, radius = clouds
+    pred_index, gt_index, distance = candidate_pairs(pred, gt, radius)
+    found = set(zip(pred_index.tolist(), gt_index.tolist()))
+    expected = set()
+    if len(pred) and len(gt):
+        near = cKDTree(pred).query_ball_tree(cKDTree(gt), radius * (1 + 1e-5) + 1e-5)
+        for row, columns in enumerate(near):
+            for column in columns:
+                delta = pred[row].astype(np.float32) - gt[column].astype(np.float32)
+                if np.sqrt(delta @ delta) <= np.float32(radius):
+                    expected.add((row, column))
+    assert found == expected
+    assert len(found) == len(pred_index)  # each pair once

@@ -1,4 +1,4 @@
-"""The tissue context lands on the cell region, exactly, also after the shared flips and rotations."""
+"""Tissue context lands on the cell region, exactly, also after the shared flips and rotations."""
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ from baseline_algorithm.model import (
 
 
 def coordinate_map(height, width):
-    """(1, 2, H, W) map whose channels are the x and y of each pixel centre (pixel edges at integers)."""
+    """(1, 2, H, W) map whose channels are the x and y of each pixel centre (edges at integers)."""
     ys, xs = np.mgrid[0:height, 0:width] + 0.5
     return torch.tensor(np.stack([xs, ys])[None], dtype=torch.float32)
 
@@ -102,7 +102,8 @@ def test_crop_commutes_with_the_shared_flips_and_rotations():
                 torch.testing.assert_close(recropped, moved.cell_image, atol=1e-5, rtol=0)
 
 
-# Module that consumes the concatenated tensor at each injection point, and where the context sits in it
+# Module that consumes the concatenated tensor at each injection point, and where the context
+# sits in it
 # (after ASPP the context follows the 256 ASPP channels, before the 48 low-level ones).
 CONTEXT_CHANNELS = {
     "input": [3, 4],

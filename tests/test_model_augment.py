@@ -9,7 +9,7 @@ NO_PHOTOMETRIC = PhotometricRanges(probability=0.0)
 
 
 def consistent_sample():
-    """A pair whose cell patch IS the cell region of the tissue patch, and whose targets derive from the images."""
+    """A pair whose cell patch IS the cell region of the tissue patch; targets from the images."""
     generator = torch.Generator().manual_seed(3)
     tissue = torch.rand(3, 64, 64, generator=generator)
     box = torch.tensor([36.0, 4.0, 52.0, 20.0])

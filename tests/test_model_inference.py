@@ -8,9 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from baseline_algorithm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from baseline_algorithm.data import Pair
-from baseline_algorithm.inference import DetectionSettings, detect_cells, image_tensor, predict_points
+from baseline_algorithm.inference import (
+    DetectionSettings,
+    detect_cells,
+    image_tensor,
+    predict_points,
+)
 from baseline_algorithm.model import CellTissueModel, ModelConfig, ModelOutput
+from evaluation.pairs import Pair
 
 
 def blob_maps(size, cells):

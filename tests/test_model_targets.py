@@ -52,7 +52,7 @@ def test_tissue_target_names_the_first_unexpected_pixel():
 
 
 def reference_dice_loss(logits, target, ignore_index=None):
-    """1 - dice per class over all non-ignored pixels of the batch, 0 for classes absent from the target."""
+    """1 - dice per class over all non-ignored pixels of the batch, 0 for classes absent."""
     logits = logits.astype(np.float64)
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)

@@ -1,4 +1,4 @@
-"""Training on a tiny synthetic dataset: samples, a loss that goes down, checkpoints, resume, CLI errors."""
+"""Training on tiny synthetic data: samples, falling loss, checkpoints, resume, ablations, errors."""
 
 import json
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from baseline_algorithm.__main__ import main
 from baseline_algorithm.checkpoint import load_checkpoint, read_checkpoint
-from baseline_algorithm.data import ReleaseDataset, synthesize_dataset
+from baseline_algorithm.cli import main
+from baseline_algorithm.data import synthesize_dataset
 from baseline_algorithm.inference import DetectionSettings, predict_points
 from baseline_algorithm.labels import crop_labels_to_box, disk_radius_px
 from baseline_algorithm.losses import CellTissueDiceLoss
@@ -23,6 +23,7 @@ from baseline_algorithm.train import (
     tissue_targets_for,
     train_one_epoch,
 )
+from evaluation.release import ReleaseDataset
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_pair_sample_renders_targets_at_the_training_size(dataset):
         scaled = np.rint((np.array([x, y]) + 0.5) * size / 64 - 0.5).astype(int)
         assert sample.cell_target[scaled[1], scaled[0]] == label
         assert set(sample.tissue_target.unique().tolist()) <= {0, 1, 255}
-    # Every disk pixel belongs to a point: none of the labels appears farther than the radius from all points.
+    # Every disk pixel belongs to a point: no label lies farther than the radius from all points.
     sample = pair_sample(pair, 64)
     rows, cols = np.nonzero(sample.cell_target.numpy())
     distances = np.hypot(

@@ -39,7 +39,8 @@ def test_variant_forward_shapes(variant, inputs):
     assert model.needs_tissue_label == (variant == "tissue-label-leaking")
 
 
-# Layers that read the concatenated tensor, per variant (ASPP's depthwise convolutions grow in groups).
+# Layers that read the concatenated tensor, per variant (ASPP's depthwise convolutions grow in
+# groups).
 GROWN_LAYERS = {
     "pred-to-input": {"encoder.conv1"},
     "pred-to-inter-1": {f"decoder.aspp.0.convs.{k}" for k in range(5)},
@@ -111,7 +112,7 @@ def test_the_seven_variants_of_table_5_in_its_order():
 
 
 def grown_layers(config):
-    """{branch: {layer name: grown input channels}} of ``config`` against two independent branches."""
+    """{branch: {layer: grown input channels}} of ``config`` against two independent branches."""
     plain = CellTissueModel(ModelConfig(variant="pred-to-inter-2", encoder="resnet18"))
     model = CellTissueModel(config)
     grown = {}

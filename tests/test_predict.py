@@ -20,12 +20,12 @@ import torch
 
 from baseline_algorithm import inference
 from baseline_algorithm import predict as predict_module
-from baseline_algorithm.__main__ import main
 from baseline_algorithm.checkpoint import load_checkpoint, save_checkpoint
-from baseline_algorithm.data import iter_gc_input_pairs
+from baseline_algorithm.cli import main
 from baseline_algorithm.inference import predict_points
 from baseline_algorithm.model import CellTissueModel, ModelConfig
 from evaluation import PointSet, read_points_document
+from evaluation.stacked import iter_gc_input_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_INPUT = REPO / "test_data" / "input"

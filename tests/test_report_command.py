@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evaluation import PointSet, read_points_document, score
-from evaluation.__main__ import main
+from evaluation.cli import main
 from evaluation.report import write_report
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -53,18 +53,39 @@ def report_dir(tmp_path_factory):
     """The README's command, run as a user runs it (one subprocess, overlays included)."""
     out = tmp_path_factory.mktemp("report")
     completed = subprocess.run(
-        [sys.executable, "-m", "evaluation", "report", "--predictions", predictions_path(),
-         "--ground-truth", GROUND_TRUTH, "--images", IMAGES, "--out", out, "--quiet"],
-        capture_output=True, text=True, cwd=REPOSITORY,
-        env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+        [
+            sys.executable,
+            "-m",
+            "evaluation",
+            "report",
+            "--predictions",
+            predictions_path(),
+            "--ground-truth",
+            GROUND_TRUTH,
+            "--images",
+            IMAGES,
+            "--out",
+            out,
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+    )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.splitlines()[-1] == f"wrote {out / 'report.html'}"
     return out
 
 
 def test_report_writes_every_file_readable_by_others(report_dir):
-    for name in ("report.html", "report.json", "pr_curves.png", "f1_threshold.png",
-                 "per_organ.png"):
+    for name in (
+        "report.html",
+        "report.json",
+        "pr_curves.png",
+        "f1_threshold.png",
+        "per_organ.png",
+    ):
         path = report_dir / name
         assert path.stat().st_size > 0
         assert path.stat().st_mode & 0o044 == 0o044 & ~_umask(), name
@@ -105,8 +126,9 @@ def test_page_embeds_figures_overlays_and_a_row_per_image(report_dir):
     sources = [image["src"] for image in parser.images]
     # Three charts (PR, F1 vs threshold, organs) and one overlay per image, all inline.
     assert len(sources) == 3 + 3
-    assert all(re.fullmatch(r"data:image/(png|jpeg);base64,[A-Za-z0-9+/=]+", src)
-               for src in sources)
+    assert all(
+        re.fullmatch(r"data:image/(png|jpeg);base64,[A-Za-z0-9+/=]+", src) for src in sources
+    )
     assert parser.table_rows == 1 + 3  # header + images
     assert "http://" not in html and "https://" not in html  # nothing to fetch
     for k in range(3):
@@ -114,18 +136,48 @@ def test_page_embeds_figures_overlays_and_a_row_per_image(report_dir):
 
 
 def test_report_is_reproducible(report_dir, tmp_path):
-    assert main(["report", "--predictions", str(predictions_path()), "--ground-truth",
-                 str(GROUND_TRUTH), "--metadata", str(IMAGES / "metadata.json"), "--out",
-                 str(tmp_path), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--predictions",
+                str(predictions_path()),
+                "--ground-truth",
+                str(GROUND_TRUTH),
+                "--metadata",
+                str(IMAGES / "metadata.json"),
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     first = json.loads((report_dir / "report.json").read_text())
     second = json.loads((tmp_path / "report.json").read_text())
     assert first == second  # same seed, same intervals; overlays do not change the numbers
 
 
 def test_hungarian_report_never_has_fewer_true_positives(tmp_path, capsys):
-    assert main(["report", "--predictions", str(predictions_path()), "--ground-truth",
-                 str(GROUND_TRUTH), "--out", str(tmp_path), "--matching", "hungarian",
-                 "--replicates", "50", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--predictions",
+                str(predictions_path()),
+                "--ground-truth",
+                str(GROUND_TRUTH),
+                "--out",
+                str(tmp_path),
+                "--matching",
+                "hungarian",
+                "--replicates",
+                "50",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "hungarian matching" in capsys.readouterr().out
     document = json.loads((tmp_path / "report.json").read_text())
     predictions, _ = read_points_document(predictions_path(), role="predictions")
@@ -140,12 +192,19 @@ def test_hungarian_report_never_has_fewer_true_positives(tmp_path, capsys):
 
 
 def test_degenerate_inputs_still_give_a_page(tmp_path):
-    write_report(PointSet.empty(), PointSet.empty(), 0, tmp_path / "none", replicates=20,
-                 progress=False)
+    write_report(
+        PointSet.empty(), PointSet.empty(), 0, tmp_path / "none", replicates=20, progress=False
+    )
     _, num_images = read_points_document(GROUND_TRUTH, role="ground_truth")
     ground_truth, _ = read_points_document(GROUND_TRUTH, role="ground_truth")
-    analysis = write_report(PointSet.empty(), ground_truth, num_images, tmp_path / "nothing",
-                            replicates=20, progress=False)
+    analysis = write_report(
+        PointSet.empty(),
+        ground_truth,
+        num_images,
+        tmp_path / "nothing",
+        replicates=20,
+        progress=False,
+    )
     assert analysis.score.aggregates["mF1"] == 0.0
     document = json.loads((tmp_path / "nothing" / "report.json").read_text())
     assert document["classes"]["BC"]["best"]["threshold"] is None
@@ -153,8 +212,16 @@ def test_degenerate_inputs_still_give_a_page(tmp_path):
     assert (tmp_path / "none" / "report.html").stat().st_size > 0
 
 
-@pytest.mark.parametrize("case", ["missing predictions", "bad point", "too few images",
-                                  "not an images folder", "radius without mpp"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing predictions",
+        "bad point",
+        "too few images",
+        "not an images folder",
+        "radius without mpp",
+    ],
+)
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, case):
     predictions = predictions_path()
     arguments = {"--predictions": predictions, "--ground-truth": GROUND_TRUTH}
@@ -174,8 +241,9 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, case):
         arguments["--ground-truth"] = tmp_path / "gt2.json"
         arguments["--ground-truth"].write_text(json.dumps(document))
         arguments["--predictions"] = tmp_path / "pred2.json"
-        arguments["--predictions"].write_text(json.dumps({**json.loads(predictions.read_text()),
-                                                          "points": []}))
+        arguments["--predictions"].write_text(
+            json.dumps({**json.loads(predictions.read_text()), "points": []})
+        )
         arguments["--metadata"] = tmp_path / "metadata.json"
         arguments["--metadata"].write_text(json.dumps([{"organ": "kidney"}] * 2))
         arguments["--images"] = IMAGES
@@ -187,8 +255,15 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, case):
         arguments["--radius-um"] = 3
         expected = "--radius-um needs --mpp"
     out = tmp_path / "out"
-    status = main(["report", *[str(item) for pair in arguments.items() for item in pair],
-                   "--out", str(out), "--quiet"])
+    status = main(
+        [
+            "report",
+            *[str(item) for pair in arguments.items() for item in pair],
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert status == 2
     stderr = capsys.readouterr().err
     assert stderr.count("\n") == 1 and stderr.startswith("error: ") and expected in stderr, stderr

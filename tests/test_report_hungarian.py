@@ -15,8 +15,11 @@ RADIUS = 15.0
 
 def exhaustive_best(pred_xy, gt_xy, radius_px):
     """(most pairs, least total distance among those) over every one-to-one pairing."""
-    distance = np.sqrt(((pred_xy[:, None, :].astype(np.float32)
-                         - gt_xy[None, :, :].astype(np.float32)) ** 2).sum(-1))
+    distance = np.sqrt(
+        ((pred_xy[:, None, :].astype(np.float32) - gt_xy[None, :, :].astype(np.float32)) ** 2).sum(
+            -1
+        )
+    )
     best = (0, 0.0)
 
     def visit(i, used, pairs, total):
@@ -37,11 +40,12 @@ def exhaustive_best(pred_xy, gt_xy, radius_px):
 def pairing_cost(matched, pred_xy, gt_xy):
     pairs = np.flatnonzero(matched >= 0)
     difference = pred_xy[pairs].astype(np.float64) - gt_xy[matched[pairs]].astype(np.float64)
-    return len(pairs), float(np.sqrt((difference ** 2).sum(-1)).sum())
+    return len(pairs), float(np.sqrt((difference**2).sum(-1)).sum())
 
 
 small_points = st.integers(0, 6).flatmap(
-    lambda n: st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=n, max_size=n))
+    lambda n: st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=n, max_size=n)
+)
 
 
 def as_xy(points):
@@ -114,24 +118,50 @@ def test_dense_cluster_uses_sparse_solver_and_matches_everything(monkeypatch):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 40), st.integers(0, 40),
-                          st.sampled_from([1, 2]), st.floats(0, 1)), max_size=20),
-       st.lists(st.tuples(st.integers(0, 1), st.integers(0, 40), st.integers(0, 40),
-                          st.sampled_from([1, 2])), max_size=20))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 1),
+            st.integers(0, 40),
+            st.integers(0, 40),
+            st.sampled_from([1, 2]),
+            st.floats(0, 1),
+        ),
+        max_size=20,
+    ),
+    st.lists(
+        st.tuples(
+            st.integers(0, 1), st.integers(0, 40), st.integers(0, 40), st.sampled_from([1, 2])
+        ),
+        max_size=20,
+    ),
+)
 def test_score_with_hungarian_matching_never_has_fewer_true_positives(pred_rows, gt_rows):
-    predictions = PointSet.from_arrays([r[0] for r in pred_rows], [r[1:3] for r in pred_rows],
-                                       [r[3] for r in pred_rows], [r[4] for r in pred_rows])
-    ground_truth = PointSet.from_arrays([r[0] for r in gt_rows], [r[1:3] for r in gt_rows],
-                                        [r[3] for r in gt_rows], [1.0] * len(gt_rows))
+    predictions = PointSet.from_arrays(
+        [r[0] for r in pred_rows],
+        [r[1:3] for r in pred_rows],
+        [r[3] for r in pred_rows],
+        [r[4] for r in pred_rows],
+    )
+    ground_truth = PointSet.from_arrays(
+        [r[0] for r in gt_rows],
+        [r[1:3] for r in gt_rows],
+        [r[3] for r in gt_rows],
+        [1.0] * len(gt_rows),
+    )
     greedy = score(predictions, ground_truth, 2).aggregates
     optimal = score(predictions, ground_truth, 2, matching="hungarian").aggregates
     for name in ("BC", "TC"):
         assert optimal[f"TP/{name}"] >= greedy[f"TP/{name}"]
         # Same points, so the totals of predictions and of GT are unchanged.
-        assert optimal[f"TP/{name}"] + optimal[f"FP/{name}"] == \
-            greedy[f"TP/{name}"] + greedy[f"FP/{name}"]
-        assert optimal[f"TP/{name}"] + optimal[f"FN/{name}"] == \
-            greedy[f"TP/{name}"] + greedy[f"FN/{name}"]
+        assert (
+            optimal[f"TP/{name}"] + optimal[f"FP/{name}"]
+            == greedy[f"TP/{name}"] + greedy[f"FP/{name}"]
+        )
+        assert (
+            optimal[f"TP/{name}"] + optimal[f"FN/{name}"]
+            == greedy[f"TP/{name}"] + greedy[f"FN/{name}"]
+        )
 
 
 def test_score_rejects_an_unknown_matching_rule():

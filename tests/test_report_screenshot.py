@@ -1,12 +1,9 @@
 """The report as a user sees it: opened in headless Chromium, screenshot taken, figures decoded.
 
-Needs Debian's ``chromium`` package (``.ci/run`` installs it). Without it the tests skip, saying
-so; with ``OCELOT_REQUIRE_CHROMIUM=1`` (set by ``.ci/run``) they fail instead, so that CI cannot
-pass by skipping them.
+Needs Debian's ``chromium`` package (``.ci/run`` installs it): see the ``chromium`` fixture in
+``conftest.py``.
 """
 
-import os
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,7 +13,7 @@ import pytest
 from PIL import Image
 
 from evaluation import read_points_document
-from evaluation.release import read_organs
+from evaluation.metadata import read_organs
 from evaluation.report import write_report
 from evaluation.report.figures import CLASS_COLOURS
 
@@ -25,25 +22,26 @@ TEST_DATA = REPOSITORY / "test_data"
 WINDOW = (1280, 2000)
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    reason = "headless Chromium not found (apt-get install -y chromium)"
-    if os.environ.get("OCELOT_REQUIRE_CHROMIUM") == "1":
-        pytest.fail(f"OCELOT_REQUIRE_CHROMIUM=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 def run_chromium(chromium, profile, *arguments):
     """Chromium with no network, no first-run work and a throw-away profile."""
     return subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", *map(str, arguments)],
-        capture_output=True, text=True, timeout=180)
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            *map(str, arguments),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +50,21 @@ def report_page(tmp_path_factory):
     if not predictions_files:
         pytest.skip(f"test_data is incomplete under {TEST_DATA}")
     predictions, _ = read_points_document(predictions_files[0], role="predictions")
-    ground_truth, num_images = read_points_document(TEST_DATA / "ground_truth" / "cell_gt.json",
-                                                    role="ground_truth")
+    ground_truth, num_images = read_points_document(
+        TEST_DATA / "ground_truth" / "cell_gt.json", role="ground_truth"
+    )
     organs = read_organs(TEST_DATA / "input" / "metadata.json", num_images=num_images)
     out = tmp_path_factory.mktemp("report")
-    write_report(predictions, ground_truth, num_images, out, organs=organs,
-                 images=TEST_DATA / "input", replicates=200, progress=False)
+    write_report(
+        predictions,
+        ground_truth,
+        num_images,
+        out,
+        organs=organs,
+        images=TEST_DATA / "input",
+        replicates=200,
+        progress=False,
+    )
     return out / "report.html"
 
 
@@ -91,20 +98,25 @@ def test_a_corrupt_figure_is_caught(chromium, report_page, tmp_path):
     html = report_page.read_text()
     start = html.index("data:image/png;base64,") + len("data:image/png;base64,")
     broken = tmp_path / "broken.html"
-    broken.write_text(html[:start] + "AAAA" + html[start + 4:])
+    broken.write_text(html[:start] + "AAAA" + html[start + 4 :])
     tags = rendered_images(chromium, tmp_path / "profile", broken)
     assert [tag.get("data-rendered") for tag in tags].count("no") == 1
 
 
 def colour_pixels(screenshot: np.ndarray, hex_colour: str, tolerance: int = 12) -> int:
-    target = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    target = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
     return int(np.count_nonzero(np.abs(screenshot.astype(int) - target).max(axis=-1) <= tolerance))
 
 
 def test_screenshot_shows_the_charts(chromium, report_page, tmp_path):
     screenshot_path = tmp_path / "report.png"
-    completed = run_chromium(chromium, tmp_path / "profile", f"--screenshot={screenshot_path}",
-                             f"--window-size={WINDOW[0]},{WINDOW[1]}", report_page.as_uri())
+    completed = run_chromium(
+        chromium,
+        tmp_path / "profile",
+        f"--screenshot={screenshot_path}",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        report_page.as_uri(),
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     screenshot = np.asarray(Image.open(screenshot_path).convert("RGB"))
     assert screenshot.shape == (WINDOW[1], WINDOW[0], 3)

@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from evaluation import InputError
-from evaluation.release import read_cell_csv, read_ground_truth, read_organs, read_release_ground_truth
+from evaluation import DataError
+from evaluation.metadata import read_organs
+from evaluation.release import read_cell_csv, read_ground_truth, read_release_ground_truth
 
 
 def make_release(root, split="val", cells=None, pairs=None):
@@ -44,7 +45,7 @@ def test_read_ground_truth_accepts_folder_or_document(tmp_path):
     make_release(tmp_path / "release")
     _, num_images, stems = read_ground_truth(tmp_path / "release", split="val")
     assert num_images == 3 and stems == ["001", "003", "010"]
-    with pytest.raises(InputError, match="needs --split"):
+    with pytest.raises(DataError, match="needs a split"):
         read_ground_truth(tmp_path / "release")
     (tmp_path / "gt.json").write_text(json.dumps({"points": [], "num_images": 2}))
     assert read_ground_truth(tmp_path / "gt.json")[1:] == (2, None)
@@ -53,9 +54,9 @@ def test_read_ground_truth_accepts_folder_or_document(tmp_path):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("1,2\n", "line 1: expected three integers x,y,label, got '1,2'"),
-        ("1,2,1\n\n", "line 2: expected three integers x,y,label, got ''"),
-        ("1,2,1\n1.5,2,1\n", "line 2: expected three integers x,y,label, got '1.5,2,1'"),
+        ("1,2\n", 'line 1: expected three integers x,y,label, got "1,2"'),
+        ("1,2,1\n\n", 'line 2: expected three integers x,y,label, got ""'),
+        ("1,2,1\n1.5,2,1\n", 'line 2: expected three integers x,y,label, got "1.5,2,1"'),
         ("1024,2,1\n", "line 1: x must be an integer in 0..1023, got 1024"),
         ("1,-2,1\n", "line 1: y must be an integer in 0..1023, got -2"),
         ("1,2,3\n", "line 1: label must be 1 (BC) or 2 (TC), got 3"),
@@ -64,7 +65,7 @@ def test_read_ground_truth_accepts_folder_or_document(tmp_path):
 def test_bad_csv_lines_name_file_and_line(tmp_path, text, expected):
     path = tmp_path / "001.csv"
     path.write_text(text)
-    with pytest.raises(InputError) as raised:
+    with pytest.raises(DataError) as raised:
         read_cell_csv(path)
     assert str(raised.value) == f"{path}: {expected}"
 
@@ -74,15 +75,15 @@ def test_csv_fields_are_read_with_int_like_the_organisers(tmp_path):
     path.write_text(" 7, 8 ,1\r\n2000,3,2")
     np.testing.assert_array_equal(read_cell_csv(path, whole_slide=True), [[7, 8, 1], [2000, 3, 2]])
     path.write_bytes(b"1,2,\xff\n")
-    with pytest.raises(InputError, match="not UTF-8"):
+    with pytest.raises(DataError, match="not UTF-8"):
         read_cell_csv(path)
 
 
 def test_missing_split_folder(tmp_path):
     make_release(tmp_path)
-    with pytest.raises(InputError, match="not an OCELOT release folder for split 'test'"):
+    with pytest.raises(DataError, match="not an OCELOT release folder for split 'test'"):
         read_release_ground_truth(tmp_path, "test")
-    with pytest.raises(InputError, match="--split must be one of"):
+    with pytest.raises(DataError, match="split must be one of"):
         read_release_ground_truth(tmp_path, "validation")
 
 
@@ -92,18 +93,22 @@ def test_organs_from_release_metadata_with_stems_or_split(tmp_path):
     expected = ["organ001", "organ003", "organ010"]
     assert read_organs(metadata, num_images=3, split="val", stems=["001", "003", "010"]) == expected
     assert read_organs(metadata, num_images=3, split="val") == expected
-    with pytest.raises(InputError, match="needs --split"):
+    with pytest.raises(DataError, match="needs a split"):
         read_organs(metadata, num_images=3)
-    with pytest.raises(InputError, match="describes 3 images but the ground truth has 4"):
+    with pytest.raises(DataError, match="describes 3 images but the ground truth has 4"):
         read_organs(metadata, num_images=4, split="val")
 
 
 def test_release_metadata_must_agree_with_the_annotations(tmp_path):
     make_release(tmp_path, pairs={"001": {"organ": "kidney", "subset": "train"}})
     metadata = tmp_path / "metadata.json"
-    with pytest.raises(InputError, match=r'sample_pairs\["001"\]\.subset: expected "val", got \'train\''):
+    with pytest.raises(
+        DataError, match=r'sample_pairs\["001"\]\.subset: expected "val", got "train"'
+    ):
         read_organs(metadata, num_images=1, split="val", stems=["001"])
-    with pytest.raises(InputError, match=r'sample_pairs\["003"\]: missing, but annotations have 003.csv'):
+    with pytest.raises(
+        DataError, match=r'sample_pairs\["003"\]: missing, but annotations have 003.csv'
+    ):
         read_organs(metadata, num_images=1, split="train", stems=["003"])
 
 
@@ -112,8 +117,8 @@ def test_organs_from_grand_challenge_metadata_list(tmp_path):
     metadata.write_text(json.dumps([{"organ": "kidney"}, {"organ": "bladder"}]))
     assert read_organs(metadata, num_images=2) == ["kidney", "bladder"]
     metadata.write_text(json.dumps([{"organ": "kidney"}, {"slide_name": "x"}]))
-    with pytest.raises(InputError, match=r"\[1\]\.organ: must be a string, got None"):
+    with pytest.raises(DataError, match=r"\[1\]\.organ: must be a string, got null"):
         read_organs(metadata, num_images=2)
     metadata.write_text(json.dumps({"pairs": []}))
-    with pytest.raises(InputError, match="expected a Grand Challenge metadata list"):
+    with pytest.raises(DataError, match="expected a Grand Challenge metadata list"):
         read_organs(metadata, num_images=0)

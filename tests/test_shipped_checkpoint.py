@@ -16,10 +16,11 @@ import pytest
 import torch
 
 from baseline_algorithm.checkpoint import load_checkpoint, read_checkpoint
-from baseline_algorithm.data.release import read_rgb, write_release_pair
 from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
 from baseline_algorithm.predict import SHIPPED_CHECKPOINT, load_model
 from baseline_algorithm.reproduce import evaluate_pairs
+from evaluation.images import read_rgb
+from evaluation.release import write_release_pair
 
 MODEL_CARD = SHIPPED_CHECKPOINT.parent / "README.md"
 MAX_BYTES = 30_000_000

@@ -1,1 +1,1 @@
-"""Commands of ``python -m baseline_algorithm`` (each a module with HELP, add_arguments, run)."""
+"""The baseline's commands, one module each (see :mod:`evaluation.cli` for the convention)."""

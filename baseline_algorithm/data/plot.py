@@ -6,10 +6,15 @@ import os
 
 import numpy as np
 
-from .pairs import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN, Pair
+from evaluation.constants import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN
+from evaluation.pairs import Pair
 
 CLASS_COLOURS = {BC: "#00c8ff", TC: "#ffd000"}
-MASK_COLOURS = {TISSUE_BACKGROUND: (0.93, 0.93, 0.93), TISSUE_CANCER: (0.85, 0.2, 0.2), TISSUE_UNKNOWN: (0.1, 0.1, 0.1)}
+MASK_COLOURS = {
+    TISSUE_BACKGROUND: (0.93, 0.93, 0.93),
+    TISSUE_CANCER: (0.85, 0.2, 0.2),
+    TISSUE_UNKNOWN: (0.1, 0.1, 0.1),
+}
 
 
 def plot_pair(pair: Pair, path: str | os.PathLike, dpi: int = 100) -> None:
@@ -29,10 +34,25 @@ def plot_pair(pair: Pair, path: str | os.PathLike, dpi: int = 100) -> None:
     cell.imshow(pair.cell_image)
     for label, name in ((BC, "BC"), (TC, "TC")):
         points = pair.cell_points[pair.cell_points[:, 2] == label]
-        cell.scatter(points[:, 0], points[:, 1], s=14, c=CLASS_COLOURS[label], edgecolors="black", linewidths=0.4)
+        cell.scatter(
+            points[:, 0],
+            points[:, 1],
+            s=14,
+            c=CLASS_COLOURS[label],
+            edgecolors="black",
+            linewidths=0.4,
+        )
     cell.legend(
         handles=[
-            Line2D([], [], marker="o", ls="", mfc=CLASS_COLOURS[k], mec="black", label=f"{n} ({int(np.sum(pair.cell_points[:, 2] == k))})")
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ls="",
+                mfc=CLASS_COLOURS[k],
+                mec="black",
+                label=f"{n} ({int(np.sum(pair.cell_points[:, 2] == k))})",
+            )
             for k, n in ((BC, "BC"), (TC, "TC"))
         ],
         loc="upper right",
@@ -41,21 +61,28 @@ def plot_pair(pair: Pair, path: str | os.PathLike, dpi: int = 100) -> None:
     cell.set_title(f"cell patch {pair.name}" + (f" ({mpp:.2f} µm/px)" if mpp else ""))
     tissue.imshow(pair.tissue_image)
     mpp = pair.meta.get("tissue", {}).get("resized_mpp_x")
-    tissue.set_title(f"tissue patch, {pair.meta.get('organ', '')}" + (f" ({mpp:.2f} µm/px)" if mpp else ""))
+    tissue.set_title(
+        f"tissue patch, {pair.meta.get('organ', '')}" + (f" ({mpp:.2f} µm/px)" if mpp else "")
+    )
     if pair.tissue_mask is not None:
         colours = np.zeros(pair.tissue_mask.shape + (3,))
         for value, colour in MASK_COLOURS.items():
             colours[pair.tissue_mask == value] = colour
         mask_axis.imshow(colours)
         mask_axis.legend(
-            handles=[Patch(color=MASK_COLOURS[v], label=n) for v, n in ((1, "background"), (2, "cancer area"), (255, "unknown"))],
+            handles=[
+                Patch(color=MASK_COLOURS[v], label=n)
+                for v, n in ((1, "background"), (2, "cancer area"), (255, "unknown"))
+            ],
             loc="upper right",
         )
     mask_axis.set_title("tissue mask and cell box")
     x0, y0, x1, y1 = pair.cell_box
     for axis in (tissue, mask_axis):
         # Pixel i covers [i, i + 1) in box coordinates and [i - 0.5, i + 0.5) in imshow's.
-        axis.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="black", lw=2))
+        axis.add_patch(
+            Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="black", lw=2)
+        )
     for axis in axes:
         axis.set_axis_off()
     figure.savefig(path, dpi=dpi)

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .pairs import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN, cell_box_in_tissue, tissue_label_at_cells
-from .release import ReleaseDataset
+from evaluation.constants import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN
+from evaluation.pairs import cell_box_in_tissue, tissue_label_at_cells
+from evaluation.release import ReleaseDataset
 
 REGIONS = ("inside CA", "outside CA", "unknown")
 
@@ -34,9 +35,12 @@ class CellTissueStatistics:
     pairs: int = 0
     organs: Counter = field(default_factory=Counter)
 
-    def __add__(self, other: "CellTissueStatistics") -> "CellTissueStatistics":
+    def __add__(self, other: CellTissueStatistics) -> CellTissueStatistics:
         return CellTissueStatistics(
-            self.cells + other.cells, self.tissue_pixels + other.tissue_pixels, self.pairs + other.pairs, self.organs + other.organs
+            self.cells + other.cells,
+            self.tissue_pixels + other.tissue_pixels,
+            self.pairs + other.pairs,
+            self.organs + other.organs,
         )
 
     @property
@@ -87,7 +91,9 @@ def dataset_statistics(dataset: ReleaseDataset) -> CellTissueStatistics:
         for row, label in enumerate((BC, TC)):
             for value, col in column.items():
                 stats.cells[row, col] += int(np.sum((points[:, 2] == label) & (regions == value)))
-        stats.tissue_pixels += [int(np.sum(mask == v)) for v in (TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN)]
+        stats.tissue_pixels += [
+            int(np.sum(mask == v)) for v in (TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN)
+        ]
     return stats
 
 

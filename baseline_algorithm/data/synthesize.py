@@ -1,8 +1,7 @@
-"""``synthesize``: write a synthetic dataset in the release layout and its test split's GC layouts."""
+"""A synthetic dataset in the release layout, with its test split's Grand Challenge layouts."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import tempfile
@@ -13,12 +12,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from evaluation import write_json_atomic
+from evaluation.constants import PATCH_SIZE_PX, SPLITS
+from evaluation.errors import DataError
+from evaluation.formats import write_json_atomic
+from evaluation.gc_layout import GrandChallengeWriter
+from evaluation.release import write_release_pair
 
-from .gc_layout import GrandChallengeWriter
-from .pairs import DataError
-from .release import SPLITS, write_release_pair
-from .synthetic import FULL_SIZE, SyntheticConfig, synthesize_pair
+from .synthetic import SyntheticConfig, synthesize_pair
 
 PREDICTION_STREAM = 0xFFFFFFFF  # seed-sequence key of the noisy predictions (never a pair index)
 FIELD_MULTIPLE = 4  # the tissue patch splits into 4 x 4 cell fields of view of whole pixels
@@ -28,7 +28,7 @@ def synthesize_dataset(
     out: str | os.PathLike,
     pairs: tuple[int, int, int],
     *,
-    size: int = FULL_SIZE,
+    size: int = PATCH_SIZE_PX,
     seed: int = 0,
     gc_compression: str | None = None,
     overwrite: bool = False,
@@ -39,7 +39,7 @@ def synthesize_dataset(
 
     Writes ``OUT/`` in the release layout (``metadata.json``, ``images/``, ``annotations/``) and,
     when the test split is not empty, ``OUT/gc/`` with the test split's Grand Challenge layouts
-    (see :mod:`baseline_algorithm.data.gc_layout`). Pairs are numbered ``001, 002, ...`` across
+    (see :mod:`evaluation.gc_layout`). Pairs are numbered ``001, 002, ...`` across
     train, val and test. The result depends only on ``pairs``, ``size`` and ``seed``.
 
     Parameters
@@ -66,18 +66,23 @@ def synthesize_dataset(
         ``out``.
     """
     out = Path(out)
-    if not 16 <= size <= FULL_SIZE or size % FIELD_MULTIPLE:
-        raise DataError(f"--size {size}: expected a multiple of {FIELD_MULTIPLE} between 16 and {FULL_SIZE}")
+    if not 16 <= size <= PATCH_SIZE_PX or size % FIELD_MULTIPLE:
+        raise DataError(
+            f"size {size}: expected a multiple of {FIELD_MULTIPLE} between 16 and "
+            f"{PATCH_SIZE_PX} pixels"
+        )
     if any(n < 0 for n in pairs):
-        raise DataError(f"--pairs {' '.join(map(str, pairs))}: counts must not be negative")
+        raise DataError(f"pairs {' '.join(map(str, pairs))}: counts must not be negative")
     if workers < 1:
-        raise DataError(f"--workers {workers}: expected at least 1")
+        raise DataError(f"workers {workers}: expected at least 1")
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise DataError(f"{out}: directory exists and is not empty (pass --force to replace it)")
+        raise DataError(f"{out}: folder exists and is not empty (overwrite it to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
-        _write_dataset(staging, pairs, SyntheticConfig(size=size), seed, gc_compression, progress, workers)
+        _write_dataset(
+            staging, pairs, SyntheticConfig(size=size), seed, gc_compression, progress, workers
+        )
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
@@ -88,7 +93,13 @@ def synthesize_dataset(
 
 
 def _write_dataset(
-    root: Path, pairs, config: SyntheticConfig, seed: int, gc_compression, progress: bool, workers: int
+    root: Path,
+    pairs,
+    config: SyntheticConfig,
+    seed: int,
+    gc_compression,
+    progress: bool,
+    workers: int,
 ) -> None:
     width = max(3, len(str(sum(pairs))))
     # (name, index, split, position in split) of every pair, all splits numbered together.
@@ -107,7 +118,11 @@ def _write_dataset(
         # map() keeps the job order, so the files are the same whatever the number of workers.
         rendered = pool.map(render, jobs, chunksize=4) if pool else map(render, jobs)
         for (name, _, split, position), pair in tqdm(
-            zip(jobs, rendered), total=len(jobs), desc="synthesize", unit="pair", disable=not progress
+            zip(jobs, rendered),
+            total=len(jobs),
+            desc="synthesize",
+            unit="pair",
+            disable=not progress,
         ):
             write_release_pair(root, split, pair)
             sample_pairs[name] = pair.meta
@@ -130,40 +145,3 @@ def _write_dataset(
 def _render_pair(job, *, seed: int, config: SyntheticConfig):
     name, index, split, _ = job
     return synthesize_pair(name, seed, index, split, config)
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``synthesize``."""
-    parser = subparsers.add_parser(
-        "synthesize",
-        help="write a synthetic dataset (release layout + Grand Challenge layouts of the test split)",
-        description=synthesize_dataset.__doc__.split("\n\n")[1],
-    )
-    parser.add_argument("out", type=Path, help="output directory")
-    parser.add_argument(
-        "--pairs", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=(8, 2, 2), help="pairs per split"
-    )
-    parser.add_argument("--size", type=int, default=FULL_SIZE, help="patch side in pixels (default 1024)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--gc-compression", choices=("none", "zlib"), default="none", help="compression of the stacked TIFFs"
-    )
-    parser.add_argument("--workers", type=int, default=1, help="processes rendering pairs in parallel")
-    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    synthesize_dataset(
-        args.out,
-        tuple(args.pairs),
-        size=args.size,
-        seed=args.seed,
-        gc_compression=None if args.gc_compression == "none" else args.gc_compression,
-        overwrite=args.force,
-        progress=not args.quiet,
-        workers=args.workers,
-    )
-    print(f"wrote {args.out}")
-    return 0

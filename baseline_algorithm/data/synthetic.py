@@ -36,23 +36,22 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage as ndi
 
-from .pairs import (
+from evaluation.constants import (
     BC,
+    CELL_MPP,
     FIELD_OF_VIEW_RATIO,
+    ORGANS,
+    PATCH_SIZE_PX,
     TC,
     TISSUE_BACKGROUND,
     TISSUE_CANCER,
     TISSUE_UNKNOWN,
-    Pair,
-    cell_box_in_tissue,
 )
+from evaluation.pairs import Pair, cell_box_in_tissue
 
-FULL_SIZE = 1024
-CELL_MPP_AT_FULL_SIZE = 0.2  # µm per cell-patch pixel at 1024 px
-TISSUE_FIELD_UM = FULL_SIZE * CELL_MPP_AT_FULL_SIZE * FIELD_OF_VIEW_RATIO  # 819.2 µm
+TISSUE_FIELD_UM = PATCH_SIZE_PX * CELL_MPP * FIELD_OF_VIEW_RATIO  # 819.2 µm
 CELL_FIELD_UM = TISSUE_FIELD_UM / FIELD_OF_VIEW_RATIO  # 204.8 µm
 SLIDE_MPP = 0.25  # µm per pixel of the (imaginary) source slide, for the metadata boxes
-ORGANS = ("kidney", "head-and-neck", "prostate", "stomach", "endometrium", "bladder")
 
 # Optical densities of the stains (rows: haematoxylin, eosin, red blood cells), unit vectors.
 STAIN_VECTORS = np.array([[0.60, 0.72, 0.35], [0.26, 0.84, 0.47], [0.06, 0.72, 0.69]])
@@ -76,8 +75,10 @@ class SyntheticConfig:
     85% of BC outside) within a few percent over a few dozen pairs.
     """
 
-    size: int = FULL_SIZE
-    field_grid: int = 128  # coarse grid (per side) of the smooth fields over the tissue field of view
+    size: int = PATCH_SIZE_PX
+    field_grid: int = (
+        128  # coarse grid (per side) of the smooth fields over the tissue field of view
+    )
     nucleus_spacing_um: float = 10.0  # jittered-grid spacing of candidate nuclei
     nucleus_density: float = 0.5  # share of candidates kept, the same inside and outside CA
     shared_look_share: float = 0.85  # share of cells drawn from the look shared by both classes
@@ -85,7 +86,10 @@ class SyntheticConfig:
     tc_share_outside: float = 0.03  # P(TC | shared look, outside CA)
     tc_share_distinct: float = 0.25  # P(TC | class-specific look), wherever the cell lies
     cancer_tint: float = 3.0  # CA cytoplasm haematoxylin relative to stroma
-    slide_tint_range: tuple[float, float] = (1 / 3.5, 3.5)  # per-slide cytoplasm haematoxylin factor (log-uniform)
+    slide_tint_range: tuple[float, float] = (
+        1 / 3.5,
+        3.5,
+    )  # per-slide cytoplasm haematoxylin factor (log-uniform)
     cancer_blob_um: float = 80.0  # smoothing scale of the CA field (blobs ~2.5x this across)
     cancer_share_range: tuple[float, float] = (0.1, 0.7)  # CA share of tissue, uniform per pair
     fragment_um: float = 45.0  # smoothing scale of tissue fragments
@@ -95,7 +99,7 @@ class SyntheticConfig:
     @property
     def cell_mpp(self) -> float:
         """Cell-patch pixel size in µm."""
-        return CELL_MPP_AT_FULL_SIZE * FULL_SIZE / self.size
+        return CELL_MPP * PATCH_SIZE_PX / self.size
 
     @property
     def tissue_mpp(self) -> float:
@@ -109,7 +113,9 @@ class Nuclei:
 
     xy: np.ndarray  # (N, 2) float centre (x, y)
     label: np.ndarray  # (N,) int 1 = BC, 2 = TC
-    shared_look: np.ndarray  # (N,) bool: appearance drawn from the distribution shared by both classes
+    shared_look: (
+        np.ndarray
+    )  # (N,) bool: appearance drawn from the distribution shared by both classes
     semi_axes: np.ndarray  # (N, 2) float semi-major, semi-minor
     angle: np.ndarray  # (N,) float orientation, radians
     irregularity: np.ndarray  # (N,) float relative amplitude of the outline wobble
@@ -141,7 +147,9 @@ class Scene:
 
 def _smooth_field(rng: np.random.Generator, grid: int, sigma_cells: float) -> np.ndarray:
     """Gaussian random field with zero mean and unit standard deviation, (grid, grid) float32."""
-    field = ndi.gaussian_filter(rng.standard_normal((grid, grid)).astype(np.float32), sigma_cells, mode="wrap")
+    field = ndi.gaussian_filter(
+        rng.standard_normal((grid, grid)).astype(np.float32), sigma_cells, mode="wrap"
+    )
     return (field - field.mean()) / (field.std() + 1e-12)
 
 
@@ -151,13 +159,17 @@ def _sample_fields(fields: np.ndarray, xy_um: np.ndarray, grid_um: float) -> np.
     return np.stack([ndi.map_coordinates(f, coords, order=1, mode="nearest") for f in fields])
 
 
-def _interpolation_matrix(count: int, origin_um: float, pixel_um: float, grid_um: float, grid: int) -> np.ndarray:
+def _interpolation_matrix(
+    count: int, origin_um: float, pixel_um: float, grid_um: float, grid: int
+) -> np.ndarray:
     """(count, grid) float32 weights of linear interpolation from grid samples to pixel centres.
 
     Grid sample ``g`` sits at ``(g + 0.5) * grid_um``, pixel ``i`` at ``origin_um + (i + 0.5) * pixel_um``;
     positions beyond the outer samples take the nearest sample.
     """
-    position = np.clip((origin_um + (np.arange(count) + 0.5) * pixel_um) / grid_um - 0.5, 0, grid - 1)
+    position = np.clip(
+        (origin_um + (np.arange(count) + 0.5) * pixel_um) / grid_um - 0.5, 0, grid - 1
+    )
     lower = np.minimum(np.floor(position).astype(np.int64), grid - 2)
     weight = (position - lower).astype(np.float32)
     matrix = np.zeros((count, grid), dtype=np.float32)
@@ -182,7 +194,9 @@ def _resample_fields(
     return rows @ fields @ cols.T
 
 
-def _draw_looks(rng: np.random.Generator, label: np.ndarray, shared: np.ndarray) -> dict[str, np.ndarray]:
+def _draw_looks(
+    rng: np.random.Generator, label: np.ndarray, shared: np.ndarray
+) -> dict[str, np.ndarray]:
     """Nuclear appearance per cell: the shared look where ``shared``, else class-specific.
 
     Class-specific looks: TC large, pale, vesicular with a nucleolus and an irregular outline; BC
@@ -232,15 +246,23 @@ def make_scene(rng: np.random.Generator, config: SyntheticConfig, organ: str) ->
         "blood": _smooth_field(rng, grid, 20.0 / grid_um),
         "density": _smooth_field(rng, grid, 15.0 / grid_um),
     }
-    fragment_threshold = float(np.quantile(fields["fragment"], rng.uniform(*config.white_share_range)))
+    fragment_threshold = float(
+        np.quantile(fields["fragment"], rng.uniform(*config.white_share_range))
+    )
     in_tissue = fields["fragment"] > fragment_threshold
     cancer_share = rng.uniform(*config.cancer_share_range)
     cancer_threshold = (
-        float(np.quantile(fields["cancer"][in_tissue], 1 - cancer_share)) if cancer_share > 0.01 else np.inf
+        float(np.quantile(fields["cancer"][in_tissue], 1 - cancer_share))
+        if cancer_share > 0.01
+        else np.inf
     )
     lumen_threshold = float(np.quantile(fields["lumen"], 0.9))
     unknown_share = rng.uniform(*config.unknown_share_range)
-    unknown_threshold = float(np.quantile(fields["unknown"], 1 - unknown_share)) if unknown_share > 0.005 else np.inf
+    unknown_threshold = (
+        float(np.quantile(fields["unknown"], 1 - unknown_share))
+        if unknown_share > 0.005
+        else np.inf
+    )
 
     # Candidate nuclei on a jittered grid (blue-noise-like spacing), with a margin so that nuclei
     # cut by the patch border exist too.
@@ -260,7 +282,9 @@ def make_scene(rng: np.random.Generator, config: SyntheticConfig, organ: str) ->
     xy, cancer = xy[keep], cancer[keep]
     shared = rng.random(len(xy)) < config.shared_look_share
     tc_share = np.where(
-        shared, np.where(cancer, config.tc_share_in_cancer, config.tc_share_outside), config.tc_share_distinct
+        shared,
+        np.where(cancer, config.tc_share_in_cancer, config.tc_share_outside),
+        config.tc_share_distinct,
     )
     label = np.where(rng.random(len(xy)) < tc_share, TC, BC)
     looks = _draw_looks(rng, label, shared)
@@ -274,9 +298,12 @@ def make_scene(rng: np.random.Generator, config: SyntheticConfig, organ: str) ->
 
     # Red blood cells pool where the blood field is high, in tissue, whatever the region.
     blood_xy = rng.uniform(-5, TISSUE_FIELD_UM + 5, (int(rng.integers(300, 1500)), 2))
-    bvalues = dict(zip(("fragment", "blood"), _sample_fields(
-        np.stack([fields["fragment"], fields["blood"]]), blood_xy, grid_um
-    )))
+    bvalues = dict(
+        zip(
+            ("fragment", "blood"),
+            _sample_fields(np.stack([fields["fragment"], fields["blood"]]), blood_xy, grid_um),
+        )
+    )
     in_pool = (bvalues["blood"] > 1.3) & (bvalues["fragment"] > fragment_threshold - 0.3)
     blood_xy = blood_xy[in_pool]
 
@@ -303,16 +330,19 @@ def make_scene(rng: np.random.Generator, config: SyntheticConfig, organ: str) ->
     )
 
 
-def _textures(rng: np.random.Generator, size: int, sigmas_px: list[tuple[float, float, float]]) -> list[np.ndarray]:
+def _textures(
+    rng: np.random.Generator, size: int, sigmas_px: list[tuple[float, float, float]]
+) -> list[np.ndarray]:
     """Smooth periodic noise images of unit standard deviation, (size, size) float32 each.
 
     Each ``(sigma_along, sigma_across, angle)`` in pixels and radians gives an (an)isotropic
     Gaussian-filtered white noise, filtered in the Fourier domain (one inverse FFT per texture).
     """
     shape = (size, size // 2 + 1)
-    spectrum = (rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(shape, dtype=np.float32)).astype(
-        np.complex64
-    )
+    spectrum = (
+        rng.standard_normal(shape, dtype=np.float32)
+        + 1j * rng.standard_normal(shape, dtype=np.float32)
+    ).astype(np.complex64)
     fy = scipy.fft.fftfreq(size).astype(np.float32)[:, None]
     fx = scipy.fft.rfftfreq(size).astype(np.float32)[None, :]
     textures = []
@@ -386,13 +416,21 @@ def _stamp_ellipses(
             )
         )
     if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
+        return (
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.float32),
+            np.zeros((0, 2), np.float32),
+        )
     return tuple(np.concatenate(column) for column in zip(*parts))
 
 
 def _visible(centres_px: np.ndarray, reach_px: np.ndarray, size: int) -> np.ndarray:
     """Which objects (centres (N, 2), reach (N,) in pixels) can touch a size x size patch."""
-    return np.all((centres_px > -reach_px[:, None]) & (centres_px < size - 1 + reach_px[:, None]), axis=1)
+    return np.all(
+        (centres_px > -reach_px[:, None]) & (centres_px < size - 1 + reach_px[:, None]), axis=1
+    )
 
 
 def _stains_to_rgb(stains: np.ndarray, stain_vectors: np.ndarray) -> np.ndarray:
@@ -409,7 +447,11 @@ def _stains_to_rgb(stains: np.ndarray, stain_vectors: np.ndarray) -> np.ndarray:
 
 
 def render_patch(
-    scene: Scene, origin_um: tuple[float, float], pixel_um: float, size: int, rng: np.random.Generator
+    scene: Scene,
+    origin_um: tuple[float, float],
+    pixel_um: float,
+    size: int,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """Render a square RGB patch of the scene.
 
@@ -431,24 +473,42 @@ def render_patch(
     """
     grid_um = TISSUE_FIELD_UM / scene.fields["cancer"].shape[0]
     names = ("fragment", "cancer", "lumen", "haematoxylin", "eosin")
-    fields = dict(zip(names, _resample_fields(np.stack([scene.fields[k] for k in names]), grid_um, origin_um, pixel_um, size)))
+    fields = dict(
+        zip(
+            names,
+            _resample_fields(
+                np.stack([scene.fields[k] for k in names]), grid_um, origin_um, pixel_um, size
+            ),
+        )
+    )
     # Soft region indicators; the slopes (per field standard deviation) give edges 1-3 µm wide.
     tissue = np.clip((fields["fragment"] - scene.fragment_threshold) * 30 + 0.5, 0, 1)
     cancer = np.clip((fields["cancer"] - scene.cancer_threshold) * 30 + 0.5, 0, 1)
     lumen = np.clip((fields["lumen"] - scene.lumen_threshold) * 6 + 0.5, 0, 1)
     tissue *= 1 - lumen
 
-    grain, streaks = _textures(rng, size, [(0.4 / pixel_um, 0.4 / pixel_um, 0.0), (4.0 / pixel_um, 0.6 / pixel_um, scene.fibre_angle)])
+    grain, streaks = _textures(
+        rng,
+        size,
+        [
+            (0.4 / pixel_um, 0.4 / pixel_um, 0.0),
+            (4.0 / pixel_um, 0.6 / pixel_um, scene.fibre_angle),
+        ],
+    )
     # Collagen: wavy parallel fibres ~3 µm apart whose course bends with a smooth field, broken by streaks.
     centres = (np.arange(size, dtype=np.float32) + 0.5) * np.float32(pixel_um)
-    across = (centres + np.float32(origin_um[0]))[None, :] * np.float32(np.cos(scene.fibre_angle)) - (
-        centres + np.float32(origin_um[1])
-    )[:, None] * np.float32(np.sin(scene.fibre_angle))
-    fibres = np.cos(2 * np.pi * (across / 3.5 + 1.5 * fields["eosin"])) ** 4 * np.clip(0.5 + 0.6 * streaks, 0, 1)
+    across = (centres + np.float32(origin_um[0]))[None, :] * np.float32(
+        np.cos(scene.fibre_angle)
+    ) - (centres + np.float32(origin_um[1]))[:, None] * np.float32(np.sin(scene.fibre_angle))
+    fibres = np.cos(2 * np.pi * (across / 3.5 + 1.5 * fields["eosin"])) ** 4 * np.clip(
+        0.5 + 0.6 * streaks, 0, 1
+    )
 
     # Background optical densities: one fibrous texture everywhere; CA only tinted more purple, by a
     # factor smaller than the variation between slides (see the module docstring).
-    cytoplasm_h = (0.008 + 0.002 * grain) * scene.cytoplasm_tint * (1 + cancer * (scene.cancer_tint - 1))
+    cytoplasm_h = (
+        (0.008 + 0.002 * grain) * scene.cytoplasm_tint * (1 + cancer * (scene.cancer_tint - 1))
+    )
     haematoxylin = (tissue * cytoplasm_h + 0.002) * (1 + 0.2 * np.tanh(fields["haematoxylin"]))
     eosin = (tissue * (0.020 + 0.025 * fibres) + 0.004) * (1 + 0.2 * np.tanh(fields["eosin"]))
     blood = np.zeros_like(eosin)
@@ -470,10 +530,16 @@ def render_patch(
     owner = visible[owner]
     chromatin = 1 + nuclei.chromatin[owner] * flat[3][index]
     rim = 1 - nuclei.vesicular[owner] * np.clip(1 - rho**3, 0, 1)
-    nucleolus = nuclei.nucleolus[owner] * np.exp(-(offset**2).sum(-1) * (pixel_um**2 / (2 * 0.6**2)))
+    nucleolus = nuclei.nucleolus[owner] * np.exp(
+        -(offset**2).sum(-1) * (pixel_um**2 / (2 * 0.6**2))
+    )
     nucleus_h = np.zeros(size * size, dtype=np.float32)
     nucleus_cover = np.zeros(size * size, dtype=np.float32)
-    np.maximum.at(nucleus_h, index, (coverage * (nuclei.darkness[owner] * rim * chromatin + nucleolus)).astype(np.float32))
+    np.maximum.at(
+        nucleus_h,
+        index,
+        (coverage * (nuclei.darkness[owner] * rim * chromatin + nucleolus)).astype(np.float32),
+    )
     np.maximum.at(nucleus_cover, index, coverage)
     flat[0][:] = flat[0] * (1 - nucleus_cover) + nucleus_h
     flat[1][:] = flat[1] * (1 - 0.3 * nucleus_cover)
@@ -483,7 +549,13 @@ def render_patch(
     visible = np.flatnonzero(_visible(blood_centres, radius + 2, size))
     zeros = np.zeros(len(visible))
     index, _, coverage, rho, _ = _stamp_ellipses(
-        (size, size), blood_centres[visible], np.stack([radius[visible], radius[visible] * 0.95], 1), zeros, zeros, zeros, edge_px
+        (size, size),
+        blood_centres[visible],
+        np.stack([radius[visible], radius[visible] * 0.95], 1),
+        zeros,
+        zeros,
+        zeros,
+        edge_px,
     )
     np.maximum.at(flat[2], index, coverage * (0.06 + 0.03 * np.minimum(rho, 1)))
     blood_cover = np.clip(blood / 0.06, 0, 1)
@@ -504,7 +576,9 @@ def tissue_mask(scene: Scene, size: int, pixel_um: float) -> np.ndarray:
     """
     grid_um = TISSUE_FIELD_UM / scene.fields["cancer"].shape[0]
     names = ("fragment", "cancer", "unknown")
-    fragment, cancer, unknown = _resample_fields(np.stack([scene.fields[k] for k in names]), grid_um, (0.0, 0.0), pixel_um, size)
+    fragment, cancer, unknown = _resample_fields(
+        np.stack([scene.fields[k] for k in names]), grid_um, (0.0, 0.0), pixel_um, size
+    )
     mask = np.full((size, size), TISSUE_BACKGROUND, dtype=np.uint8)
     mask[(cancer > scene.cancer_threshold) & (fragment > scene.fragment_threshold)] = TISSUE_CANCER
     mask[unknown > scene.unknown_threshold] = TISSUE_UNKNOWN
@@ -512,7 +586,12 @@ def tissue_mask(scene: Scene, size: int, pixel_um: float) -> np.ndarray:
 
 
 def _metadata_entry(
-    rng: np.random.Generator, config: SyntheticConfig, offset: tuple[float, float], organ: str, subset: str, slide: str
+    rng: np.random.Generator,
+    config: SyntheticConfig,
+    offset: tuple[float, float],
+    organ: str,
+    subset: str,
+    slide: str,
 ) -> dict:
     """Metadata in the release's format; boxes in pixels of a slide scanned at ``SLIDE_MPP``."""
     tissue_side = round(TISSUE_FIELD_UM / SLIDE_MPP)
@@ -547,7 +626,9 @@ def _metadata_entry(
     }
 
 
-def synthesize_pair(name: str, seed: int, index: int, subset: str, config: SyntheticConfig = SyntheticConfig()) -> Pair:
+def synthesize_pair(
+    name: str, seed: int, index: int, subset: str, config: SyntheticConfig = SyntheticConfig()
+) -> Pair:
     """Generate one synthetic pair, deterministic for ``(seed, index)``.
 
     Parameters
@@ -577,7 +658,10 @@ def synthesize_pair(name: str, seed: int, index: int, subset: str, config: Synth
     scene = make_scene(scene_rng, config, organ)
 
     size = config.size
-    cell_origin = (offset[0] * TISSUE_FIELD_UM - CELL_FIELD_UM / 2, offset[1] * TISSUE_FIELD_UM - CELL_FIELD_UM / 2)
+    cell_origin = (
+        offset[0] * TISSUE_FIELD_UM - CELL_FIELD_UM / 2,
+        offset[1] * TISSUE_FIELD_UM - CELL_FIELD_UM / 2,
+    )
     cell_image = render_patch(scene, cell_origin, config.cell_mpp, size, cell_rng)
     tissue_image = render_patch(scene, (0.0, 0.0), config.tissue_mpp, size, tissue_rng)
 

@@ -9,9 +9,9 @@ import numpy as np
 
 from evaluation.bootstrap import bootstrap_f1, bootstrap_f1_by_group
 from evaluation.confidence import ThresholdCurve, class_curves, shared_threshold_mf1
-from evaluation.formats import CLASS_NAMES, PointSet
-from evaluation.matching import match_point_sets
-from evaluation.metrics import MATCHERS, ScoreReport, count_matches, score
+from evaluation.constants import CLASS_NAMES, MATCH_RADIUS_PX
+from evaluation.formats import PointSet
+from evaluation.metrics import ScoreReport, score
 
 __all__ = ["Analysis", "analyse", "image_rows"]
 
@@ -81,7 +81,7 @@ class Analysis:
 
 
 def analyse(predictions: PointSet, ground_truth: PointSet, num_images: int, *,
-            radius_px: float = 15.0, matching: str = "greedy",
+            radius_px: float = MATCH_RADIUS_PX, matching: str = "greedy",
             organs: Sequence[str] | None = None, replicates: int = 1000,
             confidence: float = 0.95, seed: int = 0) -> Analysis:
     """Score, then compute the confidence-aware metrics and bootstrap intervals.
@@ -108,9 +108,7 @@ def analyse(predictions: PointSet, ground_truth: PointSet, num_images: int, *,
     """
     report = score(predictions, ground_truth, num_images, radius_px=radius_px, organs=organs,
                    matching=matching)
-    matched = match_point_sets(predictions, ground_truth, radius_px=radius_px,
-                               matcher=MATCHERS[matching])
-    counts = count_matches(predictions, ground_truth, matched, num_images)
+    matched, counts = report.matched, report.counts
     curves = class_curves(predictions, ground_truth, matched)
     shared_threshold, shared_mf1 = shared_threshold_mf1(curves)
     bootstrap_settings = {"replicates": replicates, "confidence": confidence, "seed": seed}

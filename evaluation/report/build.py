@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.formats import CLASS_NAMES, PointSet, write_bytes_atomic, write_json_atomic
+from evaluation.constants import CLASS_NAMES, MATCH_RADIUS_PX
+from evaluation.formats import PointSet, write_bytes_atomic, write_json_atomic
 from evaluation.report.analysis import Analysis, analyse, image_rows
 from evaluation.report.figures import f1_threshold_png, organ_png, overlay_jpeg, pr_curves_png
 from evaluation.report.images import image_pairs
@@ -21,7 +22,8 @@ REPORT_FILES = ("report.html", "report.json", "pr_curves.png", "f1_threshold.png
 
 
 def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
-                 out_dir: str | os.PathLike, *, radius_px: float = 15.0, matching: str = "greedy",
+                 out_dir: str | os.PathLike, *, radius_px: float = MATCH_RADIUS_PX,
+                 matching: str = "greedy",
                  organs: Sequence[str] | None = None, images: str | os.PathLike | None = None,
                  split: str | None = None, replicates: int = 1000, seed: int = 0,
                  sources: dict[str, str] | None = None, progress: bool = True) -> Analysis:

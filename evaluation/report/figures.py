@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from evaluation.confidence import ThresholdCurve, precision_recall_f1
+from evaluation.confidence import ThresholdCurve
+from evaluation.metrics import precision_recall_f1
 
 __all__ = ["CLASS_COLOURS", "OUTCOME_STYLE", "f1_threshold_png", "organ_png", "overlay_jpeg",
            "pr_curves_png"]

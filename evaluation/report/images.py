@@ -1,16 +1,18 @@
 """Cell and tissue patches for the overlays, from a Grand Challenge input or a release folder.
 
-Reading images is the data layer's job: ``baseline_algorithm.data`` is imported here, lazily, only
-when a report is asked for overlays (``--images``). It needs no torch, but it needs the image
-libraries of the ``algorithm`` extra (scikit-image, tifffile); scoring never imports it.
+Reading images needs the ``images`` extra (pillow, tifffile); it is imported only when a report
+is asked for overlays (``--images``), so scoring never pays for it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
-from evaluation.formats import InputError
+from evaluation.errors import DataError
+from evaluation.metadata import read_gc_metadata
+from evaluation.pairs import Pair
 
 __all__ = ["image_pairs"]
 
@@ -19,7 +21,7 @@ def _is_gc_input(folder: Path) -> bool:
     return (folder / "images" / "cell_patches").is_dir()
 
 
-def image_pairs(folder: Path, *, num_images: int, split: str | None = None) -> Iterator:
+def image_pairs(folder: Path, *, num_images: int, split: str | None = None) -> Iterator[Pair]:
     """Check an images folder now, then give its pairs one at a time, image ``0..num_images-1``.
 
     Parameters
@@ -34,45 +36,36 @@ def image_pairs(folder: Path, *, num_images: int, split: str | None = None) -> I
 
     Returns
     -------
-    iterator of baseline_algorithm.data.Pair
+    iterator of evaluation.pairs.Pair
         Pair ``k`` shows ``image_k``; each is read when the iterator reaches it.
 
     Raises
     ------
-    InputError
-        At once when the folder is neither layout or holds another number of pairs; while
-        iterating when a patch cannot be read.
+    DataError
+        At once when the image libraries are missing, or the folder is neither layout or holds
+        another number of pairs; while iterating when a patch cannot be read.
     """
-    try:
-        from baseline_algorithm.data import DataError, ReleaseDataset, iter_gc_input_pairs
-        from baseline_algorithm.data.stacked import read_gc_metadata
-    except ImportError as error:
-        raise InputError(f"--images needs the image readers of the 'algorithm' extra "
-                         f"(pip install .[algorithm,report]): {error}") from None
+    missing = [name for name in ("PIL", "tifffile") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DataError(f"{folder}: reading images needs {' and '.join(missing)}, from the "
+                        "'images' extra: pip install .[images,report]")
+    from evaluation.release import ReleaseDataset
+    from evaluation.stacked import iter_gc_input_pairs
+
     folder = Path(folder)
-    try:
-        if _is_gc_input(folder):
-            count = len(read_gc_metadata(folder))
-            pairs = iter_gc_input_pairs(folder)
-        elif (folder / "images").is_dir():
-            if split is None:
-                raise InputError(f"{folder}: a release folder as --images needs --split")
-            dataset = ReleaseDataset(folder, split)
-            count = len(dataset)
-            pairs = (dataset[index] for index in range(count))
-        else:
-            raise InputError(f"{folder}: not a Grand Challenge input folder (no "
-                             f"images/cell_patches/) nor an OCELOT release folder (no images/)")
-    except DataError as error:
-        raise InputError(str(error)) from None
+    if _is_gc_input(folder):
+        count = len(read_gc_metadata(folder))
+        pairs = iter_gc_input_pairs(folder)
+    elif (folder / "images").is_dir():
+        if split is None:
+            raise DataError(f"{folder}: a release folder of images needs a split to read")
+        dataset = ReleaseDataset(folder, split)
+        count = len(dataset)
+        pairs = (dataset[index] for index in range(count))
+    else:
+        raise DataError(f"{folder}: not a Grand Challenge input folder (no images/cell_patches/) "
+                        "nor an OCELOT release folder (no images/)")
     if count != num_images:
-        raise InputError(f"{folder}: holds {count} image pairs but the ground truth has "
-                         f"{num_images} images")
-    return _reading_errors_as_input_errors(pairs, DataError)
-
-
-def _reading_errors_as_input_errors(pairs: Iterator, data_error: type) -> Iterator:
-    try:
-        yield from pairs
-    except data_error as error:
-        raise InputError(str(error)) from None
+        raise DataError(f"{folder}: holds {count} image pairs but the ground truth has "
+                        f"{num_images} images")
+    return pairs

@@ -8,7 +8,7 @@ from html import escape
 import numpy as np
 
 from evaluation.bootstrap import STATISTICS
-from evaluation.formats import CLASS_NAMES
+from evaluation.constants import CLASS_NAMES
 
 __all__ = ["render_page"]
 

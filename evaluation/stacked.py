@@ -17,14 +17,27 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tifffile
 
-from .pairs import DataError, Pair, cell_box_in_tissue
-from .release import read_json
+from evaluation.errors import DataError, OcelotError
+from evaluation.limits import current_limits
+from evaluation.metadata import read_gc_metadata
+from evaluation.pairs import Pair, cell_box_in_tissue
+
+if TYPE_CHECKING:
+    import tifffile
+
+__all__ = [
+    "STACK_SUFFIXES",
+    "StackedPatches",
+    "find_stack",
+    "iter_gc_input_pairs",
+    "write_stacked_tiff",
+]
 
 STACK_SUFFIXES = (".tif", ".tiff", ".mha")
 
@@ -59,11 +72,15 @@ class StackedPatches:
             elif suffix in (".tif", ".tiff"):
                 self._reader = _TiffStack(self.path, count)
             else:
-                raise DataError(f"{self.path}: unsupported file type {suffix!r}, expected .tif, .tiff or .mha")
-        except DataError:
+                raise DataError(
+                    f"{self.path}: unsupported file type {suffix!r}, expected .tif, .tiff or .mha"
+                )
+        except OcelotError:
             raise
         except Exception as exc:  # noqa: BLE001 - every decoder failure is "cannot read"
-            raise DataError(f"{self.path}: cannot read ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+            raise DataError(
+                f"{self.path}: cannot read ({type(exc).__name__}: {exc})".replace("\n", " ")
+            ) from None
         self.patch_shape = self._reader.patch_shape
 
     def __len__(self) -> int:
@@ -75,20 +92,25 @@ class StackedPatches:
             raise IndexError(index)
         try:
             patch = self._reader.read(index)
-        except DataError:
+        except OcelotError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise DataError(
-                f"{self.path}: cannot read patch {index} ({type(exc).__name__}: {exc})".replace("\n", " ")
+                f"{self.path}: cannot read patch {index} ({type(exc).__name__}: {exc})".replace(
+                    "\n", " "
+                )
             ) from None
         if patch.shape != self.patch_shape or patch.dtype != np.uint8:
-            raise DataError(f"{self.path}: patch {index} decoded as {patch.dtype} {patch.shape}, expected uint8 {self.patch_shape}")
+            raise DataError(
+                f"{self.path}: patch {index} decoded as {patch.dtype} {patch.shape}, "
+                f"expected uint8 {self.patch_shape}"
+            )
         return patch
 
     def close(self) -> None:
         self._reader.close()
 
-    def __enter__(self) -> "StackedPatches":
+    def __enter__(self) -> StackedPatches:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -96,10 +118,13 @@ class StackedPatches:
 
 
 def _check_stack(path: Path, shape: tuple[int, ...], count: int) -> int:
-    """Side S of the square patches of a (N*S, S, 3) stack; ``DataError`` if ``count`` do not fit."""
+    """Side S of the square patches of a (N*S, S, 3) stack; ``DataError`` unless ``count`` fit."""
     if len(shape) != 3 or shape[2] != 3:
-        raise DataError(f"{path}: expected an RGB image (rows, columns, 3), got shape {tuple(shape)}")
+        raise DataError(
+            f"{path}: expected an RGB image (rows, columns, 3), got shape {tuple(shape)}"
+        )
     rows, side = shape[0], shape[1]
+    _check_side(path, side)
     if count < 1:
         raise DataError(f"{path}: metadata.json lists no pairs")
     if rows != count * side:
@@ -110,8 +135,15 @@ def _check_stack(path: Path, shape: tuple[int, ...], count: int) -> int:
     return side
 
 
+def _check_side(path: Path, side: int) -> None:
+    """Refuse, from the header alone, a patch side no real patch has (a decompression bomb)."""
+    current_limits().check("patch_side_px", int(side), str(path), "pixels per patch side")
+
+
 class _TiffStack:
     def __init__(self, path: Path, count: int):
+        import tifffile  # the images extra; imported where a TIFF is read
+
         self.path = path
         self._tiff = tifffile.TiffFile(path)
         pages = self._tiff.pages
@@ -144,12 +176,17 @@ class _TiffStack:
             start = self._offset + index * patch.nbytes
             read = os.preadv(self._fd, [patch], start)
             if read != patch.nbytes:
-                raise DataError(f"{self.path}: truncated, patch {index} ends {patch.nbytes - read} bytes early")
+                raise DataError(
+                    f"{self.path}: truncated, patch {index} ends {patch.nbytes - read} bytes early"
+                )
             self._forget([start], [patch.nbytes])
             return patch
         segments = _segment_indices(self._page, index * side, (index + 1) * side)
         patch = _read_rows(self._page, index * side, (index + 1) * side, segments)
-        self._forget([self._page.dataoffsets[k] for k in segments], [self._page.databytecounts[k] for k in segments])
+        self._forget(
+            [self._page.dataoffsets[k] for k in segments],
+            [self._page.databytecounts[k] for k in segments],
+        )
         return patch
 
     def _forget(self, offsets: Iterable[int], bytecounts: Iterable[int]) -> None:
@@ -171,13 +208,20 @@ def _segment_indices(page: tifffile.TiffPage, row_start: int, row_stop: int) -> 
         tiles_down = math.ceil(page.imagelength / page.tilelength)
         rows = range(row_start // page.tilelength, (row_stop - 1) // page.tilelength + 1)
         per_plane = tiles_across * tiles_down
-        return [p * per_plane + r * tiles_across + c for p in range(planes) for r in rows for c in range(tiles_across)]
+        return [
+            p * per_plane + r * tiles_across + c
+            for p in range(planes)
+            for r in rows
+            for c in range(tiles_across)
+        ]
     per_plane = math.ceil(page.imagelength / page.rowsperstrip)
     rows = range(row_start // page.rowsperstrip, (row_stop - 1) // page.rowsperstrip + 1)
     return [p * per_plane + r for p in range(planes) for r in rows]
 
 
-def _read_rows(page: tifffile.TiffPage, row_start: int, row_stop: int, segments: list[int]) -> np.ndarray:
+def _read_rows(
+    page: tifffile.TiffPage, row_start: int, row_stop: int, segments: list[int]
+) -> np.ndarray:
     """Decode rows [row_start, row_stop) of a (compressed, striped or tiled) 2-D RGB page from its
     strips or tiles ``segments`` (:func:`_segment_indices` of those rows)."""
     separate, _, _, width, contig = page.shaped
@@ -195,7 +239,9 @@ def _read_rows(page: tifffile.TiffPage, row_start: int, row_stop: int, segments:
         segment = segment[0]  # drop the depth axis: (length, width, contig samples)
         top, bottom = max(y, row_start), min(y + segment.shape[0], row_stop)
         right = min(x + segment.shape[1], width)
-        out[plane, top - row_start : bottom - row_start, x:right] = segment[top - y : bottom - y, : right - x]
+        out[plane, top - row_start : bottom - row_start, x:right] = segment[
+            top - y : bottom - y, : right - x
+        ]
     if separate > 1:
         return np.moveaxis(out[..., 0], 0, -1)
     return out[0]
@@ -209,17 +255,25 @@ class _MetaImageStack:
         self._reader = sitk.ImageFileReader()
         self._reader.SetFileName(str(path))
         self._reader.ReadImageInformation()
-        if self._reader.GetPixelID() not in (sitk.sitkVectorUInt8, sitk.sitkUInt8) or self._reader.GetNumberOfComponents() != 3:
+        if (
+            self._reader.GetPixelID() not in (sitk.sitkVectorUInt8, sitk.sitkUInt8)
+            or self._reader.GetNumberOfComponents() != 3
+        ):
             raise DataError(
-                f"{path}: expected 3-component uint8 pixels, got {self._reader.GetPixelIDTypeAsString()} "
-                f"with {self._reader.GetNumberOfComponents()} components"
+                f"{path}: expected 3-component uint8 pixels, got "
+                f"{sitk.GetPixelIDValueAsString(self._reader.GetPixelID())} with "
+                f"{self._reader.GetNumberOfComponents()} components"
             )
         size = self._reader.GetSize()
         self._volume = len(size) == 3 and size[2] > 1
         if self._volume:
             if size[2] != count or size[0] != size[1]:
-                raise DataError(f"{path}: volume of size {size} does not hold {count} square patches (metadata.json)")
+                raise DataError(
+                    f"{path}: volume of size {size} does not hold {count} square patches "
+                    "(metadata.json)"
+                )
             side = size[0]
+            _check_side(path, side)
         else:
             side = _check_stack(path, (size[1], size[0], 3), count)
         self._dimension = len(size)
@@ -254,22 +308,6 @@ def find_stack(directory: Path) -> Path:
     return files[0]
 
 
-def read_gc_metadata(input_dir: str | os.PathLike) -> list[dict]:
-    """The metadata list of a Grand Challenge input directory, validated as a list of objects."""
-    path = Path(input_dir) / "metadata.json"
-    metadata = read_json(path)
-    if not isinstance(metadata, list):
-        raise DataError(f"{path}: expected a JSON list with one entry per pair, got {type(metadata).__name__}")
-    for k, entry in enumerate(metadata):
-        if not isinstance(entry, dict):
-            raise DataError(f"{path}: entry [{k}] is {type(entry).__name__}, expected an object")
-        for key in ("patch_x_offset", "patch_y_offset"):
-            value = entry.get(key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise DataError(f"{path}: entry [{k}] field {key!r} is {value!r}, expected a number in [0, 1]")
-    return metadata
-
-
 def iter_gc_input_pairs(input_dir: str | os.PathLike) -> Iterator[Pair]:
     """Yield the pairs of a Grand Challenge input directory one at a time.
 
@@ -293,7 +331,10 @@ def iter_gc_input_pairs(input_dir: str | os.PathLike) -> Iterator[Pair]:
     metadata = read_gc_metadata(input_dir)
     cell_path = find_stack(input_dir / "images" / "cell_patches")
     tissue_path = find_stack(input_dir / "images" / "tissue_patches")
-    with StackedPatches(cell_path, len(metadata)) as cells, StackedPatches(tissue_path, len(metadata)) as tissues:
+    with (
+        StackedPatches(cell_path, len(metadata)) as cells,
+        StackedPatches(tissue_path, len(metadata)) as tissues,
+    ):
         tissue_height, tissue_width = tissues.patch_shape[:2]
         for index, meta in enumerate(metadata):
             yield Pair(
@@ -324,14 +365,19 @@ def write_stacked_tiff(
     patches : ndarray of uint8, shape (N, S, S, 3), or iterable of (S, S, 3) arrays
         An ``np.memmap`` keeps memory low for large N.
     compression : str, optional
-        tifffile compression name (``"zlib"``, ``"lzw"``, ...), used with the horizontal-differencing
-        predictor; None writes uncompressed data in one strip, as the platform does.
+        tifffile compression name (``"zlib"``, ``"lzw"``, ...), used with the
+        horizontal-differencing predictor; None writes uncompressed data in one strip, as the
+        platform does.
     rowsperstrip, tile
         Strip height or (tile height, tile width) in pixels; passed to ``tifffile``.
     """
     stack = patches if isinstance(patches, np.ndarray) else np.stack(list(patches))
     if stack.ndim != 4 or stack.shape[3] != 3 or stack.dtype != np.uint8:
-        raise ValueError(f"expected uint8 patches of shape (N, S, S, 3), got {stack.dtype} {stack.shape}")
+        raise ValueError(
+            f"expected uint8 patches of shape (N, S, S, 3), got {stack.dtype} {stack.shape}"
+        )
+    import tifffile
+
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
     tifffile.imwrite(

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
-# Class labels of the cell annotations and values of the tissue masks (OCELOT 2023 release).
-BC, TC = 1, 2
-TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN = 1, 2, 255
-# The tissue patch covers this many times the side of the cell patch's field of view.
-FIELD_OF_VIEW_RATIO = 4
+from evaluation.constants import FIELD_OF_VIEW_RATIO, TISSUE_UNKNOWN
+from evaluation.errors import DataError, preview
 
-
-class DataError(ValueError):
-    """A dataset file is missing, unreadable or inconsistent.
-
-    ``str(error)`` is one line naming the file and the problem.
-    """
+__all__ = ["Pair", "cell_box_in_tissue", "cell_points_in_tissue", "tissue_label_at_cells"]
 
 
 @dataclass
@@ -70,14 +62,16 @@ def cell_box_in_tissue(
     -------
     (x0, y0, x1, y1) : tuple of float
         Continuous tissue-pixel coordinates; the centre is
-        ``(patch_x_offset * tissue_width, patch_y_offset * tissue_height)`` and the side is a quarter
-        of the tissue side.
+        ``(patch_x_offset * tissue_width, patch_y_offset * tissue_height)`` and the side is a
+        quarter of the tissue side.
     """
-    try:
-        offset_x = float(meta["patch_x_offset"])
-        offset_y = float(meta["patch_y_offset"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"metadata entry has no valid patch_x_offset/patch_y_offset: {exc!r}") from None
+    offsets = []
+    for key in ("patch_x_offset", "patch_y_offset"):
+        value = meta.get(key) if isinstance(meta, Mapping) else None
+        if type(value) not in (int, float) or not 0 <= value <= 1:
+            raise DataError(f"{key}: must be a number in [0, 1], got {preview(value)}")
+        offsets.append(float(value))
+    offset_x, offset_y = offsets
     centre_x, centre_y = offset_x * tissue_width, offset_y * tissue_height
     half_w = tissue_width / FIELD_OF_VIEW_RATIO / 2
     half_h = tissue_height / FIELD_OF_VIEW_RATIO / 2
@@ -131,7 +125,10 @@ def tissue_label_at_cells(
     tissue_xy = np.floor(cell_points_in_tissue(xy, cell_box, cell_shape)).astype(np.int64)
     height, width = tissue_mask.shape
     inside = (
-        (tissue_xy[:, 0] >= 0) & (tissue_xy[:, 0] < width) & (tissue_xy[:, 1] >= 0) & (tissue_xy[:, 1] < height)
+        (tissue_xy[:, 0] >= 0)
+        & (tissue_xy[:, 0] < width)
+        & (tissue_xy[:, 1] >= 0)
+        & (tissue_xy[:, 1] < height)
     )
     labels = np.full(len(tissue_xy), TISSUE_UNKNOWN, dtype=np.uint8)
     labels[inside] = tissue_mask[tissue_xy[inside, 1], tissue_xy[inside, 0]]

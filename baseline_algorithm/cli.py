@@ -1,0 +1,52 @@
+"""The console script ``ocelot``: every command of the toolkit in one tree.
+
+The scorer's commands come from :data:`evaluation.cli.EVALUATION_COMMANDS`; the baseline adds
+its own. Each command module is imported only when it runs (see :mod:`evaluation.cli`), so
+``ocelot score`` starts without torch.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from evaluation.cli import EVALUATION_COMMANDS, run_command
+
+__all__ = ["ALGORITHM_COMMANDS", "COMMANDS", "main", "module_main"]
+
+#: Commands of the baseline: data, training, inference, submission checks.
+ALGORITHM_COMMANDS = {
+    "synthesize": (
+        "baseline_algorithm.commands.synthesize",
+        "write a synthetic dataset in the release and Grand Challenge layouts",
+    ),
+    "stats": (
+        "baseline_algorithm.commands.stats",
+        "cell-in-tissue counts and class ratios of a release-layout dataset",
+    ),
+    "train": ("baseline_algorithm.commands.train", "train a cell/tissue model"),
+    "reproduce": (
+        "baseline_algorithm.commands.reproduce",
+        "train the paper's variants and tabulate their test scores",
+    ),
+    "predict": (
+        "baseline_algorithm.commands.predict",
+        "detect cells in a Grand Challenge input folder (the algorithm container)",
+    ),
+}
+#: Every command of ``ocelot``.
+COMMANDS = {**EVALUATION_COMMANDS, **ALGORITHM_COMMANDS}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``ocelot COMMAND [options]``."""
+    return run_command("ocelot", COMMANDS, argv)
+
+
+def module_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m baseline_algorithm COMMAND``: the same tree."""
+    return run_command("python -m baseline_algorithm", COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The scorer's commands, one module each (see :mod:`evaluation.cli` for the convention)."""

@@ -1,0 +1,135 @@
+"""``ocelot leaderboard``: rank a folder of submissions, with rank stability and significance."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from evaluation.constants import SPLITS
+from evaluation.errors import InputError
+from evaluation.metadata import read_organs
+from evaluation.release import read_ground_truth
+
+HELP = "rank submissions by mF1, with bootstrap rank stability and significance"
+DESCRIPTION = (
+    "Score every *.json in a folder with the OCELOT 2023 rule and rank the submissions by mF1 "
+    "(ties share the best rank: 1, 1, 3). One paired bootstrap of the test images gives each "
+    "submission's rank distribution, and every pair's probability and significance (one-sided, "
+    "Holm-corrected) of one beating the other. Writes OUT/leaderboard.json, leaderboard.csv and "
+    "a self-contained leaderboard.html. Invalid submissions are listed as failed."
+)
+
+#: Upper bounds of the options that set the amount of work.
+MAX_REPLICATES = 100_000
+MAX_WORKERS = 64
+
+
+def _bounded_int(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {value}")
+        return value
+    return parse
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {value}")
+    return value
+
+
+def _default_workers() -> int:
+    """The CPUs this process may use (all of the machine's where the OS cannot say)."""
+    available = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                 else os.cpu_count() or 1)
+    return max(1, min(MAX_WORKERS, available))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the leaderboard's options."""
+    parser.add_argument("--submissions-dir", required=True, type=Path,
+                        help="folder of submissions: each *.json is one, named by its file stem")
+    parser.add_argument("--ground-truth", required=True, type=Path,
+                        help="a 'Multiple points' JSON file with num_images, "
+                             "or an OCELOT release folder (with --split)")
+    parser.add_argument("--split", choices=SPLITS,
+                        help="split of a release folder (or of release metadata)")
+    parser.add_argument("--metadata", type=Path,
+                        help="release metadata.json or a Grand Challenge metadata list; adds the "
+                             "ranking within each organ (default: metadata.json of a release "
+                             "folder given as ground truth)")
+    parser.add_argument("--replicates", type=_bounded_int(2, MAX_REPLICATES), default=1000,
+                        help=f"bootstrap replicates, 2..{MAX_REPLICATES} (default 1000)")
+    parser.add_argument("--seed", type=_bounded_int(0, 2**63 - 1), default=0,
+                        help="seed of the bootstrap (default 0)")
+    parser.add_argument("--alpha", type=_level, default=0.05,
+                        help="family-wise error rate of the significance map (default 0.05)")
+    parser.add_argument("--workers", type=_bounded_int(1, MAX_WORKERS), default=None,
+                        help=f"processes scoring in parallel, 1..{MAX_WORKERS} "
+                             "(default: the CPUs available)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output folder (created if missing)")
+
+
+def _organs(args: argparse.Namespace, num_images: int, stems: list[str] | None):
+    metadata = args.metadata
+    if metadata is None and stems is not None:
+        release_metadata = args.ground_truth / "metadata.json"
+        metadata = release_metadata if release_metadata.is_file() else None
+    if metadata is None:
+        return None
+    return read_organs(metadata, num_images=num_images, split=args.split, stems=stems)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score, rank, bootstrap, write the three files; print one line per submission."""
+    missing = [name for name in ("matplotlib", "tqdm") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InputError(f"the leaderboard needs {' and '.join(missing)} (the report extra): "
+                         "pip install .[report]")
+    from tqdm import tqdm
+
+    from evaluation.leaderboard.build import build_leaderboard, write_leaderboard
+    from evaluation.leaderboard.scoring import find_submissions
+
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"{args.out}: exists and is not a folder")
+    ground_truth, num_images, stems = read_ground_truth(args.ground_truth, split=args.split)
+    if num_images < 1:
+        raise InputError(f"{args.ground_truth}: num_images is 0: no test images to rank on")
+    organs = _organs(args, num_images, stems)
+    submissions = find_submissions(args.submissions_dir)
+    progress = functools.partial(tqdm, desc="scoring", unit="submission", disable=None,
+                                 total=len(submissions))
+    leaderboard = build_leaderboard(
+        submissions, ground_truth, num_images, organs=organs, replicates=args.replicates,
+        seed=args.seed, alpha=args.alpha, workers=args.workers or _default_workers(),
+        progress=progress,
+        settings={"submissions_dir": str(args.submissions_dir),
+                  "ground_truth": str(args.ground_truth), "split": args.split,
+                  "metadata": None if args.metadata is None else str(args.metadata)},
+    )
+    paths = write_leaderboard(leaderboard, args.out)
+    for entry in leaderboard.document["entries"]:
+        if entry["status"] == "scored":
+            low, high = entry["rank_interval"]
+            print(f"{entry['rank']:>4}  {entry['name']}  mF1 {entry['mF1']:.5g}  "
+                  f"rank interval {low}-{high}")
+        else:
+            print(f"failed  {entry['name']}: {entry['error']}", file=sys.stderr)
+    tau = leaderboard.document["kendall_tau"]
+    print(f"Kendall's tau {'n/a' if tau is None else f'{tau:.3f}'}; wrote "
+          + ", ".join(str(path) for path in paths))
+    return 0

@@ -1,0 +1,103 @@
+"""Options that several commands share, declared once, and the inputs they name."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluation.constants import MATCH_RADIUS_PX, SPLITS
+from evaluation.errors import InputError
+from evaluation.formats import PointSet, read_points_document
+from evaluation.metadata import read_organs
+from evaluation.release import read_ground_truth
+
+__all__ = ["ScoringInputs", "add_input_arguments", "radius_in_pixels", "read_inputs"]
+
+#: The matching rules ``--matching`` offers (the scorer imports the Hungarian one lazily).
+MATCHING_RULES = ("greedy", "hungarian")
+
+
+@dataclass(frozen=True)
+class ScoringInputs:
+    """What :func:`add_input_arguments`' options name, read and validated.
+
+    ``stems`` are the release CSV stems in image order when the ground truth is a release
+    folder; ``organs`` is None when no metadata names them.
+    """
+
+    predictions: PointSet
+    ground_truth: PointSet
+    num_images: int
+    stems: list[str] | None
+    organs: list[str] | None
+    metadata: Path | None
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to score and how: files, split, organs, coordinate bound, radius, matching rule."""
+    parser.add_argument("--predictions", required=True, type=Path,
+                        help="predictions, a 'Multiple points' JSON file")
+    parser.add_argument("--ground-truth", required=True, type=Path,
+                        help="a 'Multiple points' JSON file with num_images, "
+                             "or an OCELOT release folder (with --split)")
+    parser.add_argument("--split", choices=SPLITS,
+                        help="split of a release folder (or of release metadata)")
+    parser.add_argument("--metadata", type=Path,
+                        help="release metadata.json or a Grand Challenge metadata list; gives "
+                             "each image its organ (default: metadata.json of a release folder "
+                             "given as input)")
+    parser.add_argument("--whole-slide", action="store_true",
+                        help="lift the 0..1023 pixel bound on coordinates (score a slide or "
+                             "large region as one image)")
+    radius = parser.add_mutually_exclusive_group()
+    radius.add_argument("--radius-px", type=float,
+                        help=f"matching cutoff in pixels (default {MATCH_RADIUS_PX:g})")
+    radius.add_argument("--radius-um", type=float,
+                        help="matching cutoff in micrometres (needs --mpp)")
+    parser.add_argument("--mpp", type=float,
+                        help="resolution in micrometres per pixel, for --radius-um")
+    parser.add_argument("--matching", choices=MATCHING_RULES, default="greedy",
+                        help="greedy: the challenge's rule (default); hungarian: optimal "
+                             "one-to-one pairing, for comparison with point-detection papers")
+
+
+def read_inputs(args: argparse.Namespace, *, images: Path | None = None) -> ScoringInputs:
+    """Ground truth, predictions and organs named by :func:`add_input_arguments`' options.
+
+    Organs come from ``--metadata``, else from the ``metadata.json`` of ``images`` (an image
+    folder), else from that of a release folder given as ground truth.
+    """
+    ground_truth, num_images, stems = read_ground_truth(
+        args.ground_truth, split=args.split, whole_slide=args.whole_slide
+    )
+    predictions, _ = read_points_document(
+        args.predictions, role="predictions", whole_slide=args.whole_slide, num_images=num_images
+    )
+    metadata = args.metadata
+    if metadata is None:
+        for folder in (images, args.ground_truth if stems is not None else None):
+            if folder is not None and (folder / "metadata.json").is_file():
+                metadata = folder / "metadata.json"
+                break
+    organs = None if metadata is None else read_organs(
+        metadata, num_images=num_images, split=args.split, stems=stems)
+    return ScoringInputs(predictions, ground_truth, num_images, stems, organs, metadata)
+
+
+def radius_in_pixels(radius_px: float | None, radius_um: float | None, mpp: float | None) -> float:
+    """The cutoff in pixels from ``--radius-px``, or ``--radius-um`` and ``--mpp`` (µm/px)."""
+    if radius_um is None:
+        if mpp is not None:
+            raise InputError("--mpp is only used with --radius-um")
+        radius_px = MATCH_RADIUS_PX if radius_px is None else radius_px
+    else:
+        if mpp is None:
+            raise InputError("--radius-um needs --mpp (micrometres per pixel)")
+        if not (math.isfinite(mpp) and mpp > 0):
+            raise InputError(f"--mpp must be a positive number, got {mpp}")
+        radius_px = radius_um / mpp
+    if not (math.isfinite(radius_px) and radius_px >= 0):
+        raise InputError(f"the matching radius must be a finite number >= 0, got {radius_px}")
+    return radius_px

@@ -1,0 +1,68 @@
+"""``ocelot report``: a self-contained HTML report of one predictions file."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+from evaluation.commands.options import add_input_arguments, radius_in_pixels, read_inputs
+from evaluation.errors import InputError
+
+HELP = "HTML report: PR curves, intervals, per-organ and per-image results"
+DESCRIPTION = (
+    "Score predictions like the leaderboard, then show what it hides: precision, recall and F1 "
+    "at every confidence threshold, average precision, the best threshold, 95%% bootstrap "
+    "intervals over images (also per organ), a sortable per-image table and, with --images, "
+    "each cell patch with its TP / FP / FN drawn. Writes report.html (self-contained), "
+    "report.json and the charts as PNG into --out."
+)
+
+#: Most bootstrap replicates a report computes (memory and time grow with them).
+MAX_REPLICATES = 100_000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser)
+    parser.add_argument("--images", type=Path,
+                        help="Grand Challenge input folder or OCELOT release folder (with "
+                             "--split): draw each image's cell patch with TP / FP / FN, and its "
+                             "tissue patch; its metadata.json gives the organs")
+    parser.add_argument("--out", type=Path, default=Path("report"),
+                        help="output folder (default: ./report)")
+    parser.add_argument("--replicates", type=int, default=1000,
+                        help=f"bootstrap replicates (default 1000, at most {MAX_REPLICATES:,})")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read inputs, analyse, draw, write the report folder."""
+    radius_px = radius_in_pixels(args.radius_px, args.radius_um, args.mpp)
+    if not 1 <= args.replicates <= MAX_REPLICATES:
+        raise InputError(f"--replicates must be in 1..{MAX_REPLICATES:,}, got {args.replicates}")
+    if args.images is not None and not args.images.is_dir():
+        raise InputError(f"{args.images}: --images must be a folder")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InputError("the report needs matplotlib (the report extra): pip install .[report]")
+    from evaluation.report import write_report  # draws with matplotlib
+
+    inputs = read_inputs(args, images=args.images)
+    sources = {"predictions": str(args.predictions), "ground truth": str(args.ground_truth)}
+    if inputs.metadata is not None:
+        sources["metadata"] = str(inputs.metadata)
+    if args.images is not None:
+        sources["images"] = str(args.images)
+    analysis = write_report(
+        inputs.predictions, inputs.ground_truth, inputs.num_images, args.out,
+        radius_px=radius_px, matching=args.matching, organs=inputs.organs, images=args.images,
+        split=args.split, replicates=args.replicates, seed=args.seed, sources=sources,
+        progress=not args.quiet)
+    interval = analysis.intervals["mF1"]
+    summary = f"mF1 {analysis.score.aggregates['mF1']:.5g}"
+    if interval["low"] is not None:
+        summary += f" (95% interval {interval['low']:.4f} – {interval['high']:.4f})"
+    print(f"{summary} over {inputs.num_images} images, {args.matching} matching within "
+          f"{radius_px:g} px")
+    print(f"wrote {args.out / 'report.html'}")
+    return 0

@@ -1,0 +1,123 @@
+"""From a folder of submissions to ``leaderboard.json``, ``leaderboard.csv`` and ``.html``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evaluation.constants import MATCH_RADIUS_PX
+from evaluation.formats import PointSet, write_bytes_atomic
+from evaluation.leaderboard.document import leaderboard_csv, leaderboard_document
+from evaluation.leaderboard.scoring import SubmissionScore, score_submissions
+from evaluation.leaderboard.stability import RankStability, organ_rankings, rank_stability
+
+__all__ = ["Leaderboard", "build_leaderboard", "write_leaderboard"]
+
+#: Files a leaderboard is written to, inside the output folder.
+OUTPUT_FILES = ("leaderboard.json", "leaderboard.csv", "leaderboard.html")
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """A leaderboard before it is written.
+
+    Attributes
+    ----------
+    document : dict
+        The ``leaderboard.json`` document.
+    scores : list of SubmissionScore
+        Every submission, in file-name order.
+    stability : RankStability or None
+        Of the scored submissions (in ``scores`` order); None when none was scored.
+    """
+
+    document: dict
+    scores: list
+    stability: RankStability | None
+
+    @property
+    def scored(self) -> list[SubmissionScore]:
+        """The scored submissions, in the order of ``stability``'s rows."""
+        return [entry for entry in self.scores if entry.scored]
+
+
+def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: PointSet,
+                      num_images: int, *, organs: Sequence[str] | None = None,
+                      replicates: int = 1000, seed: int = 0, alpha: float = 0.05, workers: int = 1,
+                      progress: Callable | None = None, settings: dict | None = None
+                      ) -> Leaderboard:
+    """Score every submission, rank, and bootstrap the ranking.
+
+    Parameters
+    ----------
+    submissions : sequence of path-like
+        Submission files ("Multiple points" documents), e.g. from
+        :func:`evaluation.leaderboard.scoring.find_submissions`; each is named by its stem.
+    ground_truth : PointSet
+        Ground truth of images ``0..num_images-1`` (num_images >= 1).
+    num_images : int
+    organs : sequence of str, optional
+        Organ of each image; adds the ranking within each organ.
+    replicates, seed, alpha
+        Of :func:`evaluation.leaderboard.stability.rank_stability`.
+    workers : int
+        Processes scoring in parallel.
+    progress : callable, optional
+        Wraps the iterator of scored submissions (e.g. a tqdm bar).
+    settings : dict, optional
+        Extra entries for the document's ``settings`` (e.g. the input paths).
+
+    Returns
+    -------
+    Leaderboard
+    """
+    if num_images < 1:
+        raise ValueError(f"num_images must be >= 1, got {num_images}")
+    scores = score_submissions(submissions, ground_truth, num_images, radius_px=MATCH_RADIUS_PX,
+                               workers=workers, progress=progress)
+    scored = [entry for entry in scores if entry.scored]
+    stability = rankings = None
+    if scored:
+        counts = np.stack([entry.counts for entry in scored])
+        stability = rank_stability(counts, replicates=replicates, seed=seed, alpha=alpha)
+        rankings = None if organs is None else organ_rankings(counts, organs)
+    document = leaderboard_document(scores, stability, organ_rankings=rankings, settings={
+        "num_images": int(num_images), "submissions": len(scores), "scored": len(scored),
+        "radius_px": MATCH_RADIUS_PX, "matching": "greedy", "ranking": "competition (1, 1, 3)",
+        "replicates": int(replicates), "seed": int(seed), "alpha": float(alpha),
+        "rank_interval": 0.95, "multiple_testing": "holm", **(settings or {}),
+    })
+    return Leaderboard(document=document, scores=scores, stability=stability)
+
+
+def write_leaderboard(leaderboard: Leaderboard, out: str | os.PathLike) -> list[Path]:
+    """Write ``OUTPUT_FILES`` into ``out`` (created if missing), each file atomically.
+
+    All three are encoded before the first is written, so an error leaves no partial output.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    from evaluation.leaderboard.page import render_page  # matplotlib only when writing a page
+
+    scored = leaderboard.scored
+    counts = np.stack([entry.counts for entry in scored]) if scored else None
+    contents = [
+        (json.dumps(leaderboard.document, allow_nan=False) + "\n").encode("utf-8"),
+        leaderboard_csv(leaderboard.document).encode("utf-8"),
+        render_page(leaderboard.document, [entry.name for entry in scored],
+                    leaderboard.stability, counts).encode("utf-8"),
+    ]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / name for name in OUTPUT_FILES]
+    for path, content in zip(paths, contents, strict=True):
+        write_bytes_atomic(path, content)
+    return paths
