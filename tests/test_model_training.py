@@ -146,7 +146,7 @@ def test_train_command_reports_bad_input_in_one_line(tmp_path, capsys):
     )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "nowhere" in err[0] and "directory not found" in err[0]
+    assert len(err) == 1 and "nowhere" in err[0] and "folder not found" in err[0]
 
 
 def test_resume_without_a_last_checkpoint_is_refused(dataset, tmp_path, capsys):
