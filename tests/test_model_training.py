@@ -1,4 +1,4 @@
-"""Training on tiny synthetic data: samples, falling loss, checkpoints, resume, ablations, errors."""
+"""Training on tiny synthetic data: samples, falling loss, checkpoints, resume, ablations."""
 
 import json
 
