@@ -314,7 +314,10 @@ def train_one_epoch(
             bar.set_postfix(loss=f"{losses['loss'].item():.4f}")
     seconds = time.perf_counter() - start
     names = sorted(totals)
-    sums = torch.tensor([totals[name] for name in names] + [pairs], dtype=torch.float64)
+    # On the training device: NCCL reduces CUDA tensors only.
+    sums = torch.tensor(
+        [totals[name] for name in names] + [pairs], dtype=torch.float64, device=device
+    )
     if world_size > 1:
         dist.all_reduce(sums)
     totals, pairs = dict(zip(names, sums[:-1].tolist(), strict=True)), sums[-1].item()
@@ -367,13 +370,15 @@ def _check_options(options: TrainingOptions, world_size: int) -> None:
         )
 
 
-def _stop_requested(options: TrainingOptions, started: float, group: ProcessGroup) -> bool:
+def _stop_requested(
+    options: TrainingOptions, started: float, group: ProcessGroup, device: torch.device
+) -> bool:
     """Whether the time budget is spent, as rank 0's clock says (every rank stops together)."""
     spent = options.max_minutes is not None and time.perf_counter() - started > 60 * (
         options.max_minutes
     )
     if group.world_size > 1:
-        flag = torch.tensor([int(spent)])
+        flag = torch.tensor([int(spent)], device=device)
         dist.broadcast(flag, src=0)
         spent = bool(flag.item())
     return spent
@@ -466,7 +471,7 @@ def _fit(
     }
     started = time.perf_counter()
     for epoch in range(start_epoch, options.epochs):
-        if _stop_requested(options, started, group):
+        if _stop_requested(options, started, group, device):
             if group.is_main:
                 tqdm.write(
                     f"stopping before epoch {epoch + 1}: max_minutes {options.max_minutes} reached"
