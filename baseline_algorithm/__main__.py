@@ -1,4 +1,4 @@
-"""``python -m baseline_algorithm COMMAND``: the commands of ``ocelot`` (see :mod:`baseline_algorithm.cli`)."""
+"""``python -m baseline_algorithm COMMAND``: the commands of ``ocelot``."""
 
 import sys
 

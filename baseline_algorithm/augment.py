@@ -62,7 +62,9 @@ class PhotometricRanges:
     hue: float = 0.05
 
 
-def flip_rotate_box(box: torch.Tensor, flip: bool, quarter_turns: int, height: int, width: int) -> torch.Tensor:
+def flip_rotate_box(
+    box: torch.Tensor, flip: bool, quarter_turns: int, height: int, width: int
+) -> torch.Tensor:
     """Where a box lands after :func:`flip_rotate` of a ``height`` x ``width`` patch.
 
     Parameters
@@ -85,7 +87,7 @@ def flip_rotate_box(box: torch.Tensor, flip: bool, quarter_turns: int, height: i
 
 
 def flip_rotate(sample: Sample, flip: bool, quarter_turns: int) -> Sample:
-    """Apply one horizontal flip (optional) then ``quarter_turns`` rotations to every part of a pair."""
+    """A horizontal flip (optional), then ``quarter_turns`` rotations, of every part of a pair."""
 
     def transform(array: torch.Tensor) -> torch.Tensor:
         if flip:
@@ -106,7 +108,9 @@ def _uniform(low: float, high: float, generator: torch.Generator | None) -> floa
     return low + (high - low) * torch.rand((), generator=generator).item()
 
 
-def photometric(image: torch.Tensor, ranges: PhotometricRanges, generator: torch.Generator | None = None) -> torch.Tensor:
+def photometric(
+    image: torch.Tensor, ranges: PhotometricRanges, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Randomly blur, add noise to and colour-jitter one (3, H, W) image in [0, 1]."""
     if torch.rand((), generator=generator) < ranges.probability:
         sigma = _uniform(*ranges.blur_sigma, generator)
@@ -117,15 +121,23 @@ def photometric(image: torch.Tensor, ranges: PhotometricRanges, generator: torch
         image = image + sigma * torch.randn(image.shape, generator=generator)
     if torch.rand((), generator=generator) < ranges.probability:
         image = image.clamp(0, 1)
-        image = TF.adjust_brightness(image, _uniform(1 - ranges.brightness, 1 + ranges.brightness, generator))
-        image = TF.adjust_contrast(image, _uniform(1 - ranges.contrast, 1 + ranges.contrast, generator))
-        image = TF.adjust_saturation(image, _uniform(1 - ranges.saturation, 1 + ranges.saturation, generator))
+        image = TF.adjust_brightness(
+            image, _uniform(1 - ranges.brightness, 1 + ranges.brightness, generator)
+        )
+        image = TF.adjust_contrast(
+            image, _uniform(1 - ranges.contrast, 1 + ranges.contrast, generator)
+        )
+        image = TF.adjust_saturation(
+            image, _uniform(1 - ranges.saturation, 1 + ranges.saturation, generator)
+        )
         image = TF.adjust_hue(image, _uniform(-ranges.hue, ranges.hue, generator))
     return image.clamp(0, 1)
 
 
 def augment(
-    sample: Sample, ranges: PhotometricRanges = PhotometricRanges(), generator: torch.Generator | None = None
+    sample: Sample,
+    ranges: PhotometricRanges = PhotometricRanges(),
+    generator: torch.Generator | None = None,
 ) -> Sample:
     """Random shared flip/rot90 of the pair, then independent photometric changes of each patch."""
     flip = bool(torch.rand((), generator=generator) < 0.5)

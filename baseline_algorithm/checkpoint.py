@@ -6,9 +6,9 @@ A checkpoint is a ``torch.save`` dictionary readable with ``torch.load(weights_o
      "state": {name: tensor}, "scales": {name: tensor}, ...extra entries (training state, metrics)}
 
 Weights may be stored compressed to fit a size budget: ``float16`` halves every floating tensor of
-two or more dimensions (convolution kernels), ``int8`` stores them as int8 with one float32 scale per
-output channel (symmetric, max-abs). One-dimensional tensors (biases, batch-norm statistics) stay in
-float32. Loading always restores float32 weights.
+two or more dimensions (convolution kernels), ``int8`` stores them as int8 with one float32 scale
+per output channel (symmetric, max-abs). One-dimensional tensors (biases, batch-norm statistics)
+stay in float32. Loading always restores float32 weights.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from evaluation.errors import OcelotError
 
-from .model import CellTissueModel, ModelConfig
+from .model import CellTissueModel, ModelConfig, ModelConfigError
 
 CHECKPOINT_FORMAT = 1
 WEIGHT_DTYPES = ("float32", "float16", "int8")
@@ -54,8 +54,10 @@ def encode_state(state: dict[str, torch.Tensor], weights_dtype: str) -> tuple[di
     return stored, scales
 
 
-def decode_state(stored: dict[str, torch.Tensor], scales: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Inverse of :func:`encode_state`: float32 weights (int8 ones multiplied back by their scales)."""
+def decode_state(
+    stored: dict[str, torch.Tensor], scales: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`encode_state`: float32 weights (int8 ones multiplied by their scales)."""
     state = {}
     for name, tensor in stored.items():
         if name in scales:
@@ -71,7 +73,10 @@ def decode_state(stored: dict[str, torch.Tensor], scales: dict[str, torch.Tensor
 def save_checkpoint(
     path: str | os.PathLike, model: CellTissueModel, *, weights_dtype: str = "float32", **extra
 ) -> int:
-    """Write ``model`` (configuration, weights) and ``extra`` entries atomically; returns the file size in bytes."""
+    """Write ``model`` (configuration, weights) and ``extra`` entries atomically.
+
+    Returns the file size in bytes.
+    """
     path = Path(path)
     stored, scales = encode_state(model.state_dict(), weights_dtype)
     payload = {
@@ -110,12 +115,18 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def model_from_checkpoint(payload: dict) -> CellTissueModel:
     """Rebuild the model of a checkpoint dictionary, float32, in eval mode."""
-    model = CellTissueModel(ModelConfig.from_dict(payload["config"]))
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+    except (ModelConfigError, TypeError) as error:
+        raise CheckpointError(f"checkpoint config: {error}") from None
+    model = CellTissueModel(config)
     model.load_state_dict(decode_state(payload["state"], payload.get("scales", {})))
     return model.eval()
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> CellTissueModel:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> CellTissueModel:
     """Load a checkpoint into a float32 :class:`CellTissueModel` in eval mode (no network access).
 
     ``model.config`` carries the variant, encoder, patch size, resolution and normalisation it was

@@ -1,34 +1,43 @@
-"""``train``: fit a variant on a dataset in the release layout, as in the paper (Sec. 4 and 5).
+"""Training: fit a variant on a dataset in the release layout, as in the paper (Sec. 4 and 5).
 
 One epoch = one pass over the train split with the five augmentations; after each epoch the val
 split is scored with :func:`evaluation.score` (mF1 at 3 um) through the same inference path as the
 container. ``OUT/best.pt`` is the epoch with the best val mF1, ``OUT/last.pt`` the state to resume
-from, ``OUT/history.json`` the per-epoch losses, scores and throughput.
+from, ``OUT/history.json`` the per-epoch losses, scores and throughput, ``OUT/summary.json`` the
+run.
 
-Every epoch is seeded from ``(seed, epoch)`` (shuffling, augmentation, dropout), so a resumed run
-continues as the uninterrupted one would.
+Every epoch is seeded from ``(seed, epoch)`` (shuffling, dropout) and every pair's augmentation
+from ``(seed, epoch, pair)``, so a resumed run continues as the uninterrupted one would, and a
+global batch holds the same pairs, augmented the same way, whatever the number of processes.
+
+Data-parallel training: started by ``torchrun`` (which sets ``WORLD_SIZE``, ``RANK``,
+``LOCAL_RANK``), :func:`fit` joins the process group (NCCL on CUDA, gloo on the CPU), gives each
+process a disjoint shard of every global batch, all-reduces gradients (DDP, with synchronised
+batch norm on CUDA) and validates, logs and writes checkpoints on rank 0 only.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from evaluation import score, write_json_atomic
+from evaluation.constants import CELL_MPP, MATCH_RADIUS_UM, PATCH_SIZE_PX
+from evaluation.errors import DataError, OcelotError
+from evaluation.pairs import Pair
+from evaluation.release import ReleaseDataset
 
 from .augment import PhotometricRanges, Sample, augment
 from .checkpoint import WEIGHT_DTYPES, model_from_checkpoint, read_checkpoint, save_checkpoint
-from evaluation.errors import DataError
-from evaluation.pairs import Pair
-from evaluation.release import ReleaseDataset
 from .inference import (
     DetectionSettings,
     autocast,
@@ -39,55 +48,108 @@ from .inference import (
     predict_points,
     scaled_box,
 )
-from .labels import cell_label_map, disk_radius_px, tissue_target
+from .labels import cell_label_map, crop_labels_to_box, disk_radius_px, tissue_target
 from .losses import CellTissueDiceLoss
-from .model import TISSUE_IGNORE_INDEX, VARIANTS, CellTissueModel, ModelConfig
-
-SCORING_RADIUS_UM = 3.0
-NOMINAL_CELL_MPP_AT_1024 = 0.2  # the leaderboard's 15 px radius is 3 um at this resolution
-
+from .model import (
+    SHARING_DIRECTIONS,
+    SHARING_POSITIONS,
+    TISSUE_IGNORE_INDEX,
+    VARIANTS,
+    CellTissueModel,
+    ModelConfig,
+    ModelConfigError,
+    has_tissue_branch,
+)
+from .parallel import (
+    ProcessGroup,
+    ShardedBatchSampler,
+    global_sum,
+    join_process_group,
+    synchronise_batch_norm,
+)
 
 RESUME_OVERRIDES = ("data", "out", "epochs", "workers", "device", "max_minutes")
+"""Options a resumed run takes from the new call; the others come from ``last.pt``."""
+
+ABLATIONS = {
+    # name: (what the tissue branch reads, weight of the tissue loss)
+    "both": ("tissue-patch", 1.0),
+    "tissue-label-only": ("cell-patch", 1.0),
+    "large-fov-only": ("tissue-patch", 0.0),
+}
+"""The paper's Table 7: which of the tissue label and the large field of view training uses.
+
+``both``: the tissue branch reads the tissue patch and learns the tissue label (the paper's model).
+``tissue-label-only``: it reads the cell patch and learns the tissue label cropped to it.
+``large-fov-only``: it reads the tissue patch and learns only through the cell loss.
+"""
 
 
-class TrainingError(ValueError):
-    """Training cannot start (bad options, nothing to resume); ``str()`` is one line."""
+class TrainingError(OcelotError, ValueError):
+    """Training cannot start (bad options, too little data); ``str()`` is one line."""
+
+
+def _option(default, help: str, **metadata):
+    return field(default=default, metadata={"help": help, **metadata})
 
 
 @dataclass(frozen=True)
 class TrainingOptions:
-    """Options of one training run (the ``train`` command's flags); stored in every checkpoint.
+    """Options of one training run; stored in every checkpoint and in ``summary.json``.
 
-    Learning rates are Adam's; ``size`` None means the data's own patch size (pixels);
-    ``max_minutes`` stops training after the first epoch that ends later than that (wall clock,
-    counted from the start of this call), for runs on a time budget.
+    Each field is also the command-line option ``--field-name`` of ``train`` (and, for the
+    training fields, of ``reproduce``); the metadata holds its help text.
     """
 
-    data: str
-    out: str
-    variant: str = "pred-to-inter-2"
-    encoder: str = "resnet34"
-    epochs: int = 300
-    batch_size: int = 8
-    lr_tissue: float = 1e-3
-    lr_cell: float = 5e-4
-    dropout_tissue: float = 0.1
-    dropout_cell: float = 0.3
-    size: int | None = None
-    seed: int = 0
-    workers: int = 2
-    device: str | None = None
-    threshold: float = DetectionSettings.threshold
-    min_distance_um: float = DetectionSettings.min_distance_um
-    checkpoint_dtype: str = "float32"
-    max_minutes: float | None = None
+    data: str = field(
+        metadata={"help": "dataset root (release layout: metadata.json, images/, annotations/)"}
+    )
+    out: str = field(
+        metadata={"help": "run directory (best.pt, last.pt, history.json, summary.json)"}
+    )
+    variant: str = _option("pred-to-inter-2", "model variant", choices=tuple(VARIANTS))
+    sharing: tuple[str, str, str] | None = _option(
+        None,
+        "feature-sharing only: exchange after the encoder, ASPP and decoder, each one of "
+        f"{', '.join(SHARING_DIRECTIONS)} (default: both, both, both)",
+        choices=SHARING_DIRECTIONS,
+        metavar=tuple(position.upper() for position in SHARING_POSITIONS),
+    )
+    ablation: str = _option(
+        "both",
+        "Table 7: what the tissue branch learns from (both; tissue-label-only: it reads the cell "
+        "patch; large-fov-only: no tissue loss)",
+        choices=tuple(ABLATIONS),
+    )
+    encoder: str = _option("resnet34", "segmentation-models-pytorch encoder (random init)")
+    epochs: int = _option(300, "epochs to train")
+    batch_size: int = _option(8, "global batch: pairs per optimiser step, over all processes")
+    lr_tissue: float = _option(1e-3, "Adam learning rate, tissue branch")
+    lr_cell: float = _option(5e-4, "Adam learning rate, cell branch")
+    dropout_tissue: float = _option(0.1, "spatial dropout rate, tissue branch")
+    dropout_cell: float = _option(0.3, "spatial dropout rate, cell branch")
+    dropout_aspp: float = _option(0.5, "dropout rate after ASPP, both branches")
+    size: int | None = _option(None, "training patch side in px (default: the data's)")
+    seed: int = _option(0, "seed of initialisation, shuffling, augmentation and dropout")
+    workers: int = _option(2, "DataLoader worker processes (per training process)")
+    device: str | None = _option(None, "cpu, cuda, cuda:1 (default: cuda if available)")
+    threshold: float = _option(DetectionSettings.threshold, "minimum foreground probability")
+    min_distance_um: float = _option(DetectionSettings.min_distance_um, "peak separation, um")
+    checkpoint_dtype: str = _option(
+        "float32",
+        "storage of best.pt's weights (int8/float16 to ship a small file)",
+        choices=WEIGHT_DTYPES,
+    )
+    max_minutes: float | None = _option(
+        None, "stop after the first epoch that ends later than this (wall clock, minutes)"
+    )
 
     def detection(self) -> DetectionSettings:
         return DetectionSettings(self.threshold, self.min_distance_um)
 
 
 def pair_sample(pair: Pair, size: int) -> Sample:
-    """Tensors of one pair at ``size`` x ``size`` px: images, disk labels, tissue targets, cell box."""
+    """Tensors of one pair at ``size`` x ``size`` px: images, disk labels, tissue targets, box."""
     height, width = pair.cell_image.shape[:2]
     points = np.asarray(pair.cell_points, dtype=np.int64).reshape(-1, 3).copy()
     # Point pixel centres follow the resampling of the cell patch.
@@ -108,12 +170,27 @@ def pair_sample(pair: Pair, size: int) -> Sample:
 
 
 class TrainingPairs(Dataset):
-    """Pairs of a split as augmented :class:`Sample` dictionaries (random draws from torch's RNG)."""
+    """Pairs of a split as augmented :class:`Sample` dictionaries.
 
-    def __init__(self, pairs: Sequence[Pair], size: int, ranges: PhotometricRanges | None = PhotometricRanges()):
+    The augmentation of pair ``index`` is drawn from its own generator, seeded from ``seed``,
+    the epoch (:meth:`set_epoch`) and ``index``: the same in any process and any worker.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        size: int,
+        ranges: PhotometricRanges | None = PhotometricRanges(),  # noqa: B008 (frozen, immutable)
+        seed: int = 0,
+    ):
         self.pairs = pairs
         self.size = size
         self.ranges = ranges
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -121,21 +198,25 @@ class TrainingPairs(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = pair_sample(self.pairs[index], self.size)
         if self.ranges is not None:
-            sample = augment(sample, self.ranges)
-        return {field.name: getattr(sample, field.name) for field in fields(Sample)}
+            generator = torch.Generator().manual_seed(
+                (self.seed * 100_003 + self.epoch) * 1_000_003 + index
+            )
+            sample = augment(sample, self.ranges, generator)
+        return {item.name: getattr(sample, item.name) for item in fields(Sample)}
 
 
 def resolve_device(name: str | None) -> torch.device:
+    """The torch device named by ``name`` (None: CUDA when available, else the CPU)."""
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"--device {name}: CUDA is not available on this machine")
+        raise TrainingError(f"device {name!r}: CUDA is not available on this machine")
     return device
 
 
 def data_resolution(pair: Pair) -> tuple[int, float]:
-    """Cell patch side (px) and pixel size (um, from the metadata's ``cell.resized_mpp_x``) of a pair."""
+    """Cell patch side (px) and pixel size (um, from the metadata's ``cell.resized_mpp_x``)."""
     try:
         mpp = float(pair.meta["cell"]["resized_mpp_x"])
     except (KeyError, TypeError, ValueError):
@@ -144,8 +225,8 @@ def data_resolution(pair: Pair) -> tuple[int, float]:
 
 
 def scoring_radius_px(data_size: int) -> float:
-    """3 um in pixels of a cell patch of ``data_size`` px (15 px at 1024, the leaderboard's radius)."""
-    return SCORING_RADIUS_UM / (NOMINAL_CELL_MPP_AT_1024 * 1024 / data_size)
+    """3 um in pixels of a cell patch of ``data_size`` px (15 px at 1024, the leaderboard's)."""
+    return MATCH_RADIUS_UM / (CELL_MPP * PATCH_SIZE_PX / data_size)
 
 
 def validate(
@@ -159,26 +240,40 @@ def validate(
     """Aggregates of :func:`evaluation.score` (mF1, F1/BC, ...) of ``model`` on ``pairs``."""
     model.eval()
     predictions = predict_points(
-        model, pairs, settings=settings, batch_size=batch_size, progress=progress, total=len(pairs)
+        model,
+        pairs,
+        settings=settings,
+        batch_size=batch_size,
+        progress=progress,
+        total=len(pairs),
     )
     truth, count = ground_truth_points(pairs)
     return score(predictions, truth, count, radius_px=radius_px).aggregates
 
 
-def _seed_epoch(seed: int, epoch: int, generator: torch.Generator) -> None:
-    torch.manual_seed(seed * 100_003 + epoch)
-    generator.manual_seed(seed * 100_003 + epoch)
-
-
 def _optimizer(model: CellTissueModel, options: TrainingOptions) -> torch.optim.Adam:
-    groups = [{"params": model.cell_branch.parameters(), "lr": options.lr_cell}]
-    if model.tissue_branch is not None:
-        groups.append({"params": model.tissue_branch.parameters(), "lr": options.lr_tissue})
+    """Adam with the cell learning rate for the cell branch, the tissue one for the rest."""
+    cell = list(model.cell_branch.parameters())
+    cell_ids = {id(parameter) for parameter in cell}
+    groups = [{"params": cell, "lr": options.lr_cell}]
+    others = [parameter for parameter in model.parameters() if id(parameter) not in cell_ids]
+    if others:  # the tissue branch and Feature-sharing's exchange convolutions
+        groups.append({"params": others, "lr": options.lr_tissue})
     return torch.optim.Adam(groups)
 
 
+def tissue_targets_for(batch: dict[str, torch.Tensor], config: ModelConfig) -> torch.Tensor:
+    """The tissue branch's targets: the tissue label, or its cell region when it reads the cell
+    patch (Table 7's tissue-label-only)."""
+    if config.tissue_input == "cell-patch":
+        return crop_labels_to_box(
+            batch["tissue_target"], batch["cell_box"], tuple(batch["cell_image"].shape[-2:])
+        )
+    return batch["tissue_target"]
+
+
 def train_one_epoch(
-    model: CellTissueModel,
+    model: CellTissueModel | DistributedDataParallel,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
@@ -186,8 +281,13 @@ def train_one_epoch(
     device: torch.device,
     description: str,
     progress: bool = True,
+    world_size: int = 1,
 ) -> dict[str, float]:
-    """One pass over ``loader``; returns the mean losses and the throughput in pairs per second."""
+    """One pass over ``loader``; mean losses and throughput (pairs per second, all processes).
+
+    With ``world_size`` > 1 the losses are averaged over the processes.
+    """
+    config = (model.module if isinstance(model, DistributedDataParallel) else model).config
     model.train()
     totals: dict[str, float] = {}
     pairs = 0
@@ -197,12 +297,12 @@ def train_one_epoch(
             batch = {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
             with autocast(device):
                 output = model(
-                    normalise(batch["cell_image"], model.config),
-                    normalise(batch["tissue_image"], model.config),
+                    normalise(batch["cell_image"], config),
+                    normalise(batch["tissue_image"], config),
                     batch["cell_box"],
                     batch["tissue_target"],
                 )
-            losses = loss_fn(output, batch["cell_target"], batch["tissue_target"])
+            losses = loss_fn(output, batch["cell_target"], tissue_targets_for(batch, config))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(losses["loss"]).backward()
             scaler.step(optimizer)
@@ -213,55 +313,125 @@ def train_one_epoch(
                 totals[name] = totals.get(name, 0.0) + value.item() * size
             bar.set_postfix(loss=f"{losses['loss'].item():.4f}")
     seconds = time.perf_counter() - start
-    means = {f"{name}_loss" if name != "loss" else "loss": total / pairs for name, total in totals.items()}
+    names = sorted(totals)
+    # On the training device: NCCL reduces CUDA tensors only.
+    sums = torch.tensor(
+        [totals[name] for name in names] + [pairs], dtype=torch.float64, device=device
+    )
+    if world_size > 1:
+        dist.all_reduce(sums)
+    totals, pairs = dict(zip(names, sums[:-1].tolist(), strict=True)), sums[-1].item()
+    means = {name if name == "loss" else f"{name}_loss": totals[name] / pairs for name in names}
     return {**means, "train_seconds": seconds, "train_pairs_per_second": pairs / seconds}
 
 
+def model_config(options: TrainingOptions, data_size: int, data_mpp: float) -> ModelConfig:
+    """The model configuration ``options`` ask for, on data of ``data_size`` px at ``data_mpp``."""
+    if options.ablation not in ABLATIONS:
+        raise TrainingError(
+            f"ablation {options.ablation!r}: expected one of {', '.join(ABLATIONS)}"
+        )
+    if options.ablation != "both" and not has_tissue_branch(options.variant):
+        raise TrainingError(
+            f"ablation {options.ablation!r}: variant {options.variant!r} has no tissue branch"
+        )
+    size = options.size or data_size
+    try:
+        return ModelConfig(
+            variant=options.variant,
+            encoder=options.encoder,
+            dropout_tissue=options.dropout_tissue,
+            dropout_cell=options.dropout_cell,
+            dropout_aspp=options.dropout_aspp,
+            patch_size=size,
+            cell_mpp=data_mpp * data_size / size,
+            sharing=options.sharing,
+            tissue_input=ABLATIONS[options.ablation][0],
+        )
+    except ModelConfigError as error:
+        raise TrainingError(str(error)) from None
+
+
+def _check_options(options: TrainingOptions, world_size: int) -> None:
+    if options.variant not in VARIANTS:
+        raise TrainingError(f"variant {options.variant!r}: expected one of {', '.join(VARIANTS)}")
+    if options.checkpoint_dtype not in WEIGHT_DTYPES:
+        raise TrainingError(
+            f"checkpoint_dtype {options.checkpoint_dtype!r}: expected one of {WEIGHT_DTYPES}"
+        )
+    if options.batch_size % world_size:
+        raise TrainingError(
+            f"batch_size {options.batch_size}: not a multiple of the {world_size} processes"
+        )
+    if options.batch_size // world_size < 2:
+        raise TrainingError(
+            f"batch_size {options.batch_size}: batch norm needs at least 2 pairs per batch and "
+            f"process ({world_size} processes)"
+        )
+
+
+def _stop_requested(
+    options: TrainingOptions, started: float, group: ProcessGroup, device: torch.device
+) -> bool:
+    """Whether the time budget is spent, as rank 0's clock says (every rank stops together)."""
+    spent = options.max_minutes is not None and time.perf_counter() - started > 60 * (
+        options.max_minutes
+    )
+    if group.world_size > 1:
+        flag = torch.tensor([int(spent)], device=device)
+        dist.broadcast(flag, src=0)
+        spent = bool(flag.item())
+    return spent
+
+
 def fit(options: TrainingOptions, *, resume: bool = False, progress: bool = True) -> dict:
-    """Train as configured by ``options``; returns the run summary (also written to ``OUT/summary.json``).
+    """Train as configured by ``options``; returns the run summary (also ``OUT/summary.json``).
 
     With ``resume``, training continues from ``OUT/last.pt`` with its stored options except
-    ``data``, ``out``, ``epochs``, ``workers`` and ``device``, which are taken from ``options``.
+    ``data``, ``out``, ``epochs``, ``workers``, ``device`` and ``max_minutes``, which are taken
+    from ``options``. Under ``torchrun`` every process calls this; rank 0 writes the files and
+    every rank returns the summary.
     """
+    group, device_name = join_process_group(options.device)
+    try:
+        device = resolve_device(device_name)
+        return _fit(options, resume, progress and group.is_main, group, device)
+    finally:
+        if group.owned:
+            dist.destroy_process_group()
+
+
+def _fit(
+    options: TrainingOptions,
+    resume: bool,
+    progress: bool,
+    group: ProcessGroup,
+    device: torch.device,
+) -> dict:
     out = Path(options.out)
     state = None
     if resume:
         state = read_checkpoint(out / "last.pt")
         current = {name: getattr(options, name) for name in RESUME_OVERRIDES}
-        options = TrainingOptions(**{**state["options"], **current})
-    if options.variant not in VARIANTS:
-        raise TrainingError(f"--variant {options.variant}: expected one of {', '.join(VARIANTS)}")
-    if options.batch_size < 2:
-        raise TrainingError(f"--batch-size {options.batch_size}: batch norm needs at least 2 pairs per batch")
-    if options.checkpoint_dtype not in WEIGHT_DTYPES:
-        raise TrainingError(f"--checkpoint-dtype {options.checkpoint_dtype}: expected one of {WEIGHT_DTYPES}")
-    device = resolve_device(options.device)
+        stored = dict(state["options"])
+        if stored.get("sharing") is not None:
+            stored["sharing"] = tuple(stored["sharing"])
+        options = TrainingOptions(**{**stored, **current})
+    _check_options(options, group.world_size)
     train_pairs = ReleaseDataset(options.data, "train")
     val_pairs = ReleaseDataset(options.data, "val")
     if len(train_pairs) < options.batch_size or not len(val_pairs):
         raise TrainingError(
-            f"{options.data}: {len(train_pairs)} train / {len(val_pairs)} val pairs; need at least "
-            f"--batch-size ({options.batch_size}) train pairs and one val pair"
+            f"{options.data}: {len(train_pairs)} train / {len(val_pairs)} val pairs; need at "
+            f"least batch_size ({options.batch_size}) train pairs and one val pair"
         )
     data_size, data_mpp = data_resolution(train_pairs[0])
-    size = options.size or data_size
-    try:
-        config = ModelConfig(
-            variant=options.variant,
-            encoder=options.encoder,
-            dropout_tissue=options.dropout_tissue,
-            dropout_cell=options.dropout_cell,
-            patch_size=size,
-            cell_mpp=data_mpp * data_size / size,
-        )
-    except ValueError as exc:
-        raise TrainingError(str(exc)) from None
+    config = model_config(options, data_size, data_mpp)
 
-    torch.manual_seed(options.seed)
-    if state is None:
-        model = CellTissueModel(config)
-    else:
-        model = model_from_checkpoint(state)
+    torch.manual_seed(options.seed)  # the same initial weights on every rank
+    model = CellTissueModel(config) if state is None else model_from_checkpoint(state)
+    if group.world_size > 1:
+        model = synchronise_batch_norm(model, device)
     model.to(device)
     optimizer = _optimizer(model, options)
     use_fp16 = device.type == "cuda" and not torch.cuda.is_bf16_supported()
@@ -273,105 +443,127 @@ def fit(options: TrainingOptions, *, resume: bool = False, progress: bool = True
         history, best, start_epoch = state["history"], state["best"], state["epoch"]
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    trained = model
+    if group.world_size > 1:
+        trained = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
-    generator = torch.Generator()
+    dataset = TrainingPairs(train_pairs, config.patch_size, seed=options.seed)
+    sampler = ShardedBatchSampler(
+        len(dataset), options.batch_size, group.rank, group.world_size, options.seed
+    )
     loader = DataLoader(
-        TrainingPairs(train_pairs, size),
-        batch_size=options.batch_size,
-        shuffle=True,
-        drop_last=True,  # a batch of one pair breaks batch norm after ASPP's global pooling
+        dataset,
+        batch_sampler=sampler,
         num_workers=options.workers,
         pin_memory=device.type == "cuda",
-        generator=generator,
     )
-    loss_fn = CellTissueDiceLoss()
+    loss_fn = CellTissueDiceLoss(ABLATIONS[options.ablation][1], reduce=global_sum)
     radius_px = scoring_radius_px(data_size)
     settings = options.detection()
-    summary = {"options": asdict(options), "config": config.to_dict(), "device": str(device), "radius_px": radius_px}
+    summary = {
+        "options": asdict(options),
+        "config": config.to_dict(),
+        "device": str(device),
+        "world_size": group.world_size,
+        "radius_px": radius_px,
+    }
     started = time.perf_counter()
     for epoch in range(start_epoch, options.epochs):
-        if options.max_minutes is not None and time.perf_counter() - started > 60 * options.max_minutes:
-            tqdm.write(f"stopping before epoch {epoch + 1}: --max-minutes {options.max_minutes} reached")
+        if _stop_requested(options, started, group, device):
+            if group.is_main:
+                tqdm.write(
+                    f"stopping before epoch {epoch + 1}: max_minutes {options.max_minutes} reached"
+                )
             break
-        _seed_epoch(options.seed, epoch, generator)
-        record = {"epoch": epoch + 1}
+        # Dropout differs between ranks as it would between the pairs of one batch.
+        torch.manual_seed((options.seed * 100_003 + epoch) * 1_009 + group.rank)
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        record = {"epoch": epoch + 1, "world_size": group.world_size}
         record |= train_one_epoch(
-            model, loader, optimizer, scaler, loss_fn, device, f"epoch {epoch + 1}/{options.epochs}", progress
+            trained,
+            loader,
+            optimizer,
+            scaler,
+            loss_fn,
+            device,
+            f"epoch {epoch + 1}/{options.epochs}",
+            progress,
+            group.world_size,
         )
-        start = time.perf_counter()
-        record |= validate(model, val_pairs, radius_px, settings, options.batch_size, progress)
-        record["val_seconds"] = time.perf_counter() - start
-        history.append(record)
-        if record["mF1"] > best["mF1"]:
-            best = {"mF1": record["mF1"], "epoch": epoch + 1}
-            save_checkpoint(
-                out / "best.pt",
+        if group.is_main:
+            best = _validate_and_save(
                 model,
-                weights_dtype=options.checkpoint_dtype,
-                epoch=epoch + 1,
-                val=record,
-                options=asdict(options),
-                detection=asdict(settings),
+                optimizer,
+                scaler,
+                options,
+                settings,
+                val_pairs,
+                radius_px,
+                record,
+                history,
+                best,
+                progress,
             )
-        save_checkpoint(
-            out / "last.pt",
-            model,
-            epoch=epoch + 1,
-            options=asdict(options),
-            optimizer=optimizer.state_dict(),
-            scaler=scaler.state_dict(),
-            history=history,
-            best=best,
-        )
-        write_json_atomic(out / "history.json", history)
-        tqdm.write(
-            f"epoch {epoch + 1}: loss {record['loss']:.4f}  val mF1 {record['mF1']:.4f} "
-            f"(BC {record['F1/BC']:.4f}, TC {record['F1/TC']:.4f})  best {best['mF1']:.4f} @ {best['epoch']}  "
-            f"train {record['train_pairs_per_second']:.2f} pairs/s, val {record['val_seconds']:.1f} s"
-        )
+        if group.world_size > 1:
+            dist.barrier()  # the next epoch starts once rank 0 has written its checkpoint
+    if not group.is_main and (out / "last.pt").exists():
+        stored = read_checkpoint(out / "last.pt")  # rank 0 kept the history and the best epoch
+        history, best = stored["history"], stored["best"]
     summary |= {"best": best, "epochs": len(history), "best_checkpoint": str(out / "best.pt")}
-    write_json_atomic(out / "summary.json", summary)
+    if group.is_main:
+        write_json_atomic(out / "summary.json", summary)
     return summary
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``train``."""
-    defaults = TrainingOptions(data="", out="")
-    parser = subparsers.add_parser(
-        "train",
-        help="train a model variant on a dataset in the release layout",
-        description=__doc__.split("\n\n")[1],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+def _validate_and_save(
+    model: CellTissueModel,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    options: TrainingOptions,
+    settings: DetectionSettings,
+    val_pairs: Sequence[Pair],
+    radius_px: float,
+    record: dict,
+    history: list,
+    best: dict,
+    progress: bool,
+) -> dict:
+    """Rank 0's end of an epoch: score val, write best.pt, last.pt and history.json."""
+    out = Path(options.out)
+    epoch = record["epoch"]
+    start = time.perf_counter()
+    record |= validate(model, val_pairs, radius_px, settings, options.batch_size, progress)
+    record["val_seconds"] = time.perf_counter() - start
+    history.append(record)
+    if record["mF1"] > best["mF1"]:
+        best = {"mF1": record["mF1"], "epoch": epoch}
+        save_checkpoint(
+            out / "best.pt",
+            model,
+            weights_dtype=options.checkpoint_dtype,
+            epoch=epoch,
+            val=record,
+            options=asdict(options),
+            detection=asdict(settings),
+        )
+    save_checkpoint(
+        out / "last.pt",
+        model,
+        epoch=epoch,
+        options=asdict(options),
+        optimizer=optimizer.state_dict(),
+        scaler=scaler.state_dict(),
+        history=history,
+        best=best,
     )
-    parser.add_argument("--data", required=True, help="dataset root (release layout: metadata.json, images/, annotations/)")
-    parser.add_argument("--out", required=True, help="run directory (best.pt, last.pt, history.json, summary.json)")
-    parser.add_argument("--variant", choices=list(VARIANTS), default=defaults.variant)
-    parser.add_argument("--encoder", default=defaults.encoder, help="segmentation-models-pytorch encoder (random init)")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr-tissue", type=float, default=defaults.lr_tissue, help="Adam learning rate, tissue branch")
-    parser.add_argument("--lr-cell", type=float, default=defaults.lr_cell, help="Adam learning rate, cell branch")
-    parser.add_argument("--dropout-tissue", type=float, default=defaults.dropout_tissue, help="spatial dropout rate")
-    parser.add_argument("--dropout-cell", type=float, default=defaults.dropout_cell, help="spatial dropout rate")
-    parser.add_argument("--size", type=int, default=None, help="training patch side in px (default: the data's)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--workers", type=int, default=defaults.workers, help="DataLoader worker processes")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    parser.add_argument("--threshold", type=float, default=defaults.threshold, help="minimum foreground probability")
-    parser.add_argument("--min-distance-um", type=float, default=defaults.min_distance_um, help="peak separation, um")
-    parser.add_argument(
-        "--checkpoint-dtype", choices=WEIGHT_DTYPES, default=defaults.checkpoint_dtype,
-        help="storage of best.pt's weights (int8/float16 to ship a small file)",
+    write_json_atomic(out / "history.json", history)
+    tqdm.write(
+        f"epoch {epoch}: loss {record['loss']:.4f}  val mF1 {record['mF1']:.4f} "
+        f"(BC {record['F1/BC']:.4f}, TC {record['F1/TC']:.4f})  best {best['mF1']:.4f} @ "
+        f"{best['epoch']}  train {record['train_pairs_per_second']:.2f} pairs/s on "
+        f"{record['world_size']} process(es), val {record['val_seconds']:.1f} s"
     )
-    parser.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt with its stored options")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars (one line per epoch only)")
-    parser.set_defaults(run=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    names = {field.name for field in fields(TrainingOptions)}
-    options = TrainingOptions(**{name: value for name, value in vars(args).items() if name in names})
-    summary = fit(options, resume=args.resume, progress=not args.quiet)
-    print(f"best val mF1 {summary['best']['mF1']:.4f} at epoch {summary['best']['epoch']}: {summary['best_checkpoint']}")
-    return 0
+    return best

@@ -16,7 +16,7 @@ from evaluation.constants import CLASS_NAMES
 from evaluation.metrics import precision_recall_f1
 
 __all__ = ["bootstrap_f1", "bootstrap_f1_by_group", "count_matrix", "image_draws",
-           "STATISTICS"]
+           "paired_replicates", "percentile_interval", "STATISTICS"]
 
 #: The statistics each interval is given for, in report order.
 STATISTICS = tuple(f"F1/{name}" for name in CLASS_NAMES.values()) + ("mF1",)
@@ -76,6 +76,52 @@ def image_draws(num_images: int, replicates: int,
     return rng.multinomial(num_images, np.full(num_images, 1 / num_images), size=replicates)
 
 
+def percentile_interval(values: np.ndarray,
+                        confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) percentile bounds of ``values`` along axis 0, covering ``confidence``."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(values, [tail, 1 - tail], axis=0)
+    return low, high
+
+
+def paired_replicates(counts_by_run: Mapping[object, Mapping[str, np.ndarray]], *,
+                      replicates: int = 1000,
+                      seed: int | np.random.SeedSequence = 0) -> dict[object, np.ndarray]:
+    """Every run's statistics on the same bootstrap resamples of the test images.
+
+    The paired option of the bootstrap: runs (models, seeds) scored on the same test images share
+    the rows of :func:`image_draws`, so a difference between two runs, replicate by replicate,
+    gives the interval of that difference without the image-to-image variation both runs see.
+
+    Parameters
+    ----------
+    counts_by_run : mapping
+        Run key -> per-image counts (as for :func:`bootstrap_f1`), every run on the same N
+        images in the same order.
+    replicates : int
+        Number of bootstrap replicates (>= 1).
+    seed : int or numpy SeedSequence
+        Seed of the resampling, shared by all runs.
+
+    Returns
+    -------
+    dict
+        Run key -> ndarray of shape (replicates, len(STATISTICS)): ``STATISTICS`` (F1 per class,
+        then mF1) of that run on each resample; row ``r`` of every run is the same resample.
+        With one run and the same seed, :func:`bootstrap_f1`'s interval is the
+        :func:`percentile_interval` of its rows.
+    """
+    per_run = {key: count_matrix(counts) for key, counts in counts_by_run.items()}
+    sizes = {len(matrix) for matrix in per_run.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"runs must be scored on the same images, got {sorted(sizes)} images")
+    draws = image_draws(sizes.pop(), replicates, seed)
+    return {key: _statistics(np.einsum("rn,nck->rck", draws, matrix))
+            for key, matrix in per_run.items()}
+
+
 def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
                  confidence: float = 0.95, seed: int | np.random.SeedSequence = 0) -> dict:
     """Percentile bootstrap interval of each class's F1 and of mF1, resampling images.
@@ -113,8 +159,7 @@ def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
     totals = np.einsum("rn,nck->rck", draws, per_image)
     replicate_values = _statistics(totals)
     estimate = _statistics(per_image.sum(axis=0))
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(replicate_values, [tail, 1 - tail], axis=0)
+    low, high = percentile_interval(replicate_values, confidence)
     for column, key in enumerate(STATISTICS):
         result[key] = {"estimate": float(estimate[column]), "low": float(low[column]),
                        "high": float(high[column])}

@@ -309,10 +309,15 @@ def read_points_document(
     InputError
         The file is unreadable, not JSON, or breaks the validity rule.
     """
-    document = read_json_document(path)
-    return points_from_document(
-        document, source=str(path), role=role, whole_slide=whole_slide, num_images=num_images
-    )
+    # The collector stays paused until the parsed document is gone: resumed while it lives,
+    # its first pass would scan every one of the document's millions of objects.
+    with collector_paused():
+        document = read_json_document(path)
+        points = points_from_document(
+            document, source=str(path), role=role, whole_slide=whole_slide, num_images=num_images
+        )
+        del document
+    return points
 
 
 def points_from_document(

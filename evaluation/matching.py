@@ -13,6 +13,8 @@ assignment: time and memory grow with the number of close pairs, not with #predi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from evaluation.constants import CLASS_NAMES, MATCH_RADIUS_PX
@@ -69,45 +71,112 @@ def candidate_pairs(
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
     if len(pred_xy) == 0 or len(gt_xy) == 0:
         return empty
-    search_radius = float(cutoff) * (1.0 + _SEARCH_SLACK) + _SEARCH_SLACK
-    pred_index, gt_index = _neighbouring_pairs(pred_xy, gt_xy, search_radius)
-    delta = pred_xy.astype(np.float32)[pred_index] - gt_xy.astype(np.float32)[gt_index]
-    distance = np.sqrt(delta[:, 0] * delta[:, 0] + delta[:, 1] * delta[:, 1])
-    keep = distance <= cutoff
-    return pred_index[keep], gt_index[keep], distance[keep]
+    search_radius = _search_radius(cutoff)
+    ranges = _neighbour_ranges(pred_xy, gt_xy, search_radius)
+    _check_candidate_pairs(int(ranges.count.sum()), search_radius)
+    return ranges.pairs_within(pred_xy, gt_xy, cutoff)
 
 
-def _neighbouring_pairs(
-    pred_xy: np.ndarray, gt_xy: np.ndarray, cell_side: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every (prediction, GT) pair in the same or adjacent cells of a square grid.
+def _search_radius(cutoff: np.float32) -> float:
+    return float(cutoff) * (1.0 + _SEARCH_SLACK) + _SEARCH_SLACK
+
+
+@dataclass(frozen=True)
+class _NeighbourRanges:
+    """For each prediction, three runs of ground truth (in ``gt_order``) in neighbouring cells.
+
+    ``first`` and ``count`` have shape (P, 3): the runs of the cell columns left of, at and right
+    of the prediction's cell, each spanning the rows above, at and below it.
+    """
+
+    pred_order: np.ndarray
+    gt_order: np.ndarray
+    first: np.ndarray
+    count: np.ndarray
+
+    def pairs_per_prediction(self) -> np.ndarray:
+        """Number of candidate pairs of each prediction (in ``pred_order``)."""
+        return self.count.sum(axis=1)
+
+    def pairs_within(self, pred_xy: np.ndarray, gt_xy: np.ndarray, cutoff: np.float32
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The candidate pairs whose float32 distance is ``<= cutoff``, and that distance.
+
+        Returns (prediction row, GT row, distance), each prediction's pairs together. The
+        distances are computed on the points in grid order, where both sides of consecutive
+        pairs lie close together in memory.
+        """
+        count = self.count.ravel()
+        total = int(count.sum())
+        pred_position = np.repeat(np.arange(len(self.pred_order)), self.pairs_per_prediction())
+        within = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+        gt_position = np.repeat(self.first.ravel(), count) + within
+        # One axis at a time: numpy gathers 1-D arrays far faster than rows of a 2-D one.
+        dx, dy = (
+            pred_xy[:, axis].astype(np.float32)[self.pred_order][pred_position]
+            - gt_xy[:, axis].astype(np.float32)[self.gt_order][gt_position]
+            for axis in (0, 1)
+        )
+        distance = np.sqrt(dx * dx + dy * dy)
+        keep = distance <= cutoff
+        return (self.pred_order[pred_position[keep]], self.gt_order[gt_position[keep]],
+                distance[keep])
+
+
+def _neighbour_ranges(
+    pred_xy: np.ndarray, gt_xy: np.ndarray, cell_side: float,
+    pred_group: np.ndarray | None = None, gt_group: np.ndarray | None = None,
+) -> _NeighbourRanges | None:
+    """Find, on a square grid, the ground truth in the same or adjacent cells of each prediction.
 
     With cells of side ``cell_side`` >= the radius, each pair within the radius is among them.
-    The ground truth is sorted by cell once; each prediction looks up its 3 x 3 block of cells
-    with binary searches. Numpy alone: importing ``scipy.spatial`` for a KD-tree costs more time
-    than scoring the whole OCELOT test set.
+    Points may carry a group (image and class), and only points of one group pair up. The ground
+    truth is sorted by (group, column, row) once; the three cells of one column next to a
+    prediction are consecutive in that order, so each prediction needs three runs, found by
+    binary searches made in sorted order (cache-friendly). Numpy alone: importing
+    ``scipy.spatial`` for a KD-tree costs more time than scoring the whole OCELOT test set.
+
+    Returns None when the (group, column, row) keys would not fit in int64.
     """
-    pred_cell = np.floor(pred_xy / cell_side).astype(np.int64)
-    gt_cell = np.floor(gt_xy / cell_side).astype(np.int64)
-    origin = np.minimum(pred_cell.min(axis=0), gt_cell.min(axis=0)) - 1  # no negative cells
-    pred_cell -= origin
-    gt_cell -= origin
-    rows = int(max(pred_cell[:, 1].max(), gt_cell[:, 1].max())) + 2
-    gt_key = gt_cell[:, 0] * rows + gt_cell[:, 1]
-    gt_order = np.argsort(gt_key, kind="stable")
+    # Column and row of each point's cell, from 1 (so that neighbours are >= 0); one axis at a
+    # time, as numpy is faster on contiguous 1-D arrays.
+    pred_column, pred_row, gt_column, gt_row = (
+        np.floor(xy[:, axis] / cell_side).astype(np.int64)
+        for xy in (pred_xy, gt_xy) for axis in (0, 1)
+    )
+    extents = []
+    for pred_cells, gt_cells in ((pred_column, gt_column), (pred_row, gt_row)):
+        origin = min(pred_cells.min(), gt_cells.min()) - 1
+        pred_cells -= origin
+        gt_cells -= origin
+        extents.append(int(max(pred_cells.max(), gt_cells.max())) + 2)
+    columns, rows = extents
+    gt_key = gt_column * rows + gt_row
+    pred_key = pred_column * rows + pred_row
+    if pred_group is not None:
+        groups = int(max(pred_group.max(), gt_group.max())) + 1
+        if groups * columns * rows >= 2**62:
+            return None
+        gt_key += gt_group * (columns * rows)
+        pred_key += pred_group * (columns * rows)
+    # Any order within a cell will do: the pairs are put in a total order before assignment.
+    gt_order = np.argsort(gt_key)
     sorted_key = gt_key[gt_order]
-    pred_key = pred_cell[:, 0] * rows + pred_cell[:, 1]
-    neighbour_keys = (pred_key[None, :] + np.array([dx * rows + dy for dx in (-1, 0, 1)
-                                                    for dy in (-1, 0, 1)])[:, None]).ravel()
-    first = np.searchsorted(sorted_key, neighbour_keys, side="left")
-    count = np.searchsorted(sorted_key, neighbour_keys, side="right") - first
-    total = int(count.sum())
+    pred_order = np.argsort(pred_key)
+    needles = pred_key[pred_order]
+    first = np.empty((len(needles), 3), np.int64)
+    count = np.empty((len(needles), 3), np.int64)
+    for column, dx in enumerate((-1, 0, 1)):
+        first[:, column] = np.searchsorted(sorted_key, needles + (dx * rows - 1), side="left")
+        count[:, column] = (
+            np.searchsorted(sorted_key, needles + (dx * rows + 1), side="right") - first[:, column]
+        )
+    return _NeighbourRanges(pred_order, gt_order, first, count)
+
+
+def _check_candidate_pairs(total: int, cell_side: float) -> None:
     current_limits().check("candidate_pairs", total, "predictions against ground truth",
                            f"candidate pairs (points in neighbouring {cell_side:.4g} px cells)")
-    pred_index = np.repeat(np.tile(np.arange(len(pred_xy)), 9), count)
-    within = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
-    gt_index = gt_order[np.repeat(first, count) + within]
-    return pred_index, gt_index
 
 
 def match_greedy(
@@ -140,16 +209,33 @@ def match_greedy(
             f"pred_probability must have shape ({len(pred_xy)},), got {pred_probability.shape}"
         )
     pred_index, gt_index, distance = candidate_pairs(pred_xy, gt_xy, radius_px)
-    matched = np.full(len(pred_probability), -1, dtype=np.int64)
-    if pred_index.size == 0:
-        return matched
     rank = np.empty(len(pred_probability), dtype=np.int64)
     rank[visit_order(pred_probability)] = np.arange(len(pred_probability))
+    return _assign_greedily(pred_index, gt_index, distance, rank, len(gt_xy))
+
+
+def _assign_greedily(pred_index: np.ndarray, gt_index: np.ndarray, distance: np.ndarray,
+                     rank: np.ndarray, num_gt: int) -> np.ndarray:
+    """The greedy rule on candidate pairs: matched GT row per prediction, or -1.
+
+    ``rank`` orders the predictions (lowest visited first). A prediction and a GT point that
+    share a pair and no other match each other whatever the order, so only the other pairs go
+    through the ordered pass.
+    """
+    matched = np.full(len(rank), -1, dtype=np.int64)
+    if pred_index.size == 0:
+        return matched
+    alone = ((np.bincount(pred_index, minlength=len(rank)) == 1)[pred_index]
+             & (np.bincount(gt_index, minlength=num_gt) == 1)[gt_index])
+    matched[pred_index[alone]] = gt_index[alone]
+    contested = ~alone
+    pred_index = pred_index[contested]
+    gt_index = gt_index[contested]
     # Pairs grouped by visit rank, each prediction's candidates nearest first, then lowest GT.
-    by_rank = np.lexsort((gt_index, distance, rank[pred_index]))
+    by_rank = np.lexsort((gt_index, distance[contested], rank[pred_index]))
     pred_index = pred_index[by_rank]
     gt_index = gt_index[by_rank]
-    winners = _assign_in_order(pred_index.tolist(), gt_index.tolist(), len(gt_xy))
+    winners = _assign_in_order(pred_index.tolist(), gt_index.tolist(), num_gt)
     matched[pred_index[winners]] = gt_index[winners]
     return matched
 
@@ -193,6 +279,10 @@ def match_point_sets(
         For each prediction row the ground-truth row it matched, or -1 (a false positive).
         Unmatched ground-truth rows are the false negatives.
     """
+    if matcher is match_greedy and len(predictions) and len(ground_truth):
+        matched = _match_all_greedy(predictions, ground_truth, radius_px)
+        if matched is not None:
+            return matched
     matched = np.full(len(predictions), -1, dtype=np.int64)
     pred_groups = _rows_by_image_and_class(predictions)
     for key, gt_rows in _rows_by_image_and_class(ground_truth).items():
@@ -212,6 +302,75 @@ def match_point_sets(
         hit = local >= 0
         matched[pred_rows[hit]] = gt_rows[local[hit]]
     return matched
+
+
+def _match_all_greedy(
+    predictions: PointSet, ground_truth: PointSet, radius_px: float
+) -> np.ndarray | None:
+    """:func:`match_greedy` of every image and class at once: one grid, one ordered pass.
+
+    The same matching as one :func:`match_greedy` call per image and class, without a numpy
+    call per group (the OCELOT test set has 260). Returns None where the per-group path must
+    decide: a group over the candidate-pair limit (whose error that path names), or grid keys
+    too large for int64.
+    """
+    cutoff = _float32_cutoff(radius_px)
+    pred_group, gt_group = _group_codes(predictions, ground_truth)
+    search_radius = _search_radius(cutoff)
+    ranges = _neighbour_ranges(predictions.xy, ground_truth.xy, search_radius,
+                               pred_group, gt_group)
+    if ranges is None:
+        return None
+    pairs_per_group = np.bincount(pred_group[ranges.pred_order],
+                                  weights=ranges.pairs_per_prediction())
+    if pairs_per_group.max() > current_limits().candidate_pairs:
+        return None
+    pred_index, gt_index, distance = ranges.pairs_within(predictions.xy, ground_truth.xy, cutoff)
+    rank = _visit_ranks(predictions.probability, pred_group)
+    return _assign_greedily(pred_index, gt_index, distance, rank, len(ground_truth))
+
+
+def _group_codes(predictions: PointSet, ground_truth: PointSet
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Small integer codes of (image, class), shared by both point sets."""
+    image = np.concatenate([predictions.image, ground_truth.image])
+    if image.min() == image.max():  # one image, e.g. a whole slide
+        image_code = np.zeros(len(image), np.int64)
+    elif image.max() < 4 * len(image) + 1024:
+        present = np.zeros(int(image.max()) + 1, np.int64)
+        present[image] = 1
+        image_code = np.cumsum(present)[image] - 1
+    else:
+        image_code = np.unique(image, return_inverse=True)[1].reshape(-1)
+    code = image_code * len(CLASS_NAMES) + (np.concatenate([predictions.label,
+                                                           ground_truth.label]) - 1)
+    return code[:len(predictions)], code[len(predictions):]
+
+
+def _visit_ranks(probability: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Position of each prediction in the visit order of all groups, one group after another.
+
+    Within a group the order is :func:`visit_order` of the group's probabilities in file
+    order. Where no two predictions of a group tie in float32, every sort gives that order, so
+    one sort serves all groups; a group with ties is ordered by that very call.
+    """
+    # Probabilities lie in [0, 1]: as float32 (+0.0 turns -0.0 into 0.0) their bit patterns
+    # order like the numbers, so one int64 key sorts by group, then highest probability first.
+    bits = (probability.astype(np.float32) + np.float32(0.0)).view(np.int32)
+    key = group.astype(np.int64) * 2**31 + (2**31 - 1 - bits.astype(np.int64))
+    order = np.argsort(key)
+    sorted_key = key[order]
+    tied = sorted_key[1:] == sorted_key[:-1]
+    if tied.any():
+        sorted_group = group[order]
+        starts = np.flatnonzero(np.concatenate([[True], sorted_group[1:] != sorted_group[:-1]]))
+        ends = np.append(starts[1:], len(order))
+        for run in np.unique(np.searchsorted(starts, np.flatnonzero(tied), side="right") - 1):
+            rows = np.sort(order[starts[run]:ends[run]])  # the group's rows in file order
+            order[starts[run]:ends[run]] = rows[visit_order(probability[rows])]
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
 
 
 def _rows_by_image_and_class(points: PointSet) -> dict[tuple[int, int], np.ndarray]:

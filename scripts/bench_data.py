@@ -55,13 +55,14 @@ def bench_streaming(count: int) -> None:
             size_mb = os.path.getsize(root / "images" / "cell_patches" / "000.tif") / 1e6
             tracemalloc.start()
             wall = time.perf_counter()
-            for pair in iter_gc_input_pairs(root):
+            for _ in iter_gc_input_pairs(root):
                 pass
             seconds = time.perf_counter() - wall
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             print(
-                f"stream {count} pairs, {compression or 'uncompressed'} ({size_mb:.0f} MB per TIFF): "
+                f"stream {count} pairs, {compression or 'uncompressed'} "
+                f"({size_mb:.0f} MB per TIFF): "
                 f"{seconds / count * 1000:.0f} ms/pair, peak traced memory {peak / 1e6:.1f} MB "
                 f"(one pair = {2 * 1024 * 1024 * 3 / 1e6:.1f} MB)"
             )

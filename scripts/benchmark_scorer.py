@@ -3,35 +3,49 @@
 For each size N, writes a synthetic slide (N ground-truth cells at a density of 1,000,000 cells
 per 77,000 x 77,000 px, predictions: 90 % of the cells found with a few pixels of jitter and 10 %
 of those with the wrong class, plus 10 % spurious detections) as two "Multiple points" files,
-then runs ``python -m evaluation score --whole-slide`` on them in a fresh process and reports its
-wall time, CPU time (user + system) and peak resident memory (``ru_maxrss`` of that process).
-Wall time depends on what else the machine runs; the 1-minute load average is printed with it.
+then runs ``python -m evaluation score --whole-slide`` on them ``--rounds`` times, each in a fresh
+process, and reports the medians of its wall time, CPU time (user + system) and peak resident
+memory.
 
-Usage: python scripts/benchmark_scorer.py [--sizes 10000 100000 1000000] [--seed 0]
-                                         [--matching greedy|hungarian]
+CPU time and peak memory are those of the scoring process alone, from ``os.wait4``. The files are
+written by a separate process and this one never imports numpy: a child started with ``vfork``
+(as ``subprocess`` does) counts its parent's peak resident memory in its own ``ru_maxrss``, so
+the benchmark keeps its own peak small and prints it (a floor under every child's figure).
+Modules are compiled once into a scratch bytecode cache, as an installed package's are
+(``PYTHONDONTWRITEBYTECODE`` would make every child compile the scorer again). Wall time depends
+on what else the machine runs; the 1-minute load average is printed with it.
+
+Usage: python scripts/benchmark_scorer.py [--sizes 10000 100000 1000000] [--rounds 3] [--seed 0]
+                                         [--matching greedy|hungarian] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPOSITORY = Path(__file__).resolve().parents[1]
 #: Reference density: one million cells on a 77,000 px square slide.
 CELLS_PER_SQUARE_PX = 1_000_000 / 77_000**2
 
 
-def synthetic_slide(num_cells: int, seed: int) -> tuple[dict, dict]:
-    """Ground-truth and prediction documents of one synthetic slide (image_0)."""
+def write_slide(folder: str, num_cells: int, seed: int) -> None:
+    """Write ``gt.json`` and ``pred.json`` of one synthetic slide (image_0) into ``folder``.
+
+    Runs in its own process, so that the benchmark process stays small.
+    """
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     side = int(round(np.sqrt(num_cells / CELLS_PER_SQUARE_PX)))
     gt_xy = rng.integers(0, side, size=(num_cells, 2))
@@ -59,16 +73,70 @@ def synthetic_slide(num_cells: int, seed: int) -> tuple[dict, dict]:
         }
 
     ground_truth = document(gt_xy, gt_label, np.ones(num_cells), num_images=1)
+    Path(folder, "gt.json").write_text(json.dumps(ground_truth))
+    del ground_truth
     predictions = document(pred_xy[shuffle], pred_label[shuffle], pred_probability[shuffle])
-    return ground_truth, predictions
+    Path(folder, "pred.json").write_text(json.dumps(predictions))
+    Path(folder, "slide.json").write_text(json.dumps(
+        {"side_px": side, "gt_cells": num_cells, "predictions": len(pred_xy)}))
+
+
+def in_separate_process(function, *args) -> None:
+    """Run ``function(*args)`` in a fresh interpreter (its memory never becomes ours)."""
+    process = multiprocessing.get_context("spawn").Process(target=function, args=args)
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        raise SystemExit(f"{function.__name__} failed (exit status {process.exitcode})")
+
+
+def child_environment(bytecode_cache: Path) -> dict:
+    """The environment of the measured children: modules compiled once, into ``bytecode_cache``.
+
+    An installed package runs from compiled modules; ``PYTHONDONTWRITEBYTECODE=1`` would make
+    every child compile its sources again. The cache lives outside the repository.
+    """
+    environment = dict(os.environ)
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    environment["PYTHONPYCACHEPREFIX"] = str(bytecode_cache)
+    return environment
+
+
+def run_child(command: list[str], environment: dict | None = None) -> dict:
+    """Run ``command`` in a fresh process; its wall and CPU seconds, peak RSS (MiB) and stdout."""
+    with tempfile.TemporaryFile("w+") as stderr, tempfile.TemporaryFile("w+") as stdout:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, cwd=REPOSITORY, stdout=stdout, stderr=stderr,
+                                   env=environment)
+        # wait4 gives the resource usage of this one child, not of all children so far.
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            stderr.seek(0)
+            lines = stderr.read().strip().splitlines() or ["(no output)"]
+            raise SystemExit(f"{' '.join(command[:5])} ... failed: {lines[-1]}")
+        stdout.seek(0)
+        output = stdout.read()
+    # ru_maxrss is in KiB on Linux.
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_mib": usage.ru_maxrss / 1024, "stdout": output}
+
+
+def own_peak_mib() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--rounds", type=int, default=3, help="runs per size (medians reported)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--matching", choices=("greedy", "hungarian"), default="greedy")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if args.rounds < 1:
+        raise SystemExit("--rounds must be at least 1")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
@@ -76,58 +144,51 @@ def main() -> None:
         f"{'GT cells':>10} {'predictions':>12} {'side px':>8} {'wall s':>7} {'CPU s':>6} "
         f"{'peak MiB':>9} {'load':>5}  mF1"
     )
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        environment = child_environment(folder / "bytecode")
         for size in args.sizes:
-            ground_truth, predictions = synthetic_slide(size, args.seed)
-            side = max(max(entry["point"][:2]) for entry in ground_truth["points"]) + 1
-            num_predictions = len(predictions["points"])
-            (folder / "gt.json").write_text(json.dumps(ground_truth))
-            (folder / "pred.json").write_text(json.dumps(predictions))
-            del ground_truth, predictions
-            seconds, cpu_seconds, peak_mib = run_cli(
-                folder / "pred.json", folder / "gt.json", folder / "metrics.json", args.matching
-            )
+            in_separate_process(write_slide, scratch, size, args.seed)
+            slide = json.loads((folder / "slide.json").read_text())
+            command = score_command(folder, args.matching)
+            run_child(command, environment)  # warm-up: bytecode cache and page cache
+            runs = [run_child(command, environment) for _ in range(args.rounds)]
             metrics = json.loads((folder / "metrics.json").read_text())["aggregates"]
+            row = {
+                **slide,
+                **{figure: statistics.median(run[figure] for run in runs)
+                   for figure in ("wall_s", "cpu_s", "peak_mib")},
+                "runs": [{key: value for key, value in run.items() if key != "stdout"}
+                         for run in runs],
+                "load": os.getloadavg()[0],
+                "mF1": metrics["mF1"],
+            }
+            rows.append(row)
             print(
-                f"{size:>10} {num_predictions:>12} {side:>8} {seconds:>7.1f} {cpu_seconds:>6.1f} "
-                f"{peak_mib:>9.0f} {os.getloadavg()[0]:>5.1f}  {metrics['mF1']:.4f}",
+                f"{size:>10} {row['predictions']:>12} {row['side_px']:>8} {row['wall_s']:>7.1f} "
+                f"{row['cpu_s']:>6.2f} {row['peak_mib']:>9.0f} {row['load']:>5.1f}  "
+                f"{row['mF1']:.4f}",
                 flush=True,
             )
+    print(f"medians of {args.rounds} runs per size; benchmark process peak "
+          f"{own_peak_mib():.0f} MiB (a floor of every child's peak)")
+    if args.json is not None:
+        args.json.write_text(json.dumps({
+            "matching": args.matching, "rounds": args.rounds, "seed": args.seed,
+            "benchmark_peak_mib": own_peak_mib(), "sizes": rows,
+        }, indent=1) + "\n")
 
 
-def run_cli(
-    predictions: Path, ground_truth: Path, output: Path, matching: str = "greedy"
-) -> tuple[float, float, float]:
-    """Run the CLI in a child process; return its wall seconds, CPU seconds and peak RSS (MiB)."""
-    command = [
-        sys.executable,
-        "-m",
-        "evaluation",
-        "score",
-        "--whole-slide",
-        "--predictions",
-        str(predictions),
-        "--ground-truth",
-        str(ground_truth),
-        "--output",
-        str(output),
-        "--matching",
-        matching,
+def score_command(folder: Path, matching: str = "greedy") -> list[str]:
+    """``python -m evaluation score --whole-slide`` on the slide in ``folder``."""
+    return [
+        sys.executable, "-m", "evaluation", "score", "--whole-slide",
+        "--predictions", str(folder / "pred.json"),
+        "--ground-truth", str(folder / "gt.json"),
+        "--output", str(folder / "metrics.json"),
+        "--matching", matching,
     ]
-    with tempfile.TemporaryFile("w+") as stderr:
-        start = time.perf_counter()
-        process = subprocess.Popen(
-            command, cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=stderr
-        )
-        # wait4 gives the resource usage of this one child, not of all children so far.
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status) != 0:
-            stderr.seek(0)
-            raise SystemExit(f"scoring failed: {stderr.read().strip().splitlines()[-1]}")
-    # ru_maxrss is in KiB on Linux.
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 if __name__ == "__main__":

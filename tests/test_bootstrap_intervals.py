@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from evaluation import class_metrics
-from evaluation.bootstrap import STATISTICS, bootstrap_f1, bootstrap_f1_by_group
+from evaluation.bootstrap import (
+    STATISTICS,
+    bootstrap_f1,
+    bootstrap_f1_by_group,
+    paired_replicates,
+    percentile_interval,
+)
 from evaluation.metrics import COUNT_KEYS
 
 
@@ -90,3 +96,24 @@ def test_no_images_and_bad_settings():
         bootstrap_f1(random_counts(3), confidence=1.0)
     with pytest.raises(ValueError, match="groups"):
         bootstrap_f1_by_group(random_counts(3), ["a", "b"])
+
+
+def test_paired_replicates_resample_the_same_images_for_every_run():
+    first, second = random_counts(25, seed=6), random_counts(25, seed=7)
+    replicates = paired_replicates({"first": first, "second": second}, replicates=200, seed=9)
+    assert replicates["first"].shape == replicates["second"].shape == (200, len(STATISTICS))
+    # A run compared with itself differs by exactly zero on every resample.
+    again = paired_replicates({"a": first, "b": dict(first)}, replicates=200, seed=9)
+    np.testing.assert_array_equal(again["a"], again["b"])
+    # One run alone gives bootstrap_f1's interval: the same resamples for the same seed.
+    alone = paired_replicates({"first": first}, replicates=200, seed=9)["first"]
+    np.testing.assert_array_equal(alone, replicates["first"])
+    low, high = percentile_interval(alone, 0.95)
+    result = bootstrap_f1(first, replicates=200, seed=9)
+    for column, key in enumerate(STATISTICS):
+        assert (result[key]["low"], result[key]["high"]) == (low[column], high[column])
+
+
+def test_paired_replicates_need_the_same_images():
+    with pytest.raises(ValueError, match="same images"):
+        paired_replicates({"a": random_counts(5), "b": random_counts(6)})

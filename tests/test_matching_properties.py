@@ -265,3 +265,29 @@ def test_candidate_pairs_equal_a_kd_tree_query(clouds):
                     expected.add((row, column))
     assert found == expected
     assert len(found) == len(pred_index)  # each pair once
+
+
+def _one_group_at_a_time(pred_xy, probability, gt_xy, radius_px):
+    """match_greedy behind another name: match_point_sets then matches group by group."""
+    return match_greedy(pred_xy, probability, gt_xy, radius_px)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 400), st.sampled_from([5.0, 15.0, 40.0]))
+def test_all_groups_at_once_equal_one_group_at_a_time(seed, num_points, radius_px):
+    # Large groups full of float32 ties: numpy's default argsort does not keep tied
+    # predictions in file order there, and both paths must visit them as it does.
+    rng = np.random.default_rng(seed)
+
+    def points(probability):
+        return PointSet.from_arrays(
+            rng.integers(0, 3, num_points), rng.integers(0, 120, (num_points, 2)),
+            rng.integers(1, 3, num_points), probability)
+
+    predictions = points(rng.choice([0.25, 0.5, 0.5 + 1e-12, 1.0], num_points))
+    ground_truth = points(np.ones(num_points))
+    np.testing.assert_array_equal(
+        match_point_sets(predictions, ground_truth, radius_px=radius_px),
+        match_point_sets(predictions, ground_truth, radius_px=radius_px,
+                         matcher=_one_group_at_a_time),
+    )

@@ -1,10 +1,16 @@
-"""The effect table's bootstrap: resampled images scored like the leaderboard scores them."""
+"""The experiment table: rows over seeds, paired bootstrap intervals, and the command's options."""
+
+import argparse
 
 import numpy as np
 import pytest
 
-from baseline_algorithm.reproduce import bootstrap_mf1, effect_rows, markdown_table
+from baseline_algorithm.commands import reproduce as reproduce_command
+from baseline_algorithm.commands import train as train_command
+from baseline_algorithm.reproduce import experiment_rows, markdown_table, table_rows
+from baseline_algorithm.train import TrainingOptions
 from evaluation import PointSet, score
+from evaluation.bootstrap import STATISTICS, paired_replicates
 from evaluation.metrics import COUNT_KEYS
 
 
@@ -21,48 +27,158 @@ def random_images(rng, n_images, n_points=30, jitter=25):
     truth = np.array(truth_rows)
     predictions = np.array(prediction_rows)
     return (
-        PointSet.from_arrays(predictions[:, 0].astype(int), predictions[:, 1:3].astype(int),
-                             predictions[:, 3].astype(int), predictions[:, 4]),
+        PointSet.from_arrays(
+            predictions[:, 0].astype(int),
+            predictions[:, 1:3].astype(int),
+            predictions[:, 3].astype(int),
+            predictions[:, 4],
+        ),
         PointSet.from_arrays(truth[:, 0], truth[:, 1:3], truth[:, 3], np.ones(len(truth))),
     )
 
 
-def select_images(points, images):
-    """Points of the listed images (repeats allowed), renumbered 0..len(images)-1."""
-    parts = [np.flatnonzero(points.image == image) for image in images]
-    rows = np.concatenate(parts)
-    new_index = np.concatenate([np.full(len(part), k) for k, part in enumerate(parts)])
-    return PointSet.from_arrays(new_index, points.xy[rows], points.label[rows], points.probability[rows])
-
-
-def test_bootstrap_resamples_score_like_the_scorer_on_the_resampled_images():
-    rng = np.random.default_rng(0)
-    predictions, truth = random_images(rng, 6)
-    report = score(predictions, truth, 6)
+def scored(jitter, seed, n_images=8):
+    predictions, truth = random_images(np.random.default_rng(seed), n_images, jitter=jitter)
+    report = score(predictions, truth, n_images)
     counts = {key: np.array([image[key] for image in report.results]) for key in COUNT_KEYS}
-    resamples = np.array([[0, 1, 2, 3, 4, 5], [0, 0, 2, 5, 5, 5], [3, 1, 1, 4, 2, 2]])
-    boot = bootstrap_mf1(counts, resamples)
-    assert boot[0] == report.aggregates["mF1"]
-    for row, images in zip(boot[1:], resamples[1:]):
-        expected = score(select_images(predictions, images), select_images(truth, images), len(images))
-        assert row == pytest.approx(expected.aggregates["mF1"], abs=1e-12)
+    return {"aggregates": report.aggregates, "counts": counts}
 
 
-def test_effect_rows_give_gains_over_cell_only_with_paired_intervals():
-    rng = np.random.default_rng(1)
-    results = {}
-    for variant, jitter in (("cell-only", 25), ("pred-to-inter-2", 10), ("tissue-label-leaking", 3)):
-        predictions, truth = random_images(np.random.default_rng(7), 8, jitter=jitter)
-        report = score(predictions, truth, 8)
-        counts = {key: np.array([image[key] for image in report.results]) for key in COUNT_KEYS}
-        results[variant] = {"aggregates": report.aggregates, "counts": counts}
-    rows = effect_rows(results, resample_count=300, seed=rng.integers(1000))
-    by_variant = {row["variant"]: row for row in rows}
-    assert "gain" not in by_variant["cell-only"]
-    for variant in ("pred-to-inter-2", "tissue-label-leaking"):
-        row = by_variant[variant]
-        assert row["gain"] == pytest.approx(row["mF1"] - by_variant["cell-only"]["mF1"])
-        assert row["gain_ci"][0] <= row["gain"] <= row["gain_ci"][1]
+def test_rows_average_seeds_and_give_paired_gains_over_cell_only():
+    results = {
+        ("cell-only", "both"): {0: scored(25, 7), 1: scored(25, 8)},
+        ("pred-to-inter-2", "both"): {0: scored(10, 7), 1: scored(10, 8)},
+        ("pred-to-inter-2", "large-fov-only"): {0: scored(18, 7), 1: scored(18, 8)},
+    }
+    rows = table_rows(results, resamples=300, seed=3)
+    by_key = {(row["variant"], row["ablation"]): row for row in rows}
+    baseline = by_key[("cell-only", "both")]
+    assert "gain" not in baseline
+    for key, runs in results.items():
+        row = by_key[key]
+        values = [100 * run["aggregates"]["mF1"] for run in runs.values()]
+        assert row["mF1"] == pytest.approx(np.mean(values))
+        assert row["mF1_std"] == pytest.approx(np.std(values, ddof=1))
+        assert row["seeds"] == [0, 1] and row["mF1_runs"] == pytest.approx(values)
         assert row["mF1_ci"][0] <= row["mF1"] <= row["mF1_ci"][1]
+        if key != ("cell-only", "both"):
+            assert row["gain"] == pytest.approx(row["mF1"] - baseline["mF1"])
+            assert row["gain_ci"][0] <= row["gain"] <= row["gain_ci"][1]
     table = markdown_table(rows, 8, 300)
-    assert table.count("\n| ") == 3 and "pred-to-inter-2" in table
+    assert table.count("\n| ") == 3 and "large-fov-only" in table and "71.23" in table
+
+
+def test_paired_gain_interval_is_narrower_than_from_independent_resamples():
+    """Sharing the resamples removes the image-to-image variation both runs see."""
+    base, better = scored(25, 7, n_images=30), scored(20, 7, n_images=30)
+    mf1 = STATISTICS.index("mF1")
+    paired = paired_replicates({"a": base["counts"], "b": better["counts"]}, replicates=500)
+    independent_a = paired_replicates({"a": base["counts"]}, replicates=500, seed=1)["a"]
+    independent_b = paired_replicates({"b": better["counts"]}, replicates=500, seed=2)["b"]
+    assert np.std(paired["b"][:, mf1] - paired["a"][:, mf1]) < 0.8 * np.std(
+        independent_b[:, mf1] - independent_a[:, mf1]
+    )
+
+
+def test_one_seed_has_no_spread_and_a_lone_row_no_gain():
+    rows = table_rows({("pred-to-inter-2", "both"): {5: scored(10, 1)}}, resamples=50, seed=0)
+    assert rows[0]["mF1_std"] is None and "gain" not in rows[0]
+    assert "±" not in markdown_table(rows, 8, 50).splitlines()[2]
+
+
+def test_rows_ablate_only_variants_with_a_tissue_branch():
+    rows = experiment_rows(
+        ["cell-only", "feature-sharing", "tissue-label-leaking"], ["both", "tissue-label-only"]
+    )
+    assert rows == [
+        ("cell-only", "both"),
+        ("feature-sharing", "both"),
+        ("feature-sharing", "tissue-label-only"),
+        ("tissue-label-leaking", "both"),
+    ]
+
+
+def parse(command, argv):
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_train_and_reproduce_read_the_shared_options_into_the_same_fields():
+    shared = [
+        "--encoder",
+        "resnet50",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "6",
+        "--lr-tissue",
+        "2e-3",
+        "--lr-cell",
+        "1e-3",
+        "--dropout-tissue",
+        "0.2",
+        "--dropout-cell",
+        "0.5",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--threshold",
+        "0.4",
+        "--min-distance-um",
+        "3",
+        "--checkpoint-dtype",
+        "int8",
+    ]
+    train_args = parse(train_command, ["--data", "D", "--out", "O", *shared])
+    reproduce_args = parse(reproduce_command, ["--out", "O", *shared])
+    from baseline_algorithm.commands.options import options_from_args
+
+    from_train = options_from_args(TrainingOptions, train_args)
+    from_reproduce = options_from_args(TrainingOptions, reproduce_args, data="D", out="O")
+    assert from_train == from_reproduce
+    assert from_train.batch_size == 6 and from_train.checkpoint_dtype == "int8"
+
+
+def test_train_reads_the_sharing_configuration_as_a_tuple():
+    args = parse(
+        train_command,
+        [
+            "--data",
+            "D",
+            "--out",
+            "O",
+            "--variant",
+            "feature-sharing",
+            "--sharing",
+            "none",
+            "both",
+            "tissue-to-cell",
+        ],
+    )
+    from baseline_algorithm.commands.options import options_from_args
+
+    options = options_from_args(TrainingOptions, args)
+    assert options.sharing == ("none", "both", "tissue-to-cell")
+    with pytest.raises(SystemExit):
+        parse(train_command, ["--data", "D", "--out", "O", "--sharing", "up", "both", "none"])
+
+
+def test_reproduce_lists_all_seven_variants_and_seeds():
+    help_text = argparse.ArgumentParser()
+    reproduce_command.add_arguments(help_text)
+    text = help_text.format_help()
+    for variant in (
+        "cell-only",
+        "pred-to-input",
+        "pred-to-inter-1",
+        "pred-to-inter-2",
+        "pred-to-output",
+        "feature-sharing",
+        "tissue-label-leaking",
+    ):
+        assert variant in text
+    assert "--seeds" in text and "--ablations" in text
+    args = parse(reproduce_command, ["--out", "O", "--seeds", "0", "1", "2"])
+    assert args.seeds == [0, 1, 2] and args.encoder == "resnet18" and args.epochs == 40

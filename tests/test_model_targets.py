@@ -52,7 +52,7 @@ def test_tissue_target_names_the_first_unexpected_pixel():
 
 
 def reference_dice_loss(logits, target, ignore_index=None):
-    """1 - dice per class over all non-ignored pixels of the batch, 0 for classes absent from the target."""
+    """1 - dice per class over all non-ignored pixels of the batch, 0 for classes absent."""
     logits = logits.astype(np.float64)
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)
@@ -96,7 +96,9 @@ def test_unknown_tissue_pixels_do_not_change_the_loss():
     loss = CellTissueDiceLoss()
     cell = ModelOutput(torch.zeros(1, 3, 2, 2), logits)
     first = loss(cell, torch.zeros(1, 2, 2, dtype=torch.long), target)["tissue"]
-    second = loss(cell._replace(tissue_logits=changed), torch.zeros(1, 2, 2, dtype=torch.long), target)["tissue"]
+    second = loss(
+        cell._replace(tissue_logits=changed), torch.zeros(1, 2, 2, dtype=torch.long), target
+    )["tissue"]
     assert first.item() == pytest.approx(second.item(), abs=1e-6)
 
 

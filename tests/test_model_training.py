@@ -1,4 +1,4 @@
-"""Training on a tiny synthetic dataset: samples, a loss that goes down, checkpoints, resume, CLI errors."""
+"""Training on tiny synthetic data: samples, falling loss, checkpoints, resume, ablations."""
 
 import json
 
@@ -10,14 +10,17 @@ from torch.utils.data import DataLoader
 from baseline_algorithm.checkpoint import load_checkpoint, read_checkpoint
 from baseline_algorithm.cli import main
 from baseline_algorithm.data import synthesize_dataset
-from baseline_algorithm.labels import disk_radius_px
+from baseline_algorithm.inference import DetectionSettings, predict_points
+from baseline_algorithm.labels import crop_labels_to_box, disk_radius_px
 from baseline_algorithm.losses import CellTissueDiceLoss
 from baseline_algorithm.model import CellTissueModel, ModelConfig
 from baseline_algorithm.train import (
+    TrainingError,
     TrainingOptions,
     TrainingPairs,
     fit,
     pair_sample,
+    tissue_targets_for,
     train_one_epoch,
 )
 from evaluation.release import ReleaseDataset
@@ -25,7 +28,9 @@ from evaluation.release import ReleaseDataset
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return synthesize_dataset(tmp_path_factory.mktemp("data") / "synthetic", (4, 1, 1), size=64, seed=5, progress=False)
+    return synthesize_dataset(
+        tmp_path_factory.mktemp("data") / "synthetic", (4, 1, 1), size=64, seed=5, progress=False
+    )
 
 
 def test_pair_sample_renders_targets_at_the_training_size(dataset):
@@ -34,38 +39,69 @@ def test_pair_sample_renders_targets_at_the_training_size(dataset):
         sample = pair_sample(pair, size)
         assert sample.cell_image.shape == sample.tissue_image.shape == (3, size, size)
         assert sample.cell_target.shape == sample.tissue_target.shape == (size, size)
-        torch.testing.assert_close(sample.cell_box, torch.tensor(pair.cell_box, dtype=torch.float32) * size / 64)
+        torch.testing.assert_close(
+            sample.cell_box, torch.tensor(pair.cell_box, dtype=torch.float32) * size / 64
+        )
         x, y, label = pair.cell_points[0]
         scaled = np.rint((np.array([x, y]) + 0.5) * size / 64 - 0.5).astype(int)
         assert sample.cell_target[scaled[1], scaled[0]] == label
         assert set(sample.tissue_target.unique().tolist()) <= {0, 1, 255}
-    # Every disk pixel belongs to a point: none of the labels appears farther than the radius from all points.
+    # Every disk pixel belongs to a point: no label lies farther than the radius from all points.
     sample = pair_sample(pair, 64)
     rows, cols = np.nonzero(sample.cell_target.numpy())
-    distances = np.hypot(cols[:, None] - pair.cell_points[None, :, 0], rows[:, None] - pair.cell_points[None, :, 1])
+    distances = np.hypot(
+        cols[:, None] - pair.cell_points[None, :, 0], rows[:, None] - pair.cell_points[None, :, 1]
+    )
     assert (distances.min(axis=1) < disk_radius_px(64)).all()
 
 
 def test_a_short_training_run_lowers_the_loss(dataset):
     torch.manual_seed(0)
     model = CellTissueModel(
-        ModelConfig(variant="pred-to-inter-2", encoder="resnet18", dropout_tissue=0.0, dropout_cell=0.0, patch_size=64)
+        ModelConfig(
+            variant="pred-to-inter-2",
+            encoder="resnet18",
+            dropout_tissue=0.0,
+            dropout_cell=0.0,
+            patch_size=64,
+        )
     )
-    loader = DataLoader(TrainingPairs(ReleaseDataset(dataset, "train"), 64, ranges=None), batch_size=4)
+    loader = DataLoader(
+        TrainingPairs(ReleaseDataset(dataset, "train"), 64, ranges=None), batch_size=4
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     losses = [
-        train_one_epoch(model, loader, optimizer, scaler, CellTissueDiceLoss(), torch.device("cpu"), "test", False)
+        train_one_epoch(
+            model,
+            loader,
+            optimizer,
+            scaler,
+            CellTissueDiceLoss(),
+            torch.device("cpu"),
+            "test",
+            False,
+        )
         for _ in range(6)
     ]
     assert losses[-1]["loss"] < losses[0]["loss"] - 0.1, [round(x["loss"], 4) for x in losses]
-    assert losses[-1]["cell_loss"] < losses[0]["cell_loss"] and losses[-1]["tissue_loss"] < losses[0]["tissue_loss"]
+    assert (
+        losses[-1]["cell_loss"] < losses[0]["cell_loss"]
+        and losses[-1]["tissue_loss"] < losses[0]["tissue_loss"]
+    )
 
 
 def options(dataset, out, **changes):
     values = dict(
-        data=str(dataset), out=str(out), variant="pred-to-inter-2", encoder="resnet18", epochs=2, batch_size=4,
-        workers=0, device="cpu", seed=3,
+        data=str(dataset),
+        out=str(out),
+        variant="pred-to-inter-2",
+        encoder="resnet18",
+        epochs=2,
+        batch_size=4,
+        workers=0,
+        device="cpu",
+        seed=3,
     )
     return TrainingOptions(**{**values, **changes})
 
@@ -77,7 +113,15 @@ def test_fit_saves_the_best_and_last_checkpoints_and_resumes_exactly(dataset, tm
 
     history = json.loads((tmp_path / "whole" / "history.json").read_text())
     assert [record["epoch"] for record in history] == [1, 2]
-    assert {"loss", "cell_loss", "tissue_loss", "mF1", "F1/BC", "F1/TC", "train_pairs_per_second"} <= history[0].keys()
+    assert {
+        "loss",
+        "cell_loss",
+        "tissue_loss",
+        "mF1",
+        "F1/BC",
+        "F1/TC",
+        "train_pairs_per_second",
+    } <= history[0].keys()
     resumed_history = json.loads((tmp_path / "split" / "history.json").read_text())
     for first, second in zip(history, resumed_history):
         assert first["loss"] == pytest.approx(second["loss"], rel=1e-5)
@@ -97,13 +141,114 @@ def test_fit_saves_the_best_and_last_checkpoints_and_resumes_exactly(dataset, tm
 
 
 def test_train_command_reports_bad_input_in_one_line(tmp_path, capsys):
-    code = main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--quiet"])
+    code = main(
+        ["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--quiet"]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "nowhere" in err[0] and "directory not found" in err[0]
+    assert len(err) == 1 and "nowhere" in err[0] and "folder not found" in err[0]
 
 
 def test_resume_without_a_last_checkpoint_is_refused(dataset, tmp_path, capsys):
-    code = main(["train", "--data", str(dataset), "--out", str(tmp_path / "fresh"), "--resume", "--quiet"])
+    code = main(
+        ["train", "--data", str(dataset), "--out", str(tmp_path / "fresh"), "--resume", "--quiet"]
+    )
     assert code == 2
     assert "last.pt: no such checkpoint" in capsys.readouterr().err
+
+
+def test_crop_labels_to_box_takes_the_label_under_each_output_pixel_centre():
+    labels = torch.arange(64).reshape(1, 8, 8)
+    crop = crop_labels_to_box(labels, torch.tensor([[2.0, 4.0, 6.0, 8.0]]), (2, 2))
+    assert crop.tolist() == [[[5 * 8 + 3, 5 * 8 + 5], [7 * 8 + 3, 7 * 8 + 5]]]
+    assert (
+        crop_labels_to_box(labels, torch.tensor([[2.0, 4.0, 6.0, 8.0]]), (4, 4))[0].tolist()
+        == labels[0, 4:8, 2:6].tolist()
+    )
+
+
+def test_ablations_choose_what_the_tissue_branch_reads_and_learns(dataset, tmp_path):
+    summary = fit(
+        options(
+            dataset,
+            tmp_path / "label",
+            variant="pred-to-input",
+            epochs=1,
+            ablation="tissue-label-only",
+        ),
+        progress=False,
+    )
+    assert summary["options"]["ablation"] == "tissue-label-only"
+    model = load_checkpoint(tmp_path / "label" / "best.pt")
+    assert model.config.tissue_input == "cell-patch"
+    history = json.loads((tmp_path / "label" / "history.json").read_text())
+    assert history[0]["loss"] == pytest.approx(history[0]["cell_loss"] + history[0]["tissue_loss"])
+
+    fit(
+        options(
+            dataset, tmp_path / "fov", variant="pred-to-input", epochs=1, ablation="large-fov-only"
+        ),
+        progress=False,
+    )
+    record = json.loads((tmp_path / "fov" / "history.json").read_text())[0]
+    assert record["loss"] == pytest.approx(record["cell_loss"])  # the tissue loss has no weight
+    assert load_checkpoint(tmp_path / "fov" / "best.pt").config.tissue_input == "tissue-patch"
+
+
+def test_the_tissue_label_only_targets_are_the_label_of_the_cell_region():
+    batch = {
+        "tissue_target": torch.arange(64).reshape(1, 8, 8),
+        "cell_box": torch.tensor([[2.0, 2.0, 4.0, 4.0]]),
+        "cell_image": torch.zeros(1, 3, 8, 8),
+    }
+    config = ModelConfig(variant="pred-to-input", tissue_input="cell-patch")
+    targets = tissue_targets_for(batch, config)
+    assert targets.shape == (1, 8, 8) and targets[0, 0, 0] == 2 * 8 + 2 and targets[0, 7, 7] == 27
+    assert tissue_targets_for(batch, ModelConfig()) is batch["tissue_target"]
+
+
+def test_feature_sharing_trains_and_its_checkpoint_predicts(dataset, tmp_path):
+    summary = fit(
+        options(
+            dataset,
+            tmp_path / "sharing",
+            variant="feature-sharing",
+            epochs=1,
+            sharing=("both", "none", "tissue-to-cell"),
+        ),
+        progress=False,
+    )
+    assert summary["config"]["sharing"] == ["both", "none", "tissue-to-cell"]
+    model = load_checkpoint(tmp_path / "sharing" / "best.pt")
+    assert model.config.sharing == ("both", "none", "tissue-to-cell")
+    pairs = ReleaseDataset(dataset, "val")
+    predictions = predict_points(
+        model, pairs, settings=DetectionSettings(threshold=0.01), progress=False, total=len(pairs)
+    )
+    assert len(predictions) > 0
+
+
+def test_library_errors_name_the_option_not_a_flag(dataset, tmp_path):
+    for changes, expected in (
+        ({"batch_size": 1}, "batch_size 1"),
+        ({"variant": "cell-only", "ablation": "large-fov-only"}, "has no tissue branch"),
+        ({"variant": "pred-to-inter-2", "sharing": ("both",) * 3}, "shares no features"),
+    ):
+        with pytest.raises(TrainingError, match=expected) as caught:
+            fit(options(dataset, tmp_path / "bad", **changes), progress=False)
+        assert "--" not in str(caught.value)
+
+
+def test_dice_loss_is_segmentation_models_pytorchs():
+    from segmentation_models_pytorch.losses import DiceLoss
+
+    from baseline_algorithm.losses import dice_loss
+
+    generator = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, 3, 16, 16, generator=generator)
+    target = torch.randint(0, 2, (3, 16, 16), generator=generator)  # class 2 absent: counts 0
+    expected = DiceLoss("multiclass", from_logits=True)(logits, target)
+    torch.testing.assert_close(dice_loss(logits, target), expected)
+    target[:, :4] = 255
+    expected = DiceLoss("multiclass", from_logits=True, ignore_index=255)(logits, target)
+    torch.testing.assert_close(dice_loss(logits, target, ignore_index=255), expected)

@@ -32,7 +32,7 @@ def plot_pair(pair: Pair, path: str | os.PathLike, dpi: int = 100) -> None:
     figure, axes = plt.subplots(1, 3, figsize=(18, 6.6), constrained_layout=True)
     cell, tissue, mask_axis = axes
     cell.imshow(pair.cell_image)
-    for label, name in ((BC, "BC"), (TC, "TC")):
+    for label in (BC, TC):
         points = pair.cell_points[pair.cell_points[:, 2] == label]
         cell.scatter(
             points[:, 0],

@@ -110,7 +110,8 @@ def format_statistics(stats: CellTissueStatistics, title: str) -> str:
     shares = stats.tissue_shares
     lines += [
         f"TC {100 * stats.tc_share:.1f}% / BC {100 * (1 - stats.tc_share):.1f}% of cells",
-        f"TC inside CA {100 * stats.tc_inside_share:.1f}%, BC outside CA {100 * stats.bc_outside_share:.1f}% "
+        f"TC inside CA {100 * stats.tc_inside_share:.1f}%, "
+        f"BC outside CA {100 * stats.bc_outside_share:.1f}% "
         "(of cells on known tissue)",
         f"tissue pixels: background {100 * shares[0]:.1f}%, cancer area {100 * shares[1]:.1f}%, "
         f"unknown {100 * shares[2]:.1f}%",

@@ -16,8 +16,8 @@ A pair is rendered from one *scene*, a description of a piece of slide in microm
 Why a cell detector needs the tissue patch here: CA and stroma share one texture and one nuclear
 density; CA differs only by a stronger haematoxylin tint of the cytoplasm (``cancer_tint``), and the
 tint of every slide varies by a larger factor (``slide_tint_range``). A cell patch that lies inside
-one region cannot tell "CA on a pale slide" from "stroma on a dark slide"; the tissue patch, 16 times
-the area, usually shows both regions side by side, and the relative tint gives CA away.
+one region cannot tell "CA on a pale slide" from "stroma on a dark slide"; the tissue patch, 16
+times the area, usually shows both regions side by side, and the relative tint gives CA away.
 
 The tissue patch (4x the field of view, 4x coarser) and the cell patch inside it are both rendered
 from the scene, each at its own pixel size, so they agree everywhere: the same nuclei, the same
@@ -164,8 +164,9 @@ def _interpolation_matrix(
 ) -> np.ndarray:
     """(count, grid) float32 weights of linear interpolation from grid samples to pixel centres.
 
-    Grid sample ``g`` sits at ``(g + 0.5) * grid_um``, pixel ``i`` at ``origin_um + (i + 0.5) * pixel_um``;
-    positions beyond the outer samples take the nearest sample.
+    Grid sample ``g`` sits at ``(g + 0.5) * grid_um``, pixel ``i`` at
+    ``origin_um + (i + 0.5) * pixel_um``; positions beyond the outer samples take the nearest
+    sample.
     """
     position = np.clip(
         (origin_um + (np.arange(count) + 0.5) * pixel_um) / grid_um - 0.5, 0, grid - 1
@@ -397,7 +398,8 @@ def _stamp_ellipses(
         u = (dx * cos + dy * sin) / semi_axes_px[owner, :1]
         v = (-dx * sin + dy * cos) / semi_axes_px[owner, 1:]
         radius = np.sqrt(u * u + v * v) + 1e-6
-        # Outline wobble r(theta) = 1 + a (0.6 cos(3 theta + phase) + 0.4 sin(2 theta)), from cos/sin of theta.
+        # Outline wobble r(theta) = 1 + a (0.6 cos(3 theta + phase) + 0.4 sin(2 theta)),
+        # from cos/sin of theta.
         c, s = u / radius, v / radius
         cp, sp = np.cos(phase[owner])[:, None], np.sin(phase[owner])[:, None]
         cos3, sin3 = 4 * c**3 - 3 * c, 3 * s - 4 * s**3
@@ -495,7 +497,8 @@ def render_patch(
             (4.0 / pixel_um, 0.6 / pixel_um, scene.fibre_angle),
         ],
     )
-    # Collagen: wavy parallel fibres ~3 µm apart whose course bends with a smooth field, broken by streaks.
+    # Collagen: wavy parallel fibres ~3 µm apart whose course bends with a smooth field, broken
+    # by streaks.
     centres = (np.arange(size, dtype=np.float32) + 0.5) * np.float32(pixel_um)
     across = (centres + np.float32(origin_um[0]))[None, :] * np.float32(
         np.cos(scene.fibre_angle)
@@ -568,7 +571,7 @@ def render_patch(
 
 
 def tissue_mask(scene: Scene, size: int, pixel_um: float) -> np.ndarray:
-    """Annotation of the tissue patch: 1 background, 2 cancer area (gland lumens included), 255 unknown.
+    """Annotation of the tissue patch: 1 background, 2 cancer area (lumens included), 255 unknown.
 
     Returns
     -------
