@@ -247,6 +247,8 @@ def predict_points(
     -------
     PointSet
     """
+    if model.training:
+        raise ValueError("predict_points needs the model in eval mode (call model.eval())")
     images, xys, labels, probabilities = [], [], [], []
     index = 0
     with tqdm(total=total, desc="predict", unit="pair", disable=not progress, leave=False) as bar:
