@@ -1,4 +1,4 @@
-"""Does ocelot-algorithm fit the organisers' limits on a full-size test set? (a benchmark, not a test)
+"""Does ocelot-algorithm fit the organisers' limits on a full-size test set? (a benchmark)
 
 Steps:
 
@@ -175,7 +175,7 @@ class CgroupMonitor:
 def run_algorithm(
     client, image: str, input_dir: Path, output_dir: Path, checkpoint: Path | None
 ) -> dict:
-    """Run the entry on ``input_dir``; CPU time and memory from its cgroup, per-pair CPU from the log."""
+    """Run the entry on ``input_dir``; CPU and memory from its cgroup, per-pair CPU from the log."""
     volumes = {
         str(input_dir.resolve()): {"bind": "/input", "mode": "ro"},
         str(output_dir.resolve()): {"bind": "/output", "mode": "rw"},
@@ -191,7 +191,8 @@ def run_algorithm(
         container.start()
         started = time.perf_counter()
         with CgroupMonitor(container.id) as monitor:
-            # The entry logs "predict: N pairs from ..." once the model is loaded and the first pair read:
+            # The entry logs "predict: N pairs from ..." once the model is loaded and the first
+            # pair read:
             # CPU spent before it is start-up, after it is per-pair work.
             cpu_at_first_pair = None
             log = []

@@ -1,7 +1,8 @@
 """Size and speed of the Pred-to-inter-2 model: parameters, checkpoint bytes per storage dtype, and
 training / inference throughput (model only, random inputs) at one patch size on one device.
 
-Usage: python scripts/benchmark_model.py [--encoders resnet18 resnet34] [--size 256] [--batch-size 8]
+Usage: python scripts/benchmark_model.py [--encoders resnet18 resnet34] [--size 256]
+                                        [--batch-size 8]
                                          [--device cpu] [--steps 3] [--variant pred-to-inter-2]
 Prints a markdown table.
 """
@@ -114,7 +115,8 @@ def main() -> None:
         else f"cpu, {torch.get_num_threads()} threads"
     )
     print(
-        f"{args.variant}, {args.size} px, batch {args.batch_size}, {name}, torch {torch.__version__}\n"
+        f"{args.variant}, {args.size} px, batch {args.batch_size}, {name}, "
+        f"torch {torch.__version__}\n"
     )
     columns = list(rows[0])
     print("| " + " | ".join(columns) + " |")

@@ -38,7 +38,8 @@ def main() -> None:
     settings = DetectionSettings(**payload.get("detection", {}))
     device = torch.device(args.device)
     print(
-        f"{args.checkpoint} ({model.config.variant}, {model.config.encoder}) on {args.data} {args.split}\n"
+        f"{args.checkpoint} ({model.config.variant}, {model.config.encoder}) "
+        f"on {args.data} {args.split}\n"
     )
     print("| weights | file MB | mF1 | F1/BC | F1/TC |")
     print("|---|---:|---:|---:|---:|")
@@ -53,7 +54,8 @@ def main() -> None:
             )
             scores = result["aggregates"]
             print(
-                f"| {dtype} | {size / 1e6:.1f} | {scores['mF1']:.4f} | {scores['F1/BC']:.4f} | {scores['F1/TC']:.4f} |"
+                f"| {dtype} | {size / 1e6:.1f} | {scores['mF1']:.4f} | {scores['F1/BC']:.4f} "
+                f"| {scores['F1/TC']:.4f} |"
             )
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up a virtual environment with every extra and runs the whole test suite.
+# Sets up a virtual environment with every extra, checks the tree with ruff, runs the test suite.
 # Usage: scripts/test.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,5 +7,6 @@ venv=${VENV:-.venv}
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install -q -e '.[algorithm,report,dev]'
+"$venv/bin/pip" install -q -e '.[algorithm,report,fast,dev]'
+"$venv/bin/ruff" check .
 exec "$venv/bin/python" -m pytest "$@"

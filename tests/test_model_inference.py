@@ -31,13 +31,20 @@ def blob_maps(size, cells):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(16, 300), st.integers(16, 300), st.sampled_from([32, 64, 256]), st.integers(0, 2**32 - 1))
+@given(
+    st.integers(16, 300),
+    st.integers(16, 300),
+    st.sampled_from([32, 64, 256]),
+    st.integers(0, 2**32 - 1),
+)
 def test_image_tensor_resamples_uint8_within_one_grey_level_of_float(height, width, size, seed):
     """The uint8 resampling (the fast path) against antialiased bilinear resampling in float32."""
     image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     reference = torch.from_numpy(image).permute(2, 0, 1).double()[None] / 255.0
     if (height, width) != (size, size):
-        reference = F.interpolate(reference, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        reference = F.interpolate(
+            reference, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
     tensor = image_tensor(image, size)
     assert tensor.shape == (3, size, size) and tensor.dtype == torch.float32
     assert 0.0 <= tensor.min() and tensor.max() <= 1.0
@@ -75,11 +82,14 @@ def test_min_distance_follows_the_checkpoint_resolution():
 
 
 class DarkSpotDetector(torch.nn.Module):
-    """Stands in for a trained model: foreground = darkness of the cell patch, TC left of centre, BC right."""
+    """Stands in for a trained model: foreground = darkness of the cell patch, TC left of the
+    centre, BC right."""
 
     def __init__(self, patch_size):
         super().__init__()
-        self.config = ModelConfig(variant="cell-only", patch_size=patch_size, cell_mpp=0.2 * 1024 / patch_size)
+        self.config = ModelConfig(
+            variant="cell-only", patch_size=patch_size, cell_mpp=0.2 * 1024 / patch_size
+        )
         self.needs_tissue_label = False
         self.scale = torch.nn.Parameter(torch.tensor(0.98))
 
@@ -88,7 +98,9 @@ class DarkSpotDetector(torch.nn.Module):
         std = torch.tensor(self.config.std).view(1, 3, 1, 1)
         foreground = self.scale * (1 - (cell_image * std + mean).mean(dim=1))
         left = (torch.arange(cell_image.shape[-1]) < cell_image.shape[-1] // 2).float()
-        probabilities = torch.stack([1 - foreground, foreground * (1 - left), foreground * left], dim=1)
+        probabilities = torch.stack(
+            [1 - foreground, foreground * (1 - left), foreground * left], dim=1
+        )
         return ModelOutput(torch.log(probabilities.clamp_min(1e-6)), None)
 
 
@@ -97,7 +109,9 @@ def pair_with_dark_spots(size, spots):
     rows, cols = np.mgrid[0:size, 0:size]
     darkness = np.zeros((size, size))
     for x, y in spots:
-        darkness = np.maximum(darkness, 0.9 * np.exp(-((cols - x) ** 2 + (rows - y) ** 2) / (2 * 8.0**2)))
+        darkness = np.maximum(
+            darkness, 0.9 * np.exp(-((cols - x) ** 2 + (rows - y) ** 2) / (2 * 8.0**2))
+        )
     image = np.repeat(np.rint(255 * (1 - darkness))[..., None], 3, axis=2).astype(np.uint8)
     return Pair(
         name="image_0",
@@ -114,10 +128,16 @@ def test_points_come_back_in_pixels_of_a_larger_input_patch():
     detector = DarkSpotDetector(patch_size=64).eval()
     spots = [(40, 100), (200, 60), (150, 220)]
     pairs = [pair_with_dark_spots(256, spots), pair_with_dark_spots(256, spots[:1])]
-    points = predict_points(detector, pairs, settings=DetectionSettings(threshold=0.5, min_distance_um=9.6), batch_size=2)
+    points = predict_points(
+        detector,
+        pairs,
+        settings=DetectionSettings(threshold=0.5, min_distance_um=9.6),
+        batch_size=2,
+    )
     first = points.xy[points.image == 0]
     order = np.argsort(first[:, 0])
-    # One model pixel is 4 input pixels: peaks land within half a model pixel (2 input px) of the spots.
+    # One model pixel is 4 input pixels: peaks land within half a model pixel (2 input px) of
+    # the spots.
     np.testing.assert_allclose(first[order], sorted(spots), atol=2)
     assert points.label[points.image == 0][order].tolist() == [2, 1, 1]
     assert (points.image == 1).sum() == 1
@@ -132,7 +152,9 @@ def test_predict_points_needs_eval_mode():
 @pytest.fixture(scope="module")
 def small_model():
     torch.manual_seed(0)
-    return CellTissueModel(ModelConfig(variant="pred-to-inter-2", encoder="resnet18", patch_size=64, cell_mpp=3.2)).eval()
+    return CellTissueModel(
+        ModelConfig(variant="pred-to-inter-2", encoder="resnet18", patch_size=64, cell_mpp=3.2)
+    ).eval()
 
 
 def run(model):
@@ -176,8 +198,14 @@ def test_a_file_that_is_not_a_checkpoint_is_named_in_one_line(tmp_path):
 def test_a_saturated_foreground_plateau_gives_one_cell_at_its_centre():
     rows, cols = np.mgrid[0:32, 0:32]
     logits = np.zeros((3, 32, 32), np.float32)
-    logits[2] = 40.0 - ((cols - 16) ** 2 + (rows - 15) ** 2)  # TC logit, far above background near the centre
+    logits[2] = 40.0 - (
+        (cols - 16) ** 2 + (rows - 15) ** 2
+    )  # TC logit, far above background near the centre
     log_probabilities = torch.tensor(logits).log_softmax(dim=0).numpy()
-    assert (1 - np.exp(log_probabilities[0]) == 1.0).sum() > 9  # float32 probabilities saturate around the centre
+    assert (
+        1 - np.exp(log_probabilities[0]) == 1.0
+    ).sum() > 9  # float32 probabilities saturate around the centre
     xy, label, probability = detect_cells(log_probabilities, min_distance_px=2, threshold=0.5)
-    assert xy.tolist() == [[16, 15]] and label.tolist() == [2] and probability[0] == pytest.approx(1.0)
+    assert (
+        xy.tolist() == [[16, 15]] and label.tolist() == [2] and probability[0] == pytest.approx(1.0)
+    )

@@ -30,7 +30,9 @@ SCORE_TOLERANCE = 0.005
 
 def card_value(label: str) -> str:
     """The value of a ``- label: value`` line of the model card."""
-    match = re.search(rf"^- {re.escape(label)}: `?([^`\n]+)`?$", MODEL_CARD.read_text(), flags=re.MULTILINE)
+    match = re.search(
+        rf"^- {re.escape(label)}: `?([^`\n]+)`?$", MODEL_CARD.read_text(), flags=re.MULTILINE
+    )
     assert match, f"{MODEL_CARD} has no '- {label}:' line"
     return match.group(1).strip()
 
@@ -66,12 +68,23 @@ def test_checkpoint_scores_what_the_model_card_states(tmp_path):
     width = max(3, len(str(train + val + test)))
     pairs = []
     for index in range(train + val, train + val + test):
-        pair = synthesize_pair(f"{index + 1:0{width}d}", seed, index, "test", SyntheticConfig(size=size))
+        pair = synthesize_pair(
+            f"{index + 1:0{width}d}", seed, index, "test", SyntheticConfig(size=size)
+        )
         write_release_pair(tmp_path, "test", pair)
         images = tmp_path / "images" / "test"
-        pairs.append(replace(pair, cell_image=read_rgb(images / "cell" / f"{pair.name}.jpg"),
-                             tissue_image=read_rgb(images / "tissue" / f"{pair.name}.jpg")))
-    model, settings = load_model(SHIPPED_CHECKPOINT, torch.device("cpu"))  # as the container loads it
+        pairs.append(
+            replace(
+                pair,
+                cell_image=read_rgb(images / "cell" / f"{pair.name}.jpg"),
+                tissue_image=read_rgb(images / "tissue" / f"{pair.name}.jpg"),
+            )
+        )
+    model, settings = load_model(
+        SHIPPED_CHECKPOINT, torch.device("cpu")
+    )  # as the container loads it
     aggregates = evaluate_pairs(model, pairs, settings, batch_size=8, progress=False)["aggregates"]
     for key in ("mF1", "F1/BC", "F1/TC"):
-        assert aggregates[key] == pytest.approx(float(card_value(f"test {key}")), abs=SCORE_TOLERANCE), key
+        assert aggregates[key] == pytest.approx(
+            float(card_value(f"test {key}")), abs=SCORE_TOLERANCE
+        ), key
