@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from evaluation import PointSet, points_document, write_json_atomic
 from evaluation.errors import OcelotError
+from evaluation.formats import check_writable
 from evaluation.metadata import read_gc_metadata
 from evaluation.pairs import Pair
 from evaluation.stacked import iter_gc_input_pairs
@@ -138,6 +139,15 @@ def log_each_pair(pairs: Iterator[Pair], count: int) -> Iterator[Pair]:
         yield pair
 
 
+def check_output(output: Path) -> None:
+    """Fail now, not after all the inference, when ``output`` cannot or must not be written."""
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PredictError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    check_writable(output)
+
+
 def write_predictions(points: PointSet, output: Path) -> None:
     """Write ``points`` as a "Multiple points" document: the whole file or nothing."""
     try:
@@ -179,6 +189,7 @@ def predict(
     if batch_size is not None and batch_size < 1:
         raise PredictError(f"batch size {batch_size} must be at least 1")
     chosen_device = resolve_device(device)
+    check_output(output)
     count, pairs = read_inputs(input_dir)
     loaded = load_detector(
         detector, device=chosen_device, checkpoint=checkpoint, batch_size=batch_size

@@ -367,3 +367,48 @@ def test_error_in_a_fresh_process_has_no_traceback(gc_input, checkpoint, tmp_pat
     assert "Traceback" not in result.stderr
     assert "tissue_patches" in result.stderr.strip().splitlines()[-1]
     assert not output.exists()
+
+
+def test_output_is_checked_before_any_inference(capsys, gc_input, checkpoint, tmp_path,
+                                                monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("the detector was loaded before the output was checked")
+
+    monkeypatch.setattr(predict_module, "load_detector", never)
+    target = tmp_path / "kept.json"
+    target.write_text("{}")
+    link = tmp_path / "out.json"
+    link.symlink_to(target)
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(link),
+                            "--checkpoint", str(checkpoint))
+    assert status == 2 and "exists and is a symbolic link" in lines[-1]
+    assert target.read_text() == "{}"
+
+
+@pytest.mark.parametrize("unreadable", ["metadata.json", "images/cell_patches"])
+def test_permission_errors_are_one_line(capsys, gc_input, checkpoint, tmp_path, monkeypatch,
+                                        unreadable):
+    """What a non-root container user sees for an unreadable file or folder (tests run as root,
+    which reads everything: the operating system's error is raised where it would be)."""
+    denied = gc_input / unreadable
+    original_read, original_iterdir = Path.read_bytes, Path.iterdir
+
+    def read_bytes(path):
+        if path == denied:
+            raise PermissionError(13, "Permission denied", str(path))
+        return original_read(path)
+
+    def iterdir(path):
+        if path == denied:
+            raise PermissionError(13, "Permission denied", str(path))
+        return original_iterdir(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output",
+                            str(tmp_path / "o.json"), "--checkpoint", str(checkpoint))
+    assert status == 2
+    assert lines[-1].startswith("error: ") and str(denied) in lines[-1]
+    assert "Permission denied" in lines[-1]
+    assert not any("Traceback" in line for line in lines)
+    assert not (tmp_path / "o.json").exists()
