@@ -43,6 +43,7 @@ from .detector import (
     LoadedDetector,
     load_detector,
     resolve_device,
+    resolve_precision,
     validated_points,
 )
 
@@ -50,6 +51,8 @@ PLATFORM_INPUT = Path("/input")
 PLATFORM_OUTPUT = Path("/output/cell_classification.json")
 CHECKPOINT_ENV = "OCELOT_CHECKPOINT"
 DETECTOR_ENV = "OCELOT_DETECTOR"
+#: Logged as the precision of a detector whose factory takes no ``precision`` parameter.
+OWN_PRECISION = "the detector's own (its factory takes none)"
 
 
 class PredictError(OcelotError, ValueError):
@@ -167,6 +170,7 @@ def predict(
     checkpoint: Path | None = None,
     device: str = "auto",
     batch_size: int | None = None,
+    precision: str = "auto",
     progress: bool = True,
 ) -> PointSet:
     """Read the input folder, detect the cells of every pair, write ``output``; returns the points.
@@ -185,21 +189,30 @@ def predict(
         Handed to the factory as ``device=`` (``auto``: CUDA when PyTorch sees a GPU).
     batch_size : int, optional
         Pairs per call of a detector with ``detect_batch``; its own ``batch_size`` by default.
+    precision : {"auto", "float32", "bfloat16", "float16"}
+        Resolved for the device (:func:`~baseline_algorithm.detector.resolve_precision`) and handed
+        to the factory as ``precision=`` when it takes one.
     """
     if batch_size is not None and batch_size < 1:
         raise PredictError(f"batch size {batch_size} must be at least 1")
     chosen_device = resolve_device(device)
+    chosen_precision = resolve_precision(precision, chosen_device)
     check_output(output)
     count, pairs = read_inputs(input_dir)
     loaded = load_detector(
-        detector, device=chosen_device, checkpoint=checkpoint, batch_size=batch_size
+        detector,
+        device=chosen_device,
+        checkpoint=checkpoint,
+        batch_size=batch_size,
+        precision=chosen_precision,
     )
     described = getattr(loaded.detect, "describe", None)
     details = f" ({described()})" if callable(described) else ""
     log(
         f"{count} pairs from {input_dir}, detector {detector}{details}, "
         f"checkpoint {checkpoint if checkpoint is not None else 'the detector default'}, "
-        f"device {chosen_device}, batch size {loaded.batch_size}"
+        f"device {chosen_device}, precision {loaded.precision or OWN_PRECISION}, "
+        f"batch size {loaded.batch_size}"
     )
     started = time.perf_counter()
     points = detect_all(loaded, pairs, count, progress=progress)

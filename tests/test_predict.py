@@ -221,9 +221,9 @@ def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch):
     seen_when_predicting = []
     original = inference.cell_log_probabilities
 
-    def spy(model, batch, device):
+    def spy(model, batch, device, precision=None):
         seen_when_predicting.append(len(pulled))
-        return original(model, batch, device)
+        return original(model, batch, device, precision)
 
     monkeypatch.setattr(inference, "cell_log_probabilities", spy)
     count, pairs = predict_module.read_inputs(gc_input)

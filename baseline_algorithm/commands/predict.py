@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..detector import BASELINE_DETECTOR, DEVICES, DetectorFailure
+from ..detector import BASELINE_DETECTOR, DEVICES, PRECISIONS, DetectorFailure
 from ..predict import (
     CHECKPOINT_ENV,
     DETECTOR_ENV,
@@ -69,6 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pairs per call, for a detector with detect_batch (default: its own "
         "batch_size; the baseline's is 1 on CPU, 4 on CUDA)",
     )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="arithmetic of the forward pass, handed to the factory; auto: bfloat16 autocast on "
+        "CUDA and on a CPU with bfloat16 instructions (avx512_bf16, amx_bf16), else float32",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress")
 
 
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint=resolve_checkpoint(args.checkpoint),
             device=args.device,
             batch_size=args.batch_size,
+            precision=args.precision,
             progress=not args.quiet,
         )
     except DetectorFailure as failure:
