@@ -1,0 +1,105 @@
+"""The inference benchmarks run end to end on the CPU at toy sizes.
+
+``scripts/benchmark_gpu.sh`` is meant for a GPU machine; here it runs with ``--device cpu``, which
+exercises every step (checkpoint, stacked input, the predict entry at each batch size, training
+steps, the JSON) except the CUDA calls. ``scripts/benchmark_inference.py`` is checked on a small
+untrained model: both precisions are timed and bf16 is scored against float32.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from baseline_algorithm.inference import DetectionSettings
+from baseline_algorithm.model import CellTissueModel, ModelConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_on_cpu(tmp_path):
+    out = tmp_path / "figures" / "gpu.json"
+    completed = subprocess.run(
+        [
+            str(REPO / "scripts" / "benchmark_gpu.sh"),
+            str(out),
+            "--device",
+            "cpu",
+            "--pairs",
+            "3",
+            "--size",
+            "64",
+            "--batch-sizes",
+            "1",
+            "2",
+            "--precision",
+            "float32",
+            "--train-batch",
+            "2",
+            "--train-steps",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["machine"]["device"] == "cpu"
+    assert figures["model"] == {"encoder": "resnet34", "variant": "pred-to-inter-2", "size": 64}
+    assert figures["predict"]["pairs"] == 3 and figures["predict"]["precision"] == "float32"
+    assert set(figures["predict"]["batches"]) == {"1", "2"}
+    for run in figures["predict"]["batches"].values():
+        assert run["pairs_per_s"] == pytest.approx(3 / run["seconds"])
+    assert figures["training"]["batch"] == 2 and figures["training"]["pairs_per_s"] > 0
+    # Every predict run went through the real entry: its log names the batch size and precision.
+    assert "precision float32, batch size 2" in completed.stderr
+
+
+def test_gpu_benchmark_refuses_a_training_batch_of_one(tmp_path):
+    module = load_script("benchmark_gpu")
+    with pytest.raises(SystemExit):
+        module.main(["--json", str(tmp_path / "x.json"), "--device", "cpu", "--train-batch", "1"])
+    assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.slow
+def test_inference_benchmark_times_and_compares_precisions():
+    module = load_script("benchmark_inference")
+    torch.manual_seed(0)
+    config = ModelConfig(encoder="resnet18", patch_size=64, cell_mpp=0.2 * 1024 / 64)
+    model = CellTissueModel(config).eval()
+    result = module.benchmark(
+        model,
+        DetectionSettings(),
+        pairs=1,
+        precisions=["float32", "bfloat16"],
+        warmup=0,
+        progress=False,
+    )
+    for precision in ("float32", "bfloat16"):
+        assert result[precision]["cpu_s_per_pair"] > 0 and result[precision]["wall_s_per_pair"] > 0
+    assert result["cpu_ratio"]["bfloat16"] == pytest.approx(
+        result["bfloat16"]["cpu_s_per_pair"] / result["float32"]["cpu_s_per_pair"]
+    )
+    assert 0 < result["max_abs_probability_difference"] < 0.1
+    if result["float32"]["points"]:
+        assert 0.0 <= result["agreement_f1"] <= 1.0
+    else:
+        assert result["agreement_f1"] is None
