@@ -75,11 +75,14 @@ def run_module(prog: str, module_path: str, argv: Sequence[str], help_line: str 
     Also the entry of a single-command program such as the evaluation container.
     """
     module = importlib.import_module(module_path)
-    parser = argparse.ArgumentParser(prog=prog,
-                                     description=getattr(module, "DESCRIPTION", help_line))
-    module.add_arguments(parser)
-    args = parser.parse_args(argv)
-    return run_reporting_errors(lambda: module.run(args))
+
+    def parse_and_run() -> int:
+        parser = argparse.ArgumentParser(prog=prog,
+                                         description=getattr(module, "DESCRIPTION", help_line))
+        module.add_arguments(parser)  # may read a bound from the environment (evaluation.limits)
+        return module.run(parser.parse_args(argv))
+
+    return run_reporting_errors(parse_and_run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

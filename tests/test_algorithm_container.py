@@ -37,17 +37,6 @@ ALGORITHM_IMAGE = "ocelot-algorithm"
 CLASSICAL_IMAGE = "ocelot-classical"
 CLASSICAL_PACKAGE = REPO / "examples" / "classical_detector"
 CLASSICAL_DETECTOR = "classical_detector:make_detector"
-#: How Grand Challenge runs the evaluation container (issue 3).
-EVALUATION_FLAGS = dict(
-    network_mode="none",
-    cap_drop=["ALL"],
-    security_opt=["no-new-privileges"],
-    read_only=True,
-    tmpfs={"/tmp": ""},
-    mem_limit="4g",
-    memswap_limit="4g",
-    pids_limit=256,
-)
 #: mF1 of the container and of the host may differ by float rounding of the probability maps only.
 MF1_TOLERANCE = 0.005
 
@@ -179,7 +168,10 @@ def test_container_scored_by_ocelot_eval_matches_host(
     readable = readable_copy(evaluation_input, tmp_path / "readable-evaluation-input")
     evaluation_output = writable_folder(tmp_path / "evaluation-output")
     status, stderr = run_container(
-        docker_client, eval_image, platform_volumes(readable, evaluation_output), EVALUATION_FLAGS
+        docker_client,
+        eval_image,
+        platform_volumes(readable, evaluation_output),
+        ORGANISER_RUN_FLAGS,
     )
     assert status == 0, stderr[-3000:]
     container_metrics = json.loads((evaluation_output / "metrics.json").read_text())
@@ -333,7 +325,10 @@ def test_classical_container_writes_what_the_host_writes(
     readable = readable_copy(evaluation_input, tmp_path / "readable-evaluation-input")
     evaluation_output = writable_folder(tmp_path / "evaluation-output")
     status, stderr = run_container(
-        docker_client, eval_image, platform_volumes(readable, evaluation_output), EVALUATION_FLAGS
+        docker_client,
+        eval_image,
+        platform_volumes(readable, evaluation_output),
+        ORGANISER_RUN_FLAGS,
     )
     assert status == 0, stderr[-3000:]
     container_metrics = json.loads((evaluation_output / "metrics.json").read_text())["aggregates"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from baseline_algorithm.platform import ORGANISER_RUN_FLAGS
 from evaluation.cli import main as cli_main
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -23,17 +24,6 @@ REPO = Path(__file__).resolve().parents[1]
 EVALUATION_INPUT = REPO / "test_data" / "evaluation" / "input"
 GROUND_TRUTH = REPO / "test_data" / "ground_truth"
 IMAGE = os.environ.get("OCELOT_EVAL_IMAGE", "ocelot-eval")
-#: The platform's restrictions (issue 3, reference section 4).
-PLATFORM_FLAGS = dict(
-    network_mode="none",
-    cap_drop=["ALL"],
-    security_opt=["no-new-privileges"],
-    read_only=True,
-    tmpfs={"/tmp": ""},
-    mem_limit="4g",
-    memswap_limit="4g",
-    pids_limit=256,
-)
 
 
 def build(base_image: str, tag: str, *extra: str) -> subprocess.CompletedProcess:
@@ -62,7 +52,7 @@ def eval_image(docker_client, base_image):
 def run_container(client, image, volumes: dict, *, platform=True, **options):
     """Run ``image`` to completion; return (exit status, stdout, stderr)."""
     container = client.containers.run(
-        image, detach=True, volumes=volumes, **(PLATFORM_FLAGS if platform else {}), **options
+        image, detach=True, volumes=volumes, **(ORGANISER_RUN_FLAGS if platform else {}), **options
     )
     try:
         status = container.wait(timeout=600)["StatusCode"]

@@ -9,8 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-from evaluation.constants import SPLITS
+from evaluation.commands.options import add_ground_truth_arguments
 from evaluation.errors import InputError
+from evaluation.limits import current_limits
 from evaluation.metadata import read_organs
 from evaluation.release import read_ground_truth
 
@@ -24,7 +25,6 @@ DESCRIPTION = (
 )
 
 #: Upper bounds of the options that set the amount of work.
-MAX_REPLICATES = 100_000
 MAX_WORKERS = 64
 
 
@@ -61,17 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the leaderboard's options."""
     parser.add_argument("--submissions-dir", required=True, type=Path,
                         help="folder of submissions: each *.json is one, named by its file stem")
-    parser.add_argument("--ground-truth", required=True, type=Path,
-                        help="a 'Multiple points' JSON file with num_images, "
-                             "or an OCELOT release folder (with --split)")
-    parser.add_argument("--split", choices=SPLITS,
-                        help="split of a release folder (or of release metadata)")
-    parser.add_argument("--metadata", type=Path,
-                        help="release metadata.json or a Grand Challenge metadata list; adds the "
-                             "ranking within each organ (default: metadata.json of a release "
-                             "folder given as ground truth)")
-    parser.add_argument("--replicates", type=_bounded_int(2, MAX_REPLICATES), default=1000,
-                        help=f"bootstrap replicates, 2..{MAX_REPLICATES} (default 1000)")
+    add_ground_truth_arguments(parser)
+    most = current_limits().replicates
+    parser.add_argument("--replicates", type=_bounded_int(2, most), default=1000,
+                        help=f"bootstrap replicates, 2..{most:,} (default 1000; the most is "
+                             "OCELOT_MAX_REPLICATES)")
     parser.add_argument("--seed", type=_bounded_int(0, 2**63 - 1), default=0,
                         help="seed of the bootstrap (default 0)")
     parser.add_argument("--alpha", type=_level, default=0.05,

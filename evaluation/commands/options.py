@@ -11,12 +11,12 @@ from evaluation.constants import MATCH_RADIUS_PX, SPLITS
 from evaluation.errors import InputError
 from evaluation.formats import PointSet, read_points_document
 from evaluation.metadata import read_organs
+from evaluation.metrics import MATCHING_RULES
 from evaluation.release import read_ground_truth
 
-__all__ = ["ScoringInputs", "add_input_arguments", "radius_in_pixels", "read_inputs"]
+__all__ = ["ScoringInputs", "add_ground_truth_arguments", "add_input_arguments",
+           "radius_in_pixels", "read_inputs"]
 
-#: The matching rules ``--matching`` offers (the scorer imports the Hungarian one lazily).
-MATCHING_RULES = ("greedy", "hungarian")
 
 
 @dataclass(frozen=True)
@@ -39,15 +39,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     """What to score and how: files, split, organs, coordinate bound, radius, matching rule."""
     parser.add_argument("--predictions", required=True, type=Path,
                         help="predictions, a 'Multiple points' JSON file")
-    parser.add_argument("--ground-truth", required=True, type=Path,
-                        help="a 'Multiple points' JSON file with num_images, "
-                             "or an OCELOT release folder (with --split)")
-    parser.add_argument("--split", choices=SPLITS,
-                        help="split of a release folder (or of release metadata)")
-    parser.add_argument("--metadata", type=Path,
-                        help="release metadata.json or a Grand Challenge metadata list; gives "
-                             "each image its organ (default: metadata.json of a release folder "
-                             "given as input)")
+    add_ground_truth_arguments(parser)
     parser.add_argument("--whole-slide", action="store_true",
                         help="lift the 0..1023 pixel bound on coordinates (score a slide or "
                              "large region as one image)")
@@ -61,6 +53,19 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matching", choices=MATCHING_RULES, default="greedy",
                         help="greedy: the challenge's rule (default); hungarian: optimal "
                              "one-to-one pairing, for comparison with point-detection papers")
+
+
+def add_ground_truth_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ground truth, its split and the metadata that gives each image its organ."""
+    parser.add_argument("--ground-truth", required=True, type=Path,
+                        help="a 'Multiple points' JSON file with num_images, "
+                             "or an OCELOT release folder (with --split)")
+    parser.add_argument("--split", choices=SPLITS,
+                        help="split of a release folder (or of release metadata)")
+    parser.add_argument("--metadata", type=Path,
+                        help="release metadata.json or a Grand Challenge metadata list; gives "
+                             "each image its organ (default: metadata.json of a release folder "
+                             "given as input)")
 
 
 def read_inputs(args: argparse.Namespace, *, images: Path | None = None) -> ScoringInputs:

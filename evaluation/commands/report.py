@@ -8,6 +8,7 @@ from pathlib import Path
 
 from evaluation.commands.options import add_input_arguments, radius_in_pixels, read_inputs
 from evaluation.errors import InputError
+from evaluation.limits import current_limits
 
 HELP = "HTML report: PR curves, intervals, per-organ and per-image results"
 DESCRIPTION = (
@@ -18,8 +19,6 @@ DESCRIPTION = (
     "report.json and the charts as PNG into --out."
 )
 
-#: Most bootstrap replicates a report computes (memory and time grow with them).
-MAX_REPLICATES = 100_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("report"),
                         help="output folder (default: ./report)")
     parser.add_argument("--replicates", type=int, default=1000,
-                        help=f"bootstrap replicates (default 1000, at most {MAX_REPLICATES:,})")
+                        help="bootstrap replicates (default 1000; the most is "
+                             "OCELOT_MAX_REPLICATES, 100,000 unless set)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -39,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read inputs, analyse, draw, write the report folder."""
     radius_px = radius_in_pixels(args.radius_px, args.radius_um, args.mpp)
-    if not 1 <= args.replicates <= MAX_REPLICATES:
-        raise InputError(f"--replicates must be in 1..{MAX_REPLICATES:,}, got {args.replicates}")
+    if args.replicates < 1:
+        raise InputError(f"--replicates must be at least 1, got {args.replicates}")
+    current_limits().check("replicates", args.replicates, "--replicates", "bootstrap replicates")
     if args.images is not None and not args.images.is_dir():
         raise InputError(f"{args.images}: --images must be a folder")
     if importlib.util.find_spec("matplotlib") is None:
