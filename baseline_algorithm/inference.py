@@ -202,16 +202,18 @@ def cell_log_probabilities(
     pairs: Sequence[Pair],
     device: torch.device,
     precision: str | None = None,
+    layout: torch.memory_format | None = None,
 ) -> np.ndarray:
     """Log-softmax of the cell logits at the model's patch size for a batch of pairs.
 
-    ``precision`` is that of :func:`autocast`; the log-softmax itself is always float32.
+    ``precision`` is that of :func:`autocast`; the log-softmax itself is always float32. The
+    images are laid out as ``layout``, by default :func:`memory_format` of the precision.
 
     Returns an array of shape (B, 3, S, S), float32.
     """
     config = model.config
     size = config.patch_size
-    layout = memory_format(precision)
+    layout = layout or memory_format(precision)
     cell = normalise(
         torch.stack([image_tensor(p.cell_image, size) for p in pairs]).to(device), config
     ).contiguous(memory_format=layout)

@@ -8,7 +8,7 @@ hits all precisions alike). The model is the shipped checkpoint, or with ``--pap
 untrained DeepLabV3+ ResNet-34 Pred-to-inter-2 at 1024 px and 0.2 um/px (the paper's
 configuration; its weights are random, so its points are few and its probability maps are the
 better measure of agreement). Each precision runs with the memory layout the detector gives it
-(:func:`~baseline_algorithm.inference.memory_format`).
+(:func:`~baseline_algorithm.inference.memory_format`), or the one ``--layout`` names for all.
 
 CPU time is ``getrusage(RUSAGE_SELF)`` user + system (all threads), wall time ``perf_counter``,
 both per pair and without reading the pair. The points of the first precision other than float32
@@ -17,7 +17,7 @@ the ground truth); ``max_abs_probability_difference`` is the largest absolute di
 cell-class probability maps.
 
 Usage: python scripts/benchmark_inference.py [--paper-config] [--pairs 4]
-       [--precision float32 bfloat16] [--warmup 1] [--json OUT]
+       [--precision float32 bfloat16] [--warmup 1] [--layout detector] [--json OUT]
 
 Writes ``{"float32": {"cpu_s_per_pair": ..., "wall_s_per_pair": ..., "points": ...},
 "bfloat16": {...}, "agreement_f1": ..., "max_abs_probability_difference": ...,
@@ -53,6 +53,8 @@ from evaluation import PointSet, score
 from evaluation.constants import PATCH_SIZE_PX
 
 REFERENCE = "float32"
+#: ``--layout`` choices: the detector's own per precision, or one memory format for all.
+LAYOUTS = {"detector": None, "nchw": torch.contiguous_format, "channels-last": torch.channels_last}
 
 
 def cpu_seconds() -> float:
@@ -85,6 +87,7 @@ def benchmark(
     precisions: list[str],
     warmup: int,
     progress: bool = True,
+    layout: str = "detector",
 ) -> dict:
     """Time every precision on the same ``pairs`` synthetic pairs, interleaved; see the module."""
     synthetic = SyntheticConfig(size=PATCH_SIZE_PX)
@@ -97,9 +100,9 @@ def benchmark(
         pair = synthesize_pair(f"{index:03d}", 0, index, "test", synthetic)
         probabilities = {}
         for precision in precisions:
-            model.to(memory_format=memory_format(precision))
+            model.to(memory_format=LAYOUTS[layout] or memory_format(precision))
             cpu, wall = cpu_seconds(), time.perf_counter()
-            maps = cell_log_probabilities(model, [pair], device, precision)
+            maps = cell_log_probabilities(model, [pair], device, precision, LAYOUTS[layout])
             found = cells_from_maps(maps, [pair], model.config, settings)
             wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
             if index < warmup:
@@ -152,6 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=("float32", "bfloat16", "float16"),
         default=["float32", "bfloat16"],
     )
+    parser.add_argument(
+        "--layout",
+        choices=tuple(LAYOUTS),
+        default="detector",
+        help="memory layout of model and inputs: the detector's per precision (default) or one "
+        "for all precisions",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -164,7 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         model, settings = load_model(args.checkpoint)
         name = f"checkpoint {args.checkpoint.name}"
     result = benchmark(
-        model, settings, args.pairs, args.precision, args.warmup, progress=not args.quiet
+        model,
+        settings,
+        args.pairs,
+        args.precision,
+        args.warmup,
+        progress=not args.quiet,
+        layout=args.layout,
     )
     flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})
     result["setup"] = {
@@ -172,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "patch_size": model.config.patch_size,
         "pairs": args.pairs,
         "warmup": args.warmup,
+        "layout": args.layout,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
