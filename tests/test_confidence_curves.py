@@ -1,18 +1,15 @@
 """Confidence-aware metrics against the scorer and against re-scoring after thresholding."""
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_scoring_parity import PARITY_CASES
 
 from evaluation import PointSet, class_metrics, points_from_document, score
 from evaluation.confidence import ThresholdCurve, class_curves, shared_threshold_mf1
 from evaluation.matching import match_point_sets
-
-CASES = Path(__file__).resolve().parents[1].parent / "shared" / "parity" / "cases.json"
 
 # Few distinct values, so that ties (within an image and class, and in float32) are common.
 TIED_PROBABILITIES = [0.0, 0.1, 0.3, 0.30000000001, 0.5, 0.9, 1.0]
@@ -187,13 +184,9 @@ def test_class_without_predictions():
     }
 
 
-def _parity_cases():
-    return json.loads(CASES.read_text()) if CASES.is_file() else []
-
-
-@pytest.mark.skipif(not CASES.is_file(), reason=f"parity cases not available at {CASES}")
 def test_threshold_zero_reproduces_the_organisers_counts():
-    for case in _parity_cases():
+    assert len(PARITY_CASES) == 400  # vendored with the repository (test_scoring_parity.py)
+    for case in PARITY_CASES:
         predictions, _ = points_from_document(case["predictions"], source="predictions")
         ground_truth, _ = points_from_document(
             case["ground_truth"], source="ground truth", role="ground_truth"
