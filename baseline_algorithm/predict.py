@@ -143,12 +143,20 @@ def log_each_pair(pairs: Iterator[Pair], count: int) -> Iterator[Pair]:
 
 
 def check_output(output: Path) -> None:
-    """Fail now, not after all the inference, when ``output`` cannot or must not be written."""
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PredictError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    check_writable(output)
+    """Fail now, not after all the inference, when ``output`` cannot or must not be written.
+
+    Missing folders are created only when the predictions are written, so that a failed run
+    leaves nothing behind.
+    """
+    if output.parent.is_dir():
+        check_writable(output)
+        return
+    existing = next(folder for folder in output.parents if folder.exists())
+    if not existing.is_dir():
+        raise PredictError(f"{output}: cannot write: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PredictError(f"{output}: cannot write: folder {existing} is not writable by uid "
+                           f"{os.getuid()}")
 
 
 def write_predictions(points: PointSet, output: Path) -> None:
