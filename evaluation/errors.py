@@ -111,5 +111,7 @@ def run_reporting_errors(command: Callable[[], int]) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-    print(f"error: {message}", file=sys.stderr)
+    # The last line is what the platform shows: no message may break it, whatever it quotes.
+    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
+    print(f"error: {one_line}", file=sys.stderr)
     return EXIT_USER_ERROR

@@ -369,3 +369,14 @@ def test_validation_accepts_exactly_what_the_rule_accepts(document):
     assert points.label.tolist() == [item["point"][2] for item in rows]
     assert points.probability.tolist() == [item["probability"] for item in rows]
     assert points.image.tolist() == [int(item["name"].split("_")[1]) for item in rows]
+
+
+def test_a_message_with_a_newline_still_ends_in_one_line(capsys):
+    from evaluation.errors import DataError, run_reporting_errors
+
+    def fail() -> int:
+        raise DataError("x.tif: cannot read (Decoder: bad\nerror: looks fine)")
+
+    assert run_reporting_errors(fail) == 2
+    stderr = capsys.readouterr().err
+    assert stderr == "error: x.tif: cannot read (Decoder: bad\\nerror: looks fine)\n"
