@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from evaluation import score, write_json_atomic
+from evaluation import ScoreReport, score, write_json_atomic
 from evaluation.constants import CELL_MPP, MATCH_RADIUS_UM, PATCH_SIZE_PX
 from evaluation.errors import DataError, OcelotError
 from evaluation.pairs import Pair
@@ -229,6 +229,27 @@ def scoring_radius_px(data_size: int) -> float:
     return MATCH_RADIUS_UM / (CELL_MPP * PATCH_SIZE_PX / data_size)
 
 
+def score_pairs(
+    model: CellTissueModel,
+    pairs: Sequence[Pair],
+    radius_px: float,
+    settings: DetectionSettings,
+    batch_size: int,
+    progress: bool = True,
+) -> ScoreReport:
+    """Detect the cells of ``pairs`` with ``model`` and score them against their annotations."""
+    predictions = predict_points(
+        model,
+        pairs,
+        settings=settings,
+        batch_size=batch_size,
+        progress=progress,
+        total=len(pairs),
+    )
+    truth, count = ground_truth_points(pairs)
+    return score(predictions, truth, count, radius_px=radius_px)
+
+
 def validate(
     model: CellTissueModel,
     pairs: Sequence[Pair],
@@ -239,16 +260,7 @@ def validate(
 ) -> dict:
     """Aggregates of :func:`evaluation.score` (mF1, F1/BC, ...) of ``model`` on ``pairs``."""
     model.eval()
-    predictions = predict_points(
-        model,
-        pairs,
-        settings=settings,
-        batch_size=batch_size,
-        progress=progress,
-        total=len(pairs),
-    )
-    truth, count = ground_truth_points(pairs)
-    return score(predictions, truth, count, radius_px=radius_px).aggregates
+    return score_pairs(model, pairs, radius_px, settings, batch_size, progress).aggregates
 
 
 def _optimizer(model: CellTissueModel, options: TrainingOptions) -> torch.optim.Adam:
