@@ -100,6 +100,26 @@ def writable_folder(path: Path) -> Path:
     return path
 
 
+def scored_by_ocelot_eval(docker_client, eval_image, predictions: Path, tmp_path: Path) -> dict:
+    """metrics.json of ocelot-eval, run as the platform runs it, on one job of ``predictions``."""
+    evaluation_input = tmp_path / "evaluation-input"
+    write_evaluation_input(
+        evaluation_input,
+        "0f9e6b3c-6d0c-4f3e-9a51-5e2e1a6c0b7d",
+        json.loads(predictions.read_text()),
+    )
+    readable = readable_copy(evaluation_input, tmp_path / "readable-evaluation-input")
+    evaluation_output = writable_folder(tmp_path / "evaluation-output")
+    status, stderr = run_container(
+        docker_client,
+        eval_image,
+        platform_volumes(readable, evaluation_output),
+        ORGANISER_RUN_FLAGS,
+    )
+    assert status == 0, stderr[-3000:]
+    return json.loads((evaluation_output / "metrics.json").read_text())
+
+
 def run_container(client, image: str, volumes: dict, flags: dict) -> tuple[int, str]:
     """Run ``image`` to completion; return its exit status and its stderr."""
     container = client.containers.run(image, detach=True, volumes=volumes, **flags)
@@ -159,22 +179,9 @@ def test_container_scored_by_ocelot_eval_matches_host(
     """The platform's chain: algorithm output -> evaluation input layout -> metrics.json; its mF1
     equals the host CLIs' (predict, then score) for the same checkpoint and data."""
     assert container_run["status"] == 0, container_run["stderr"][-3000:]
-    evaluation_input = tmp_path / "evaluation-input"
-    write_evaluation_input(
-        evaluation_input,
-        "0f9e6b3c-6d0c-4f3e-9a51-5e2e1a6c0b7d",
-        json.loads(container_run["output"].read_text()),
+    container_metrics = scored_by_ocelot_eval(
+        docker_client, eval_image, container_run["output"], tmp_path
     )
-    readable = readable_copy(evaluation_input, tmp_path / "readable-evaluation-input")
-    evaluation_output = writable_folder(tmp_path / "evaluation-output")
-    status, stderr = run_container(
-        docker_client,
-        eval_image,
-        platform_volumes(readable, evaluation_output),
-        ORGANISER_RUN_FLAGS,
-    )
-    assert status == 0, stderr[-3000:]
-    container_metrics = json.loads((evaluation_output / "metrics.json").read_text())
 
     host_predictions = tmp_path / "host" / "cell_classification.json"
     assert (
@@ -316,22 +323,9 @@ def test_classical_container_writes_what_the_host_writes(
     host_points, _ = read_points_document(host_predictions, role="predictions")
     assert_same_points(container_points, host_points, rtol=1e-6)
 
-    evaluation_input = tmp_path / "evaluation-input"
-    write_evaluation_input(
-        evaluation_input,
-        "5d1c3a8e-2b7f-4c55-9a0e-1f6b7c8d9e01",
-        json.loads(run["output"].read_text()),
-    )
-    readable = readable_copy(evaluation_input, tmp_path / "readable-evaluation-input")
-    evaluation_output = writable_folder(tmp_path / "evaluation-output")
-    status, stderr = run_container(
-        docker_client,
-        eval_image,
-        platform_volumes(readable, evaluation_output),
-        ORGANISER_RUN_FLAGS,
-    )
-    assert status == 0, stderr[-3000:]
-    container_metrics = json.loads((evaluation_output / "metrics.json").read_text())["aggregates"]
+    container_metrics = scored_by_ocelot_eval(docker_client, eval_image, run["output"], tmp_path)[
+        "aggregates"
+    ]
     host_metrics_path = tmp_path / "host" / "metrics.json"
     assert (
         evaluation_cli(
