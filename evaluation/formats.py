@@ -11,9 +11,12 @@ the field and the offending value, e.g.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import itertools
 import json
 import math
+import operator
 import os
 import re
 import stat
@@ -163,6 +166,13 @@ def read_json_document(path: str | os.PathLike) -> Any:
     too long to convert (both named by their entry), and nesting deep enough to exhaust the
     parser is an error, not a crash.
     """
+    holder = [_read_document_bytes(path)]
+    with collector_paused():
+        return _parse_json(holder, str(path))
+
+
+def _read_document_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a regular, non-empty file within the document-size bound."""
     source = str(path)
     try:
         status = os.stat(path)
@@ -174,25 +184,32 @@ def read_json_document(path: str | os.PathLike) -> Any:
         raw = Path(path).read_bytes()
     except OSError as error:
         raise InputError(f"{source}: cannot read file: {error.strerror or error}") from None
-    if not raw.strip():
+    if not raw or raw.isspace():  # isspace stops at the first other byte; strip would copy
         raise InputError(f"{source}: file is empty, expected a JSON object")
-    with collector_paused():
-        if _orjson is not None:
-            try:
-                return _orjson.loads(raw)
-            except _orjson.JSONDecodeError:
-                # The standard parser names the error exactly, and accepts the few documents
-                # orjson refuses (integers beyond 64 bits, 1e400, lone surrogates): both paths
-                # accept and refuse the same documents.
-                pass
+    return raw
+
+
+def _parse_json(holder: list[bytes], source: str) -> Any:
+    """Parse the document in ``holder`` (a one-item list, emptied when the standard parser
+    takes over: the text alone stays in memory, not the bytes too)."""
+    raw = holder[0]
+    if _orjson is not None:
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise InputError(
-                f"{source}: not UTF-8 text: byte 0x{raw[error.start]:02x} at offset {error.start}"
-            ) from None
-        del raw  # the text alone from here: one copy of the document in memory, not two
-        return _parse_standard(text, source)
+            return _orjson.loads(raw)
+        except _orjson.JSONDecodeError:
+            # The standard parser names the error exactly, and accepts the few documents
+            # orjson refuses (integers beyond 64 bits, 1e400, lone surrogates): both paths
+            # accept and refuse the same documents.
+            pass
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"{source}: not UTF-8 text: byte 0x{raw[error.start]:02x} at offset {error.start}"
+        ) from None
+    holder.clear()
+    del raw
+    return _parse_standard(text, source)
 
 
 def _parse_standard(text: str, source: str) -> Any:
@@ -200,15 +217,24 @@ def _parse_standard(text: str, source: str) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except (_NonFiniteLiteral, ValueError) as error:
         if isinstance(error, json.JSONDecodeError):
-            raise InputError(
-                f"{source}: not valid JSON: {error.msg} at line {error.lineno} "
-                f"column {error.colno}"
-            ) from None
-        # NaN/Infinity, or an integer longer than Python converts: parse again, keeping a
-        # marker in its place, to name the entry that holds it.
-        raise InputError(_unrepresentable_number_message(text, source)) from None
+            raise InputError(_invalid_json_message(source, error)) from None
     except RecursionError:
         raise InputError(f"{source}: not valid JSON: nesting too deep to parse") from None
+    # NaN/Infinity, or an integer longer than Python converts: parse again, keeping a marker in
+    # its place, to name the entry that holds it. The parser stopped at that number, so the
+    # text after it may still be malformed, or too deep.
+    try:
+        document = json.loads(text, parse_int=_parse_integer, parse_constant=_mark_constant,
+                              object_pairs_hook=_Members)
+    except json.JSONDecodeError as error:
+        raise InputError(_invalid_json_message(source, error)) from None
+    except RecursionError:
+        raise InputError(f"{source}: not valid JSON: nesting too deep to parse") from None
+    raise InputError(_unrepresentable_number_message(document, source))
+
+
+def _invalid_json_message(source: str, error: json.JSONDecodeError) -> str:
+    return f"{source}: not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
 
 
 @contextlib.contextmanager
@@ -253,22 +279,25 @@ def _member_path(where: str, key: str) -> str:
     return f"{where}[{preview(key)}]"
 
 
-def _unrepresentable_number_message(text: str, source: str) -> str:
-    document = json.loads(
-        text,
-        parse_int=_parse_integer,
-        parse_constant=lambda literal: _Unrepresentable(
-            f"{literal} is not allowed (JSON numbers are finite)"
-        ),
-    )
+class _Members(list):
+    """An object's (key, value) pairs, duplicated keys kept: the number may be in a value a
+    later duplicate replaces."""
+
+
+def _mark_constant(literal: str) -> _Unrepresentable:
+    return _Unrepresentable(f"{literal} is not allowed (JSON numbers are finite)")
+
+
+def _unrepresentable_number_message(document: Any, source: str) -> str:
+    """Name the first entry of ``document`` that holds an :class:`_Unrepresentable` marker."""
     # Depth-first in document order, without recursion (the nesting may be deep).
     stack = [("", document)]
     while stack:
         where, value = stack.pop()
         if isinstance(value, _Unrepresentable):
             return f"{source}: {where or 'top level'}: {value.description}"
-        if type(value) is dict:
-            children = [(_member_path(where, key), item) for key, item in value.items()]
+        if type(value) is _Members:
+            children = [(_member_path(where, key), item) for key, item in value]
         elif type(value) is list:
             children = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
         else:
@@ -309,12 +338,21 @@ def read_points_document(
     InputError
         The file is unreadable, not JSON, or breaks the validity rule.
     """
+    source = str(path)
+    coordinate_max = WHOLE_SLIDE_COORDINATE_MAX if whole_slide else PATCH_COORDINATE_MAX
+    holder = [_read_document_bytes(path)]
     # The collector stays paused until the parsed document is gone: resumed while it lives,
     # its first pass would scan every one of the document's millions of objects.
     with collector_paused():
-        document = read_json_document(path)
+        if len(holder[0]) >= TYPED_PARSER_MIN_BYTES:
+            result = _read_points_typed(holder[0], source, role, coordinate_max, num_images)
+            if result is not None:
+                points, num_images = result
+                _check_points_per_image(points, source, whole_slide)
+                return points, num_images
+        document = _parse_json(holder, source)
         points = points_from_document(
-            document, source=str(path), role=role, whole_slide=whole_slide, num_images=num_images
+            document, source=source, role=role, whole_slide=whole_slide, num_images=num_images
         )
         del document
     return points
@@ -344,7 +382,6 @@ def points_from_document(
     entries = document["points"]
     if type(entries) is not list:
         raise InputError(f'{source}: "points" must be a list, got {json_kind(entries)}')
-    limits = current_limits()
     if role == "ground_truth":
         if "num_images" not in document:
             raise InputError(f'{source}: missing key "num_images" (ground truth must state it)')
@@ -353,19 +390,122 @@ def points_from_document(
             raise InputError(
                 f"{source}: num_images must be a non-negative integer, got {preview(num_images)}"
             )
-        limits.check("images", num_images, f"{source}: num_images", "images")
-    limits.check("points", len(entries), f'{source}: "points"', "points")
+    _check_document_size(source, role, num_images, len(entries))
     coordinate_max = WHOLE_SLIDE_COORDINATE_MAX if whole_slide else PATCH_COORDINATE_MAX
     with collector_paused():
         points = _points_from_entries(entries, source, coordinate_max, num_images)
-    if not whole_slide and len(points):
-        # Matching time and memory grow with the points of one image (a whole slide is one
-        # image by design, and bounded by the total alone).
-        images, counts = np.unique(points.image, return_counts=True)
-        busiest = int(np.argmax(counts))
-        limits.check("points_per_image", int(counts[busiest]),
-                     f"{source}: image_{images[busiest]}", "points")
+    _check_points_per_image(points, source, whole_slide)
     return points, (num_images if role == "ground_truth" else None)
+
+
+def _check_document_size(source: str, role: Role, num_images: int | None, count: int) -> None:
+    """The limits on a document's ``num_images`` (ground truth) and number of points."""
+    limits = current_limits()
+    if role == "ground_truth":
+        limits.check("images", num_images, f"{source}: num_images", "images")
+    limits.check("points", count, f'{source}: "points"', "points")
+
+
+def _check_points_per_image(points: PointSet, source: str, whole_slide: bool) -> None:
+    """The limit on the points of one image, outside whole-slide mode.
+
+    Matching time and memory grow with the points of one image (a whole slide is one image by
+    design, and bounded by the total alone).
+    """
+    if whole_slide or not len(points):
+        return
+    images, counts = np.unique(points.image, return_counts=True)
+    busiest = int(np.argmax(counts))
+    current_limits().check("points_per_image", int(counts[busiest]),
+                           f"{source}: image_{images[busiest]}", "points")
+
+
+# ---------------------------------------------------------------------------------------------
+# The typed parser (the "fast" extra)
+
+#: Documents from this size (bytes) go through msgspec's typed decoder first: below it, importing
+#: msgspec (about 35 ms) costs more than it saves.
+TYPED_PARSER_MIN_BYTES = 2_000_000
+
+
+@functools.cache
+def _typed_decoder():
+    """msgspec's decoder for the shape of a valid document and its error base, or None
+    without the "fast" extra."""
+    try:
+        import msgspec
+    except ImportError:
+        return None
+    # An integer probability decodes as an int (a plain float field would convert it), so that
+    # it can be refused as the rule requires.
+    entry = msgspec.defstruct(
+        "Entry",
+        [("name", str), ("point", tuple[int, int, int]), ("probability", int | float)],
+        forbid_unknown_fields=True, gc=False,
+    )
+    document = msgspec.defstruct(
+        "Document",
+        [("points", list[entry]), ("type", Any, None), ("version", Any, None),
+         ("num_images", Any, None)],
+        forbid_unknown_fields=True,
+    )
+    return msgspec.json.Decoder(document), msgspec.DecodeError
+
+
+def _read_points_typed(
+    raw: bytes, source: str, role: Role, coordinate_max: int, num_images: int | None
+) -> tuple[PointSet, int | None] | None:
+    """The points of a valid document, decoded straight into typed records, or None.
+
+    None means this path cannot vouch for the document: msgspec refuses it (malformed JSON,
+    a missing or unknown key, a wrong type, a number outside 64 bits, another top-level key)
+    or an entry breaks the rule. The full path then decides and names the error. Whatever this
+    path accepts, the full path accepts with the same values (tests/test_formats_typed.py
+    checks both on the same inputs); the size limits raise the same errors on both.
+    """
+    decoder = _typed_decoder()
+    if decoder is None:
+        return None
+    decode, decode_error = decoder
+    try:
+        document = decode.decode(raw)
+    except (decode_error, RecursionError):
+        return None
+    if role == "ground_truth":
+        num_images = document.num_images
+        if type(num_images) is not int or num_images < 0:
+            return None
+    entries = document.points
+    count = len(entries)
+    _check_document_size(source, role, num_images, count)
+    names = list(map(operator.attrgetter("name"), entries))
+    try:
+        image_of_name = {name: _image_index(name, source, num_images)
+                         for name in dict.fromkeys(names)}
+    except InputError:
+        return None
+    probabilities = list(map(operator.attrgetter("probability"), entries))
+    if int in set(map(type, probabilities)):
+        return None
+    try:
+        table = np.fromiter(
+            itertools.chain.from_iterable(map(operator.attrgetter("point"), entries)),
+            dtype=np.int64, count=3 * count,
+        ).reshape(count, 3)
+    except OverflowError:  # beyond int64, so beyond any bound
+        return None
+    probability = np.fromiter(probabilities, dtype=np.float64, count=count)
+    xy = table[:, :2]
+    label = table[:, 2]
+    if not (
+        np.all((xy >= 0) & (xy <= coordinate_max))
+        and np.all((label == 1) | (label == 2))
+        and np.all((probability >= 0.0) & (probability <= 1.0))
+    ):
+        return None
+    image = np.fromiter(map(image_of_name.__getitem__, names), dtype=np.int64, count=count)
+    return (PointSet(image=image, xy=xy.copy(), label=label.copy(), probability=probability),
+            num_images if role == "ground_truth" else None)
 
 
 def _points_from_entries(

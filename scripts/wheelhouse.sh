@@ -22,7 +22,7 @@ usage() { echo "usage: scripts/wheelhouse.sh eval|images|algorithm [--package PA
 [ $# -ge 1 ] || usage
 target=$1; shift
 case "$target" in
-  eval) requirement_extra="[fast]" ;;  # orjson: the same documents accepted, parsed faster
+  eval) requirement_extra="[fast]" ;;  # orjson, msgspec: the same documents accepted, parsed faster
   images|algorithm) requirement_extra="[$target]" ;;
   *) usage ;;
 esac
