@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from evaluation import PointSet, score
-from evaluation.matching import candidate_pairs, match_greedy, match_point_sets
+from evaluation.matching import _sort_keys, candidate_pairs, match_greedy, match_point_sets
 
 
 def brute_force_match(pred_xy, pred_probability, gt_xy, radius_px=15.0):
@@ -291,3 +291,14 @@ def test_all_groups_at_once_equal_one_group_at_a_time(seed, num_points, radius_p
         match_point_sets(predictions, ground_truth, radius_px=radius_px,
                          matcher=_one_group_at_a_time),
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(keys=st.lists(st.integers(0, 2**40), max_size=300), huge=st.booleans())
+def test_sort_keys_orders_rows_by_key_packed_or_not(keys, huge):
+    key = np.array(keys, dtype=np.int64)
+    bound = 2**62 if huge else 2**40 + 1  # the packed path, or np.argsort's
+    order, sorted_key = _sort_keys(key, bound)
+    assert sorted(order.tolist()) == list(range(len(key)))
+    assert sorted_key.tolist() == sorted(keys)
+    assert key[order].tolist() == sorted_key.tolist()
