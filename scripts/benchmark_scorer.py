@@ -15,8 +15,13 @@ Modules are compiled once into a scratch bytecode cache, as an installed package
 (``PYTHONDONTWRITEBYTECODE`` would make every child compile the scorer again). Wall time depends
 on what else the machine runs; the 1-minute load average is printed with it.
 
+With ``--against CHECKOUT`` the scorer of another checkout of this repository (a git worktree of
+an older commit, say) runs on the same files, interleaved round by round, and the ratios of the
+medians are printed: on a machine whose speed drifts, only side-by-side figures compare.
+
 Usage: python scripts/benchmark_scorer.py [--sizes 10000 100000 1000000] [--rounds 3] [--seed 0]
-                                         [--matching greedy|hungarian] [--json OUT]
+                                         [--matching greedy|hungarian] [--against CHECKOUT]
+                                         [--json OUT]
 """
 
 from __future__ import annotations
@@ -102,11 +107,13 @@ def child_environment(bytecode_cache: Path) -> dict:
     return environment
 
 
-def run_child(command: list[str], environment: dict | None = None) -> dict:
-    """Run ``command`` in a fresh process; its wall and CPU seconds, peak RSS (MiB) and stdout."""
+def run_child(command: list[str], environment: dict | None = None,
+              cwd: Path = REPOSITORY) -> dict:
+    """Run ``command`` in a fresh process from ``cwd`` (whose ``evaluation`` package
+    ``python -m`` runs); its wall and CPU seconds, peak RSS (MiB) and stdout."""
     with tempfile.TemporaryFile("w+") as stderr, tempfile.TemporaryFile("w+") as stdout:
         start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=REPOSITORY, stdout=stdout, stderr=stderr,
+        process = subprocess.Popen(command, cwd=cwd, stdout=stdout, stderr=stderr,
                                    env=environment)
         # wait4 gives the resource usage of this one child, not of all children so far.
         _, status, usage = os.wait4(process.pid, 0)
@@ -133,16 +140,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs per size (medians reported)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--matching", choices=("greedy", "hungarian"), default="greedy")
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="also time the scorer of another checkout of this repository (e.g. "
+                             "a git worktree of an older commit), interleaved round by round")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.rounds < 1:
         raise SystemExit("--rounds must be at least 1")
+    checkouts = {"this": REPOSITORY}
+    if args.against is not None:
+        if not (args.against / "evaluation" / "__main__.py").is_file():
+            raise SystemExit(f"--against {args.against}: not a checkout of this repository")
+        checkouts["against"] = args.against.resolve()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     print(
-        f"{'GT cells':>10} {'predictions':>12} {'side px':>8} {'wall s':>7} {'CPU s':>6} "
-        f"{'peak MiB':>9} {'load':>5}  mF1"
+        f"{'checkout':>8} {'GT cells':>10} {'predictions':>12} {'side px':>8} {'wall s':>7} "
+        f"{'CPU s':>6} {'peak MiB':>9} {'load':>5}  mF1"
     )
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -152,25 +167,37 @@ def main() -> None:
             in_separate_process(write_slide, scratch, size, args.seed)
             slide = json.loads((folder / "slide.json").read_text())
             command = score_command(folder, args.matching)
-            run_child(command, environment)  # warm-up: bytecode cache and page cache
-            runs = [run_child(command, environment) for _ in range(args.rounds)]
-            metrics = json.loads((folder / "metrics.json").read_text())["aggregates"]
-            row = {
-                **slide,
-                **{figure: statistics.median(run[figure] for run in runs)
-                   for figure in ("wall_s", "cpu_s", "peak_mib")},
-                "runs": [{key: value for key, value in run.items() if key != "stdout"}
-                         for run in runs],
-                "load": os.getloadavg()[0],
-                "mF1": metrics["mF1"],
-            }
-            rows.append(row)
-            print(
-                f"{size:>10} {row['predictions']:>12} {row['side_px']:>8} {row['wall_s']:>7.1f} "
-                f"{row['cpu_s']:>6.2f} {row['peak_mib']:>9.0f} {row['load']:>5.1f}  "
-                f"{row['mF1']:.4f}",
-                flush=True,
-            )
+            runs = {name: [] for name in checkouts}
+            mf1 = {}
+            for round_ in range(args.rounds + 1):  # round 0 warms the bytecode and page caches
+                for name, checkout in checkouts.items():
+                    run = run_child(command, environment, checkout)
+                    mf1[name] = json.loads((folder / "metrics.json").read_text())[
+                        "aggregates"]["mF1"]
+                    if round_:
+                        runs[name].append(run)
+            for name in checkouts:
+                row = {
+                    "checkout": str(checkouts[name]), **slide,
+                    **{figure: statistics.median(run[figure] for run in runs[name])
+                       for figure in ("wall_s", "cpu_s", "peak_mib")},
+                    "runs": [{key: value for key, value in run.items() if key != "stdout"}
+                             for run in runs[name]],
+                    "load": os.getloadavg()[0],
+                    "mF1": mf1[name],
+                }
+                rows.append(row)
+                print(
+                    f"{name:>8} {size:>10} {row['predictions']:>12} {row['side_px']:>8} "
+                    f"{row['wall_s']:>7.1f} {row['cpu_s']:>6.2f} {row['peak_mib']:>9.0f} "
+                    f"{row['load']:>5.1f}  {row['mF1']:.4f}",
+                    flush=True,
+                )
+            if len(checkouts) > 1:
+                this, against = rows[-2], rows[-1]
+                print(f"{'ratio':>8} {size:>10} this / against: CPU "
+                      f"{this['cpu_s'] / against['cpu_s']:.2f}, peak "
+                      f"{this['peak_mib'] / against['peak_mib']:.2f}", flush=True)
     print(f"medians of {args.rounds} runs per size; benchmark process peak "
           f"{own_peak_mib():.0f} MiB (a floor of every child's peak)")
     if args.json is not None:

@@ -1,9 +1,10 @@
-"""The inference benchmarks run end to end on the CPU at toy sizes.
+"""The benchmarks run end to end on the CPU at toy sizes.
 
 ``scripts/benchmark_gpu.sh`` is meant for a GPU machine; here it runs with ``--device cpu``, which
 exercises every step (checkpoint, stacked input, the predict entry at each batch size, training
 steps, the JSON) except the CUDA calls. ``scripts/benchmark_inference.py`` is checked on a small
 untrained model: both precisions are timed and bf16 is scored against float32.
+``scripts/benchmark_scorer.py --against`` times two checkouts (here this one twice).
 """
 
 from __future__ import annotations
@@ -103,3 +104,18 @@ def test_inference_benchmark_times_and_compares_precisions():
         assert 0.0 <= result["agreement_f1"] <= 1.0
     else:
         assert result["agreement_f1"] is None
+
+
+def test_scorer_benchmark_times_two_checkouts_side_by_side(tmp_path):
+    out = tmp_path / "figures.json"
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "benchmark_scorer.py"), "--sizes", "2000",
+         "--rounds", "1", "--against", str(REPO), "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "this / against: CPU" in completed.stdout
+    rows = json.loads(out.read_text())["sizes"]
+    assert [row["gt_cells"] for row in rows] == [2000, 2000]
+    assert rows[0]["mF1"] == rows[1]["mF1"]
+    assert all(row["cpu_s"] > 0 and row["peak_mib"] > 0 for row in rows)
