@@ -425,7 +425,7 @@ def _check_points_per_image(points: PointSet, source: str, whole_slide: bool) ->
 
 #: Documents from this size (bytes) go through msgspec's typed decoder first: below it, importing
 #: msgspec (about 35 ms) costs more than it saves.
-TYPED_PARSER_MIN_BYTES = 2_000_000
+TYPED_PARSER_MIN_BYTES = 500_000
 
 
 @functools.cache
