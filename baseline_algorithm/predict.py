@@ -7,7 +7,8 @@ The steps, each a function:
 2. :func:`baseline_algorithm.detector.load_detector` imports the detector ``MODULE:FACTORY``
    (the Pred-to-inter-2 baseline by default) and builds it once;
 3. :func:`detect_all` runs it on every pair (in batches if the detector opts in), checks each
-   pair's points against the organisers' validity rule and reports progress per pair;
+   pair's points against the organisers' validity rule and reports progress per pair; a thread
+   reads the next batch of pairs while the detector works on this one (:func:`read_ahead`);
 4. :func:`write_predictions` writes the "Multiple points" document atomically, once every point
    has passed: an invalid point leaves no output file.
 
@@ -21,12 +22,16 @@ This module does not import PyTorch: an image whose detector needs no torch does
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -53,6 +58,9 @@ CHECKPOINT_ENV = "OCELOT_CHECKPOINT"
 DETECTOR_ENV = "OCELOT_DETECTOR"
 #: Logged as the precision of a detector whose factory takes no ``precision`` parameter.
 OWN_PRECISION = "the detector's own (its factory takes none)"
+
+
+T = TypeVar("T")
 
 
 class PredictError(OcelotError, ValueError):
@@ -94,12 +102,15 @@ def read_inputs(input_dir: Path) -> tuple[int, Iterator[Pair]]:
 
 
 def detect_all(
-    detector: LoadedDetector, pairs: Iterator[Pair], count: int, *, progress: bool = True
+    detector: LoadedDetector, pairs: Iterator[Pair], count: int, *, progress: bool = True,
+    read_ahead_pairs: int | None = None,
 ) -> PointSet:
     """Validated points of every pair (pair k becomes ``image_k``).
 
     Progress is a tqdm bar on a terminal, else one log line per pair: container logs are collected
     line by line, so a bar redrawn with carriage returns would show nothing until the end.
+    ``read_ahead_pairs`` pairs (default: one batch) are read by a thread while the detector
+    runs; 0 reads each batch when the detector asks for it.
 
     Raises
     ------
@@ -110,11 +121,16 @@ def detect_all(
         The detector raised.
     """
     bar = progress and sys.stderr.isatty()
-    if progress and not bar:
-        pairs = log_each_pair(pairs, count)
+    depth = detector.batch_size if read_ahead_pairs is None else read_ahead_pairs
+    # Closed on the way out, also when the detector raised: the reading thread stops then.
+    source = (contextlib.closing(read_ahead(pairs, depth)) if depth
+              else contextlib.nullcontext(pairs))
     found: list[PointSet] = []
     index = 0
-    with tqdm(total=count, desc="predict", unit="pair", disable=not bar, leave=False) as meter:
+    with source as pairs, tqdm(total=count, desc="predict", unit="pair", disable=not bar,
+                               leave=False) as meter:
+        if progress and not bar:
+            pairs = log_each_pair(pairs, count)
         while batch := list(itertools.islice(pairs, detector.batch_size)):
             for raw in detector.detect_pairs(batch):
                 found.append(validated_points(detector.spec, index, raw))
@@ -129,6 +145,55 @@ def detect_all(
             for field in ("image", "xy", "label", "probability")
         )
     )
+
+
+_END = object()
+
+
+def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """``items`` in order, up to ``depth`` of them produced ahead by a thread.
+
+    Reading a pair (file reads, TIFF decoding, releasing the page cache) then overlaps the
+    detector's work on the previous ones instead of waiting for it; both release the GIL for
+    most of their time. An exception raised while producing is raised here, at the item it
+    replaces. Closing the generator early (the detector failed) stops the thread at its next item.
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def put(entry: tuple[bool, object]) -> bool:
+        while not stopped.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, _END))
+        except BaseException as error:  # handed to the consumer, which raises it
+            put((False, error))
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            produced, item = ready.get()
+            if not produced:
+                raise item
+            if item is _END:
+                return
+            yield item
+    finally:
+        stopped.set()
+        thread.join()
 
 
 def log_each_pair(pairs: Iterator[Pair], count: int) -> Iterator[Pair]:
@@ -180,6 +245,7 @@ def predict(
     batch_size: int | None = None,
     precision: str = "auto",
     progress: bool = True,
+    read_ahead_pairs: int | None = None,
 ) -> PointSet:
     """Read the input folder, detect the cells of every pair, write ``output``; returns the points.
 
@@ -200,9 +266,13 @@ def predict(
     precision : {"auto", "float32", "bfloat16", "float16"}
         Resolved for the device (:func:`~baseline_algorithm.detector.resolve_precision`) and handed
         to the factory as ``precision=`` when it takes one.
+    read_ahead_pairs : int, optional
+        Pairs read by a thread while the detector runs (default: one batch; 0: none).
     """
     if batch_size is not None and batch_size < 1:
         raise PredictError(f"batch size {batch_size} must be at least 1")
+    if read_ahead_pairs is not None and read_ahead_pairs < 0:
+        raise PredictError(f"read-ahead of {read_ahead_pairs} pairs must be at least 0")
     chosen_device = resolve_device(device)
     chosen_precision = resolve_precision(precision, chosen_device)
     check_output(output)
@@ -223,7 +293,7 @@ def predict(
         f"batch size {loaded.batch_size}"
     )
     started = time.perf_counter()
-    points = detect_all(loaded, pairs, count, progress=progress)
+    points = detect_all(loaded, pairs, count, progress=progress, read_ahead_pairs=read_ahead_pairs)
     write_predictions(points, output)
     elapsed = time.perf_counter() - started
     log(

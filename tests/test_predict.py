@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -208,8 +209,10 @@ def test_detector_precedence(monkeypatch):
     assert predict_module.resolve_detector("other:make") == "other:make"
 
 
-def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch):
-    """detect_all pulls pairs lazily: at CPU batch size 1 no more than one pair is read ahead."""
+@pytest.mark.parametrize("read_ahead", [0, 1, 2])
+def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch, read_ahead):
+    """detect_all pulls pairs lazily: without read-ahead, exactly the pair being predicted; with
+    it, at most ``read_ahead`` + 1 more (one queued per slot, one waiting to be queued)."""
     pulled = []
 
     def counting(pairs):
@@ -230,8 +233,52 @@ def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch):
     detector = LoadedDetector(
         BASELINE_DETECTOR, BaselineDetector(model, DetectionSettings()), batch_size=1
     )
-    predict_module.detect_all(detector, counting(pairs), count, progress=False)
-    assert seen_when_predicting == list(range(1, count + 1))
+    predict_module.detect_all(detector, counting(pairs), count, progress=False,
+                              read_ahead_pairs=read_ahead)
+    assert len(seen_when_predicting) == count
+    for predicted, seen in enumerate(seen_when_predicting, start=1):
+        if read_ahead == 0:
+            assert seen == predicted
+        else:
+            assert predicted <= seen <= min(count, predicted + read_ahead + 1)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_read_ahead_keeps_order_and_raises_where_the_error_was(depth):
+    def produce():
+        yield from range(5)
+        raise ValueError("pair 5 is broken")
+
+    received = []
+    with pytest.raises(ValueError, match="pair 5 is broken"):
+        for item in predict_module.read_ahead(produce(), depth):
+            received.append(item)
+    assert received == [0, 1, 2, 3, 4]
+    assert list(predict_module.read_ahead(iter(range(7)), depth)) == list(range(7))
+
+
+def test_read_ahead_stops_reading_when_closed():
+    pulled = []
+
+    def produce():
+        for item in range(1000):
+            pulled.append(item)
+            yield item
+
+    ahead = predict_module.read_ahead(produce(), 2)
+    assert next(ahead) == 0
+    ahead.close()  # e.g. the detector raised
+    assert len(pulled) <= 1 + 2 + 1
+    assert not any(thread.name == "read-ahead" for thread in threading.enumerate())
+
+
+def test_read_ahead_flag_is_checked(capsys, gc_input, checkpoint, tmp_path):
+    status, lines = run_cli(capsys, "--input", str(gc_input), "--output",
+                            str(tmp_path / "out.json"), "--checkpoint", str(checkpoint),
+                            "--device", "cpu", "--read-ahead", "-1")
+    assert status == 2
+    assert lines[-1] == "error: read-ahead of -1 pairs must be at least 0"
+    assert not (tmp_path / "out.json").exists()
 
 
 # --- the failure contract: one last stderr line naming the problem, non-zero exit, no output ---

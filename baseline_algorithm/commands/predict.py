@@ -76,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="arithmetic of the forward pass, handed to the factory; auto: bfloat16 autocast on "
         "CUDA and on a CPU with bfloat16 instructions (avx512_bf16, amx_bf16), else float32",
     )
+    parser.add_argument(
+        "--read-ahead",
+        type=int,
+        default=None,
+        metavar="PAIRS",
+        help="pairs a thread reads while the detector runs (default: one batch; 0: none)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress")
 
 
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             precision=args.precision,
             progress=not args.quiet,
+            read_ahead_pairs=args.read_ahead,
         )
     except DetectorFailure as failure:
         # The participant's traceback first, so that the summary stays the last line.
