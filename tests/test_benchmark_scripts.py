@@ -119,3 +119,12 @@ def test_scorer_benchmark_times_two_checkouts_side_by_side(tmp_path):
     assert [row["gt_cells"] for row in rows] == [2000, 2000]
     assert rows[0]["mF1"] == rows[1]["mF1"]
     assert all(row["cpu_s"] > 0 and row["peak_mib"] > 0 for row in rows)
+
+
+def test_read_ahead_benchmark_runs_both_settings(tmp_path):
+    out = tmp_path / "figures.json"
+    script = load_script("benchmark_read_ahead")
+    assert script.main(["--pairs", "2", "--rounds", "1", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["none"]["points"] == figures["one batch"]["points"] > 0
+    assert figures["wall_ratio"] > 0 and figures["setup"]["pairs"] == 2
