@@ -9,7 +9,10 @@
 # Feature-sharing at about 0.6 times it. One seed of the seven rows then costs about 3.5 s per
 # training pair-epoch; 128 training pairs x 6 epochs x 2 seeds is about 90 minutes of training,
 # plus validation (16 pairs per epoch) and the test split (48 pairs) at about 0.1 s per pair:
-# about 1 h 40 min for Table 5 on an idle machine, longer when the cores are shared.
+# about 1 h 40 min for Table 5 on an idle machine, longer when the cores are shared. Measured on
+# the same machine on 2026-12-02 with PAIRS="112 16 48" EPOCHS=5 and other jobs on the cores part
+# of the time: Table 5 took 2 h 36 min (Cell-only about 2 pairs/s, the injection variants about 1,
+# Feature-sharing 0.43, leaking 2.4), the machine running slower than when the sizing was taken.
 #
 # Usage: scripts/reproduce_paper_tables.sh [OUT] [more `reproduce` options]
 # Environment (defaults in brackets): SEEDS ["0 1"], EPOCHS [6], PAIRS ["128 16 48"], SIZE [256],
