@@ -250,19 +250,6 @@ def score_pairs(
     return score(predictions, truth, count, radius_px=radius_px)
 
 
-def validate(
-    model: CellTissueModel,
-    pairs: Sequence[Pair],
-    radius_px: float,
-    settings: DetectionSettings,
-    batch_size: int,
-    progress: bool = True,
-) -> dict:
-    """Aggregates of :func:`evaluation.score` (mF1, F1/BC, ...) of ``model`` on ``pairs``."""
-    model.eval()
-    return score_pairs(model, pairs, radius_px, settings, batch_size, progress).aggregates
-
-
 def _optimizer(model: CellTissueModel, options: TrainingOptions) -> torch.optim.Adam:
     """Adam with the cell learning rate for the cell branch, the tissue one for the rest."""
     cell = list(model.cell_branch.parameters())
@@ -547,7 +534,9 @@ def _validate_and_save(
     out = Path(options.out)
     epoch = record["epoch"]
     start = time.perf_counter()
-    record |= validate(model, val_pairs, radius_px, settings, options.batch_size, progress)
+    model.eval()
+    record |= score_pairs(model, val_pairs, radius_px, settings, options.batch_size,
+                          progress).aggregates
     record["val_seconds"] = time.perf_counter() - start
     history.append(record)
     if record["mF1"] > best["mF1"]:
