@@ -26,6 +26,7 @@ import itertools
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +42,9 @@ from baseline_algorithm.predict import predict
 from evaluation.constants import CELL_MPP, PATCH_SIZE_PX
 from evaluation.metadata import read_gc_metadata
 from evaluation.stacked import iter_gc_input_pairs, write_stacked_tiff
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_training import random_batch  # noqa: E402  (a sibling script, not a package)
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_INPUT = REPO / "test_data" / "input"
@@ -95,13 +99,7 @@ def training_throughput(
     model = CellTissueModel(config).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = CellTissueDiceLoss()
-    size = config.patch_size
-    cell = torch.rand(batch, 3, size, size, device=device)
-    tissue = torch.rand(batch, 3, size, size, device=device)
-    side = size / 4  # the cell box covers a quarter of the tissue patch's side
-    box = torch.tensor([[1.5 * side, 1.5 * side, 2.5 * side, 2.5 * side]] * batch, device=device)
-    cell_target = torch.randint(0, 3, (batch, size, size), device=device)
-    tissue_target = torch.randint(0, 2, (batch, size, size), device=device)
+    cell, tissue, box, cell_target, tissue_target = random_batch(batch, config.patch_size, device)
 
     def step() -> None:
         with autocast(device):

@@ -22,6 +22,18 @@ from baseline_algorithm.losses import CellTissueDiceLoss
 from baseline_algorithm.model import VARIANTS, CellTissueModel, ModelConfig
 
 
+def random_batch(batch: int, size: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """A training batch of random pairs of ``size`` px: cell and tissue images (values in 0..1),
+    the cell box (a quarter of the tissue patch's side, centred), cell and tissue targets."""
+    cell = torch.rand(batch, 3, size, size, device=device)
+    tissue = torch.rand(batch, 3, size, size, device=device)
+    side = size / 4
+    box = torch.tensor([[1.5 * side, 1.5 * side, 2.5 * side, 2.5 * side]] * batch, device=device)
+    cell_target = torch.randint(0, 3, (batch, size, size), device=device)
+    tissue_target = torch.randint(0, 2, (batch, size, size), device=device)
+    return cell, tissue, box, cell_target, tissue_target
+
+
 def step_seconds(
     variant: str, size: int, encoder: str, batch: int, steps: int, device: torch.device
 ) -> float:
@@ -31,12 +43,7 @@ def step_seconds(
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = CellTissueDiceLoss()
-    cell = torch.randn(batch, 3, size, size, device=device)
-    tissue = torch.randn(batch, 3, size, size, device=device)
-    side = size / 4  # the cell box covers a quarter of the tissue patch's side
-    box = torch.tensor([[1.5 * side, 1.5 * side, 2.5 * side, 2.5 * side]] * batch, device=device)
-    cell_target = torch.randint(0, 3, (batch, size, size), device=device)
-    tissue_target = torch.randint(0, 2, (batch, size, size), device=device)
+    cell, tissue, box, cell_target, tissue_target = random_batch(batch, size, device)
     times = []
     for _ in range(steps + 1):
         start = time.perf_counter()
