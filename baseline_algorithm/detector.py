@@ -161,8 +161,9 @@ def resolve_precision(name: str, device: str) -> str:
     """``"float32"``, ``"bfloat16"`` or ``"float16"``: the arithmetic of the model on ``device``.
 
     ``auto`` is bfloat16 autocast on CUDA and on a CPU with native bfloat16 instructions
-    (:data:`CPU_BFLOAT16_FLAGS`), where it is about twice as fast at the same detections; float32
-    elsewhere, where bfloat16 is emulated and slower than float32.
+    (:data:`CPU_BFLOAT16_FLAGS`), where it is about twice as fast at the same detections; float16
+    on a GPU without bfloat16 (before Ampere); float32 elsewhere, where bfloat16 is emulated and
+    slower than float32.
 
     Parameters
     ----------
@@ -174,7 +175,11 @@ def resolve_precision(name: str, device: str) -> str:
         raise DetectorError(f"precision {name!r} is not one of {', '.join(PRECISIONS)}")
     if name != "auto":
         return name
-    if device == "cuda" or cpu_flags() & CPU_BFLOAT16_FLAGS:
+    if device == "cuda":
+        import torch  # only here: a CPU-only detector template need not have it
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if cpu_flags() & CPU_BFLOAT16_FLAGS:
         return "bfloat16"
     return "float32"
 

@@ -20,7 +20,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import MISSING, asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -213,8 +213,15 @@ NOT_AFFECTING_RESULTS = ("out", "workers", "device", "max_minutes")
 
 
 def _comparable(options: dict, ignored: tuple[str, ...]) -> dict:
-    """``options`` as JSON stores them, without the ``ignored`` keys."""
-    values = json.loads(json.dumps(options))
+    """``options`` as JSON stores them, without the ``ignored`` keys.
+
+    A run recorded before an option existed trained as its default does (``precision``'s
+    ``auto`` is what training did before it could be chosen), so a missing option takes it.
+    """
+    defaults = {
+        item.name: item.default for item in fields(TrainingOptions) if item.default is not MISSING
+    }
+    values = json.loads(json.dumps({**defaults, **options}))
     return {key: value for key, value in values.items() if key not in ignored}
 
 

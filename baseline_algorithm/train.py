@@ -38,12 +38,14 @@ from evaluation.release import ReleaseDataset
 
 from .augment import PhotometricRanges, Sample, augment
 from .checkpoint import WEIGHT_DTYPES, model_from_checkpoint, read_checkpoint, save_checkpoint
+from .detector import PRECISIONS, DetectorError, resolve_precision
 from .inference import (
     DetectionSettings,
     autocast,
     ground_truth_points,
     image_tensor,
     label_tensor,
+    memory_format,
     normalise,
     predict_points,
     scaled_box,
@@ -133,6 +135,12 @@ class TrainingOptions:
     seed: int = _option(0, "seed of initialisation, shuffling, augmentation and dropout")
     workers: int = _option(2, "DataLoader worker processes (per training process)")
     device: str | None = _option(None, "cpu, cuda, cuda:1 (default: cuda if available)")
+    precision: str = _option(
+        "auto",
+        "arithmetic of the training steps: float32, or bfloat16/float16 autocast (float16 with "
+        "gradient scaling); auto: bfloat16 on CUDA and on CPUs with native bfloat16, else float32",
+        choices=PRECISIONS,
+    )
     threshold: float = _option(DetectionSettings.threshold, "minimum foreground probability")
     min_distance_um: float = _option(DetectionSettings.min_distance_um, "peak separation, um")
     checkpoint_dtype: str = _option(
@@ -271,6 +279,58 @@ def tissue_targets_for(batch: dict[str, torch.Tensor], config: ModelConfig) -> t
     return batch["tissue_target"]
 
 
+def training_precision(name: str, device: torch.device) -> str:
+    """The arithmetic of training steps on ``device``: :func:`~baseline_algorithm.detector.
+    resolve_precision`, so ``auto`` is float32 on a CPU without native bfloat16, where bfloat16
+    training steps are 15-19x slower (docs/benchmarks.md, "Training precision")."""
+    try:
+        return resolve_precision(name, device.type)
+    except DetectorError as error:
+        raise TrainingError(str(error)) from None
+
+
+def training_step(
+    model: CellTissueModel | DistributedDataParallel,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss_fn: CellTissueDiceLoss,
+    precision: str = "float32",
+) -> dict[str, torch.Tensor]:
+    """One optimiser step on ``batch``; returns its losses.
+
+    Parameters
+    ----------
+    model : CellTissueModel or DistributedDataParallel
+        In training mode, laid out as :func:`~baseline_algorithm.inference.memory_format` of
+        ``precision``.
+    batch : dict of Tensor
+        :class:`~baseline_algorithm.augment.Sample` fields with a leading batch axis, on the
+        model's device; images in 0..1.
+    scaler : torch.amp.GradScaler
+        Enabled for float16, whose small gradients underflow without scaling.
+    precision : {"float32", "bfloat16", "float16"}
+        Autocast of the forward pass (:func:`~baseline_algorithm.inference.autocast`); the Dice
+        loss is float32 either way.
+    """
+    config = (model.module if isinstance(model, DistributedDataParallel) else model).config
+    device = batch["cell_image"].device
+    layout = memory_format(precision)
+    with autocast(device, precision):
+        output = model(
+            normalise(batch["cell_image"], config).contiguous(memory_format=layout),
+            normalise(batch["tissue_image"], config).contiguous(memory_format=layout),
+            batch["cell_box"],
+            batch["tissue_target"],
+        )
+    losses = loss_fn(output, batch["cell_target"], tissue_targets_for(batch, config))
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(losses["loss"]).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return losses
+
+
 def train_one_epoch(
     model: CellTissueModel | DistributedDataParallel,
     loader: DataLoader,
@@ -281,12 +341,13 @@ def train_one_epoch(
     description: str,
     progress: bool = True,
     world_size: int = 1,
+    precision: str = "float32",
 ) -> dict[str, float]:
     """One pass over ``loader``; mean losses and throughput (pairs per second, all processes).
 
-    With ``world_size`` > 1 the losses are averaged over the processes.
+    With ``world_size`` > 1 the losses are averaged over the processes. ``precision`` is that of
+    :func:`training_step`.
     """
-    config = (model.module if isinstance(model, DistributedDataParallel) else model).config
     model.train()
     totals: dict[str, float] = {}
     pairs = 0
@@ -294,18 +355,7 @@ def train_one_epoch(
     with tqdm(loader, desc=description, unit="batch", disable=not progress, leave=False) as bar:
         for batch in bar:
             batch = {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
-            with autocast(device):
-                output = model(
-                    normalise(batch["cell_image"], config),
-                    normalise(batch["tissue_image"], config),
-                    batch["cell_box"],
-                    batch["tissue_target"],
-                )
-            losses = loss_fn(output, batch["cell_target"], tissue_targets_for(batch, config))
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(losses["loss"]).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            losses = training_step(model, batch, optimizer, scaler, loss_fn, precision)
             size = len(batch["cell_image"])
             pairs += size
             for name, value in losses.items():
@@ -431,10 +481,10 @@ def _fit(
     model = CellTissueModel(config) if state is None else model_from_checkpoint(state)
     if group.world_size > 1:
         model = synchronise_batch_norm(model, device)
-    model.to(device)
+    precision = training_precision(options.precision, device)
+    model.to(device, memory_format=memory_format(precision))
     optimizer = _optimizer(model, options)
-    use_fp16 = device.type == "cuda" and not torch.cuda.is_bf16_supported()
-    scaler = torch.amp.GradScaler(device.type, enabled=use_fp16)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")
     history, best, start_epoch = [], {"mF1": -1.0, "epoch": None}, 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -465,6 +515,7 @@ def _fit(
         "options": asdict(options),
         "config": config.to_dict(),
         "device": str(device),
+        "precision": precision,
         "world_size": group.world_size,
         "radius_px": radius_px,
     }
@@ -491,6 +542,7 @@ def _fit(
             f"epoch {epoch + 1}/{options.epochs}",
             progress,
             group.world_size,
+            precision,
         )
         if group.is_main:
             best = _validate_and_save(

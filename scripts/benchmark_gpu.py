@@ -8,15 +8,17 @@
    ``predict`` command, then runs on it once per ``--batch-sizes`` entry at ``--precision``;
    ``pairs_per_s`` counts the whole call: reading, inference, peak finding, writing the JSON, and
    loading the model. A run on a small folder first warms up the device (CUDA context, kernels).
-2. training: optimiser steps (forward under the training's autocast, Dice loss, backward, Adam) of
-   the same configuration on a fixed random batch of ``--train-batch`` pairs, without data loading;
-   ``pairs_per_s`` is pairs per second over ``--train-steps`` steps after one warm-up step.
+2. training: optimiser steps (:func:`baseline_algorithm.train.training_step` at
+   ``--train-precision``) of the same configuration on a fixed random batch of ``--train-batch``
+   pairs, without data loading; ``pairs_per_s`` is pairs per second over ``--train-steps`` steps
+   after one warm-up step.
 
 ``scripts/benchmark_gpu.sh`` runs this on a GPU machine with the defaults. ``--device cpu`` with a
 small ``--size`` and ``--pairs`` runs every step on the CPU (the test of this script).
 
 Usage: python scripts/benchmark_gpu.py --json OUT [--device cuda] [--pairs 256] [--size 1024]
        [--batch-sizes 1 4 16] [--precision bfloat16] [--train-batch 16] [--train-steps 10]
+       [--train-precision auto]
 """
 
 from __future__ import annotations
@@ -35,16 +37,16 @@ import numpy as np
 import torch
 
 from baseline_algorithm.checkpoint import save_checkpoint
-from baseline_algorithm.inference import autocast, normalise
-from baseline_algorithm.losses import CellTissueDiceLoss
+from baseline_algorithm.detector import PRECISIONS
 from baseline_algorithm.model import CellTissueModel, ModelConfig
 from baseline_algorithm.predict import predict
+from baseline_algorithm.train import training_precision
 from evaluation.constants import CELL_MPP, PATCH_SIZE_PX
 from evaluation.metadata import read_gc_metadata
 from evaluation.stacked import iter_gc_input_pairs, write_stacked_tiff
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_training import random_batch  # noqa: E402  (a sibling script, not a package)
+from benchmark_training import training_pairs_per_second  # noqa: E402  (a sibling script)
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_INPUT = REPO / "test_data" / "input"
@@ -92,31 +94,15 @@ def predict_throughput(
 
 
 def training_throughput(
-    config: ModelConfig, batch: int, steps: int, device: torch.device, seed: int = 0
+    config: ModelConfig, batch: int, steps: int, device: torch.device, precision: str
 ) -> dict:
     """Pairs per second of training steps on a fixed random batch (see the module docstring)."""
-    torch.manual_seed(seed)
-    model = CellTissueModel(config).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    loss_fn = CellTissueDiceLoss()
-    cell, tissue, box, cell_target, tissue_target = random_batch(batch, config.patch_size, device)
-
-    def step() -> None:
-        with autocast(device):
-            output = model(normalise(cell, config), normalise(tissue, config), box, tissue_target)
-        loss = loss_fn(output, cell_target, tissue_target)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    step()  # warm-up: kernel selection, allocator
-    synchronize(device)
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    seconds = time.perf_counter() - started
-    return {"batch": batch, "steps": steps, "pairs_per_s": batch * steps / seconds}
+    return {
+        "batch": batch,
+        "steps": steps,
+        "precision": precision,
+        "pairs_per_s": training_pairs_per_second(config, batch, steps, device, precision),
+    }
 
 
 def machine(device: torch.device) -> dict:
@@ -143,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "--precision", choices=("float32", "bfloat16", "float16"), default="bfloat16"
     )
     parser.add_argument("--train-batch", type=int, default=16)
+    parser.add_argument("--train-precision", choices=PRECISIONS, default="auto",
+                        help="as train --precision (auto: bfloat16 on CUDA)")
     parser.add_argument("--train-steps", type=int, default=10)
     args = parser.parse_args(argv)
     if min(args.pairs, args.size, args.train_steps, *args.batch_sizes) < 1:
@@ -173,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
             result["predict"]["batches"][str(batch_size)] = predict_throughput(
                 folder, checkpoint, args.pairs, batch_size, args.device, args.precision
             )
-    result["training"] = training_throughput(config, args.train_batch, args.train_steps, device)
+    result["training"] = training_throughput(
+        config, args.train_batch, args.train_steps, device,
+        training_precision(args.train_precision, device),
+    )
     text = json.dumps(result, indent=2)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(text + "\n")

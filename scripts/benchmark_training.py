@@ -1,61 +1,69 @@
 #!/usr/bin/env python
-"""Training throughput of each variant: optimiser steps on a fixed batch, pairs per second.
+"""Training throughput of each variant and precision: optimiser steps on a fixed batch, pairs/s.
 
-Measures what one training step costs (forward, Dice loss, backward, Adam) for every variant,
-without data loading (which runs in DataLoader workers alongside), to size runs such as
-``scripts/reproduce_paper_tables.sh``. One warm-up step, then the median of ``--steps`` timed
-steps.
+Measures what one training step costs (:func:`baseline_algorithm.train.training_step`: forward
+under the precision's autocast, Dice loss, backward, Adam) for every variant, without data
+loading (which runs in DataLoader workers alongside), to size runs such as
+``scripts/reproduce_paper_tables.sh`` and to choose ``train --precision``. One warm-up step, then
+``--steps`` timed steps; with several ``--precisions`` each is timed on the same batch and the
+ratio of each to the first is printed.
 
 Usage: python scripts/benchmark_training.py [--size 256] [--encoder resnet18] [--batch 8]
-       [--steps 3] [--variants ...] [--device cpu]
+       [--steps 3] [--variants ...] [--precisions float32 bfloat16] [--device cpu]
 """
 
 import argparse
 import os
 import platform
-import statistics
 import time
 
 import torch
 
+from baseline_algorithm.detector import PRECISIONS
+from baseline_algorithm.inference import memory_format
 from baseline_algorithm.losses import CellTissueDiceLoss
 from baseline_algorithm.model import VARIANTS, CellTissueModel, ModelConfig
+from baseline_algorithm.train import training_precision, training_step
 
 
-def random_batch(batch: int, size: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """A training batch of random pairs of ``size`` px: cell and tissue images (values in 0..1),
-    the cell box (a quarter of the tissue patch's side, centred), cell and tissue targets."""
-    cell = torch.rand(batch, 3, size, size, device=device)
-    tissue = torch.rand(batch, 3, size, size, device=device)
+def random_batch(batch: int, size: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """A training batch of random pairs of ``size`` px, as ``training_step`` takes it: cell and
+    tissue images (values in 0..1), the cell box (a quarter of the tissue patch's side, centred),
+    cell and tissue targets."""
     side = size / 4
-    box = torch.tensor([[1.5 * side, 1.5 * side, 2.5 * side, 2.5 * side]] * batch, device=device)
-    cell_target = torch.randint(0, 3, (batch, size, size), device=device)
-    tissue_target = torch.randint(0, 2, (batch, size, size), device=device)
-    return cell, tissue, box, cell_target, tissue_target
+    return {
+        "cell_image": torch.rand(batch, 3, size, size, device=device),
+        "tissue_image": torch.rand(batch, 3, size, size, device=device),
+        "cell_box": torch.tensor(
+            [[1.5 * side, 1.5 * side, 2.5 * side, 2.5 * side]] * batch, device=device
+        ),
+        "cell_target": torch.randint(0, 3, (batch, size, size), device=device),
+        "tissue_target": torch.randint(0, 2, (batch, size, size), device=device),
+    }
 
 
-def step_seconds(
-    variant: str, size: int, encoder: str, batch: int, steps: int, device: torch.device
+def training_pairs_per_second(
+    config: ModelConfig, batch: int, steps: int, device: torch.device, precision: str
 ) -> float:
-    """Median wall time of one training step of ``variant`` on a random batch."""
+    """Pairs per second of ``steps`` training steps on a fixed random batch, after a warm-up."""
     torch.manual_seed(0)
-    model = CellTissueModel(ModelConfig(variant=variant, encoder=encoder, patch_size=size))
-    model.to(device).train()
+    model = CellTissueModel(config).to(device, memory_format=memory_format(precision)).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")
     loss_fn = CellTissueDiceLoss()
-    cell, tissue, box, cell_target, tissue_target = random_batch(batch, size, device)
-    times = []
-    for _ in range(steps + 1):
-        start = time.perf_counter()
-        output = model(cell, tissue, box, tissue_target)
-        loss = loss_fn(output, cell_target, tissue_target)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    pairs = random_batch(batch, config.patch_size, device)
+
+    def synchronize() -> None:
         if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+            torch.cuda.synchronize(device)
+
+    training_step(model, pairs, optimizer, scaler, loss_fn, precision)  # kernels, allocator
+    synchronize()
+    started = time.perf_counter()
+    for _ in range(steps):
+        training_step(model, pairs, optimizer, scaler, loss_fn, precision)
+    synchronize()
+    return batch * steps / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -65,19 +73,28 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--precisions", nargs="+", default=["auto"], choices=PRECISIONS)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
+    precisions = [training_precision(name, device) for name in args.precisions]
     print(
         f"# {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch "
-        f"threads, {device}; {args.encoder}, {args.size} px, batch {args.batch}, median of "
-        f"{args.steps} steps"
+        f"threads, {device}; {args.encoder}, {args.size} px, batch {args.batch}, "
+        f"{args.steps} steps after one warm-up"
     )
-    print("| variant | s per step | pairs/s |")
-    print("|---|---:|---:|")
+    ratios = [f"{name} / {precisions[0]} time" for name in precisions[1:]]
+    header = ["variant"] + [f"{name} pairs/s" for name in precisions] + ratios
+    print("| " + " | ".join(header) + " |")
+    print("|---|" + "---:|" * (len(header) - 1))
     for variant in args.variants:
-        seconds = step_seconds(variant, args.size, args.encoder, args.batch, args.steps, device)
-        print(f"| {variant} | {seconds:.2f} | {args.batch / seconds:.2f} |", flush=True)
+        config = ModelConfig(variant=variant, encoder=args.encoder, patch_size=args.size)
+        rates = [
+            training_pairs_per_second(config, args.batch, args.steps, device, precision)
+            for precision in precisions
+        ]
+        cells = [f"{rate:.2f}" for rate in rates] + [f"{rates[0] / rate:.2f}" for rate in rates[1:]]
+        print(f"| {variant} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

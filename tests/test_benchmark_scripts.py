@@ -2,9 +2,10 @@
 
 ``scripts/benchmark_gpu.sh`` is meant for a GPU machine; here it runs with ``--device cpu``, which
 exercises every step (checkpoint, stacked input, the predict entry at each batch size, training
-steps, the JSON) except the CUDA calls. ``scripts/benchmark_inference.py`` is checked on a small
-untrained model: both precisions are timed and bf16 is scored against float32.
-``scripts/benchmark_scorer.py --against`` times two checkouts (here this one twice).
+steps, the JSON) except the CUDA calls. ``scripts/benchmark_training.py`` times two precisions.
+``scripts/benchmark_inference.py`` is checked on a small untrained model: both precisions are
+timed and bf16 is scored against float32. ``scripts/benchmark_scorer.py --against`` times two
+checkouts (here this one twice).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from baseline_algorithm.inference import DetectionSettings
 from baseline_algorithm.model import CellTissueModel, ModelConfig
+from baseline_algorithm.train import training_precision
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,6 +71,7 @@ def test_gpu_benchmark_runs_on_cpu(tmp_path):
     for run in figures["predict"]["batches"].values():
         assert run["pairs_per_s"] == pytest.approx(3 / run["seconds"])
     assert figures["training"]["batch"] == 2 and figures["training"]["pairs_per_s"] > 0
+    assert figures["training"]["precision"] == training_precision("auto", torch.device("cpu"))
     # Every predict run went through the real entry: its log names the batch size and precision.
     assert "precision float32, batch size 2" in completed.stderr
 
@@ -78,6 +81,27 @@ def test_gpu_benchmark_refuses_a_training_batch_of_one(tmp_path):
     with pytest.raises(SystemExit):
         module.main(["--json", str(tmp_path / "x.json"), "--device", "cpu", "--train-batch", "1"])
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.slow
+def test_training_benchmark_times_each_precision_on_the_same_batch():
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "benchmark_training.py"), "--size", "64",
+         "--batch", "2", "--steps", "1", "--variants", "cell-only", "pred-to-inter-2",
+         "--precisions", "float32", "bfloat16"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    table = [line for line in completed.stdout.splitlines() if line.startswith("|")]
+    assert table[0] == (
+        "| variant | float32 pairs/s | bfloat16 pairs/s | bfloat16 / float32 time |"
+    )
+    assert [row.split("|")[1].strip() for row in table[2:]] == ["cell-only", "pred-to-inter-2"]
+    for row in table[2:]:
+        float32, bfloat16, ratio = (float(cell) for cell in row.split("|")[2:5])
+        # the printed rates are rounded to 0.01: the ratio lies between their extremes
+        low, high = (float32 - 0.005) / (bfloat16 + 0.005), (float32 + 0.005) / (bfloat16 - 0.005)
+        assert low - 0.005 <= ratio <= high + 0.005
 
 
 @pytest.mark.slow

@@ -67,12 +67,17 @@ def test_unknown_precision_is_refused(capsys):
         ({"avx2", "amx_bf16", "amx_tile"}, "cpu", "bfloat16"),
         ({"avx2", "avx512f"}, "cpu", "float32"),
         (set(), "cpu", "float32"),
-        (set(), "cuda", "bfloat16"),
     ],
 )
 def test_auto_precision(monkeypatch, flags, device, expected):
     monkeypatch.setattr(detector_module, "cpu_flags", lambda: frozenset(flags))
     assert resolve_precision("auto", device) == expected
+
+
+@pytest.mark.parametrize(("bf16_supported", "expected"), [(True, "bfloat16"), (False, "float16")])
+def test_auto_precision_on_cuda(monkeypatch, bf16_supported, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16_supported)
+    assert resolve_precision("auto", "cuda") == expected
 
 
 def test_explicit_precision_is_kept(monkeypatch):

@@ -1,13 +1,15 @@
 """The experiment table: rows over seeds, paired bootstrap intervals, and the command's options."""
 
 import argparse
+import json
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 
 from baseline_algorithm.commands import reproduce as reproduce_command
 from baseline_algorithm.commands import train as train_command
-from baseline_algorithm.reproduce import experiment_rows, markdown_table, table_rows
+from baseline_algorithm.reproduce import _finished, experiment_rows, markdown_table, table_rows
 from baseline_algorithm.train import TrainingOptions
 from evaluation import PointSet, score
 from evaluation.bootstrap import STATISTICS, paired_replicates
@@ -182,3 +184,14 @@ def test_reproduce_lists_all_seven_variants_and_seeds():
     assert "--seeds" in text and "--ablations" in text
     args = parse(reproduce_command, ["--out", "O", "--seeds", "0", "1", "2"])
     assert args.seeds == [0, 1, 2] and args.encoder == "resnet18" and args.epochs == 40
+
+
+def test_a_run_recorded_before_an_option_existed_counts_as_its_default(tmp_path):
+    options = TrainingOptions(data="data", out=str(tmp_path), epochs=2)
+    recorded = asdict(options)
+    del recorded["precision"]  # as a run trained before --precision was recorded
+    (tmp_path / "summary.json").write_text(json.dumps({"options": recorded, "epochs": 2}))
+    (tmp_path / "best.pt").write_bytes(b"")
+    assert _finished(tmp_path, options)
+    assert not _finished(tmp_path, replace(options, precision="bfloat16"))
+    assert not _finished(tmp_path, replace(options, epochs=3))

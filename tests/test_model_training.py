@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from baseline_algorithm.checkpoint import load_checkpoint, read_checkpoint
 from baseline_algorithm.cli import main
 from baseline_algorithm.data import synthesize_dataset
-from baseline_algorithm.inference import DetectionSettings, predict_points
+from baseline_algorithm.inference import DetectionSettings, memory_format, predict_points
 from baseline_algorithm.labels import crop_labels_to_box, disk_radius_px
 from baseline_algorithm.losses import CellTissueDiceLoss
 from baseline_algorithm.model import CellTissueModel, ModelConfig
@@ -22,6 +22,7 @@ from baseline_algorithm.train import (
     pair_sample,
     tissue_targets_for,
     train_one_epoch,
+    training_step,
 )
 from evaluation.release import ReleaseDataset
 
@@ -89,6 +90,36 @@ def test_a_short_training_run_lowers_the_loss(dataset):
         losses[-1]["cell_loss"] < losses[0]["cell_loss"]
         and losses[-1]["tissue_loss"] < losses[0]["tissue_loss"]
     )
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_a_reduced_precision_step_follows_the_float32_step(dataset, precision):
+    """Under autocast the step's loss stays near float32's and the weights move the same way
+    by the same amount (float16's gradient scaling is undone before the step)."""
+    batch = next(iter(DataLoader(
+        TrainingPairs(ReleaseDataset(dataset, "train"), 64, ranges=None), batch_size=4
+    )))
+    steps = {}
+    for name in ("float32", precision):
+        torch.manual_seed(0)
+        no_dropout = dict(dropout_tissue=0.0, dropout_cell=0.0, dropout_aspp=0.0)
+        model = CellTissueModel(ModelConfig(encoder="resnet18", patch_size=64, **no_dropout))
+        model.to(memory_format=memory_format(name)).train()
+        before = [parameter.detach().clone() for parameter in model.parameters()]
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        scaler = torch.amp.GradScaler("cpu", enabled=name == "float16")
+        losses = training_step(model, batch, optimizer, scaler, CellTissueDiceLoss(), name)
+        change = torch.cat([
+            (after.detach() - start).flatten()
+            for after, start in zip(model.parameters(), before, strict=True)
+        ])
+        steps[name] = (losses["loss"].item(), change)
+    assert steps[precision][0] == pytest.approx(steps["float32"][0], rel=0.02)
+    float32_change, reduced_change = steps["float32"][1], steps[precision][1]
+    assert torch.isfinite(reduced_change).all()
+    # bfloat16 keeps 8 significant bits: its gradient is about 0.9 aligned with float32's here
+    assert torch.nn.functional.cosine_similarity(float32_change, reduced_change, dim=0) > 0.85
+    assert reduced_change.norm() == pytest.approx(float32_change.norm().item(), rel=0.1)
 
 
 def options(dataset, out, **changes):
@@ -228,8 +259,19 @@ def test_feature_sharing_trains_and_its_checkpoint_predicts(dataset, tmp_path):
     assert len(predictions) > 0
 
 
+def test_the_run_records_the_precision_it_trained_in(dataset, tmp_path):
+    summary = fit(options(dataset, tmp_path / "bf16", epochs=1, precision="bfloat16"),
+                  progress=False)
+    assert summary["precision"] == "bfloat16" and summary["options"]["precision"] == "bfloat16"
+    assert load_checkpoint(tmp_path / "bf16" / "best.pt").config.patch_size == 64
+    # auto on this CPU: float32 unless it has native bfloat16 (resolve_precision's rule)
+    assert fit(options(dataset, tmp_path / "auto", epochs=1), progress=False)["precision"] in (
+        "float32", "bfloat16")
+
+
 def test_library_errors_name_the_option_not_a_flag(dataset, tmp_path):
     for changes, expected in (
+        ({"precision": "half"}, "precision 'half'"),
         ({"batch_size": 1}, "batch_size 1"),
         ({"variant": "cell-only", "ablation": "large-fov-only"}, "has no tissue branch"),
         ({"variant": "pred-to-inter-2", "sharing": ("both",) * 3}, "shares no features"),
