@@ -280,9 +280,10 @@ def tissue_targets_for(batch: dict[str, torch.Tensor], config: ModelConfig) -> t
 
 
 def training_precision(name: str, device: torch.device) -> str:
-    """The arithmetic of training steps on ``device``: :func:`~baseline_algorithm.detector.
-    resolve_precision`, so ``auto`` is float32 on a CPU without native bfloat16, where bfloat16
-    training steps are 15-19x slower (docs/benchmarks.md, "Training precision")."""
+    """The arithmetic of training steps on ``device``, resolved as ``predict``'s is
+    (:func:`~baseline_algorithm.detector.resolve_precision`): ``auto`` is float32 on a CPU
+    without native bfloat16, where a bfloat16 step is about 20 times slower (docs/benchmarks.md,
+    "Training precision")."""
     try:
         return resolve_precision(name, device.type)
     except DetectorError as error:
