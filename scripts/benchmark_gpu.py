@@ -70,11 +70,6 @@ def write_input(folder: Path, pairs: int, source: Path = TEST_INPUT) -> Path:
     return folder
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def predict_throughput(
     folder: Path, checkpoint: Path, pairs: int, batch_size: int, device: str, precision: str
 ) -> dict:
