@@ -120,8 +120,7 @@ def autocast(
     device : torch.device
     precision : {"float32", "bfloat16", "float16"}, optional
         float32 runs without autocast; the others autocast to that dtype, on CPU as on CUDA.
-        None (training's choice): bfloat16 (or float16 without bfloat16 support) on CUDA, nothing
-        on CPU.
+        None: bfloat16 (or float16 without bfloat16 support) on CUDA, nothing on CPU.
     """
     if precision is None:
         if device.type != "cuda":
@@ -298,6 +297,7 @@ def predict_points(
     batch_size: int = 4,
     progress: bool = False,
     total: int | None = None,
+    precision: str | None = None,
 ) -> PointSet:
     """Detect and classify the cells of every pair; the k-th pair becomes image ``k``.
 
@@ -312,6 +312,8 @@ def predict_points(
     batch_size : int
     progress : bool
         Show a tqdm bar (``total`` pairs, if known).
+    precision : {"float32", "bfloat16", "float16"}, optional
+        That of :func:`autocast` (None: mixed precision on CUDA only).
 
     Returns
     -------
@@ -323,7 +325,7 @@ def predict_points(
     index = 0
     with tqdm(total=total, desc="predict", unit="pair", disable=not progress, leave=False) as bar:
         for batch in _batches(pairs, batch_size):
-            for xy, label, probability in detect_batch(model, batch, settings):
+            for xy, label, probability in detect_batch(model, batch, settings, precision):
                 images.append(np.full(len(xy), index, dtype=np.int64))
                 xys.append(xy)
                 labels.append(label)

@@ -215,8 +215,10 @@ NOT_AFFECTING_RESULTS = ("out", "workers", "device", "max_minutes")
 def _comparable(options: dict, ignored: tuple[str, ...]) -> dict:
     """``options`` as JSON stores them, without the ``ignored`` keys.
 
-    A run recorded before an option existed trained as its default does (``precision``'s
-    ``auto`` is what training did before it could be chosen), so a missing option takes it.
+    An option missing from a run recorded before it existed takes its default. For
+    ``precision`` that is what such a run did (bfloat16 or float16 on CUDA, float32 on a CPU)
+    everywhere except on a CPU with native bfloat16, where ``auto`` now trains in bfloat16 and
+    an older float32 run there counts as the same run.
     """
     defaults = {
         item.name: item.default for item in fields(TrainingOptions) if item.default is not MISSING

@@ -138,7 +138,8 @@ class TrainingOptions:
     precision: str = _option(
         "auto",
         "arithmetic of the training steps: float32, or bfloat16/float16 autocast (float16 with "
-        "gradient scaling); auto: bfloat16 on CUDA and on CPUs with native bfloat16, else float32",
+        "gradient scaling); auto: bfloat16 on CUDA (float16 on a GPU without bfloat16) and on "
+        "CPUs with native bfloat16, else float32",
         choices=PRECISIONS,
     )
     threshold: float = _option(DetectionSettings.threshold, "minimum foreground probability")
@@ -244,8 +245,12 @@ def score_pairs(
     settings: DetectionSettings,
     batch_size: int,
     progress: bool = True,
+    precision: str | None = None,
 ) -> ScoreReport:
-    """Detect the cells of ``pairs`` with ``model`` and score them against their annotations."""
+    """Detect the cells of ``pairs`` with ``model`` and score them against their annotations.
+
+    ``precision`` is that of :func:`~baseline_algorithm.inference.predict_points`.
+    """
     predictions = predict_points(
         model,
         pairs,
@@ -253,6 +258,7 @@ def score_pairs(
         batch_size=batch_size,
         progress=progress,
         total=len(pairs),
+        precision=precision,
     )
     truth, count = ground_truth_points(pairs)
     return score(predictions, truth, count, radius_px=radius_px)
@@ -280,14 +286,34 @@ def tissue_targets_for(batch: dict[str, torch.Tensor], config: ModelConfig) -> t
 
 
 def training_precision(name: str, device: torch.device) -> str:
-    """The arithmetic of training steps on ``device``, resolved as ``predict``'s is
-    (:func:`~baseline_algorithm.detector.resolve_precision`): ``auto`` is float32 on a CPU
-    without native bfloat16, where a bfloat16 step is about 20 times slower (docs/benchmarks.md,
-    "Training precision")."""
+    """The arithmetic of training steps on ``device``, resolved as ``predict``'s is.
+
+    Parameters
+    ----------
+    name : {"auto", "float32", "bfloat16", "float16"}
+        ``auto`` (:func:`~baseline_algorithm.detector.resolve_precision`): bfloat16 on CUDA
+        (float16 on a GPU without bfloat16) and on a CPU with native bfloat16, float32 elsewhere,
+        where a bfloat16 step is about 20 times slower (docs/benchmarks.md, "Training precision").
+    device : torch.device
+
+    Returns
+    -------
+    str
+        ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+    """
     try:
         return resolve_precision(name, device.type)
     except DetectorError as error:
         raise TrainingError(str(error)) from None
+
+
+def prepare_for_training(
+    model: CellTissueModel, device: torch.device, precision: str
+) -> torch.amp.GradScaler:
+    """Move ``model`` to ``device`` in the memory layout of ``precision`` (channels-last under
+    autocast) and return the gradient scaler of :func:`training_step`, enabled for float16."""
+    model.to(device, memory_format=memory_format(precision))
+    return torch.amp.GradScaler(device.type, enabled=precision == "float16")
 
 
 def training_step(
@@ -483,13 +509,13 @@ def _fit(
     if group.world_size > 1:
         model = synchronise_batch_norm(model, device)
     precision = training_precision(options.precision, device)
-    model.to(device, memory_format=memory_format(precision))
+    scaler = prepare_for_training(model, device, precision)
     optimizer = _optimizer(model, options)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")
     history, best, start_epoch = [], {"mF1": -1.0, "epoch": None}, 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:  # empty when the run trained without float16 (scaler disabled)
+            scaler.load_state_dict(state["scaler"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"]
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -558,6 +584,7 @@ def _fit(
                 history,
                 best,
                 progress,
+                precision,
             )
         if group.world_size > 1:
             dist.barrier()  # the next epoch starts once rank 0 has written its checkpoint
@@ -582,14 +609,16 @@ def _validate_and_save(
     history: list,
     best: dict,
     progress: bool,
+    precision: str,
 ) -> dict:
-    """Rank 0's end of an epoch: score val, write best.pt, last.pt and history.json."""
+    """Rank 0's end of an epoch: score val (at the training's ``precision``), write best.pt,
+    last.pt and history.json."""
     out = Path(options.out)
     epoch = record["epoch"]
     start = time.perf_counter()
     model.eval()
     record |= score_pairs(model, val_pairs, radius_px, settings, options.batch_size,
-                          progress).aggregates
+                          progress, precision).aggregates
     record["val_seconds"] = time.perf_counter() - start
     history.append(record)
     if record["mF1"] > best["mF1"]:

@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--train-batch", type=int, default=16)
     parser.add_argument("--train-precision", choices=PRECISIONS, default="auto",
-                        help="as train --precision (auto: bfloat16 on CUDA)")
+                        help="as train --precision (auto: bfloat16 on CUDA, float16 on a GPU "
+                        "without bfloat16)")
     parser.add_argument("--train-steps", type=int, default=10)
     args = parser.parse_args(argv)
     if min(args.pairs, args.size, args.train_steps, *args.batch_sizes) < 1:

@@ -2,93 +2,62 @@
 training / inference throughput (model only, random inputs) at one patch size on one device.
 
 Usage: python scripts/benchmark_model.py [--encoders resnet18 resnet34] [--size 256]
-                                        [--batch-size 8]
-                                         [--device cpu] [--steps 3] [--variant pred-to-inter-2]
+                                         [--batch-size 8] [--device cpu] [--steps 3]
+                                         [--variant pred-to-inter-2] [--precision auto]
 Prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 from baseline_algorithm.checkpoint import WEIGHT_DTYPES, save_checkpoint
-from baseline_algorithm.inference import autocast
-from baseline_algorithm.losses import CellTissueDiceLoss
+from baseline_algorithm.detector import PRECISIONS
+from baseline_algorithm.inference import autocast, memory_format
 from baseline_algorithm.model import CellTissueModel, ModelConfig
+from baseline_algorithm.train import training_precision
 
-
-def batch(size: int, batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(0)
-    side = size / 4
-    return {
-        "cell_image": torch.randn(batch_size, 3, size, size, generator=generator).to(device),
-        "tissue_image": torch.randn(batch_size, 3, size, size, generator=generator).to(device),
-        "cell_box": torch.tensor(
-            [[size / 2 - side / 2, size / 2 - side / 2, size / 2 + side / 2, size / 2 + side / 2]]
-            * batch_size
-        ).to(device),
-        "tissue_label": torch.randint(0, 2, (batch_size, size, size), generator=generator).to(
-            device
-        ),
-        "cell_target": torch.randint(0, 3, (batch_size, size, size), generator=generator).to(
-            device
-        ),
-    }
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def pairs_per_second(step, batch_size: int, steps: int, device: torch.device) -> float:
-    step()  # warm-up (allocations, cuDNN autotuning)
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    return steps * batch_size / (time.perf_counter() - start)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_training import (  # noqa: E402  (a sibling script)
+    pairs_per_second,
+    random_batch,
+    training_pairs_per_second,
+)
 
 
 def measure(
-    encoder: str, variant: str, size: int, batch_size: int, steps: int, device: torch.device
+    encoder: str,
+    variant: str,
+    size: int,
+    batch_size: int,
+    steps: int,
+    device: torch.device,
+    precision: str,
 ) -> dict:
-    model = CellTissueModel(ModelConfig(variant=variant, encoder=encoder, patch_size=size)).to(
-        device
-    )
+    config = ModelConfig(variant=variant, encoder=encoder, patch_size=size)
+    torch.manual_seed(0)
+    model = CellTissueModel(config)
     row = {"encoder": encoder, "parameters": sum(p.numel() for p in model.parameters())}
     with tempfile.TemporaryDirectory() as folder:
         for dtype in WEIGHT_DTYPES:
             row[f"{dtype} MB"] = (
                 save_checkpoint(Path(folder) / f"{dtype}.pt", model, weights_dtype=dtype) / 1e6
             )
-    inputs = batch(size, batch_size, device)
-    arguments = [inputs[k] for k in ("cell_image", "tissue_image", "cell_box", "tissue_label")]
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    loss_fn = CellTissueDiceLoss()
-
-    def train_step():
-        with autocast(device):
-            output = model(*arguments)
-        loss = loss_fn(output, inputs["cell_target"], inputs["tissue_label"])["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    row["train pairs/s"] = training_pairs_per_second(config, batch_size, steps, device, precision)
+    model.to(device, memory_format=memory_format(precision)).eval()
+    inputs = random_batch(batch_size, size, device)
+    arguments = [inputs[k] for k in ("cell_image", "tissue_image", "cell_box", "tissue_target")]
 
     @torch.inference_mode()
     def inference_step():
-        with autocast(device):
+        with autocast(device, precision):
             model(*arguments).cell_logits.float().log_softmax(dim=1)
 
-    model.train()
-    row["train pairs/s"] = pairs_per_second(train_step, batch_size, steps, device)
-    model.eval()
     row["inference pairs/s"] = pairs_per_second(inference_step, batch_size, steps, device)
     return row
 
@@ -101,12 +70,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="as train --precision, for both steps")
     args = parser.parse_args()
     device = torch.device(args.device)
+    precision = training_precision(args.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     rows = [
-        measure(e, args.variant, args.size, args.batch_size, args.steps, device)
+        measure(e, args.variant, args.size, args.batch_size, args.steps, device, precision)
         for e in args.encoders
     ]
     name = (
@@ -115,7 +87,7 @@ def main() -> None:
         else f"cpu, {torch.get_num_threads()} threads"
     )
     print(
-        f"{args.variant}, {args.size} px, batch {args.batch_size}, {name}, "
+        f"{args.variant}, {args.size} px, batch {args.batch_size}, {precision}, {name}, "
         f"torch {torch.__version__}\n"
     )
     columns = list(rows[0])

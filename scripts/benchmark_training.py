@@ -20,10 +20,9 @@ import time
 import torch
 
 from baseline_algorithm.detector import PRECISIONS
-from baseline_algorithm.inference import memory_format
 from baseline_algorithm.losses import CellTissueDiceLoss
 from baseline_algorithm.model import VARIANTS, CellTissueModel, ModelConfig
-from baseline_algorithm.train import training_precision, training_step
+from baseline_algorithm.train import prepare_for_training, training_precision, training_step
 
 
 def random_batch(batch: int, size: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -42,28 +41,37 @@ def random_batch(batch: int, size: int, device: torch.device) -> dict[str, torch
     }
 
 
-def training_pairs_per_second(
-    config: ModelConfig, batch: int, steps: int, device: torch.device, precision: str
-) -> float:
-    """Pairs per second of ``steps`` training steps on a fixed random batch, after a warm-up."""
-    torch.manual_seed(0)
-    model = CellTissueModel(config).to(device, memory_format=memory_format(precision)).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")
-    loss_fn = CellTissueDiceLoss()
-    pairs = random_batch(batch, config.patch_size, device)
+def pairs_per_second(step, batch: int, steps: int, device: torch.device) -> float:
+    """Pairs per second of ``steps`` calls of ``step`` (each on ``batch`` pairs) after one
+    untimed call (allocations, kernel selection)."""
 
     def synchronize() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    training_step(model, pairs, optimizer, scaler, loss_fn, precision)  # kernels, allocator
+    step()
     synchronize()
     started = time.perf_counter()
     for _ in range(steps):
-        training_step(model, pairs, optimizer, scaler, loss_fn, precision)
+        step()
     synchronize()
     return batch * steps / (time.perf_counter() - started)
+
+
+def training_pairs_per_second(
+    config: ModelConfig, batch: int, steps: int, device: torch.device, precision: str
+) -> float:
+    """Pairs per second of ``steps`` training steps on a fixed random batch, after a warm-up."""
+    torch.manual_seed(0)
+    model = CellTissueModel(config).train()
+    scaler = prepare_for_training(model, device, precision)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    loss_fn = CellTissueDiceLoss()
+    pairs = random_batch(batch, config.patch_size, device)
+    return pairs_per_second(
+        lambda: training_step(model, pairs, optimizer, scaler, loss_fn, precision),
+        batch, steps, device,
+    )
 
 
 def main() -> None:

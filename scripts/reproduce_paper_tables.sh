@@ -13,7 +13,7 @@
 # the same machine on 2026-12-02 with PAIRS="112 16 48" EPOCHS=5 and other jobs on the cores part
 # of the time: Table 5 took 2 h 36 min (Cell-only about 2 pairs/s, the injection variants about 1,
 # Feature-sharing 0.43, leaking 2.4), the machine running slower than when the sizing was taken;
-# Table 7's four new runs took 5-18 minutes each (about 45 minutes).
+# each Table 7 run (tissue-label-only, large-fov-only) took 5-18 minutes.
 #
 # Usage: scripts/reproduce_paper_tables.sh [OUT] [more `reproduce` options]
 # Environment (defaults in brackets): SEEDS ["0 1"], EPOCHS [6], PAIRS ["128 16 48"], SIZE [256],

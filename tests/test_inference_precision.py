@@ -101,7 +101,7 @@ def test_autocast_follows_the_precision():
     for precision, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
         with autocast(cpu, precision):
             assert layer(torch.ones(1, 4)).dtype == dtype
-    with autocast(cpu):  # training's default: no autocast on the CPU
+    with autocast(cpu):  # precision None: no autocast on the CPU
         assert layer(torch.ones(1, 4)).dtype == torch.float32
 
 

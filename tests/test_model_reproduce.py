@@ -7,9 +7,17 @@ from dataclasses import asdict, replace
 import numpy as np
 import pytest
 
+from baseline_algorithm.checkpoint import save_checkpoint
 from baseline_algorithm.commands import reproduce as reproduce_command
 from baseline_algorithm.commands import train as train_command
-from baseline_algorithm.reproduce import _finished, experiment_rows, markdown_table, table_rows
+from baseline_algorithm.model import CellTissueModel, ModelConfig
+from baseline_algorithm.reproduce import (
+    _finished,
+    _resumable,
+    experiment_rows,
+    markdown_table,
+    table_rows,
+)
 from baseline_algorithm.train import TrainingOptions
 from evaluation import PointSet, score
 from evaluation.bootstrap import STATISTICS, paired_replicates
@@ -195,3 +203,8 @@ def test_a_run_recorded_before_an_option_existed_counts_as_its_default(tmp_path)
     assert _finished(tmp_path, options)
     assert not _finished(tmp_path, replace(options, precision="bfloat16"))
     assert not _finished(tmp_path, replace(options, epochs=3))
+    # its last.pt resumes as the same run: a longer one may continue it
+    save_checkpoint(tmp_path / "last.pt", CellTissueModel(ModelConfig(encoder="resnet18")),
+                    options=recorded)
+    assert _resumable(tmp_path, replace(options, epochs=5))
+    assert not _resumable(tmp_path, replace(options, epochs=5, precision="float16"))

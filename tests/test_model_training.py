@@ -22,6 +22,7 @@ from baseline_algorithm.train import (
     pair_sample,
     tissue_targets_for,
     train_one_epoch,
+    training_precision,
     training_step,
 )
 from evaluation.release import ReleaseDataset
@@ -264,9 +265,29 @@ def test_the_run_records_the_precision_it_trained_in(dataset, tmp_path):
                   progress=False)
     assert summary["precision"] == "bfloat16" and summary["options"]["precision"] == "bfloat16"
     assert load_checkpoint(tmp_path / "bf16" / "best.pt").config.patch_size == 64
-    # auto on this CPU: float32 unless it has native bfloat16 (resolve_precision's rule)
-    assert fit(options(dataset, tmp_path / "auto", epochs=1), progress=False)["precision"] in (
-        "float32", "bfloat16")
+    auto = fit(options(dataset, tmp_path / "auto", epochs=1), progress=False)["precision"]
+    assert auto == training_precision("auto", torch.device("cpu"))
+
+
+def test_a_run_resumes_in_another_precision(dataset, tmp_path):
+    """A run started without gradient scaling resumes under float16 (whose scaler is on), as when
+    ``auto`` resolves again on a GPU without bfloat16; and a run recorded before ``precision``
+    existed resumes as ``auto``."""
+    fit(options(dataset, tmp_path / "run", epochs=1, precision="float32"), progress=False)
+    last = tmp_path / "run" / "last.pt"
+    state = read_checkpoint(last)
+    state["options"]["precision"] = "float16"
+    torch.save(state, last)
+    resumed = fit(options(dataset, tmp_path / "run", epochs=2), resume=True, progress=False)
+    assert resumed["precision"] == "float16" and resumed["epochs"] == 2
+
+    fit(options(dataset, tmp_path / "old", epochs=1), progress=False)
+    last = tmp_path / "old" / "last.pt"
+    state = read_checkpoint(last)
+    del state["options"]["precision"]
+    torch.save(state, last)
+    resumed = fit(options(dataset, tmp_path / "old", epochs=2), resume=True, progress=False)
+    assert resumed["options"]["precision"] == "auto" and resumed["epochs"] == 2
 
 
 def test_library_errors_name_the_option_not_a_flag(dataset, tmp_path):
