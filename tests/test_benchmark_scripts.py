@@ -2,7 +2,8 @@
 
 ``scripts/benchmark_gpu.sh`` is meant for a GPU machine; here it runs with ``--device cpu``, which
 exercises every step (checkpoint, stacked input, the predict entry at each batch size, training
-steps, the JSON) except the CUDA calls. ``scripts/benchmark_training.py`` times two precisions.
+steps, the JSON) except the CUDA calls. ``scripts/benchmark_training.py`` times two precisions;
+``scripts/benchmark_model.py`` reports checkpoint sizes and step rates.
 ``scripts/benchmark_inference.py`` is checked on a small untrained model: both precisions are
 timed and bf16 is scored against float32. ``scripts/benchmark_scorer.py --against`` times two
 checkouts (here this one twice).
@@ -102,6 +103,23 @@ def test_training_benchmark_times_each_precision_on_the_same_batch():
         # the printed rates are rounded to 0.01: the ratio lies between their extremes
         low, high = (float32 - 0.005) / (bfloat16 + 0.005), (float32 + 0.005) / (bfloat16 - 0.005)
         assert low - 0.005 <= ratio <= high + 0.005
+
+
+@pytest.mark.slow
+def test_model_benchmark_reports_sizes_and_both_rates():
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "benchmark_model.py"), "--encoders", "resnet18",
+         "--size", "64", "--batch-size", "2", "--steps", "1", "--precision", "float32"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.startswith("pred-to-inter-2, 64 px, batch 2, float32, cpu")
+    table = [line for line in completed.stdout.splitlines() if line.startswith("|")]
+    columns = [cell.strip() for cell in table[0].split("|")[1:-1]]
+    row = dict(zip(columns, (cell.strip() for cell in table[2].split("|")[1:-1]), strict=True))
+    assert row["encoder"] == "resnet18"
+    assert float(row["int8 MB"]) < float(row["float16 MB"]) < float(row["float32 MB"])
+    assert float(row["train pairs/s"]) > 0 and float(row["inference pairs/s"]) > 0
 
 
 @pytest.mark.slow
