@@ -464,8 +464,9 @@ def baseline_detector(
         The weights, with the detection settings stored in them; default the shipped checkpoint.
     precision : {"auto", "float32", "bfloat16", "float16"}
         Arithmetic of the forward pass; ``auto`` as
-        :func:`baseline_algorithm.detector.resolve_precision` decides (bfloat16 on CUDA and on a
-        CPU with bfloat16 instructions, float32 elsewhere).
+        :func:`baseline_algorithm.detector.resolve_precision` decides (bfloat16 on CUDA, float16
+        on a GPU without bfloat16, bfloat16 on a CPU with bfloat16 instructions, float32
+        elsewhere).
     """
     model, settings = load_model(checkpoint, torch.device(device))
     chosen = resolve_precision(precision, device)

@@ -74,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=PRECISIONS,
         default="auto",
         help="arithmetic of the forward pass, handed to the factory; auto: bfloat16 autocast on "
-        "CUDA and on a CPU with bfloat16 instructions (avx512_bf16, amx_bf16), else float32",
+        "CUDA (float16 on a GPU without bfloat16) and on a CPU with bfloat16 instructions "
+        "(avx512_bf16, amx_bf16), else float32",
     )
     parser.add_argument(
         "--read-ahead",
