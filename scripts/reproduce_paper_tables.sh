@@ -3,20 +3,18 @@
 # data, sized for a 2-core CPU: about two hours for the seven rows with two seeds, then the two
 # Table 7 rows with the same seeds (about 40 more minutes).
 #
-# Sizing (docs/benchmarks.md, "Model"): on an idle 2-core x86-64 Pred-to-inter-2 trains at about
-# 1.7 pairs/s at 256 px with ResNet-18 and batch 8; scripts/benchmark_training.py puts Cell-only
-# and the leaking variant at about 2.5-3 times that, the other two-branch variants near it and
-# Feature-sharing at about 0.6 times it. One seed of the seven rows then costs about 3.5 s per
-# training pair-epoch; 128 training pairs x 6 epochs x 2 seeds is about 90 minutes of training,
-# plus validation (16 pairs per epoch) and the test split (48 pairs) at about 0.1 s per pair:
-# about 1 h 40 min for Table 5 on an idle machine, longer when the cores are shared. Measured on
-# the same machine on 2026-12-02 with PAIRS="112 16 48" EPOCHS=5 and other jobs on the cores part
-# of the time: Table 5 took 2 h 36 min (Cell-only about 2 pairs/s, the injection variants about 1,
-# Feature-sharing 0.43, leaking 2.4), the machine running slower than when the sizing was taken;
-# each Table 7 run (tissue-label-only, large-fov-only) took 5-18 minutes.
+# Sizing (docs/benchmarks.md, "Model"): on an idle 2-core x86-64 scripts/benchmark_training.py
+# measures training steps at 256 px with ResNet-18 and batch 8 at 3.75 pairs/s for Cell-only,
+# 1.8-2.0 for the injection variants, 0.69 for Feature-sharing and 4.6 for leaking: about 4 s of
+# steps per training pair-epoch for one seed of the seven rows. 112 training pairs x 5 epochs x
+# 2 seeds is then about 75 minutes of steps; data loading on the same cores, validation (16
+# pairs per epoch) and the test split (48 pairs) bring it to an estimated 1 h 45 min on an idle
+# machine. Measured on the same machine on 2026-12-02 with these defaults and other jobs on the
+# cores part of the time: Table 5 took 2 h 36 min; each Table 7 run (tissue-label-only,
+# large-fov-only) took 5-18 minutes.
 #
 # Usage: scripts/reproduce_paper_tables.sh [OUT] [more `reproduce` options]
-# Environment (defaults in brackets): SEEDS ["0 1"], EPOCHS [6], PAIRS ["128 16 48"], SIZE [256],
+# Environment (defaults in brackets): SEEDS ["0 1"], EPOCHS [5], PAIRS ["112 16 48"], SIZE [256],
 #   ENCODER [resnet18], DEVICE [cpu], WORKERS [1], PYTHON [python3].
 # With a GPU: DEVICE=cuda SEEDS="0 1 2" EPOCHS=40 PAIRS="320 40 80" WORKERS=4.
 # Rerunning continues where a stopped run ended (finished runs are not retrained). The tables are
@@ -29,9 +27,9 @@ python=${PYTHON:-python3}
 # shellcheck disable=SC2206  # word splitting of the lists is intended
 seeds=(${SEEDS:-0 1})
 # shellcheck disable=SC2206
-pairs=(${PAIRS:-128 16 48})
+pairs=(${PAIRS:-112 16 48})
 common=(--pairs "${pairs[@]}" --size "${SIZE:-256}" --encoder "${ENCODER:-resnet18}"
-  --epochs "${EPOCHS:-6}" --batch-size 8 --workers "${WORKERS:-1}" --device "${DEVICE:-cpu}"
+  --epochs "${EPOCHS:-5}" --batch-size 8 --workers "${WORKERS:-1}" --device "${DEVICE:-cpu}"
   --seeds "${seeds[@]}" --quiet)
 mkdir -p "$out/table7"
 "$python" -m baseline_algorithm reproduce --out "$out/table5" "${common[@]}" \
