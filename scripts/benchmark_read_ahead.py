@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -27,15 +26,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_gpu import write_input  # noqa: E402  (a sibling script, not a package)
+from benchmark_gpu import write_input  # noqa: E402  (sibling scripts, not a package)
+from benchmark_inference import cpu_seconds  # noqa: E402
 
 from baseline_algorithm.detector import BASELINE_DETECTOR, load_detector  # noqa: E402
 from baseline_algorithm.predict import detect_all, read_inputs  # noqa: E402
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def timed_run(detector, folder: Path, read_ahead: int | None) -> dict:
