@@ -81,10 +81,24 @@ fi
 contexts=$(mktemp -d "${TMPDIR:-/tmp}/ocelot-contexts.XXXXXX")
 trap 'rm -rf "$contexts"' EXIT
 
-# build_from_context TAG DOCKERFILE BUILD-ARG... ; reads "context-path=host-path" lines on stdin.
+# explain_failed_build TAG GB: when Docker's data folder has less than GB gigabytes free (what a
+# cold build of TAG needs), a last line that says so: a full disk shows as a tar or layer error in
+# the middle of Docker's output. A remote daemon's folder is not on this machine: nothing is said.
+explain_failed_build() {
+  local root free
+  root=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null) || return 0
+  [ -d "$root" ] || return 0
+  free=$(df -B1G --output=avail "$root" | tail -1 | tr -d ' ')
+  if [ "$free" -lt "$2" ]; then
+    echo "build-images: building $1 failed with $free GB free under $root; a cold build needs about $2 GB" >&2
+  fi
+}
+
+# build_from_context TAG DOCKERFILE GB BUILD-ARG... ; reads "context-path=host-path" lines on stdin.
+# GB: the free disk in gigabytes a cold build needs.
 # The context is a folder of symbolic links that tar dereferences, so nothing big is copied.
 build_from_context() {
-  local image=$1 dockerfile=$2; shift 2
+  local image=$1 dockerfile=$2 disk_needed=$3; shift 3
   local context; context=$(mktemp -d "$contexts/context.XXXXXX")
   ln -s "$PWD/$dockerfile" "$context/$dockerfile"
   while IFS='=' read -r inside host; do
@@ -95,7 +109,7 @@ build_from_context() {
   local started=$SECONDS
   echo "build-images: building $image from $dockerfile on $base_image"
   tar -C "$context" -ch . | docker build --force-rm ${cache_flags[@]+"${cache_flags[@]}"} --file "$dockerfile" --tag "$image" \
-    --build-arg "BASE_IMAGE=$base_image" "$@" -
+    --build-arg "BASE_IMAGE=$base_image" "$@" - || { explain_failed_build "$image" "$disk_needed"; return 1; }
   echo "build-images: built $image in $((SECONDS - started)) s" \
     "($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
@@ -105,7 +119,7 @@ build_eval() {
   local ground_truth_inside=ground_truth_source
   [ -d "$ground_truth" ] || ground_truth_inside=ground_truth_source/$(basename "$ground_truth")
   scripts/wheelhouse.sh eval
-  build_from_context "${tag:-ocelot-eval}" Dockerfile.eval \
+  build_from_context "${tag:-ocelot-eval}" Dockerfile.eval 2 \
     --build-arg GROUND_TRUTH=ground_truth_source --build-arg "GROUND_TRUTH_SPLIT=$split" <<EOF
 wheelhouse/eval=wheelhouse/eval
 $ground_truth_inside=$ground_truth
@@ -115,8 +129,11 @@ EOF
 build_algorithm() {
   # The baseline installs the algorithm extra (torch); a detector package gets only the images
   # extra and what it declares, unless --extra says otherwise.
-  local project_extra=${extra:-algorithm} wheelhouse package_flags=()
+  local project_extra=${extra:-algorithm} wheelhouse package_flags=() disk_needed
   [ -z "$package" ] || project_extra=${extra:-images}
+  # Gigabytes of free disk a cold build needs; with torch, its wheels, installer stage and image.
+  disk_needed=3
+  [ "$project_extra" = images ] || disk_needed=18
   wheelhouse=wheelhouse/$project_extra
   if [ -n "$package" ]; then
     # One wheelhouse per package, so that images of other packages keep their cached layers.
@@ -131,7 +148,7 @@ build_algorithm() {
     ln -s "$(cd "$(dirname "$checkpoint")" && pwd)/$(basename "$checkpoint")" "$checkpoint_dir/$(basename "$checkpoint")"
     checkpoint_path=/opt/ocelot/checkpoint/$(basename "$checkpoint")
   fi
-  build_from_context "${tag:-ocelot-algorithm}" Dockerfile.algorithm \
+  build_from_context "${tag:-ocelot-algorithm}" Dockerfile.algorithm "$disk_needed" \
     --build-arg "WHEELHOUSE=wheelhouse/algorithm" \
     --build-arg "DETECTOR=${detector:-baseline_algorithm.inference:baseline_detector}" \
     --build-arg "CHECKPOINT_PATH=$checkpoint_path" <<EOF
