@@ -120,13 +120,11 @@ def autocast(
     device : torch.device
     precision : {"float32", "bfloat16", "float16"}, optional
         float32 runs without autocast; the others autocast to that dtype, on CPU as on CUDA.
-        None: bfloat16 (or float16 without bfloat16 support) on CUDA, nothing on CPU.
+        None: on CUDA what ``auto`` resolves to (bfloat16, or float16 without bfloat16 support),
+        nothing on CPU.
     """
     if precision is None:
-        if device.type != "cuda":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+        precision = resolve_precision("auto", "cuda") if device.type == "cuda" else "float32"
     if precision not in AUTOCAST_DTYPES:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(AUTOCAST_DTYPES)}")
     dtype = AUTOCAST_DTYPES[precision]
