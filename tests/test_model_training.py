@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from baseline_algorithm.checkpoint import load_checkpoint, read_checkpoint
 from baseline_algorithm.cli import main
 from baseline_algorithm.data import synthesize_dataset
-from baseline_algorithm.inference import DetectionSettings, memory_format, predict_points
+from baseline_algorithm.inference import DetectionSettings, predict_points
 from baseline_algorithm.labels import crop_labels_to_box, disk_radius_px
 from baseline_algorithm.losses import CellTissueDiceLoss
 from baseline_algorithm.model import CellTissueModel, ModelConfig
@@ -20,6 +20,7 @@ from baseline_algorithm.train import (
     TrainingPairs,
     fit,
     pair_sample,
+    prepare_for_training,
     tissue_targets_for,
     train_one_epoch,
     training_precision,
@@ -105,10 +106,9 @@ def test_a_reduced_precision_step_follows_the_float32_step(dataset, precision):
         torch.manual_seed(0)
         no_dropout = dict(dropout_tissue=0.0, dropout_cell=0.0, dropout_aspp=0.0)
         model = CellTissueModel(ModelConfig(encoder="resnet18", patch_size=64, **no_dropout))
-        model.to(memory_format=memory_format(name)).train()
+        scaler = prepare_for_training(model.train(), torch.device("cpu"), name)
         before = [parameter.detach().clone() for parameter in model.parameters()]
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-        scaler = torch.amp.GradScaler("cpu", enabled=name == "float16")
         losses = training_step(model, batch, optimizer, scaler, CellTissueDiceLoss(), name)
         change = torch.cat([
             (after.detach() - start).flatten()
