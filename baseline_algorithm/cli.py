@@ -10,30 +10,35 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from evaluation.cli import EVALUATION_COMMANDS, run_command
+from evaluation.cli import EVALUATION_COMMANDS, Command, run_command
 
 __all__ = ["ALGORITHM_COMMANDS", "COMMANDS", "main", "module_main"]
 
 #: Commands of the baseline: data, training, inference, submission checks.
 ALGORITHM_COMMANDS = {
-    "synthesize": (
+    "synthesize": Command(
         "baseline_algorithm.commands.synthesize",
         "write a synthetic dataset in the release and Grand Challenge layouts",
+        "algorithm",
     ),
-    "stats": (
+    "stats": Command(
         "baseline_algorithm.commands.stats",
         "cell-in-tissue counts and class ratios of a release-layout dataset",
+        "images",
     ),
-    "train": ("baseline_algorithm.commands.train", "train a cell/tissue model"),
-    "reproduce": (
+    "train": Command("baseline_algorithm.commands.train", "train a cell/tissue model",
+                     "algorithm"),
+    "reproduce": Command(
         "baseline_algorithm.commands.reproduce",
         "train the paper's variants and tabulate their test scores",
+        "algorithm",
     ),
-    "predict": (
+    "predict": Command(
         "baseline_algorithm.commands.predict",
         "detect cells in a Grand Challenge input folder, any detector (the algorithm container)",
+        "algorithm",
     ),
-    "preflight": (
+    "preflight": Command(
         "baseline_algorithm.commands.preflight",
         "run an algorithm image as the platform does and check what it writes",
     ),

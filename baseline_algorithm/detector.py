@@ -1,12 +1,15 @@
 """The detector interface: any model that turns a pair into cell points can be the submission.
 
-A *detector* is a callable ``detect(pair) -> iterable of (x, y, cls, probability)``:
+A *detector* is a callable ``detect(pair)`` that returns the pair's cells:
 
 ``pair``
     A :class:`~evaluation.pairs.Pair` as the Grand Challenge input reader yields it:
     ``cell_image`` (uint8, H x W x 3), ``tissue_image`` (uint8, Ht x Wt x 3), ``meta`` (the
     metadata entry, with ``organ`` and the ``mpp`` fields), ``cell_box`` (the cell patch in
     tissue-patch pixels), ``name`` (``image_k``); no annotations.
+returned cells
+    Either a numeric array of shape (N, 4) with columns ``x, y, cls, probability`` (the fast
+    path: it is checked as a whole), or an iterable of ``(x, y, cls, probability)`` tuples.
 ``x, y``
     Cell-patch pixels (any real number; written rounded to the nearest integer, halves to even
     as Python's ``round``).
@@ -15,13 +18,20 @@ A *detector* is a callable ``detect(pair) -> iterable of (x, y, cls, probability
 ``probability``
     The confidence, in [0, 1].
 
+A detector may also have:
+
+``detect_batch(pairs)`` and ``batch_size``
+    Batching, opt-in: one result per pair, in order; ``batch_size`` is the number of pairs per
+    call unless ``--batch-size`` says otherwise.
+``describe()``
+    One line saying what runs (model, weights, settings), logged when ``predict`` starts.
+
 A *factory* ``FACTORY()`` builds the detector once. If its signature has a ``device`` parameter
 it receives ``"cpu"`` or ``"cuda"``; if it has a ``checkpoint`` parameter it receives the path
 given with ``--checkpoint`` or ``$OCELOT_CHECKPOINT`` (when one is given; otherwise the factory's
 own default applies); if it has a ``precision`` parameter it receives ``"float32"``,
-``"bfloat16"`` or ``"float16"`` (a factory without one keeps its own arithmetic). A detector may
-opt in to batching with a ``detect_batch(pairs)`` method that returns one iterable of points per
-pair, in order, and a ``batch_size`` attribute (pairs per call).
+``"bfloat16"`` or ``"float16"``, resolved by :mod:`baseline_algorithm.runtime` (a factory without
+one keeps its own arithmetic).
 An :class:`~evaluation.errors.OcelotError` raised by a detector is reported as one line, like the
 toolkit's own; any other exception keeps the traceback of the participant's code.
 
@@ -33,7 +43,6 @@ pair's points against the organisers' validity rule (the scorer's own reader,
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 import math
 import numbers
@@ -44,41 +53,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from evaluation import InputError, PointSet, points_from_document
-from evaluation.errors import OcelotError
+from evaluation.errors import OcelotError, preview
+from evaluation.formats import PATCH_COORDINATE_MAX
+from evaluation.limits import current_limits
 from evaluation.pairs import Pair
 
 __all__ = [
     "BASELINE_DETECTOR",
-    "DEVICES",
-    "PRECISIONS",
     "BatchDetector",
     "Detector",
     "DetectorError",
     "DetectorFailure",
     "LoadedDetector",
     "load_detector",
-    "resolve_device",
     "resolve_factory",
-    "resolve_precision",
     "validated_points",
 ]
 
 #: The Pred-to-inter-2 baseline, one implementation of the interface among others.
 BASELINE_DETECTOR = "baseline_algorithm.inference:baseline_detector"
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-#: /proc/cpuinfo flags of a CPU with native bfloat16 arithmetic (AVX-512 BF16, AMX).
-CPU_BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 Point = tuple[float, float, int, float]
+#: What a detector returns for one pair: an (N, 4) array or ``(x, y, cls, probability)`` tuples.
+Cells = np.ndarray | Iterable[Point]
 
 
 @runtime_checkable
 class Detector(Protocol):
-    """``detect(pair)``: the cells of one pair as ``(x, y, cls, probability)`` tuples."""
+    """``detect(pair)``: the cells of one pair (see the module's description)."""
 
-    def __call__(self, pair: Pair) -> Iterable[Point]: ...
+    def __call__(self, pair: Pair) -> Cells: ...
 
 
 @runtime_checkable
@@ -93,7 +100,7 @@ class BatchDetector(Detector, Protocol):
 
     batch_size: int
 
-    def detect_batch(self, pairs: Sequence[Pair]) -> Sequence[Iterable[Point]]: ...
+    def detect_batch(self, pairs: Sequence[Pair]) -> Sequence[Cells]: ...
 
 
 class DetectorError(OcelotError, ValueError):
@@ -125,65 +132,6 @@ def _failure(spec: str, what: str, error: Exception) -> DetectorFailure:
     )
 
 
-def resolve_device(name: str) -> str:
-    """``"cpu"`` or ``"cuda"``: ``auto`` is CUDA when PyTorch is installed and sees a GPU.
-
-    PyTorch is imported only when it is installed, so that images without it stay slim.
-    """
-    if name not in DEVICES:
-        raise DetectorError(f"device {name!r} is not one of {', '.join(DEVICES)}")
-    if name == "cpu":
-        return "cpu"
-    cuda = False
-    if importlib.util.find_spec("torch") is not None:
-        import torch
-
-        cuda = torch.cuda.is_available()
-    if name == "cuda" and not cuda:
-        raise DetectorError("device cuda: no CUDA device is available (use device auto or cpu)")
-    return "cuda" if cuda else "cpu"
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The CPU's feature flags (Linux); empty where ``cpuinfo`` cannot be read."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
-
-
-def resolve_precision(name: str, device: str) -> str:
-    """``"float32"``, ``"bfloat16"`` or ``"float16"``: the arithmetic of the model on ``device``.
-
-    ``auto`` is bfloat16 autocast on CUDA and on a CPU with native bfloat16 instructions
-    (:data:`CPU_BFLOAT16_FLAGS`), where it is about twice as fast at the same detections; float16
-    on a GPU without bfloat16 (before Ampere); float32 elsewhere, where bfloat16 is emulated and
-    slower than float32.
-
-    Parameters
-    ----------
-    name : {"auto", "float32", "bfloat16", "float16"}
-    device : {"cpu", "cuda"}
-        A resolved device (:func:`resolve_device`).
-    """
-    if name not in PRECISIONS:
-        raise DetectorError(f"precision {name!r} is not one of {', '.join(PRECISIONS)}")
-    if name != "auto":
-        return name
-    if device == "cuda":
-        import torch  # only here: a CPU-only detector template need not have it
-
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    if cpu_flags() & CPU_BFLOAT16_FLAGS:
-        return "bfloat16"
-    return "float32"
-
-
 @dataclass
 class LoadedDetector:
     """A built detector and how to call it.
@@ -201,13 +149,25 @@ class LoadedDetector:
     """
 
     spec: str
-    detect: Callable[[Pair], Iterable[Any]]
+    detect: Callable[[Pair], Cells]
     batch_size: int = 1
     precision: str | None = None
 
     @property
     def batches(self) -> bool:
         return hasattr(self.detect, "detect_batch")
+
+    def description(self) -> str:
+        """The detector's own ``describe()`` line, or its spec when it has none."""
+        describe = getattr(self.detect, "describe", None)
+        if not callable(describe):
+            return self.spec
+        try:
+            return f"{self.spec} ({describe()})"
+        except OcelotError:
+            raise
+        except Exception as error:
+            raise _failure(self.spec, "raised in describe()", error) from error
 
     def detect_pairs(self, pairs: Sequence[Pair]) -> list[Any]:
         """Each pair's raw points, through ``detect_batch`` when the detector has it.
@@ -224,9 +184,10 @@ class LoadedDetector:
             if self.batches:
                 results = list(self.detect.detect_batch(list(pairs)))
             else:
-                results = (
-                    [self.detect(pairs[0])] if len(pairs) == 1 else [self.detect(p) for p in pairs]
-                )
+                # A loop, not a comprehension: its frame would show in the participant's traceback.
+                results = []
+                for pair in pairs:
+                    results.append(self.detect(pair))
         except OcelotError:
             raise  # already one line saying what to fix
         except Exception as error:
@@ -263,8 +224,9 @@ def load_detector(
         Pairs per call; the detector's ``batch_size`` attribute (else 1) when None. Above 1 only
         for a detector with ``detect_batch``.
     precision : {"float32", "bfloat16", "float16"}, optional
-        Passed as ``precision=`` when given and the factory has that parameter; a factory
-        without it keeps its own arithmetic.
+        A resolved precision (:func:`baseline_algorithm.runtime.resolve_runtime`), passed as
+        ``precision=`` when given and the factory has that parameter; a factory without it keeps
+        its own arithmetic.
 
     Raises
     ------
@@ -337,6 +299,10 @@ def resolve_factory(spec: str) -> Callable[..., Any]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         missing = error.name or ""
+        if module_name.startswith("baseline_algorithm.") and not missing.startswith(
+            "baseline_algorithm"
+        ):
+            raise  # the baseline without its extra: the command line names the extra
         if module_name == missing or module_name.startswith(missing + "."):
             raise DetectorError(
                 f"detector {spec}: no module named {missing!r} is installed "
@@ -365,9 +331,11 @@ def resolve_factory(spec: str) -> Callable[..., Any]:
 def validated_points(spec: str, image: int, raw: Any) -> PointSet:
     """One pair's points, checked by the organisers' validity rule, as a :class:`PointSet`.
 
+    An (N, 4) array of integers or reals is checked as a whole. Tuples are checked one by one:
     ``x`` and ``y`` that are real numbers are rounded to the nearest integer, a ``cls`` that is a
     whole number becomes an ``int`` and a real ``probability`` a ``float``; anything else is left
-    as it is, so that the rule names it.
+    as it is, so that the rule names it. Both accept and refuse exactly the same points, with the
+    same line.
 
     Parameters
     ----------
@@ -375,7 +343,7 @@ def validated_points(spec: str, image: int, raw: Any) -> PointSet:
         The detector, named in messages.
     image : int
         Index ``k`` of the pair in the input (its points are ``image_k``).
-    raw : iterable of (x, y, cls, probability)
+    raw : ndarray of shape (N, 4), or iterable of (x, y, cls, probability)
         What the detector returned for the pair.
 
     Raises
@@ -384,6 +352,11 @@ def validated_points(spec: str, image: int, raw: Any) -> PointSet:
         One line: ``detector SPEC on image_k: points[i].FIELD: ... got VALUE``.
     """
     source = f"detector {spec} on image_{image}"
+    if isinstance(raw, np.ndarray):
+        points = _validated_array(source, image, raw)
+        if points is not None:
+            return points
+        raw = raw.tolist()  # the rule, entry by entry, names the first bad point
     try:
         rows = list(raw)
     except TypeError:
@@ -396,7 +369,7 @@ def validated_points(spec: str, image: int, raw: Any) -> PointSet:
             x, y, cls, probability = row
         except (TypeError, ValueError):
             raise DetectorError(
-                f"{source}: points[{index}]: expected (x, y, cls, probability), got {_short(row)}"
+                f"{source}: points[{index}]: expected (x, y, cls, probability), got {preview(row)}"
             ) from None
         entries.append(
             {
@@ -412,6 +385,38 @@ def validated_points(spec: str, image: int, raw: Any) -> PointSet:
     return points
 
 
+def _validated_array(source: str, image: int, raw: np.ndarray) -> PointSet | None:
+    """The points of an (N, 4) numeric array, or None when a row breaks the rule (the caller then
+    checks entry by entry, which names the row)."""
+    if raw.ndim != 2 or raw.shape[1] != 4:
+        raise DetectorError(
+            f"{source}: returned an array of shape {raw.shape}, expected (N, 4) with columns "
+            "x, y, cls, probability"
+        )
+    if raw.dtype.kind not in "iuf":
+        return None
+    limits = current_limits()
+    limits.check("points", len(raw), f'{source}: "points"', "points")
+    limits.check("points_per_image", len(raw), f"{source}: image_{image}", "points")
+    rows = raw.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore"):
+        xy = np.rint(rows[:, :2])
+        label, probability = rows[:, 2], rows[:, 3]
+        valid = (
+            np.isfinite(rows).all(axis=1)
+            & ((xy >= 0) & (xy <= PATCH_COORDINATE_MAX)).all(axis=1)
+            & ((label == 1) | (label == 2))
+            & (probability >= 0.0)
+            & (probability <= 1.0)
+        )
+    if not valid.all():
+        return None
+    return PointSet.from_arrays(
+        np.full(len(rows), image, dtype=np.int64),
+        xy.astype(np.int64),
+        label.astype(np.int64),
+        probability,
+    )
 def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
@@ -436,7 +441,3 @@ def _plain(value: Any) -> Any:
     """numpy scalars as Python numbers, so that the rule's message shows the value itself."""
     return value.item() if hasattr(value, "item") and getattr(value, "shape", None) == () else value
 
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

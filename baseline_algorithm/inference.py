@@ -10,35 +10,35 @@ Steps for a batch of pairs (:func:`predict_points`):
    (searched on its log-odds, which has the same maxima without float32 saturation),
    at least ``min_distance_um`` apart (``skimage.feature.peak_local_max``); the class is the argmax
    over BC / TC at the peak and the confidence is that class's probability (:func:`detect_cells`);
-4. map the peaks back to pixels of the input cell patch (:func:`detect_batch`).
+4. map the peaks back to pixels of the input cell patch (:func:`cells_from_maps`), as (N, 4)
+   arrays of ``x, y, cls, probability``.
 
 :class:`BaselineDetector` is this path behind the detector interface
 (:mod:`baseline_algorithm.detector`); :func:`baseline_detector` is its factory, the default of
-``predict``.
+``predict``. :func:`predict_points` runs a model on pairs through the same path as ``predict``
+(batching, the organisers' validity rule), for training's validation and ``reproduce``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from skimage.feature import peak_local_max
-from tqdm import tqdm
 
+from baseline_algorithm.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
+from baseline_algorithm.detector import LoadedDetector
+from baseline_algorithm.labels import tissue_target
+from baseline_algorithm.model import CellTissueModel, ModelConfig
+from baseline_algorithm.predict import detect_all
+from baseline_algorithm.runtime import autocast, memory_format, resolve_runtime
 from evaluation import PointSet
 from evaluation.pairs import Pair
-
-from .checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
-from .detector import resolve_precision
-from .labels import tissue_target
-from .model import CellTissueModel, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -106,45 +106,6 @@ def normalise(images: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     return (images - mean) / std
 
 
-#: Autocast dtype of each ``precision`` (float32: no autocast).
-AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def autocast(
-    device: torch.device, precision: str | None = None
-) -> contextlib.AbstractContextManager:
-    """Mixed precision for a forward pass on ``device``.
-
-    Parameters
-    ----------
-    device : torch.device
-    precision : {"float32", "bfloat16", "float16"}, optional
-        float32 runs without autocast; the others autocast to that dtype, on CPU as on CUDA.
-        None: on CUDA what ``auto`` resolves to (bfloat16, or float16 without bfloat16 support),
-        nothing on CPU.
-    """
-    if precision is None:
-        precision = resolve_precision("auto", "cuda") if device.type == "cuda" else "float32"
-    if precision not in AUTOCAST_DTYPES:
-        raise ValueError(f"precision {precision!r} is not one of {', '.join(AUTOCAST_DTYPES)}")
-    dtype = AUTOCAST_DTYPES[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def memory_format(precision: str | None) -> torch.memory_format:
-    """channels_last under bfloat16 / float16 autocast, contiguous (NCHW) in float32.
-
-    Measured with the shipped model on an AVX2 CPU (docs/benchmarks.md): channels_last makes the
-    (emulated) bfloat16 pass about 8x faster and the float32 one no faster; on CUDA the
-    reduced-precision convolution kernels prefer it too.
-    """
-    if precision is not None and AUTOCAST_DTYPES.get(precision) is not None:
-        return torch.channels_last
-    return torch.contiguous_format
-
-
 def detect_cells(
     log_probabilities: np.ndarray, min_distance_px: int, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -187,24 +148,19 @@ def detect_cells(
     return peaks[:, ::-1].astype(np.int64), choice.astype(np.int64) + 1, probability
 
 
-def _batches(pairs: Iterable[Pair], batch_size: int) -> Iterator[list[Pair]]:
-    iterator = iter(pairs)
-    while batch := list(islice(iterator, batch_size)):
-        yield batch
-
-
 @torch.inference_mode()
 def cell_log_probabilities(
     model: CellTissueModel,
     pairs: Sequence[Pair],
     device: torch.device,
-    precision: str | None = None,
+    precision: str = "float32",
     layout: torch.memory_format | None = None,
 ) -> np.ndarray:
     """Log-softmax of the cell logits at the model's patch size for a batch of pairs.
 
-    ``precision`` is that of :func:`autocast`; the log-softmax itself is always float32. The
-    images are laid out as ``layout``, by default :func:`memory_format` of the precision.
+    ``precision`` is a resolved one (:mod:`baseline_algorithm.runtime`), that of the forward
+    pass's autocast; the log-softmax itself is always float32. The images are laid out as
+    ``layout``, by default :func:`~baseline_algorithm.runtime.memory_format` of the precision.
 
     Returns an array of shape (B, 3, S, S), float32.
     """
@@ -234,36 +190,14 @@ def cell_log_probabilities(
     return output.cell_logits.float().log_softmax(dim=1).cpu().numpy()
 
 
-def detect_batch(
-    model: CellTissueModel,
-    pairs: Sequence[Pair],
-    settings: DetectionSettings,
-    precision: str | None = None,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Cells of a batch of pairs, in pixels of each input cell patch.
-
-    ``precision`` is that of :func:`autocast` (None: mixed precision on CUDA only).
-
-    Returns
-    -------
-    list of (xy, label, probability)
-        Per pair: ``xy`` int64 (N, 2) within the cell patch, ``label`` int64 (N,) 1 or 2,
-        ``probability`` float64 (N,); see :func:`detect_cells`.
-    """
-    if model.training:
-        raise ValueError("inference needs the model in eval mode (call model.eval())")
-    device = next(model.parameters()).device
-    maps = cell_log_probabilities(model, pairs, device, precision)
-    return cells_from_maps(maps, pairs, model.config, settings)
-
-
 def cells_from_maps(
     log_probabilities: np.ndarray,
     pairs: Sequence[Pair],
     config: ModelConfig,
     settings: DetectionSettings,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The cells of :func:`detect_batch` from the maps of :func:`cell_log_probabilities`.
+) -> list[np.ndarray]:
+    """The cells of each pair, in pixels of its input cell patch, from the maps of
+    :func:`cell_log_probabilities`.
 
     Parameters
     ----------
@@ -273,6 +207,12 @@ def cells_from_maps(
         The B pairs, for the size of each input cell patch.
     config : ModelConfig
     settings : DetectionSettings
+
+    Returns
+    -------
+    list of ndarray, shape (N, 4), float64
+        Per pair: ``x, y`` (whole pixels within the cell patch), ``cls`` (1 or 2) and
+        ``probability`` (see :func:`detect_cells`).
     """
     size = config.patch_size
     min_distance = settings.min_distance_px(config)
@@ -282,8 +222,8 @@ def cells_from_maps(
         height, width = pair.cell_image.shape[:2]
         # Peak pixel centres mapped to the input patch, rounded to the nearest input pixel.
         scale = np.array([width / size, height / size])
-        xy = np.clip(np.rint((xy + 0.5) * scale - 0.5), 0, [width - 1, height - 1]).astype(np.int64)
-        cells.append((xy, label, probability))
+        xy = np.clip(np.rint((xy + 0.5) * scale - 0.5), 0, [width - 1, height - 1])
+        cells.append(np.column_stack([xy, label, probability]).astype(np.float64))
     return cells
 
 
@@ -295,23 +235,26 @@ def predict_points(
     batch_size: int = 4,
     progress: bool = False,
     total: int | None = None,
-    precision: str | None = None,
+    precision: str = "float32",
 ) -> PointSet:
     """Detect and classify the cells of every pair; the k-th pair becomes image ``k``.
+
+    The path of ``predict``: :class:`BaselineDetector` under
+    :func:`baseline_algorithm.predict.detect_all`.
 
     Parameters
     ----------
     model : CellTissueModel
-        In eval mode, on the device to run on.
+        In eval mode, on the device to run on, laid out for ``precision``.
     pairs : iterable of Pair
         Streamed: at most ``batch_size`` pairs are held at a time. Patches of any size are resampled
         to ``model.config.patch_size``; points are returned in pixels of each input cell patch.
     settings : DetectionSettings
     batch_size : int
     progress : bool
-        Show a tqdm bar (``total`` pairs, if known).
-    precision : {"float32", "bfloat16", "float16"}, optional
-        That of :func:`autocast` (None: mixed precision on CUDA only).
+        Show a tqdm bar on a terminal (``total`` pairs, if known).
+    precision : {"float32", "bfloat16", "float16"}
+        A resolved precision (:mod:`baseline_algorithm.runtime`).
 
     Returns
     -------
@@ -319,25 +262,10 @@ def predict_points(
     """
     if model.training:
         raise ValueError("predict_points needs the model in eval mode (call model.eval())")
-    images, xys, labels, probabilities = [], [], [], []
-    index = 0
-    with tqdm(total=total, desc="predict", unit="pair", disable=not progress, leave=False) as bar:
-        for batch in _batches(pairs, batch_size):
-            for xy, label, probability in detect_batch(model, batch, settings, precision):
-                images.append(np.full(len(xy), index, dtype=np.int64))
-                xys.append(xy)
-                labels.append(label)
-                probabilities.append(probability)
-                index += 1
-            bar.update(len(batch))
-    if not images:
-        return PointSet.empty()
-    return PointSet.from_arrays(
-        np.concatenate(images),
-        np.concatenate(xys),
-        np.concatenate(labels),
-        np.concatenate(probabilities),
-    )
+    detector = BaselineDetector(model, settings, batch_size, precision)
+    loaded = LoadedDetector("the baseline", detector, batch_size, precision)
+    return detect_all(loaded, pairs, total, progress=progress, log_pairs=False,
+                      read_ahead_pairs=0)
 
 
 def ground_truth_points(pairs: Iterable[Pair]) -> tuple[PointSet, int]:
@@ -389,18 +317,19 @@ def load_model(
 class BaselineDetector:
     """Pred-to-inter-2 (or any non-leaking variant of a checkpoint) as a detector.
 
-    ``detector(pair)`` and ``detector.detect_batch(pairs)`` return ``(x, y, cls, probability)``
-    tuples in pixels of the input cell patch (see :mod:`baseline_algorithm.detector`).
+    ``detector(pair)`` and ``detector.detect_batch(pairs)`` return (N, 4) arrays of
+    ``x, y, cls, probability`` in pixels of the input cell patch (see
+    :mod:`baseline_algorithm.detector`).
 
     Parameters
     ----------
     model : CellTissueModel
-        In eval mode, on the device to run on.
+        In eval mode, on the device to run on, laid out for ``precision``.
     settings : DetectionSettings
     batch_size : int
         Pairs per forward pass.
-    precision : {"float32", "bfloat16", "float16"}, optional
-        Arithmetic of the forward pass (:func:`autocast`); None: mixed precision on CUDA only.
+    precision : {"float32", "bfloat16", "float16"}
+        Arithmetic of the forward pass, a resolved precision (:mod:`baseline_algorithm.runtime`).
     """
 
     def __init__(
@@ -408,38 +337,29 @@ class BaselineDetector:
         model: CellTissueModel,
         settings: DetectionSettings,
         batch_size: int = 1,
-        precision: str | None = None,
+        precision: str = "float32",
     ):
+        if model.training:
+            raise ValueError("inference needs the model in eval mode (call model.eval())")
         self.model = model
         self.settings = settings
         self.batch_size = batch_size
         self.precision = precision
 
-    def __call__(self, pair: Pair) -> list[tuple[int, int, int, float]]:
+    def __call__(self, pair: Pair) -> np.ndarray:
         return self.detect_batch([pair])[0]
 
-    def detect_batch(self, pairs: Sequence[Pair]) -> list[list[tuple[int, int, int, float]]]:
-        return [
-            list(
-                zip(
-                    xy[:, 0].tolist(),
-                    xy[:, 1].tolist(),
-                    label.tolist(),
-                    probability.tolist(),
-                    strict=True,
-                )
-            )
-            for xy, label, probability in detect_batch(
-                self.model, pairs, self.settings, self.precision
-            )
-        ]
+    def detect_batch(self, pairs: Sequence[Pair]) -> list[np.ndarray]:
+        device = next(self.model.parameters()).device
+        maps = cell_log_probabilities(self.model, pairs, device, self.precision)
+        return cells_from_maps(maps, pairs, self.model.config, self.settings)
 
     def describe(self) -> str:
         config = self.model.config
         return (
             f"{config.variant}, {config.encoder}, {config.patch_size} px, threshold "
             f"{self.settings.threshold}, min distance {self.settings.min_distance_um} um, "
-            f"{self.precision or 'float32 on CPU, mixed on CUDA'}"
+            f"{self.precision}"
         )
 
 
@@ -461,13 +381,12 @@ def baseline_detector(
     checkpoint : path
         The weights, with the detection settings stored in them; default the shipped checkpoint.
     precision : {"auto", "float32", "bfloat16", "float16"}
-        Arithmetic of the forward pass; ``auto`` as
-        :func:`baseline_algorithm.detector.resolve_precision` decides (bfloat16 on CUDA, float16
-        on a GPU without bfloat16, bfloat16 on a CPU with bfloat16 instructions, float32
-        elsewhere).
+        Arithmetic of the forward pass; ``predict`` hands a resolved one, and ``auto`` (when the
+        factory is called directly) resolves as :func:`baseline_algorithm.runtime.resolve_runtime`
+        does on this machine.
     """
+    chosen = resolve_runtime(device, precision).precision
     model, settings = load_model(checkpoint, torch.device(device))
-    chosen = resolve_precision(precision, device)
     model.to(memory_format=memory_format(chosen))
     return BaselineDetector(
         model, settings, batch_size=4 if device == "cuda" else 1, precision=chosen

@@ -51,7 +51,8 @@ def dice_loss(
         ``mean over classes of (1 - dice) * [class occurs in the target]``.
     """
     classes = logits.shape[1]
-    probabilities = logits.log_softmax(dim=1).exp().flatten(2)  # (B, C, N)
+    # float32 whatever the logits' dtype: the sums run over every pixel of the global batch.
+    probabilities = logits.float().log_softmax(dim=1).exp().flatten(2)  # (B, C, N)
     target = target.flatten(1)
     if ignore_index is not None:
         known = target != ignore_index
@@ -113,10 +114,10 @@ class CellTissueDiceLoss(nn.Module):
         tissue_target : Tensor, shape (B, Ht, Wt), int64
             0 background, 1 cancer area, 255 ignored.
         """
-        losses = {"cell": dice_loss(output.cell_logits.float(), cell_target, reduce=self.reduce)}
+        losses = {"cell": dice_loss(output.cell_logits, cell_target, reduce=self.reduce)}
         if output.tissue_logits is not None:
             losses["tissue"] = dice_loss(
-                output.tissue_logits.float(), tissue_target, TISSUE_IGNORE_INDEX, self.reduce
+                output.tissue_logits, tissue_target, TISSUE_IGNORE_INDEX, self.reduce
             )
         losses["loss"] = losses["cell"]
         if "tissue" in losses:

@@ -73,28 +73,37 @@ class ProcessGroup:
         return self.rank == 0
 
 
-def join_process_group(device_name: str | None) -> tuple[ProcessGroup, str | None]:
+def join_process_group(device: str) -> tuple[ProcessGroup, str]:
     """Join the process group ``torchrun`` describes in the environment, if any.
 
-    Returns the group and the device this process should use: ``device_name`` when not
-    distributed; under torchrun ``cuda:LOCAL_RANK`` when CUDA is available and ``device_name``
-    is None or ``cuda``, else ``device_name`` (``cpu``: the gloo backend).
+    Parameters
+    ----------
+    device : str
+        A resolved device (:func:`baseline_algorithm.runtime.resolve_device`): ``cpu``,
+        ``cuda`` or ``cuda:N``.
+
+    Returns
+    -------
+    group : ProcessGroup
+    device : str
+        The device this process uses: ``device``, except ``cuda`` under torchrun, which becomes
+        ``cuda:LOCAL_RANK``. NCCL runs on CUDA, gloo on the CPU.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        return ProcessGroup(), device_name
+        return ProcessGroup(), device
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_name in (None, "cuda"):
-        device_name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    on_cuda = torch.device(device_name).type == "cuda"
+    if device == "cuda":
+        device = f"cuda:{local_rank}"
+    on_cuda = device.startswith("cuda")
     owned = not dist.is_initialized()
     if owned:
-        if on_cuda and torch.cuda.is_available():
-            torch.cuda.set_device(torch.device(device_name))
+        if on_cuda:
+            torch.cuda.set_device(torch.device(device))
         # Other ranks wait while rank 0 validates: allow for a long validation.
         dist.init_process_group("nccl" if on_cuda else "gloo", timeout=datetime.timedelta(hours=2))
     group = ProcessGroup(dist.get_rank(), dist.get_world_size(), local_rank, owned)
-    return group, device_name
+    return group, device
 
 
 class _SumOverProcesses(torch.autograd.Function):
@@ -133,14 +142,16 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().forward(input)
+        # The statistics, the running buffers and the normalisation are float32 whatever the
+        # input's dtype: under bfloat16 / float16 autocast the input is reduced precision, and
+        # the buffers are float32. The output keeps the input's dtype, as batch norm's does.
+        values = input.float()
         # Two passes, as batch norm computes it: the global mean, then the squared deviations.
-        count = torch.full(
-            (1,), input.numel() / input.shape[1], dtype=input.dtype, device=input.device
-        )
-        sums = global_sum(torch.cat([input.sum(dim=(0, 2, 3)), count]))
+        count = torch.full((1,), values.numel() / values.shape[1], device=values.device)
+        sums = global_sum(torch.cat([values.sum(dim=(0, 2, 3)), count]))
         count = sums[-1]
         mean = sums[:-1] / count
-        centred = input - mean.view(1, -1, 1, 1)
+        centred = values - mean.view(1, -1, 1, 1)
         variance = global_sum((centred * centred).sum(dim=(0, 2, 3))) / count
         if self.track_running_stats:
             with torch.no_grad():
@@ -150,7 +161,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
                 self.running_var.lerp_(unbiased, self.momentum)
         shape = (1, -1, 1, 1)
         normalised = centred * torch.rsqrt(variance.view(shape) + self.eps)
-        return normalised * self.weight.view(shape) + self.bias.view(shape)
+        return (normalised * self.weight.view(shape) + self.bias.view(shape)).to(input.dtype)
 
 
 def synchronise_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:

@@ -2,20 +2,23 @@
 
 The steps, each a function:
 
-1. :func:`read_inputs` opens the input folder (stacked cell and tissue TIFFs + ``metadata.json``)
-   and streams its pairs, one at a time, so that memory does not grow with the number of pairs;
-2. :func:`baseline_algorithm.detector.load_detector` imports the detector ``MODULE:FACTORY``
-   (the Pred-to-inter-2 baseline by default) and builds it once;
-3. :func:`detect_all` runs it on every pair (in batches if the detector opts in), checks each
-   pair's points against the organisers' validity rule and reports progress per pair; a thread
-   reads the next batch of pairs while the detector works on this one (:func:`read_ahead`);
+1. :class:`evaluation.stacked.GcInput` opens the input folder (stacked cell and tissue TIFFs +
+   ``metadata.json``, read once and checked together) and streams its pairs one at a time, so
+   that memory does not grow with the number of pairs;
+2. :func:`baseline_algorithm.runtime.resolve_runtime` resolves ``--device`` and ``--precision``
+   once, and :func:`baseline_algorithm.detector.load_detector` imports the detector
+   ``MODULE:FACTORY`` (the Pred-to-inter-2 baseline by default) and builds it once;
+3. :func:`detect_all` runs it on every pair, in batches if the detector opts in
+   (:func:`detect_each`), checks each pair's points against the organisers' validity rule and
+   reports progress; a thread reads the next batch of pairs while the detector works on this
+   one (:func:`read_ahead`);
 4. :func:`write_predictions` writes the "Multiple points" document atomically, once every point
    has passed: an invalid point leaves no output file.
 
-Inside the container the platform's paths are the defaults (``/input``,
-``/output/cell_classification.json``); on a host give ``--input DIR --output FILE``. The detector
-is ``--detector``, else ``$OCELOT_DETECTOR``, else the baseline; the checkpoint handed to its
-factory is ``--checkpoint``, else ``$OCELOT_CHECKPOINT``, else none (the factory's default).
+Points stay arrays from the detector to the document when the detector returns (N, 4) arrays.
+Options are one dataclass, :class:`PredictOptions`; the environment (``$OCELOT_DETECTOR``,
+``$OCELOT_CHECKPOINT``) is read by the command line only
+(:mod:`baseline_algorithm.commands.predict`).
 
 This module does not import PyTorch: an image whose detector needs no torch does without it.
 """
@@ -29,33 +32,41 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
 from tqdm import tqdm
 
-from evaluation import PointSet, points_document, write_json_atomic
-from evaluation.errors import OcelotError
-from evaluation.formats import check_writable
-from evaluation.metadata import read_gc_metadata
-from evaluation.pairs import Pair
-from evaluation.stacked import iter_gc_input_pairs
-
-from .detector import (
+from baseline_algorithm.commands.options import option
+from baseline_algorithm.detector import (
     BASELINE_DETECTOR,
     LoadedDetector,
     load_detector,
-    resolve_device,
-    resolve_precision,
     validated_points,
 )
+from baseline_algorithm.runtime import DEVICES, PRECISIONS, Host, resolve_runtime
+from evaluation import PointSet, points_document, write_json_atomic
+from evaluation.errors import OcelotError
+from evaluation.formats import check_writable
+from evaluation.pairs import Pair
+from evaluation.stacked import GcInput
+
+__all__ = [
+    "PLATFORM_INPUT",
+    "PLATFORM_OUTPUT",
+    "PredictError",
+    "PredictOptions",
+    "batched",
+    "detect_all",
+    "detect_each",
+    "predict",
+    "read_ahead",
+]
 
 PLATFORM_INPUT = Path("/input")
 PLATFORM_OUTPUT = Path("/output/cell_classification.json")
-CHECKPOINT_ENV = "OCELOT_CHECKPOINT"
-DETECTOR_ENV = "OCELOT_DETECTOR"
 #: Logged as the precision of a detector whose factory takes no ``precision`` parameter.
 OWN_PRECISION = "the detector's own (its factory takes none)"
 
@@ -67,50 +78,68 @@ class PredictError(OcelotError, ValueError):
     """A problem with the input folder, the output path or the options; one line."""
 
 
-def resolve_detector(flag: str | None) -> str:
-    """The detector to run: ``--detector``, else ``$OCELOT_DETECTOR``, else the baseline."""
-    return flag or os.environ.get(DETECTOR_ENV) or BASELINE_DETECTOR
+@dataclass(frozen=True)
+class PredictOptions:
+    """Options of one ``predict`` run; each field is the option ``--field-name`` of the command.
 
-
-def resolve_checkpoint(flag: Path | None) -> Path | None:
-    """The checkpoint for the factory: ``--checkpoint``, else ``$OCELOT_CHECKPOINT``, else None."""
-    if flag is not None:
-        return flag
-    if os.environ.get(CHECKPOINT_ENV):
-        return Path(os.environ[CHECKPOINT_ENV])
-    return None
-
-
-def read_inputs(input_dir: Path) -> tuple[int, Iterator[Pair]]:
-    """The number of pairs and a stream of them, from a Grand Challenge input folder.
-
-    The first pair is read here, so that a missing or malformed stack (or a patch count that
-    differs from ``metadata.json``) is reported before the detector is built.
+    ``checkpoint`` None leaves the factory's own default (the shipped weights for the baseline).
     """
-    if not input_dir.is_dir():
-        raise PredictError(
-            f"{input_dir}: input folder not found (expected images/cell_patches/, "
-            "images/tissue_patches/ and metadata.json)"
-        )
-    count = len(read_gc_metadata(input_dir))
-    pairs = iter_gc_input_pairs(input_dir)
-    try:
-        first = next(pairs)
-    except StopIteration:
-        return 0, iter(())
-    return count, itertools.chain([first], pairs)
+
+    input: Path = option(
+        PLATFORM_INPUT,
+        "input folder: images/cell_patches/*.tif, images/tissue_patches/*.tif, metadata.json",
+    )
+    output: Path = option(PLATFORM_OUTPUT, 'the "Multiple points" JSON to write')
+    detector: str = option(
+        BASELINE_DETECTOR,
+        f"the detector factory (on the command line: $OCELOT_DETECTOR, else {BASELINE_DETECTOR})",
+        metavar="MODULE:FACTORY",
+    )
+    checkpoint: Path | None = option(
+        None,
+        "weights handed to the factory (on the command line: $OCELOT_CHECKPOINT, else the "
+        "factory's own default: the shipped weights for the baseline)",
+    )
+    device: str = option(
+        "auto", "handed to the factory; auto: CUDA when PyTorch sees a GPU, else CPU",
+        choices=DEVICES,
+    )
+    precision: str = option(
+        "auto",
+        "arithmetic of the forward pass, handed to the factory; auto: bfloat16 autocast on CUDA "
+        "(float16 on a GPU without bfloat16) and on a CPU with bfloat16 instructions "
+        "(avx512_bf16, amx_bf16), else float32",
+        choices=PRECISIONS,
+    )
+    batch_size: int | None = option(
+        None,
+        "pairs per call, for a detector with detect_batch (default: its own batch_size; the "
+        "baseline's is 1 on CPU, 4 on CUDA)",
+    )
+    read_ahead: int | None = option(
+        None, "pairs a thread reads while the detector runs (default: one batch; 0: none)",
+        metavar="PAIRS",
+    )
+    quiet: bool = option(False, "no progress")
+
+    def __post_init__(self):
+        if self.batch_size is not None and self.batch_size < 1:
+            raise PredictError(f"batch size {self.batch_size} must be at least 1")
+        if self.read_ahead is not None and self.read_ahead < 0:
+            raise PredictError(f"read-ahead of {self.read_ahead} pairs must be at least 0")
 
 
-def detect_all(
-    detector: LoadedDetector, pairs: Iterator[Pair], count: int, *, progress: bool = True,
-    read_ahead_pairs: int | None = None,
-) -> PointSet:
-    """Validated points of every pair (pair k becomes ``image_k``).
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in consecutive lists of ``size`` (the last may be shorter)."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
-    Progress is a tqdm bar on a terminal, else one log line per pair: container logs are collected
-    line by line, so a bar redrawn with carriage returns would show nothing until the end.
-    ``read_ahead_pairs`` pairs (default: one batch) are read by a thread while the detector
-    runs; 0 reads each batch when the detector asks for it.
+
+def detect_each(detector: LoadedDetector, pairs: Iterable[Pair]) -> Iterator[list[PointSet]]:
+    """For each batch of ``detector.batch_size`` pairs, their validated points, pair by pair.
+
+    Pair k of the stream becomes ``image_k``.
 
     Raises
     ------
@@ -120,31 +149,45 @@ def detect_all(
     DetectorFailure
         The detector raised.
     """
+    index = 0
+    for batch in batched(pairs, detector.batch_size):
+        found = []
+        for raw in detector.detect_pairs(batch):
+            found.append(validated_points(detector.spec, index, raw))
+            index += 1
+        yield found
+
+
+def detect_all(
+    detector: LoadedDetector,
+    pairs: Iterable[Pair],
+    count: int | None,
+    *,
+    progress: bool = True,
+    log_pairs: bool = True,
+    read_ahead_pairs: int | None = None,
+) -> PointSet:
+    """Validated points of every pair (pair k becomes ``image_k``); see :func:`detect_each`.
+
+    Progress is a tqdm bar on a terminal; elsewhere, with ``log_pairs``, one log line per pair:
+    container logs are collected line by line, so a bar redrawn with carriage returns would show
+    nothing until the end. ``read_ahead_pairs`` pairs (default: one batch) are read by a thread
+    while the detector runs; 0 reads each batch when the detector asks for it.
+    """
     bar = progress and sys.stderr.isatty()
     depth = detector.batch_size if read_ahead_pairs is None else read_ahead_pairs
     # Closed on the way out, also when the detector raised: the reading thread stops then.
-    source = (contextlib.closing(read_ahead(pairs, depth)) if depth
+    source = (contextlib.closing(read_ahead(iter(pairs), depth)) if depth
               else contextlib.nullcontext(pairs))
     found: list[PointSet] = []
-    index = 0
-    with source as pairs, tqdm(total=count, desc="predict", unit="pair", disable=not bar,
-                               leave=False) as meter:
-        if progress and not bar:
-            pairs = log_each_pair(pairs, count)
-        while batch := list(itertools.islice(pairs, detector.batch_size)):
-            for raw in detector.detect_pairs(batch):
-                found.append(validated_points(detector.spec, index, raw))
-                index += 1
-            meter.update(len(batch))
-    found = [points for points in found if len(points)]
-    if not found:
-        return PointSet.empty()
-    return PointSet(
-        *(
-            np.concatenate([getattr(p, field) for p in found])
-            for field in ("image", "xy", "label", "probability")
-        )
-    )
+    with source as stream, tqdm(total=count, desc="predict", unit="pair", disable=not bar,
+                                leave=False) as meter:
+        if progress and log_pairs and not bar:
+            stream = log_each_pair(stream, count)
+        for points in detect_each(detector, stream):
+            found.extend(points)
+            meter.update(len(points))
+    return PointSet.concatenate(found)
 
 
 _END = object()
@@ -235,70 +278,40 @@ def write_predictions(points: PointSet, output: Path) -> None:
         ) from None
 
 
-def predict(
-    input_dir: Path,
-    output: Path,
-    *,
-    detector: str = BASELINE_DETECTOR,
-    checkpoint: Path | None = None,
-    device: str = "auto",
-    batch_size: int | None = None,
-    precision: str = "auto",
-    progress: bool = True,
-    read_ahead_pairs: int | None = None,
-) -> PointSet:
-    """Read the input folder, detect the cells of every pair, write ``output``; returns the points.
+def predict(options: PredictOptions, host: Host | None = None) -> PointSet:
+    """Read the input folder, detect the cells of every pair, write the output; returns the points.
 
     Parameters
     ----------
-    input_dir : Path
-        Grand Challenge input folder.
-    output : Path
-        The "Multiple points" JSON, written only when every point is valid.
-    detector : str
-        ``MODULE:FACTORY`` (see :mod:`baseline_algorithm.detector`).
-    checkpoint : Path, optional
-        Handed to the factory as ``checkpoint=``.
-    device : {"auto", "cpu", "cuda"}
-        Handed to the factory as ``device=`` (``auto``: CUDA when PyTorch sees a GPU).
-    batch_size : int, optional
-        Pairs per call of a detector with ``detect_batch``; its own ``batch_size`` by default.
-    precision : {"auto", "float32", "bfloat16", "float16"}
-        Resolved for the device (:func:`~baseline_algorithm.detector.resolve_precision`) and handed
-        to the factory as ``precision=`` when it takes one.
-    read_ahead_pairs : int, optional
-        Pairs read by a thread while the detector runs (default: one batch; 0: none).
+    options : PredictOptions
+    host : Host, optional
+        The machine ``auto`` device and precision are resolved for (default: this one).
     """
-    if batch_size is not None and batch_size < 1:
-        raise PredictError(f"batch size {batch_size} must be at least 1")
-    if read_ahead_pairs is not None and read_ahead_pairs < 0:
-        raise PredictError(f"read-ahead of {read_ahead_pairs} pairs must be at least 0")
-    chosen_device = resolve_device(device)
-    chosen_precision = resolve_precision(precision, chosen_device)
-    check_output(output)
-    count, pairs = read_inputs(input_dir)
-    loaded = load_detector(
-        detector,
-        device=chosen_device,
-        checkpoint=checkpoint,
-        batch_size=batch_size,
-        precision=chosen_precision,
-    )
-    described = getattr(loaded.detect, "describe", None)
-    details = f" ({described()})" if callable(described) else ""
-    log(
-        f"{count} pairs from {input_dir}, detector {detector}{details}, "
-        f"checkpoint {checkpoint if checkpoint is not None else 'the detector default'}, "
-        f"device {chosen_device}, precision {loaded.precision or OWN_PRECISION}, "
-        f"batch size {loaded.batch_size}"
-    )
-    started = time.perf_counter()
-    points = detect_all(loaded, pairs, count, progress=progress, read_ahead_pairs=read_ahead_pairs)
-    write_predictions(points, output)
+    runtime = resolve_runtime(options.device, options.precision, host)
+    check_output(options.output)
+    with GcInput(options.input) as opened:
+        loaded = load_detector(
+            options.detector,
+            device=runtime.device,
+            checkpoint=options.checkpoint,
+            batch_size=options.batch_size,
+            precision=runtime.precision,
+        )
+        arithmetic = (str(runtime) if loaded.precision is not None
+                      else f"device {runtime.device}, precision {OWN_PRECISION}")
+        log(
+            f"{len(opened)} pairs from {options.input}, detector {loaded.description()}, "
+            f"checkpoint {options.checkpoint or 'the detector default'}, {arithmetic}, "
+            f"batch size {loaded.batch_size}"
+        )
+        started = time.perf_counter()
+        points = detect_all(loaded, opened, len(opened), progress=not options.quiet,
+                            read_ahead_pairs=options.read_ahead)
+    write_predictions(points, options.output)
     elapsed = time.perf_counter() - started
     log(
-        f"wrote {len(points)} cells of {count} pairs to {output} in {elapsed:.1f} s "
-        f"({elapsed / max(count, 1):.2f} s per pair)"
+        f"wrote {len(points)} cells of {len(opened)} pairs to {options.output} in {elapsed:.1f} s "
+        f"({elapsed / max(len(opened), 1):.2f} s per pair)"
     )
     return points
 

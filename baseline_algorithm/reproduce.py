@@ -26,25 +26,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluation import write_json_atomic
-from evaluation.bootstrap import STATISTICS, paired_replicates, percentile_interval
-from evaluation.pairs import Pair
-from evaluation.release import ReleaseDataset
-
-from .checkpoint import load_checkpoint, read_checkpoint
-from .data import synthesize_dataset
-from .inference import DetectionSettings
-from .model import VARIANTS, CellTissueModel, has_tissue_branch
-from .train import (
+from baseline_algorithm.checkpoint import load_checkpoint, read_checkpoint
+from baseline_algorithm.data import synthesize_dataset
+from baseline_algorithm.inference import DetectionSettings
+from baseline_algorithm.model import VARIANTS, CellTissueModel, has_tissue_branch
+from baseline_algorithm.runtime import memory_format, resolve_runtime
+from baseline_algorithm.train import (
     ABLATIONS,
     RESUME_OVERRIDES,
     TrainingOptions,
     data_resolution,
     fit,
-    resolve_device,
     score_pairs,
     scoring_radius_px,
 )
+from evaluation import write_json_atomic
+from evaluation.bootstrap import STATISTICS, paired_replicates, percentile_interval
+from evaluation.pairs import Pair
+from evaluation.release import ReleaseDataset
 
 BASELINE = ("cell-only", "both")
 """The row every gain is measured against."""
@@ -76,10 +75,13 @@ def evaluate(
     device: torch.device,
     batch_size: int,
     progress: bool = True,
+    precision: str = "float32",
 ) -> dict:
     """Score a checkpoint on a split of a release-layout dataset (see :func:`evaluate_pairs`)."""
     model = load_checkpoint(checkpoint, map_location=device)
-    return evaluate_pairs(model, ReleaseDataset(data, split), settings, batch_size, progress)
+    model.to(memory_format=memory_format(precision))
+    return evaluate_pairs(model, ReleaseDataset(data, split), settings, batch_size, progress,
+                          precision)
 
 
 def evaluate_pairs(
@@ -88,15 +90,17 @@ def evaluate_pairs(
     settings: DetectionSettings,
     batch_size: int,
     progress: bool = True,
+    precision: str = "float32",
 ) -> dict:
     """Score a model on pairs: aggregates, per-image counts (arrays) and throughput.
 
     The scoring radius is 3 um at the nominal resolution of the pairs' cell patch side (15 px at
-    1024 px, scaled with the side). The throughput counts detection and scoring.
+    1024 px, scaled with the side). The throughput counts detection and scoring. ``precision``
+    is a resolved one (:mod:`baseline_algorithm.runtime`).
     """
     start = time.perf_counter()
     radius_px = scoring_radius_px(data_resolution(pairs[0])[0])
-    report = score_pairs(model, pairs, radius_px, settings, batch_size, progress)
+    report = score_pairs(model, pairs, radius_px, settings, batch_size, progress, precision)
     seconds = time.perf_counter() - start
     return {
         "aggregates": report.aggregates,
@@ -296,7 +300,9 @@ def reproduce(
                 progress=progress,
                 workers=max(1, template.workers),
             )
-    device = resolve_device(template.device)
+    runtime = resolve_runtime(template.device or "auto", template.precision)
+    print(f"reproduce: {runtime}", flush=True)
+    device = torch.device(runtime.device)
     test_pairs = ReleaseDataset(data, "test")
     results: dict[tuple[str, str], dict[int, dict]] = {}
     runs = {}
@@ -322,8 +328,10 @@ def reproduce(
             train_seconds = time.perf_counter() - start
             history = json.loads((run / "history.json").read_text())
             model = load_checkpoint(run / "best.pt", map_location=device)
+            model.to(memory_format=memory_format(runtime.precision))
             result = evaluate_pairs(
-                model, test_pairs, options.detection(), options.batch_size, progress
+                model, test_pairs, options.detection(), options.batch_size, progress,
+                runtime.precision,
             )
             best = read_checkpoint(run / "best.pt")
             runs[name] = {

@@ -30,29 +30,31 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from evaluation import ScoreReport, score, write_json_atomic
-from evaluation.constants import CELL_MPP, MATCH_RADIUS_UM, PATCH_SIZE_PX
-from evaluation.errors import DataError, OcelotError
-from evaluation.pairs import Pair
-from evaluation.release import ReleaseDataset
-
-from .augment import PhotometricRanges, Sample, augment
-from .checkpoint import WEIGHT_DTYPES, model_from_checkpoint, read_checkpoint, save_checkpoint
-from .detector import PRECISIONS, DetectorError, resolve_precision
-from .inference import (
+from baseline_algorithm.augment import PhotometricRanges, Sample, augment
+from baseline_algorithm.checkpoint import (
+    WEIGHT_DTYPES,
+    model_from_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from baseline_algorithm.commands.options import option
+from baseline_algorithm.inference import (
     DetectionSettings,
-    autocast,
     ground_truth_points,
     image_tensor,
     label_tensor,
-    memory_format,
     normalise,
     predict_points,
     scaled_box,
 )
-from .labels import cell_label_map, crop_labels_to_box, disk_radius_px, tissue_target
-from .losses import CellTissueDiceLoss
-from .model import (
+from baseline_algorithm.labels import (
+    cell_label_map,
+    crop_labels_to_box,
+    disk_radius_px,
+    tissue_target,
+)
+from baseline_algorithm.losses import CellTissueDiceLoss
+from baseline_algorithm.model import (
     SHARING_DIRECTIONS,
     SHARING_POSITIONS,
     TISSUE_IGNORE_INDEX,
@@ -62,13 +64,19 @@ from .model import (
     ModelConfigError,
     has_tissue_branch,
 )
-from .parallel import (
+from baseline_algorithm.parallel import (
     ProcessGroup,
     ShardedBatchSampler,
     global_sum,
     join_process_group,
     synchronise_batch_norm,
 )
+from baseline_algorithm.runtime import PRECISIONS, Runtime, autocast, memory_format, resolve_runtime
+from evaluation import ScoreReport, score, write_json_atomic
+from evaluation.constants import CELL_MPP, MATCH_RADIUS_UM, PATCH_SIZE_PX
+from evaluation.errors import DataError, OcelotError
+from evaluation.pairs import Pair
+from evaluation.release import ReleaseDataset
 
 RESUME_OVERRIDES = ("data", "out", "epochs", "workers", "device", "max_minutes")
 """Options a resumed run takes from the new call; the others come from ``last.pt``."""
@@ -91,10 +99,6 @@ class TrainingError(OcelotError, ValueError):
     """Training cannot start (bad options, too little data); ``str()`` is one line."""
 
 
-def _option(default, help: str, **metadata):
-    return field(default=default, metadata={"help": help, **metadata})
-
-
 @dataclass(frozen=True)
 class TrainingOptions:
     """Options of one training run; stored in every checkpoint and in ``summary.json``.
@@ -109,47 +113,47 @@ class TrainingOptions:
     out: str = field(
         metadata={"help": "run directory (best.pt, last.pt, history.json, summary.json)"}
     )
-    variant: str = _option("pred-to-inter-2", "model variant", choices=tuple(VARIANTS))
-    sharing: tuple[str, str, str] | None = _option(
+    variant: str = option("pred-to-inter-2", "model variant", choices=tuple(VARIANTS))
+    sharing: tuple[str, str, str] | None = option(
         None,
         "feature-sharing only: exchange after the encoder, ASPP and decoder, each one of "
         f"{', '.join(SHARING_DIRECTIONS)} (default: both, both, both)",
         choices=SHARING_DIRECTIONS,
         metavar=tuple(position.upper() for position in SHARING_POSITIONS),
     )
-    ablation: str = _option(
+    ablation: str = option(
         "both",
         "Table 7: what the tissue branch learns from (both; tissue-label-only: it reads the cell "
         "patch; large-fov-only: no tissue loss)",
         choices=tuple(ABLATIONS),
     )
-    encoder: str = _option("resnet34", "segmentation-models-pytorch encoder (random init)")
-    epochs: int = _option(300, "epochs to train")
-    batch_size: int = _option(8, "global batch: pairs per optimiser step, over all processes")
-    lr_tissue: float = _option(1e-3, "Adam learning rate, tissue branch")
-    lr_cell: float = _option(5e-4, "Adam learning rate, cell branch")
-    dropout_tissue: float = _option(0.1, "spatial dropout rate, tissue branch")
-    dropout_cell: float = _option(0.3, "spatial dropout rate, cell branch")
-    dropout_aspp: float = _option(0.5, "dropout rate after ASPP, both branches")
-    size: int | None = _option(None, "training patch side in px (default: the data's)")
-    seed: int = _option(0, "seed of initialisation, shuffling, augmentation and dropout")
-    workers: int = _option(2, "DataLoader worker processes (per training process)")
-    device: str | None = _option(None, "cpu, cuda, cuda:1 (default: cuda if available)")
-    precision: str = _option(
+    encoder: str = option("resnet34", "segmentation-models-pytorch encoder (random init)")
+    epochs: int = option(300, "epochs to train")
+    batch_size: int = option(8, "global batch: pairs per optimiser step, over all processes")
+    lr_tissue: float = option(1e-3, "Adam learning rate, tissue branch")
+    lr_cell: float = option(5e-4, "Adam learning rate, cell branch")
+    dropout_tissue: float = option(0.1, "spatial dropout rate, tissue branch")
+    dropout_cell: float = option(0.3, "spatial dropout rate, cell branch")
+    dropout_aspp: float = option(0.5, "dropout rate after ASPP, both branches")
+    size: int | None = option(None, "training patch side in px (default: the data's)")
+    seed: int = option(0, "seed of initialisation, shuffling, augmentation and dropout")
+    workers: int = option(2, "DataLoader worker processes (per training process)")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N (auto: cuda when available)")
+    precision: str = option(
         "auto",
         "arithmetic of the training steps: float32, or bfloat16/float16 autocast (float16 with "
         "gradient scaling); auto: bfloat16 on CUDA (float16 on a GPU without bfloat16) and on "
         "CPUs with native bfloat16, else float32",
         choices=PRECISIONS,
     )
-    threshold: float = _option(DetectionSettings.threshold, "minimum foreground probability")
-    min_distance_um: float = _option(DetectionSettings.min_distance_um, "peak separation, um")
-    checkpoint_dtype: str = _option(
+    threshold: float = option(DetectionSettings.threshold, "minimum foreground probability")
+    min_distance_um: float = option(DetectionSettings.min_distance_um, "peak separation, um")
+    checkpoint_dtype: str = option(
         "float32",
         "storage of best.pt's weights (int8/float16 to ship a small file)",
         choices=WEIGHT_DTYPES,
     )
-    max_minutes: float | None = _option(
+    max_minutes: float | None = option(
         None, "stop after the first epoch that ends later than this (wall clock, minutes)"
     )
 
@@ -214,16 +218,6 @@ class TrainingPairs(Dataset):
         return {item.name: getattr(sample, item.name) for item in fields(Sample)}
 
 
-def resolve_device(name: str | None) -> torch.device:
-    """The torch device named by ``name`` (None: CUDA when available, else the CPU)."""
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"device {name!r}: CUDA is not available on this machine")
-    return device
-
-
 def data_resolution(pair: Pair) -> tuple[int, float]:
     """Cell patch side (px) and pixel size (um, from the metadata's ``cell.resized_mpp_x``)."""
     try:
@@ -245,11 +239,11 @@ def score_pairs(
     settings: DetectionSettings,
     batch_size: int,
     progress: bool = True,
-    precision: str | None = None,
+    precision: str = "float32",
 ) -> ScoreReport:
     """Detect the cells of ``pairs`` with ``model`` and score them against their annotations.
 
-    ``precision`` is that of :func:`~baseline_algorithm.inference.predict_points`.
+    ``precision`` is a resolved one, that of :func:`~baseline_algorithm.inference.predict_points`.
     """
     predictions = predict_points(
         model,
@@ -283,28 +277,6 @@ def tissue_targets_for(batch: dict[str, torch.Tensor], config: ModelConfig) -> t
             batch["tissue_target"], batch["cell_box"], tuple(batch["cell_image"].shape[-2:])
         )
     return batch["tissue_target"]
-
-
-def training_precision(name: str, device: torch.device) -> str:
-    """The arithmetic of training steps on ``device``, resolved as ``predict``'s is.
-
-    Parameters
-    ----------
-    name : {"auto", "float32", "bfloat16", "float16"}
-        ``auto`` (:func:`~baseline_algorithm.detector.resolve_precision`): bfloat16 on CUDA
-        (float16 on a GPU without bfloat16) and on a CPU with native bfloat16, float32 elsewhere,
-        where a bfloat16 step is about 20 times slower (docs/benchmarks.md, "Training precision").
-    device : torch.device
-
-    Returns
-    -------
-    str
-        ``"float32"``, ``"bfloat16"`` or ``"float16"``.
-    """
-    try:
-        return resolve_precision(name, device.type)
-    except DetectorError as error:
-        raise TrainingError(str(error)) from None
 
 
 def prepare_for_training(
@@ -465,13 +437,24 @@ def fit(options: TrainingOptions, *, resume: bool = False, progress: bool = True
 
     With ``resume``, training continues from ``OUT/last.pt`` with its stored options except
     ``data``, ``out``, ``epochs``, ``workers``, ``device`` and ``max_minutes``, which are taken
-    from ``options``. Under ``torchrun`` every process calls this; rank 0 writes the files and
-    every rank returns the summary.
+    from ``options``; ``auto`` device and precision resolve again on this machine. Under
+    ``torchrun`` every process calls this; rank 0 writes the files and every rank returns the
+    summary, with its ``rank``.
     """
-    group, device_name = join_process_group(options.device)
+    state = None
+    if resume:
+        state = read_checkpoint(Path(options.out) / "last.pt")
+        current = {name: getattr(options, name) for name in RESUME_OVERRIDES}
+        stored = dict(state["options"])
+        if stored.get("sharing") is not None:
+            stored["sharing"] = tuple(stored["sharing"])
+        options = TrainingOptions(**{**stored, **current})
+    # Runs recorded before device defaulted to auto stored None.
+    runtime = resolve_runtime(options.device or "auto", options.precision)
+    group, device_name = join_process_group(runtime.device)
     try:
-        device = resolve_device(device_name)
-        return _fit(options, resume, progress and group.is_main, group, device)
+        return _fit(options, state, progress and group.is_main, group,
+                    Runtime(device_name, runtime.precision, runtime.reason))
     finally:
         if group.owned:
             dist.destroy_process_group()
@@ -479,20 +462,13 @@ def fit(options: TrainingOptions, *, resume: bool = False, progress: bool = True
 
 def _fit(
     options: TrainingOptions,
-    resume: bool,
+    state: dict | None,
     progress: bool,
     group: ProcessGroup,
-    device: torch.device,
+    runtime: Runtime,
 ) -> dict:
     out = Path(options.out)
-    state = None
-    if resume:
-        state = read_checkpoint(out / "last.pt")
-        current = {name: getattr(options, name) for name in RESUME_OVERRIDES}
-        stored = dict(state["options"])
-        if stored.get("sharing") is not None:
-            stored["sharing"] = tuple(stored["sharing"])
-        options = TrainingOptions(**{**stored, **current})
+    device = torch.device(runtime.device)
     _check_options(options, group.world_size)
     train_pairs = ReleaseDataset(options.data, "train")
     val_pairs = ReleaseDataset(options.data, "val")
@@ -508,7 +484,9 @@ def _fit(
     model = CellTissueModel(config) if state is None else model_from_checkpoint(state)
     if group.world_size > 1:
         model = synchronise_batch_norm(model, device)
-    precision = training_precision(options.precision, device)
+    precision = runtime.precision
+    if group.is_main:
+        tqdm.write(f"train: {runtime}, {group.world_size} process(es)")
     scaler = prepare_for_training(model, device, precision)
     optimizer = _optimizer(model, options)
     history, best, start_epoch = [], {"mF1": -1.0, "epoch": None}, 0
@@ -594,7 +572,7 @@ def _fit(
     summary |= {"best": best, "epochs": len(history), "best_checkpoint": str(out / "best.pt")}
     if group.is_main:
         write_json_atomic(out / "summary.json", summary)
-    return summary
+    return summary | {"rank": group.rank}
 
 
 def _validate_and_save(

@@ -9,10 +9,12 @@ A command is a module with three names:
 ``run(args) -> int``
     Does the work and returns the exit status.
 
-A table maps each command name to its module's dotted path. Only the module of the command
-that runs is imported, so ``ocelot score`` never pays for torch, matplotlib or scipy's
-optimiser. Every command runs under :func:`evaluation.errors.run_reporting_errors`: bad input
-ends with one ``error:`` line on stderr and exit status 2.
+A table maps each command name to its module's dotted path, its help line and the extra it
+needs (None: the base install). Only the module of the command that runs is imported, so
+``ocelot score`` never pays for torch, matplotlib or scipy's optimiser. Every command runs under
+:func:`evaluation.errors.run_reporting_errors`: bad input ends with one ``error:`` line on stderr
+and exit status 2, and so does a command run without its extra (``--help`` included), with the
+line naming the extra to install.
 """
 
 from __future__ import annotations
@@ -21,26 +23,43 @@ import argparse
 import importlib
 import sys
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
-from evaluation.errors import run_reporting_errors
+from evaluation.errors import MissingExtraError, run_reporting_errors
 
-__all__ = ["EVALUATION_COMMANDS", "main", "run_command", "run_module"]
+__all__ = ["EVALUATION_COMMANDS", "Command", "main", "run_command", "run_module"]
+
+#: The distribution whose extras are named in messages.
+DISTRIBUTION = "ocelot-toolkit"
+#: Top-level packages of this distribution: a missing one is a bug, not a missing extra.
+OWN_PACKAGES = ("evaluation", "baseline_algorithm")
+
+
+class Command(NamedTuple):
+    """One row of a command table."""
+
+    module: str
+    help: str
+    extra: str | None = None
+
 
 #: Commands that need only the scorer's dependencies (and the extras they name).
 EVALUATION_COMMANDS = {
-    "score": ("evaluation.commands.score", "score predictions with the OCELOT 2023 rule"),
-    "report": ("evaluation.commands.report",
-               "HTML report: PR curves, intervals, per-organ and per-image results"),
-    "convert-gt": ("evaluation.commands.convert_gt",
-                   "write the ground-truth JSON of one release split"),
-    "layout": ("evaluation.commands.layout",
-               "write a release split in the Grand Challenge layout"),
-    "leaderboard": ("evaluation.commands.leaderboard",
-                    "rank submissions by mF1, with bootstrap rank stability and significance"),
+    "score": Command("evaluation.commands.score", "score predictions with the OCELOT 2023 rule"),
+    "report": Command("evaluation.commands.report",
+                      "HTML report: PR curves, intervals, per-organ and per-image results",
+                      "report"),
+    "convert-gt": Command("evaluation.commands.convert_gt",
+                          "write the ground-truth JSON of one release split"),
+    "layout": Command("evaluation.commands.layout",
+                      "write a release split in the Grand Challenge layout", "images"),
+    "leaderboard": Command("evaluation.commands.leaderboard",
+                           "rank submissions by mF1, with bootstrap rank stability and "
+                           "significance", "report"),
 }
 
 
-def run_command(prog: str, commands: Mapping[str, tuple[str, str]],
+def run_command(prog: str, commands: Mapping[str, Command],
                 argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` as ``COMMAND [options]`` and run that command.
 
@@ -48,8 +67,8 @@ def run_command(prog: str, commands: Mapping[str, tuple[str, str]],
     ----------
     prog : str
         How the program is invoked, for usage lines (``ocelot``, ``python -m evaluation``).
-    commands : mapping of str to (str, str)
-        Command name -> (module path, one-line help).
+    commands : mapping of str to Command
+        Command name -> its module path, one-line help and extra.
     argv : sequence of str, optional
         Arguments after the program name; ``sys.argv[1:]`` by default.
     """
@@ -59,28 +78,40 @@ def run_command(prog: str, commands: Mapping[str, tuple[str, str]],
         description="OCELOT 2023 toolkit: scorer, report, data layouts and the baseline.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="commands:\n" + "\n".join(
-            f"  {name:<12} {help_line}" for name, (_, help_line) in commands.items()
+            f"  {name:<12} {command.help}" for name, command in commands.items()
         ) + f"\n\n'{prog} COMMAND --help' lists a command's options.",
     )
     top.add_argument("command", choices=tuple(commands), metavar="COMMAND")
     top.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     chosen = top.parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
-    module_path, help_line = commands[chosen.command]
-    return run_module(f"{prog} {chosen.command}", module_path, argv[1:], help_line)
+    command = commands[chosen.command]
+    return run_module(f"{prog} {chosen.command}", command.module, argv[1:], command.help,
+                      command.extra)
 
 
-def run_module(prog: str, module_path: str, argv: Sequence[str], help_line: str = "") -> int:
+def run_module(prog: str, module_path: str, argv: Sequence[str], help_line: str = "",
+               extra: str | None = None) -> int:
     """Parse ``argv`` with one command module's options and run it.
 
-    Also the entry of a single-command program such as the evaluation container.
+    Also the entry of a single-command program such as the evaluation container. A third-party
+    module missing while the command is imported or runs ends it with one line naming ``extra``.
     """
-    module = importlib.import_module(module_path)
 
     def parse_and_run() -> int:
-        parser = argparse.ArgumentParser(prog=prog,
-                                         description=getattr(module, "DESCRIPTION", help_line))
-        module.add_arguments(parser)  # may read a bound from the environment (evaluation.limits)
-        return module.run(parser.parse_args(argv))
+        try:
+            module = importlib.import_module(module_path)
+            parser = argparse.ArgumentParser(
+                prog=prog, description=getattr(module, "DESCRIPTION", help_line))
+            module.add_arguments(parser)  # may read a bound from the environment
+            return module.run(parser.parse_args(argv))
+        except ModuleNotFoundError as error:
+            package = (error.name or "").partition(".")[0]
+            if extra is None or not package or package in OWN_PACKAGES:
+                raise
+            raise MissingExtraError(
+                f"{prog} needs the '{extra}' extra ({error}): "
+                f"pip install '{DISTRIBUTION}[{extra}]'"
+            ) from None
 
     return run_reporting_errors(parse_and_run)
 

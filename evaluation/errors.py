@@ -45,6 +45,10 @@ class DataError(OcelotError, ValueError):
     """A dataset file (release or Grand Challenge layout, image, mask) is missing or wrong."""
 
 
+class MissingExtraError(OcelotError):
+    """A command needs an optional dependency that is not installed; the line names the extra."""
+
+
 def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
     r"""Submitted text or a value, quoted for a one-line message: escaped, then shortened.
 

@@ -142,6 +142,14 @@ class PointSet:
             raise ValueError("probabilities must lie in [0, 1]")
         return cls(image=image, xy=xy, label=label, probability=probability)
 
+    @classmethod
+    def concatenate(cls, sets: Sequence[PointSet]) -> PointSet:
+        """The points of ``sets`` one after the other, in order."""
+        if not sets:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(points, name) for points in sets])
+                     for name in ("image", "xy", "label", "probability")))
+
     def take(self, rows) -> PointSet:
         """The points at ``rows`` (indices or boolean mask), in that order."""
         return PointSet(self.image[rows], self.xy[rows], self.label[rows], self.probability[rows])

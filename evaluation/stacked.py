@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STACK_SUFFIXES",
+    "GcInput",
     "StackedPatches",
     "find_stack",
     "iter_gc_input_pairs",
@@ -308,44 +309,89 @@ def find_stack(directory: Path) -> Path:
     return files[0]
 
 
-def iter_gc_input_pairs(input_dir: str | os.PathLike) -> Iterator[Pair]:
-    """Yield the pairs of a Grand Challenge input directory one at a time.
+class GcInput:
+    """An opened Grand Challenge input folder: its pairs, read one at a time.
+
+    Opening reads ``metadata.json`` once and checks both stacks against it (type, shape, one
+    square patch per metadata entry), so that a malformed input is reported before any work.
 
     Parameters
     ----------
     input_dir : path
-        The directory mounted at ``/input``.
+        The folder mounted at ``/input``.
 
-    Yields
-    ------
-    Pair
-        ``name`` is ``"image_<k>"``; ``cell_points`` is empty and ``tissue_mask`` None (the input
-        carries no annotations).
+    Attributes
+    ----------
+    root : Path
+    metadata : list of dict
+        Entry k describes pair k.
 
     Raises
     ------
     DataError
-        Missing or unreadable files, or patch counts that differ from the metadata list.
+        A missing folder or file, an unreadable stack, or patch counts that differ from the
+        metadata list.
+
+    Examples
+    --------
+    >>> with GcInput("test_data/input") as opened:  # doctest: +SKIP
+    ...     for pair in opened:
+    ...         print(pair.name, pair.cell_image.shape)
     """
-    input_dir = Path(input_dir)
-    metadata = read_gc_metadata(input_dir)
-    cell_path = find_stack(input_dir / "images" / "cell_patches")
-    tissue_path = find_stack(input_dir / "images" / "tissue_patches")
-    with (
-        StackedPatches(cell_path, len(metadata)) as cells,
-        StackedPatches(tissue_path, len(metadata)) as tissues,
-    ):
-        tissue_height, tissue_width = tissues.patch_shape[:2]
-        for index, meta in enumerate(metadata):
-            yield Pair(
-                name=f"image_{index}",
-                cell_image=cells[index],
-                tissue_image=tissues[index],
-                cell_points=np.zeros((0, 3), dtype=np.int64),
-                tissue_mask=None,
-                meta=meta,
-                cell_box=cell_box_in_tissue(meta, tissue_height, tissue_width),
+
+    def __init__(self, input_dir: str | os.PathLike):
+        self.root = Path(input_dir)
+        if not self.root.is_dir():
+            raise DataError(
+                f"{self.root}: input folder not found (expected images/cell_patches/, "
+                "images/tissue_patches/ and metadata.json)"
             )
+        self.metadata = read_gc_metadata(self.root)
+        cell_path = find_stack(self.root / "images" / "cell_patches")
+        tissue_path = find_stack(self.root / "images" / "tissue_patches")
+        self._cells = StackedPatches(cell_path, len(self.metadata))
+        try:
+            self._tissues = StackedPatches(tissue_path, len(self.metadata))
+        except BaseException:
+            self._cells.close()
+            raise
+
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+    def pair(self, index: int) -> Pair:
+        """Pair ``index``: ``name`` is ``"image_<index>"``; ``cell_points`` is empty and
+        ``tissue_mask`` None (the input carries no annotations)."""
+        meta = self.metadata[index]
+        tissue_height, tissue_width = self._tissues.patch_shape[:2]
+        return Pair(
+            name=f"image_{index}",
+            cell_image=self._cells[index],
+            tissue_image=self._tissues[index],
+            cell_points=np.zeros((0, 3), dtype=np.int64),
+            tissue_mask=None,
+            meta=meta,
+            cell_box=cell_box_in_tissue(meta, tissue_height, tissue_width),
+        )
+
+    def __iter__(self) -> Iterator[Pair]:
+        return (self.pair(index) for index in range(len(self)))
+
+    def close(self) -> None:
+        self._cells.close()
+        self._tissues.close()
+
+    def __enter__(self) -> GcInput:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def iter_gc_input_pairs(input_dir: str | os.PathLike) -> Iterator[Pair]:
+    """Yield the pairs of a Grand Challenge input folder one at a time (see :class:`GcInput`)."""
+    with GcInput(input_dir) as opened:
+        yield from opened
 
 
 def write_stacked_tiff(

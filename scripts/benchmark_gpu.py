@@ -37,10 +37,9 @@ import numpy as np
 import torch
 
 from baseline_algorithm.checkpoint import save_checkpoint
-from baseline_algorithm.detector import PRECISIONS
 from baseline_algorithm.model import CellTissueModel, ModelConfig
-from baseline_algorithm.predict import predict
-from baseline_algorithm.train import training_precision
+from baseline_algorithm.predict import PredictOptions, predict
+from baseline_algorithm.runtime import PRECISIONS, resolve_runtime
 from evaluation.constants import CELL_MPP, PATCH_SIZE_PX
 from evaluation.metadata import read_gc_metadata
 from evaluation.stacked import iter_gc_input_pairs, write_stacked_tiff
@@ -75,15 +74,15 @@ def predict_throughput(
 ) -> dict:
     """One ``predict`` call over ``folder``; wall seconds and pairs per second."""
     started = time.perf_counter()
-    predict(
-        folder,
-        folder.parent / f"points_{batch_size}.json",
+    predict(PredictOptions(
+        input=folder,
+        output=folder.parent / f"points_{batch_size}.json",
         checkpoint=checkpoint,
         device=device,
         precision=precision,
         batch_size=batch_size,
-        progress=False,
-    )
+        quiet=True,
+    ))
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "pairs_per_s": pairs / seconds}
 
@@ -159,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     result["training"] = training_throughput(
         config, args.train_batch, args.train_steps, device,
-        training_precision(args.train_precision, device),
+        resolve_runtime(str(device), args.train_precision).precision,
     )
     text = json.dumps(result, indent=2)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -39,16 +39,15 @@ import torch
 from tqdm import tqdm
 
 from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
-from baseline_algorithm.detector import cpu_flags
 from baseline_algorithm.inference import (
     SHIPPED_CHECKPOINT,
     DetectionSettings,
     cell_log_probabilities,
     cells_from_maps,
     load_model,
-    memory_format,
 )
 from baseline_algorithm.model import CellTissueModel, ModelConfig
+from baseline_algorithm.runtime import cpu_flags, memory_format
 from evaluation import PointSet, score
 from evaluation.constants import PATCH_SIZE_PX
 
@@ -68,16 +67,13 @@ def paper_model(seed: int = 0) -> tuple[CellTissueModel, DetectionSettings]:
     return CellTissueModel(ModelConfig()).eval(), DetectionSettings()
 
 
-def point_set(cells: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> PointSet:
-    """Per-pair ``(xy, label, probability)`` as one PointSet, pair k = image k."""
-    if not any(len(xy) for xy, _, _ in cells):
-        return PointSet.empty()
-    return PointSet.from_arrays(
-        np.concatenate([np.full(len(xy), k, dtype=np.int64) for k, (xy, _, _) in enumerate(cells)]),
-        np.concatenate([xy for xy, _, _ in cells]),
-        np.concatenate([label for _, label, _ in cells]),
-        np.concatenate([probability for _, _, probability in cells]),
-    )
+def point_set(cells: list[np.ndarray]) -> PointSet:
+    """Per-pair (N, 4) arrays of ``x, y, cls, probability`` as one PointSet, pair k = image k."""
+    return PointSet.concatenate([
+        PointSet.from_arrays(np.full(len(rows), k), rows[:, :2].astype(np.int64),
+                             rows[:, 2].astype(np.int64), rows[:, 3])
+        for k, rows in enumerate(cells)
+    ])
 
 
 def benchmark(
@@ -119,7 +115,7 @@ def benchmark(
         result[precision] = {
             "cpu_s_per_pair": totals[precision]["cpu"] / pairs,
             "wall_s_per_pair": totals[precision]["wall"] / pairs,
-            "points": sum(len(xy) for xy, _, _ in cells[precision]),
+            "points": sum(len(rows) for rows in cells[precision]),
         }
     if REFERENCE in precisions and compared is not None:
         result["cpu_ratio"] = {

@@ -17,10 +17,8 @@ from pathlib import Path
 import torch
 
 from baseline_algorithm.checkpoint import WEIGHT_DTYPES, save_checkpoint
-from baseline_algorithm.detector import PRECISIONS
-from baseline_algorithm.inference import autocast, memory_format
 from baseline_algorithm.model import CellTissueModel, ModelConfig
-from baseline_algorithm.train import training_precision
+from baseline_algorithm.runtime import PRECISIONS, autocast, memory_format, resolve_runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_training import (  # noqa: E402  (a sibling script)
@@ -73,8 +71,9 @@ def main() -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="as train --precision, for both steps")
     args = parser.parse_args()
-    device = torch.device(args.device)
-    precision = training_precision(args.precision, device)
+    runtime = resolve_runtime(args.device, args.precision)
+    print(f"benchmark: {runtime}", file=sys.stderr)
+    device, precision = torch.device(runtime.device), runtime.precision
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     rows = [

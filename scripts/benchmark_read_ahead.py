@@ -30,14 +30,16 @@ from benchmark_gpu import write_input  # noqa: E402  (sibling scripts, not a pac
 from benchmark_inference import cpu_seconds  # noqa: E402
 
 from baseline_algorithm.detector import BASELINE_DETECTOR, load_detector  # noqa: E402
-from baseline_algorithm.predict import detect_all, read_inputs  # noqa: E402
+from baseline_algorithm.predict import detect_all  # noqa: E402
+from evaluation.stacked import GcInput  # noqa: E402
 
 
 def timed_run(detector, folder: Path, read_ahead: int | None) -> dict:
     """One pass over ``folder``: wall and CPU seconds per pair, and the number of points."""
     wall, cpu = time.perf_counter(), cpu_seconds()
-    count, pairs = read_inputs(folder)
-    points = detect_all(detector, pairs, count, progress=False, read_ahead_pairs=read_ahead)
+    with GcInput(folder) as opened:
+        count = len(opened)
+        points = detect_all(detector, opened, count, progress=False, read_ahead_pairs=read_ahead)
     return {"wall_s_per_pair": (time.perf_counter() - wall) / count,
             "cpu_s_per_pair": (cpu_seconds() - cpu) / count, "points": len(points)}
 

@@ -15,14 +15,15 @@ Usage: python scripts/benchmark_training.py [--size 256] [--encoder resnet18] [-
 import argparse
 import os
 import platform
+import sys
 import time
 
 import torch
 
-from baseline_algorithm.detector import PRECISIONS
 from baseline_algorithm.losses import CellTissueDiceLoss
 from baseline_algorithm.model import VARIANTS, CellTissueModel, ModelConfig
-from baseline_algorithm.train import prepare_for_training, training_precision, training_step
+from baseline_algorithm.runtime import PRECISIONS, resolve_runtime
+from baseline_algorithm.train import prepare_for_training, training_step
 
 
 def random_batch(batch: int, size: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -84,8 +85,10 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["auto"], choices=PRECISIONS)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    device = torch.device(args.device)
-    precisions = [training_precision(name, device) for name in args.precisions]
+    runtimes = [resolve_runtime(args.device, name) for name in args.precisions]
+    device = torch.device(runtimes[0].device)
+    precisions = [runtime.precision for runtime in runtimes]
+    print("benchmark: " + "; ".join(str(runtime) for runtime in runtimes), file=sys.stderr)
     print(
         f"# {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch "
         f"threads, {device}; {args.encoder}, {args.size} px, batch {args.batch}, "

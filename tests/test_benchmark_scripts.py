@@ -23,7 +23,7 @@ import torch
 
 from baseline_algorithm.inference import DetectionSettings
 from baseline_algorithm.model import CellTissueModel, ModelConfig
-from baseline_algorithm.train import training_precision
+from baseline_algorithm.runtime import resolve_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,9 +72,9 @@ def test_gpu_benchmark_runs_on_cpu(tmp_path):
     for run in figures["predict"]["batches"].values():
         assert run["pairs_per_s"] == pytest.approx(3 / run["seconds"])
     assert figures["training"]["batch"] == 2 and figures["training"]["pairs_per_s"] > 0
-    assert figures["training"]["precision"] == training_precision("auto", torch.device("cpu"))
+    assert figures["training"]["precision"] == resolve_runtime("cpu", "auto").precision
     # Every predict run went through the real entry: its log names the batch size and precision.
-    assert "precision float32, batch size 2" in completed.stderr
+    assert "precision float32 (asked for), batch size 2" in completed.stderr
 
 
 def test_gpu_benchmark_refuses_a_training_batch_of_one(tmp_path):

@@ -27,7 +27,6 @@ from baseline_algorithm.detector import (
     DetectorError,
     DetectorFailure,
     load_detector,
-    resolve_device,
     validated_points,
 )
 from evaluation import read_points_document
@@ -222,7 +221,7 @@ def test_malformed_row_names_the_point():
     with pytest.raises(
         DetectorError,
         match=r"^detector d:f on image_4: points\[1\]: expected "
-        r"\(x, y, cls, probability\), got \(1, 2\)$",
+        r"\(x, y, cls, probability\), got \[1, 2\]$",
     ):
         validated_points("d:f", 4, [(1, 2, 1, 0.5), (1, 2)])
 
@@ -391,13 +390,6 @@ def test_batching_is_opt_in(write_module, capsys, tmp_path):
     assert status == 2 and "needs a detect_batch(pairs) method" in lines[-1]
 
 
-def test_device_resolution():
-    assert resolve_device("cpu") == "cpu"
-    assert resolve_device("auto") in ("cpu", "cuda")
-    with pytest.raises(DetectorError, match="not one of auto, cpu, cuda"):
-        resolve_device("tpu")
-
-
 # --- the failure contract in a fresh process, as the platform shows it ---
 
 
@@ -446,3 +438,44 @@ def test_participant_exception_shows_their_traceback_then_one_line(participant_f
         "division by zero (its traceback is above)"
     )
     assert not output.exists()
+
+
+def validation_outcome(raw) -> tuple:
+    """("points", the arrays) or ("refused", the line) of :func:`validated_points`."""
+    try:
+        points = validated_points("d:f", 3, raw)
+    except DetectorError as error:
+        return ("refused", str(error))
+    return ("points", points.image.tolist(), points.xy.tolist(), points.label.tolist(),
+            points.probability.tolist())
+
+
+coordinate = st.one_of(
+    st.floats(-2, 1026, allow_nan=False), st.sampled_from([-0.5, 0.5, 1022.5, 1023.5, 1023.49]),
+    st.just(math.nan), st.just(math.inf))
+row = st.tuples(
+    coordinate, coordinate,
+    st.sampled_from([0, 1, 2, 3, 1.0, 2.0, 1.5, -1, math.nan]),
+    st.one_of(st.floats(-0.25, 1.25, allow_nan=False), st.just(math.nan), st.just(-0.0)))
+
+
+@settings(derandomize=True, max_examples=400, deadline=None)
+@given(rows=st.lists(row, max_size=6), as_integers=st.booleans())
+def test_an_array_and_its_tuples_get_the_same_verdict(rows, as_integers):
+    """The (N, 4) array path accepts exactly the points the rule accepts entry by entry, and
+    refuses the others with the rule's own line (naming the first bad point)."""
+    array = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    if as_integers:
+        finite = np.isfinite(array).all(axis=1)
+        array = np.rint(array[finite]).astype(np.int64)
+    tuples = [tuple(values) for values in array.tolist()]
+    assert validation_outcome(array) == validation_outcome(tuples)
+
+
+def test_an_array_of_the_wrong_shape_is_one_line():
+    with pytest.raises(DetectorError, match=r"returned an array of shape \(2, 3\), expected "
+                                            r"\(N, 4\)"):
+        validated_points("d:f", 0, np.zeros((2, 3)))
+    with pytest.raises(DetectorError, match=r"points\[0\]\.point\[0\]"):
+        validated_points("d:f", 0, np.array([[True, True, True, True]]))
+    assert len(validated_points("d:f", 0, np.zeros((0, 4)))) == 0

@@ -1,8 +1,9 @@
-"""``predict --precision``: the option, how ``auto`` resolves, and what bfloat16 does to the points.
+"""``predict --precision``: the option, what reaches the factory, and what bfloat16 does to the
+points.
 
-``auto`` depends on the CPU's flags, which are mocked here so that the rule is checked on any
-machine. The agreement test runs the shipped model on test_data/input in float32 and under bfloat16
-autocast and scores one against the other with the challenge's own rule.
+How ``auto`` resolves is tested in tests/test_runtime.py, on simulated hosts. The agreement test
+runs the shipped model on test_data/input in float32 and under bfloat16 autocast and scores one
+against the other with the challenge's own rule.
 """
 
 from __future__ import annotations
@@ -16,25 +17,19 @@ import torch
 
 from baseline_algorithm import detector as detector_module
 from baseline_algorithm import predict as predict_module
+from baseline_algorithm import runtime
 from baseline_algorithm.cli import main
 from baseline_algorithm.commands import predict as predict_command
-from baseline_algorithm.detector import (
-    BASELINE_DETECTOR,
-    DetectorError,
-    LoadedDetector,
-    cpu_flags,
-    load_detector,
-    resolve_precision,
-)
+from baseline_algorithm.detector import BASELINE_DETECTOR, LoadedDetector, load_detector
 from baseline_algorithm.inference import (
     SHIPPED_CHECKPOINT,
     BaselineDetector,
-    autocast,
     baseline_detector,
     load_model,
-    memory_format,
 )
+from baseline_algorithm.runtime import Host, autocast, memory_format
 from evaluation import read_points_document, score
+from evaluation.stacked import GcInput
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_INPUT = REPO / "test_data" / "input"
@@ -60,49 +55,14 @@ def test_unknown_precision_is_refused(capsys):
     assert "--precision" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("flags", "device", "expected"),
-    [
-        ({"avx2", "avx512f", "avx512_bf16"}, "cpu", "bfloat16"),
-        ({"avx2", "amx_bf16", "amx_tile"}, "cpu", "bfloat16"),
-        ({"avx2", "avx512f"}, "cpu", "float32"),
-        (set(), "cpu", "float32"),
-    ],
-)
-def test_auto_precision(monkeypatch, flags, device, expected):
-    monkeypatch.setattr(detector_module, "cpu_flags", lambda: frozenset(flags))
-    assert resolve_precision("auto", device) == expected
-
-
-@pytest.mark.parametrize(("bf16_supported", "expected"), [(True, "bfloat16"), (False, "float16")])
-def test_auto_precision_on_cuda(monkeypatch, bf16_supported, expected):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16_supported)
-    assert resolve_precision("auto", "cuda") == expected
-
-
-def test_explicit_precision_is_kept(monkeypatch):
-    monkeypatch.setattr(detector_module, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
-    for name in ("float32", "bfloat16", "float16"):
-        assert resolve_precision(name, "cpu") == name
-    with pytest.raises(DetectorError, match="precision 'half' is not one of"):
-        resolve_precision("half", "cpu")
-
-
-def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx512_bf16 amx_bf16\n\nprocessor\t: 1")
-    assert cpu_flags(cpuinfo) == {"fpu", "sse", "avx512_bf16", "amx_bf16"}
-    assert cpu_flags(tmp_path / "missing") == frozenset()
-
-
 def test_autocast_follows_the_precision():
     cpu = torch.device("cpu")
     layer = torch.nn.Linear(4, 4)
     for precision, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
         with autocast(cpu, precision):
             assert layer(torch.ones(1, 4)).dtype == dtype
-    with autocast(cpu):  # precision None: no autocast on the CPU
-        assert layer(torch.ones(1, 4)).dtype == torch.float32
+    with pytest.raises(ValueError, match="not a resolved one"):
+        autocast(cpu, "auto")
 
 
 def test_precision_reaches_only_a_factory_that_takes_it(monkeypatch):
@@ -130,7 +90,7 @@ def test_factory_resolves_auto_and_lays_out_the_model(monkeypatch):
         (frozenset(), "float32", torch.contiguous_format),
         (frozenset({"avx512_bf16"}), "bfloat16", torch.channels_last),
     ):
-        monkeypatch.setattr(detector_module, "cpu_flags", lambda flags=flags: flags)
+        monkeypatch.setattr(runtime.Host, "probe", classmethod(lambda cls, f=flags: cls(f)))
         detector = baseline_detector(precision="auto")
         assert detector.precision == precision
         kernels = [p for p in detector.model.parameters() if p.dim() == 4 and p.shape[-1] > 1]
@@ -154,15 +114,36 @@ def test_precision_is_in_the_log_line(capsys, tmp_path):
         ]
     )
     assert status == 0
-    assert "device cpu, precision float32, batch size 1" in capsys.readouterr().err
+    assert "device cpu, precision float32 (asked for), batch size 1" in capsys.readouterr().err
+
+
+def test_auto_is_resolved_once_and_logged_with_its_reason(capsys, tmp_path, monkeypatch):
+    """On a simulated CPU with avx512_bf16, predict's auto is bfloat16, handed to the factory and
+    logged with the flag that chose it."""
+    host = Host(frozenset({"avx2", "avx512_bf16"}))
+    received = []
+
+    def factory(device, precision):
+        received.append((device, precision))
+        return lambda pair: []
+
+    module = type(detector_module)("logged_precision")
+    module.make = factory
+    monkeypatch.setitem(sys.modules, "logged_precision", module)
+    options = predict_module.PredictOptions(
+        input=TEST_INPUT, output=tmp_path / "out.json", detector="logged_precision:make",
+        quiet=True)
+    predict_module.predict(options, host=host)
+    assert received == [("cpu", "bfloat16")]
+    assert "device cpu, precision bfloat16 (CPU has avx512_bf16)" in capsys.readouterr().err
 
 
 def points_at(precision: str):
     model, settings = load_model(SHIPPED_CHECKPOINT)
     model.to(memory_format=memory_format(precision))
     loaded = LoadedDetector(BASELINE_DETECTOR, BaselineDetector(model, settings, 1, precision))
-    count, pairs = predict_module.read_inputs(TEST_INPUT)
-    return predict_module.detect_all(loaded, pairs, count, progress=False), count
+    with GcInput(TEST_INPUT) as opened:
+        return predict_module.detect_all(loaded, opened, len(opened), progress=False), len(opened)
 
 
 @pytest.mark.slow

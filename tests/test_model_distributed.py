@@ -79,7 +79,10 @@ def dataset(tmp_path_factory):
     )
 
 
-def test_two_processes_share_each_global_batch_and_match_one_process(dataset, tmp_path):
+# Each precision forced, so that both branches run on any CPU (auto picks bfloat16 on one with
+# native bfloat16, float32 elsewhere).
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_two_processes_share_each_global_batch_and_match_one_process(dataset, tmp_path, precision):
     options = dict(
         data=str(dataset),
         out=str(tmp_path / "ddp"),
@@ -92,6 +95,7 @@ def test_two_processes_share_each_global_batch_and_match_one_process(dataset, tm
         dropout_aspp=0.0,
         workers=0,
         device="cpu",
+        precision=precision,
         seed=3,
     )
     mp.spawn(train_as_rank, args=(2, free_port(), options, str(tmp_path)), nprocs=2)
@@ -121,6 +125,10 @@ def test_two_processes_share_each_global_batch_and_match_one_process(dataset, tm
 
     single = fit(TrainingOptions(**{**options, "out": str(tmp_path / "single")}), progress=False)
     assert single["world_size"] == 1
+    if precision != "float32":
+        # bfloat16 keeps 8 bits of mantissa: its rounding flips Adam's first steps for so many
+        # weights that the distance below no longer tells global statistics from per-process ones.
+        return
     single_checkpoint = read_checkpoint(tmp_path / "single" / "last.pt")
     torch.manual_seed(3)  # fit() draws the initial weights right after seeding
     initial = CellTissueModel(ModelConfig.from_dict(single_checkpoint["config"])).state_dict()

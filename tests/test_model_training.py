@@ -14,8 +14,8 @@ from baseline_algorithm.inference import DetectionSettings, predict_points
 from baseline_algorithm.labels import crop_labels_to_box, disk_radius_px
 from baseline_algorithm.losses import CellTissueDiceLoss
 from baseline_algorithm.model import CellTissueModel, ModelConfig
+from baseline_algorithm.runtime import resolve_runtime
 from baseline_algorithm.train import (
-    TrainingError,
     TrainingOptions,
     TrainingPairs,
     fit,
@@ -23,9 +23,9 @@ from baseline_algorithm.train import (
     prepare_for_training,
     tissue_targets_for,
     train_one_epoch,
-    training_precision,
     training_step,
 )
+from evaluation.errors import OcelotError
 from evaluation.release import ReleaseDataset
 
 
@@ -266,7 +266,7 @@ def test_the_run_records_the_precision_it_trained_in(dataset, tmp_path):
     assert summary["precision"] == "bfloat16" and summary["options"]["precision"] == "bfloat16"
     assert load_checkpoint(tmp_path / "bf16" / "best.pt").config.patch_size == 64
     auto = fit(options(dataset, tmp_path / "auto", epochs=1), progress=False)["precision"]
-    assert auto == training_precision("auto", torch.device("cpu"))
+    assert auto == resolve_runtime("cpu", "auto").precision
 
 
 def test_a_run_resumes_in_another_precision(dataset, tmp_path):
@@ -297,7 +297,8 @@ def test_library_errors_name_the_option_not_a_flag(dataset, tmp_path):
         ({"variant": "cell-only", "ablation": "large-fov-only"}, "has no tissue branch"),
         ({"variant": "pred-to-inter-2", "sharing": ("both",) * 3}, "shares no features"),
     ):
-        with pytest.raises(TrainingError, match=expected) as caught:
+        # RuntimeOptionError for the precision, TrainingError for the rest: one line each.
+        with pytest.raises(OcelotError, match=expected) as caught:
             fit(options(dataset, tmp_path / "bad", **changes), progress=False)
         assert "--" not in str(caught.value)
 

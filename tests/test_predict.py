@@ -9,6 +9,7 @@ one ``error:`` line, no output). Other detectors: tests/test_detector*.py.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -25,11 +26,13 @@ from baseline_algorithm import inference
 from baseline_algorithm import predict as predict_module
 from baseline_algorithm.checkpoint import load_checkpoint, save_checkpoint
 from baseline_algorithm.cli import main
+from baseline_algorithm.commands.predict import options_from_environment
 from baseline_algorithm.detector import BASELINE_DETECTOR, LoadedDetector
 from baseline_algorithm.inference import BaselineDetector, DetectionSettings, predict_points
 from baseline_algorithm.model import CellTissueModel, ModelConfig
+from baseline_algorithm.predict import PredictOptions
 from evaluation import PointSet, read_points_document
-from evaluation.stacked import iter_gc_input_pairs
+from evaluation.stacked import GcInput, iter_gc_input_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_INPUT = REPO / "test_data" / "input"
@@ -91,10 +94,13 @@ def test_writes_points_of_every_pair(capsys, gc_input, checkpoint, tmp_path):
         str(checkpoint),
         "--device",
         "cpu",
+        "--precision",
+        "float32",
     )
     assert status == 0
     points, _ = read_points_document(output, role="predictions")  # the organisers' validity rule
-    expected = predict_points(load_checkpoint(checkpoint), iter_gc_input_pairs(gc_input))
+    expected = predict_points(load_checkpoint(checkpoint), iter_gc_input_pairs(gc_input),
+                              precision="float32")
     assert_same_points(points, expected, rtol=1e-5)
     assert len(points) > 0
     pairs = list(iter_gc_input_pairs(gc_input))
@@ -190,23 +196,26 @@ def test_progress_without_terminal_is_one_line_per_pair(capsys, gc_input, checkp
     assert not any("\r" in line for line in lines)
 
 
-def test_checkpoint_precedence(monkeypatch, tmp_path):
+def test_checkpoint_precedence(tmp_path):
     """None reaches the factory, whose own default applies (the baseline's: the shipped weights)."""
-    monkeypatch.delenv("OCELOT_CHECKPOINT", raising=False)
-    assert predict_module.resolve_checkpoint(None) is None
-    monkeypatch.setenv("OCELOT_CHECKPOINT", "")
-    assert predict_module.resolve_checkpoint(None) is None
-    monkeypatch.setenv("OCELOT_CHECKPOINT", str(tmp_path / "env.pt"))
-    assert predict_module.resolve_checkpoint(None) == tmp_path / "env.pt"
-    assert predict_module.resolve_checkpoint(tmp_path / "flag.pt") == tmp_path / "flag.pt"
+    flags = argparse.Namespace(detector=None, checkpoint=None)
+    options = PredictOptions()
+    assert options_from_environment(options, flags, {}).checkpoint is None
+    assert options_from_environment(options, flags, {"OCELOT_CHECKPOINT": ""}).checkpoint is None
+    environ = {"OCELOT_CHECKPOINT": str(tmp_path / "env.pt")}
+    assert options_from_environment(options, flags, environ).checkpoint == tmp_path / "env.pt"
+    flags.checkpoint = tmp_path / "flag.pt"
+    assert options_from_environment(options, flags, environ).checkpoint == tmp_path / "flag.pt"
 
 
-def test_detector_precedence(monkeypatch):
-    monkeypatch.delenv("OCELOT_DETECTOR", raising=False)
-    assert predict_module.resolve_detector(None) == BASELINE_DETECTOR
-    monkeypatch.setenv("OCELOT_DETECTOR", "participant:make")
-    assert predict_module.resolve_detector(None) == "participant:make"
-    assert predict_module.resolve_detector("other:make") == "other:make"
+def test_detector_precedence():
+    flags = argparse.Namespace(detector=None, checkpoint=None)
+    options = PredictOptions()
+    assert options_from_environment(options, flags, {}).detector == BASELINE_DETECTOR
+    environ = {"OCELOT_DETECTOR": "participant:make"}
+    assert options_from_environment(options, flags, environ).detector == "participant:make"
+    flags.detector = "other:make"
+    assert options_from_environment(options, flags, environ).detector == "other:make"
 
 
 @pytest.mark.parametrize("read_ahead", [0, 1, 2])
@@ -224,17 +233,18 @@ def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch, read
     seen_when_predicting = []
     original = inference.cell_log_probabilities
 
-    def spy(model, batch, device, precision=None):
+    def spy(model, batch, device, precision):
         seen_when_predicting.append(len(pulled))
         return original(model, batch, device, precision)
 
     monkeypatch.setattr(inference, "cell_log_probabilities", spy)
-    count, pairs = predict_module.read_inputs(gc_input)
     detector = LoadedDetector(
         BASELINE_DETECTOR, BaselineDetector(model, DetectionSettings()), batch_size=1
     )
-    predict_module.detect_all(detector, counting(pairs), count, progress=False,
-                              read_ahead_pairs=read_ahead)
+    with GcInput(gc_input) as opened:
+        count = len(opened)
+        predict_module.detect_all(detector, counting(opened), count, progress=False,
+                                  read_ahead_pairs=read_ahead)
     assert len(seen_when_predicting) == count
     for predicted, seen in enumerate(seen_when_predicting, start=1):
         if read_ahead == 0:

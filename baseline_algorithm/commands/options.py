@@ -14,7 +14,15 @@ import argparse
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, field, fields
+
+__all__ = ["add_dataclass_options", "flag", "option", "options_from_args"]
+
+
+def option(default, help: str, **metadata):
+    """A dataclass field declaring a command-line option: its default, help text and any of
+    ``choices`` and ``metavar``."""
+    return field(default=default, metadata={"help": help, **metadata})
 
 
 def _value_type(annotation) -> tuple[type, int | None]:

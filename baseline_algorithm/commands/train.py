@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from baseline_algorithm.commands.options import add_dataclass_options, options_from_args
 from baseline_algorithm.train import TrainingOptions, fit
@@ -32,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     summary = fit(
         options_from_args(TrainingOptions, args), resume=args.resume, progress=not args.quiet
     )
-    if os.environ.get("RANK", "0") == "0":
+    if summary["rank"] == 0:
         best = summary["best"]
         print(
             f"best val mF1 {best['mF1']:.4f} at epoch {best['epoch']}: {summary['best_checkpoint']}"
