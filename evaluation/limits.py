@@ -64,8 +64,10 @@ class Limits:
         """
         limit = getattr(self, name)
         if value > limit:
+            # A figure of thousands of digits would be a line of thousands of characters.
+            figure = f"{value:,}" if value.bit_length() <= 64 else preview(value)
             raise LimitError(
-                f"{where}: {value:,} {what} exceed the limit of {limit:,} "
+                f"{where}: {figure} {what} exceed the limit of {limit:,} "
                 f"(raise it with {ENVIRONMENT_VARIABLES[name]})"
             )
 
