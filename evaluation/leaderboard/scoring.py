@@ -163,17 +163,20 @@ def _start_worker(ground_truth: PointSet, num_images: int, radius_px: float,
                   ground_truth_path: Path | None, parent: int) -> None:
     global _worker_truth
     _worker_truth = (ground_truth, num_images, radius_px, ground_truth_path)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=_exit_with_parent, args=(parent, os.getppid()), daemon=True).start()
 
 
-def _exit_with_parent(parent: int) -> None:
+def _exit_with_parent(parent: int, spawner: int) -> None:
     """End this worker once the leaderboard's process is gone, whatever signal ended it.
 
     A parent killed by SIGKILL cannot stop its workers; without this they would score on,
-    holding the caller's pipes open.
+    holding the caller's pipes open. The worker is re-parented the moment the process that
+    started it dies (even before that one is reaped), and ``parent`` stops existing once reaped.
     """
     while True:
         time.sleep(_PARENT_POLL_S)
+        if os.getppid() != spawner:
+            os._exit(1)
         try:
             os.kill(parent, 0)
         except ProcessLookupError:
