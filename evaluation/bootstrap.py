@@ -8,18 +8,21 @@ replicates. Seeded: the same counts, seed and settings give the same intervals.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from evaluation.constants import CLASS_NAMES
 from evaluation.metrics import precision_recall_f1
 
-__all__ = ["bootstrap_f1", "bootstrap_f1_by_group", "count_matrix", "image_draws",
-           "paired_replicates", "percentile_interval", "STATISTICS"]
+__all__ = ["DRAW_BLOCK_ELEMENTS", "bootstrap_f1", "bootstrap_f1_by_group", "count_matrix",
+           "image_draw_blocks", "paired_replicates", "percentile_interval", "STATISTICS"]
 
 #: The statistics each interval is given for, in report order.
 STATISTICS = tuple(f"F1/{name}" for name in CLASS_NAMES.values()) + ("mF1",)
+
+#: Most draw counts (replicates x images) held at once: 16 MB of int64.
+DRAW_BLOCK_ELEMENTS = 2_000_000
 
 
 def _statistics(totals: np.ndarray) -> np.ndarray:
@@ -46,13 +49,16 @@ def count_matrix(counts: Mapping[str, np.ndarray]) -> np.ndarray:
                      for name in CLASS_NAMES.values()], axis=1)
 
 
-def image_draws(num_images: int, replicates: int,
-                seed: int | np.random.SeedSequence = 0) -> np.ndarray:
-    """How often each image is drawn in each bootstrap replicate.
+def image_draw_blocks(num_images: int, replicates: int,
+                      seed: int | np.random.SeedSequence = 0,
+                      rows_per_block: int | None = None) -> Iterator[np.ndarray]:
+    """How often each image is drawn in each bootstrap replicate, a block of replicates at a time.
 
     Each replicate draws ``num_images`` images with replacement. Summing counts weighted by one
     row gives that replicate's micro-averaged counts; sharing the rows between submissions
-    pairs their replicates (every submission sees the same resampled test set).
+    pairs their replicates (every submission sees the same resampled test set). The blocks hold
+    consecutive rows of one random stream: the rows, and so every result, do not depend on the
+    block size, while memory stays at one block whatever ``replicates`` x ``num_images`` is.
 
     Parameters
     ----------
@@ -62,18 +68,30 @@ def image_draws(num_images: int, replicates: int,
         Number of replicates R (>= 1).
     seed : int or numpy SeedSequence
         Seed of the resampling.
+    rows_per_block : int, optional
+        Replicates per block (>= 1); by default as many as ``DRAW_BLOCK_ELEMENTS`` counts hold.
 
-    Returns
-    -------
-    ndarray of int64, shape (R, N)
-        Draw counts; every row sums to N.
+    Yields
+    ------
+    ndarray of int64, shape (B, N)
+        Draw counts of the next B replicates (B <= R in all); every row sums to N.
     """
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     if replicates < 1:
         raise ValueError(f"replicates must be >= 1, got {replicates}")
     rng = np.random.default_rng(seed)
-    return rng.multinomial(num_images, np.full(num_images, 1 / num_images), size=replicates)
+    probabilities = np.full(num_images, 1 / num_images)
+    rows = rows_per_block or max(1, DRAW_BLOCK_ELEMENTS // num_images)
+    for start in range(0, replicates, rows):
+        yield rng.multinomial(num_images, probabilities, size=min(rows, replicates - start))
+
+
+def _replicate_totals(per_image: np.ndarray, replicates: int,
+                      seed: int | np.random.SeedSequence) -> np.ndarray:
+    """(N, C, 3) per-image counts -> (R, C, 3) summed counts of each bootstrap replicate."""
+    return np.concatenate([np.einsum("rn,nck->rck", draws, per_image)
+                           for draws in image_draw_blocks(len(per_image), replicates, seed)])
 
 
 def percentile_interval(values: np.ndarray,
@@ -92,7 +110,7 @@ def paired_replicates(counts_by_run: Mapping[object, Mapping[str, np.ndarray]], 
     """Every run's statistics on the same bootstrap resamples of the test images.
 
     The paired option of the bootstrap: runs (models, seeds) scored on the same test images share
-    the rows of :func:`image_draws`, so a difference between two runs, replicate by replicate,
+    the rows of :func:`image_draw_blocks`, so a difference between two runs, replicate by replicate,
     gives the interval of that difference without the image-to-image variation both runs see.
 
     Parameters
@@ -117,9 +135,11 @@ def paired_replicates(counts_by_run: Mapping[object, Mapping[str, np.ndarray]], 
     sizes = {len(matrix) for matrix in per_run.values()}
     if len(sizes) != 1:
         raise ValueError(f"runs must be scored on the same images, got {sorted(sizes)} images")
-    draws = image_draws(sizes.pop(), replicates, seed)
-    return {key: _statistics(np.einsum("rn,nck->rck", draws, matrix))
-            for key, matrix in per_run.items()}
+    totals = {key: [] for key in per_run}
+    for draws in image_draw_blocks(sizes.pop(), replicates, seed):
+        for key, matrix in per_run.items():
+            totals[key].append(np.einsum("rn,nck->rck", draws, matrix))
+    return {key: _statistics(np.concatenate(blocks)) for key, blocks in totals.items()}
 
 
 def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
@@ -155,9 +175,7 @@ def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
     if num_images == 0:
         result.update({key: {"estimate": None, "low": None, "high": None} for key in STATISTICS})
         return result
-    draws = image_draws(num_images, replicates, seed)
-    totals = np.einsum("rn,nck->rck", draws, per_image)
-    replicate_values = _statistics(totals)
+    replicate_values = _statistics(_replicate_totals(per_image, replicates, seed))
     estimate = _statistics(per_image.sum(axis=0))
     low, high = percentile_interval(replicate_values, confidence)
     for column, key in enumerate(STATISTICS):

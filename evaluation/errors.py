@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from evaluation.text import for_terminal
+
 __all__ = [
     "EXIT_USER_ERROR",
     "DataError",
@@ -115,7 +117,7 @@ def run_reporting_errors(command: Callable[[], int]) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-    # The last line is what the platform shows: no message may break it, whatever it quotes.
-    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
-    print(f"error: {one_line}", file=sys.stderr)
+    # The last line is what the platform shows: no message may break it or drive the terminal,
+    # whatever it quotes (a file name is quoted as it is).
+    print(f"error: {for_terminal(message)}", file=sys.stderr)
     return EXIT_USER_ERROR

@@ -11,6 +11,7 @@ the field and the offending value, e.g.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import gc
 import itertools
@@ -19,6 +20,7 @@ import math
 import operator
 import os
 import re
+import shutil
 import stat
 import sys
 import tempfile
@@ -38,6 +40,7 @@ __all__ = [
     "WHOLE_SLIDE_COORDINATE_MAX",
     "PointSet",
     "check_image_range",
+    "check_output_set",
     "check_writable",
     "json_kind",
     "points_document",
@@ -46,6 +49,7 @@ __all__ = [
     "read_points_document",
     "write_bytes_atomic",
     "write_json_atomic",
+    "write_output_set",
 ]
 
 #: Largest x or y (pixels) the organisers accept: cell patches are 1024 x 1024.
@@ -57,6 +61,7 @@ WHOLE_SLIDE_COORDINATE_MAX = 2**24 - 1
 
 #: Image indices above this cannot be stored as int64 image numbers.
 _IMAGE_INDEX_MAX = 2**62
+_IMAGE_INDEX_DIGITS = len(str(_IMAGE_INDEX_MAX))
 
 _ENTRY_KEYS = frozenset({"name", "point", "probability"})
 _IMAGE_NAME = re.compile(r"image_[0-9]+")
@@ -570,10 +575,15 @@ def _points_from_entries(
 def _image_index(name: Any, where: str, num_images: int | None) -> int:
     if type(name) is not str or _IMAGE_NAME.fullmatch(name) is None:
         raise InputError(f"{where}: must match image_[0-9]+, got {preview(name)}")
-    # The organisers read the index as int(name.split("_")[-1]): image_007 is image 7.
-    image = int(name.split("_")[-1])
+    # The organisers read the index as int(name.split("_")[-1]): image_007 is image 7. Its
+    # length is checked first: int() refuses more than 4,300 digits with a ValueError.
+    digits = name[len("image_"):].lstrip("0") or "0"
+    if len(digits) > _IMAGE_INDEX_DIGITS:
+        raise InputError(f"{where}: image index too large, got {preview(name)}")
+    image = int(digits)
     if num_images is not None and image >= num_images:
-        raise InputError(f"{where}: {name} is outside the {_images_range(num_images)}")
+        shown = name if len(name) <= 40 else preview(name)  # leading zeros may make it long
+        raise InputError(f"{where}: {shown} is outside the {_images_range(num_images)}")
     if image > _IMAGE_INDEX_MAX:
         raise InputError(f"{where}: image index too large, got {preview(name)}")
     return image
@@ -681,9 +691,104 @@ def check_writable(path: str | os.PathLike, *, inputs: Sequence[str | os.PathLik
         raise InputError(f"{target}: cannot write: folder {folder} is not writable "
                          f"by uid {os.getuid()}")
     _check_replaceable(target)
+    _check_not_an_input(target, inputs)
+
+
+def _check_not_an_input(target: Path, inputs: Sequence[str | os.PathLike]) -> None:
+    """Refuse ``target`` when it is one of ``inputs``: the same resolved path, or the same file
+    (a hard link)."""
+    resolved = target.resolve()
     for source in inputs:
-        if Path(source).exists() and target.exists() and os.path.samefile(source, target):
+        if Path(source).resolve() == resolved or (
+                target.exists() and Path(source).exists() and os.path.samefile(source, target)):
             raise InputError(f"{target}: is also an input ({source}); write the output elsewhere")
+
+
+def check_output_set(folder: str | os.PathLike, names: Sequence[str], *,
+                     inputs: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Fail before any work when one file of an output set cannot or must not be written.
+
+    ``folder`` may not exist yet (it is then created when the set is written). Each target
+    ``folder/name`` is refused as :func:`check_writable` refuses a file: not a regular file when
+    it exists (a link, a folder), or one of ``inputs``.
+
+    Returns
+    -------
+    list of Path
+        The targets, in the order of ``names``.
+
+    Raises
+    ------
+    InputError
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a folder")
+    targets = [folder / name for name in names]
+    for target in targets:
+        if folder.is_dir():
+            check_writable(target, inputs=inputs)
+        else:
+            _check_not_an_input(target, inputs)
+    return targets
+
+
+def write_output_set(folder: str | os.PathLike, contents: dict[str, bytes | None], *,
+                     inputs: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Write the files of one output set into ``folder`` (created if missing) as one unit.
+
+    Every target is checked (:func:`check_output_set`) before any is written; the files are
+    written into a temporary folder inside ``folder`` and then renamed into place. The check
+    and the renames run under an exclusive lock on ``folder``, so two runs sharing it leave one
+    run's set, never a mix of both.
+
+    Parameters
+    ----------
+    folder : path-like
+    contents : dict
+        File name -> its bytes, or None for a file of the set this run does not write: an older
+        one is removed, so that it is not read beside the new ones.
+    inputs : sequence of path-like
+        Files the set must not replace.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    folder = Path(folder)
+    check_output_set(folder, list(contents), inputs=inputs)
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        check_output_set(folder, list(contents), inputs=inputs)
+        staging = Path(tempfile.mkdtemp(dir=folder, prefix=".staging-"))
+        try:
+            written = []
+            for name, data in contents.items():
+                if data is not None:
+                    _write_new_file(staging / name, data)
+            for name, data in contents.items():
+                if data is None:
+                    (folder / name).unlink(missing_ok=True)
+                    continue
+                os.replace(staging / name, folder / name)
+                written.append(folder / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        os.close(descriptor)  # releases the lock
+    return written
+
+
+def _write_new_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file with the permissions ``open()`` gives."""
+    try:
+        with open(path, "xb") as stream:
+            stream.write(data)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path.parent.parent / path.name)) from None
 
 
 def _check_replaceable(target: Path) -> None:

@@ -298,6 +298,16 @@ def _check_output_dir(output_dir: Path) -> None:
         )
 
 
+def _check_output_apart(output_dir: Path, inputs: dict[str, Path]) -> None:
+    """Refuse an output folder within a folder the run reads: metrics.json could replace an
+    input (a job's output file, a ground-truth file)."""
+    resolved = output_dir.resolve()
+    for role, folder in inputs.items():
+        if resolved.is_relative_to(folder.resolve()):
+            raise InputError(f"{output_dir}: lies within the {role} folder {folder}; write "
+                             "metrics.json to a folder apart from the inputs")
+
+
 # ---------------------------------------------------------------------------------------------
 # The run
 
@@ -322,6 +332,7 @@ def evaluate(
     jobs = read_jobs(resolve_inside(input_dir, "predictions.json",
                                     str(input_dir / "predictions.json")))
     folder = ground_truth_folder(mounted_ground_truth, baked_ground_truth)
+    _check_output_apart(output_dir, {"input": input_dir, "ground truth": folder})
     catalogue = read_ground_truth_catalogue(folder, split=split)
     print(f"{len(jobs)} job(s); ground truth from {folder}")
     ground_truths = [ground_truth_of(job, catalogue, len(jobs)) for job in jobs]

@@ -29,6 +29,7 @@ from evaluation.constants import BC, TC
 from evaluation.errors import DataError, InputError, preview
 from evaluation.formats import (
     PointSet,
+    check_output_set,
     json_kind,
     points_document,
     points_from_document,
@@ -38,6 +39,7 @@ from evaluation.formats import (
 from evaluation.limits import current_limits
 from evaluation.pairs import Pair
 from evaluation.stacked import write_stacked_tiff
+from evaluation.text import has_control_character
 
 __all__ = [
     "OUTPUT_SLUG",
@@ -45,6 +47,7 @@ __all__ = [
     "GrandChallengeWriter",
     "Job",
     "check_inside",
+    "check_no_links",
     "noisy_predictions",
     "read_job_predictions",
     "read_jobs",
@@ -74,15 +77,26 @@ class GrandChallengeWriter:
     Parameters
     ----------
     directory : Path
-        Receives ``input/``, ``ground_truth/`` and ``evaluation/``.
+        Receives ``input/``, ``ground_truth/`` and ``evaluation/``; nothing is written through a
+        link below it.
     count, size : int
         Number of pairs and patch side in pixels.
     compression : str or None
         TIFF compression (``None``: uncompressed single strip, as the platform writes; ``"zlib"``).
+    inputs : tuple of Path
+        Files read to make the layout; none may be a target.
     """
 
-    def __init__(self, directory: Path, count: int, size: int, compression: str | None = None):
+    def __init__(self, directory: Path, count: int, size: int, compression: str | None = None,
+                 *, inputs: tuple[Path, ...] = ()):
         self.directory = Path(directory)
+        # Every target is checked before anything is written: none may lead out of the
+        # directory through a link, nor replace an input.
+        for relative in LAYOUT_PATHS:
+            check_no_links(self.directory, self.directory / relative)
+        for relative in LAYOUT_PATHS[:-1]:
+            target = self.directory / relative
+            check_output_set(target.parent, [target.name], inputs=inputs)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.compression = compression
         self._scratch = tempfile.TemporaryDirectory(dir=self.directory, prefix=".stacking-")
@@ -153,9 +167,36 @@ class GrandChallengeWriter:
             predictions = points_document(_point_set(*predicted))
         # After the predictions: the committed test data's job id follows from this order.
         pk = str(uuid.UUID(bytes=rng.bytes(16), version=4))
-        write_evaluation_input(self.directory / "evaluation" / "input", pk, predictions)
+        write_evaluation_input(self.directory / "evaluation" / "input", pk, predictions,
+                               root=self.directory)
         self._cells = self._tissues = None
         self._scratch.cleanup()
+
+
+#: What a layout holds, relative to its folder; the last is replaced as a whole.
+LAYOUT_PATHS = (
+    f"input/images/cell_patches/{STACK_NAME}",
+    f"input/images/tissue_patches/{STACK_NAME}",
+    "input/metadata.json",
+    "ground_truth/metadata.json",
+    "ground_truth/cell_gt.json",
+    "evaluation/input",
+)
+
+
+def check_no_links(root: Path, path: Path) -> None:
+    """Refuse ``path`` when it, or a folder between ``root`` and it, is a symbolic link.
+
+    Raises
+    ------
+    DataError
+    """
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            raise DataError(f"{current}: is a symbolic link; {root} is written only through "
+                            "real folders, never out of it")
 
 
 def noisy_predictions(
@@ -213,8 +254,13 @@ def noisy_predictions(
     return all_image[order], all_points[order], all_probability[order]
 
 
-def write_evaluation_input(directory: Path, pk: str, predictions: dict) -> None:
-    """Write the evaluation container's ``/input``: one succeeded job and its output file."""
+def write_evaluation_input(directory: Path, pk: str, predictions: dict, *,
+                           root: Path | None = None) -> None:
+    """Write the evaluation container's ``/input``: one succeeded job and its output file.
+
+    ``directory`` is replaced as a whole; no folder from ``root`` (default: its parent) down to
+    it may be a symbolic link (:class:`DataError`), so nothing outside ``root`` is removed.
+    """
     jobs = [
         {
             "pk": pk,
@@ -249,6 +295,8 @@ def write_evaluation_input(directory: Path, pk: str, predictions: dict) -> None:
             ],
         }
     ]
+    # rmtree would empty a folder reached through a link: the path to it must have none.
+    check_no_links(Path(root or directory.parent), directory)
     if directory.exists():
         shutil.rmtree(directory)
     _write_json(directory / "predictions.json", jobs)
@@ -326,6 +374,8 @@ def _job(predictions_path: Path, index: int, entry: Any) -> Job:
     if type(pk) not in (str, int) or str(pk) == "":
         raise InputError(f"{at}.pk: must be a non-empty string, got {preview(pk)}")
     pk = str(pk)
+    if has_control_character(pk):
+        raise InputError(f"{at}.pk: must not hold control characters, got {preview(pk)}")
     at = f"{predictions_path}: [{index}] (job {preview(pk)})"
     outputs = entry.get("outputs")
     if type(outputs) is not list:
@@ -412,7 +462,10 @@ def _job_output_path(job: Job, input_dir: Path) -> Path:
 
 
 def check_inside(relative: str, where: str) -> None:
-    """Reject relative paths that would leave their folder by their very text."""
+    """Reject relative paths that would leave their folder by their very text, and paths with
+    a control character (a NUL would end in the operating system's ``ValueError``)."""
+    if has_control_character(relative):
+        raise InputError(f"{where}: must not hold control characters, got {preview(relative)}")
     parts = PurePosixPath(relative).parts
     if PurePosixPath(relative).is_absolute() or ".." in parts or "\\" in relative:
         raise InputError(f"{where}: must be a path inside its folder, got {preview(relative)}")

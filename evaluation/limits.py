@@ -18,6 +18,7 @@ candidate pairs         20,000,000 within the radius, a class  ``OCELOT_MAX_CAND
 jobs of a submission    10,000                                 ``OCELOT_MAX_JOBS``
 patch side              4,096 px, read from the file header    ``OCELOT_MAX_PATCH_SIDE``
 bootstrap replicates    100,000                                ``OCELOT_MAX_REPLICATES``
+submissions ranked      1,000 in one leaderboard               ``OCELOT_MAX_SUBMISSIONS``
 ======================  =====================================  ==============================
 """
 
@@ -47,6 +48,7 @@ class Limits:
     jobs: int = 10_000
     patch_side_px: int = 4096
     replicates: int = 100_000
+    submissions: int = 1000
 
     def check(self, name: str, value: int, where: str, what: str) -> None:
         """Raise :class:`LimitError` when ``value`` exceeds the bound ``name``.
@@ -64,8 +66,10 @@ class Limits:
         """
         limit = getattr(self, name)
         if value > limit:
+            # A figure of thousands of digits would be a line of thousands of characters.
+            figure = f"{value:,}" if value.bit_length() <= 64 else preview(value)
             raise LimitError(
-                f"{where}: {value:,} {what} exceed the limit of {limit:,} "
+                f"{where}: {figure} {what} exceed the limit of {limit:,} "
                 f"(raise it with {ENVIRONMENT_VARIABLES[name]})"
             )
 
@@ -80,6 +84,7 @@ ENVIRONMENT_VARIABLES = {
     "jobs": "OCELOT_MAX_JOBS",
     "patch_side_px": "OCELOT_MAX_PATCH_SIDE",
     "replicates": "OCELOT_MAX_REPLICATES",
+    "submissions": "OCELOT_MAX_SUBMISSIONS",
 }
 
 

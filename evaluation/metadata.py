@@ -12,6 +12,7 @@ from pathlib import Path
 
 from evaluation.errors import DataError, preview
 from evaluation.formats import json_kind, read_json_document
+from evaluation.text import has_control_character
 
 __all__ = ["read_gc_metadata", "read_organs", "release_sample_pairs"]
 
@@ -94,6 +95,9 @@ def read_organs(
         organ = entry.get("organ") if type(entry) is dict else None
         if type(organ) is not str:
             raise DataError(f'{path}: {where}.organ: must be a string, got {preview(organ)}')
+        if has_control_character(organ):
+            raise DataError(f"{path}: {where}.organ: must not hold control characters, "
+                            f"got {preview(organ)}")
         organs.append(organ)
     return organs
 

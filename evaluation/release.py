@@ -15,7 +15,9 @@ becomes ``image_k``. Ground truth needs numpy alone; images need the ``images`` 
 from __future__ import annotations
 
 import glob
+import math
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +31,13 @@ from evaluation.formats import (
     read_points_document,
 )
 from evaluation.images import IMAGE_SUFFIXES, read_rgb, read_tissue_mask, write_image
+from evaluation.limits import current_limits
 from evaluation.metadata import release_sample_pairs
 from evaluation.pairs import Pair, cell_box_in_tissue
 
 __all__ = [
     "ReleaseDataset",
+    "check_release_file",
     "check_split",
     "read_cell_csv",
     "read_ground_truth",
@@ -62,7 +66,38 @@ def release_cell_csvs(root: str | os.PathLike, split: str) -> list[Path]:
             f"{root}: not an OCELOT release folder for split {split!r}: {folder} does not exist"
         )
     pattern = os.path.join(glob.escape(str(folder)), "*.csv")
-    return [Path(path) for path in sorted(glob.glob(pattern))]
+    paths = [Path(path) for path in sorted(glob.glob(pattern))]
+    # Each CSV is one image: the bound on num_images holds for the ground truth written.
+    current_limits().check("images", len(paths), f"{folder}: *.csv", "images")
+    for path in paths:
+        check_release_file(root, path)
+    return paths
+
+
+def check_release_file(root: str | os.PathLike, path: Path) -> None:
+    """Refuse a release file that is not a regular file within the release folder.
+
+    A link out of the folder could make the reader quote another file (``/etc/passwd``) or read
+    forever (``/dev/zero``); a FIFO would block it.
+
+    Raises
+    ------
+    DataError
+    """
+    if not path.resolve().is_relative_to(Path(root).resolve()):
+        raise DataError(f"{path}: leads outside the release folder {root} through a symbolic "
+                        "link; only files inside it are read")
+    _check_regular_file(path)
+
+
+def _check_regular_file(path: Path) -> None:
+    try:
+        status = os.stat(path)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read file: {error.strerror or error}") from None
+    if not stat.S_ISREG(status.st_mode):
+        raise DataError(f"{path}: not a regular file")
+    current_limits().check("document_mb", math.ceil(status.st_size / 1e6), str(path), "MB of CSV")
 
 
 def read_cell_csv(
@@ -98,6 +133,7 @@ def read_cell_csv(
     limits = (coordinate_max, coordinate_max)
     if image_shape is not None:
         limits = (min(coordinate_max, image_shape[1] - 1), min(coordinate_max, image_shape[0] - 1))
+    _check_regular_file(Path(path))  # a FIFO would block the read, a device never end it
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
@@ -240,7 +276,10 @@ class ReleaseDataset:
         """Tissue mask (H, W) uint8 of pair ``index``, None when the split has no annotations."""
         if not self.annotated:
             return None
-        return read_tissue_mask(self.annotation_dir / "tissue" / f"{self.names[index]}.png")
+        path = self.annotation_dir / "tissue" / f"{self.names[index]}.png"
+        if path.exists():
+            check_release_file(self.root, path)
+        return read_tissue_mask(path)
 
     def cell_points(self, index: int, cell_shape: tuple[int, int] | None = None) -> np.ndarray:
         """Cell points (N, 3) int64 ``[x, y, label]`` of pair ``index`` in cell-patch pixels."""
@@ -249,6 +288,7 @@ class ReleaseDataset:
         path = self.annotation_dir / "cell" / f"{self.names[index]}.csv"
         if not path.is_file():
             raise DataError(f"{path}: file not found")
+        check_release_file(self.root, path)
         return read_cell_csv(path, image_shape=cell_shape)
 
     def __getitem__(self, index: int) -> Pair:
@@ -256,8 +296,10 @@ class ReleaseDataset:
             raise IndexError(index)
         index %= len(self)
         name = self.names[index]
-        cell_image = read_rgb(self._cell_images[name])
         tissue_path = self._tissue_images[name]
+        for path in (self._cell_images[name], tissue_path):
+            check_release_file(self.root, path)
+        cell_image = read_rgb(self._cell_images[name])
         tissue_image = read_rgb(tissue_path)
         mask = self.tissue_mask(index)
         if mask is not None and mask.shape != tissue_image.shape[:2]:

@@ -523,6 +523,31 @@ def megabyte_key(case):
     path.write_text(json.dumps(document))
 
 
+def nul_in_pk(case):
+    entry, _ = _one_job(case)
+    case.jobs({**entry, "pk": "job\x00-1"})
+
+
+def nul_in_relative_path(case):
+    entry, _ = _one_job(case)
+    entry["outputs"][0]["interface"]["relative_path"] = "cell\x00.json"
+    case.jobs(entry)
+
+
+def nul_in_ground_truth_index(case):
+    entry, _ = _one_job(case)
+    case.jobs(entry)
+    write_json(case.baked / GROUND_TRUTH_INDEX, {"cell_patches.tif": "cell_gt.json\x00"})
+
+
+def over_long_image_name(case):
+    entry, path = _one_job(case)
+    case.jobs(entry)
+    document = json.loads(path.read_text())
+    document["points"][0]["name"] = "image_" + "1" * 4301
+    path.write_text(json.dumps(document))
+
+
 #: Each broken layout and the fragments its last stderr line must hold.
 FAILURES = [
     (predictions_not_json, ["predictions.json", "not valid JSON"]),
@@ -549,6 +574,10 @@ FAILURES = [
     (two_to_the_63_images, ["cell_gt.json", "num_images", "OCELOT_MAX_IMAGES"]),
     (key_that_forges_a_line, ['points[0]: unexpected key "zz\\nerror: looks fine"']),
     (megabyte_key, ["points[0]: unexpected key", "kkk..."]),
+    (nul_in_pk, ["[0].pk: must not hold control characters", '"job\\u0000-1"']),
+    (nul_in_relative_path, ["relative_path: must not hold control characters"]),
+    (nul_in_ground_truth_index, [GROUND_TRUTH_INDEX, ".ground_truth: must not hold control"]),
+    (over_long_image_name, ['job "job-1"', "points[0].name: image index too large"]),
 ]
 
 

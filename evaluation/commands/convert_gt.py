@@ -7,7 +7,7 @@ from pathlib import Path
 
 from evaluation.constants import SPLITS
 from evaluation.formats import check_writable, points_document, write_json_atomic
-from evaluation.release import read_release_ground_truth
+from evaluation.release import read_release_ground_truth, release_cell_csvs
 
 HELP = "write the ground-truth JSON of one release split"
 DESCRIPTION = (
@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the split's CSVs, write the document, say what was written."""
-    check_writable(args.output, inputs=(args.release,))
+    # Every CSV read is an input: the output may replace none of them.
+    check_writable(args.output, inputs=release_cell_csvs(args.release, args.split))
     points, num_images, _ = read_release_ground_truth(
         args.release, args.split, whole_slide=args.whole_slide
     )

@@ -54,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
         predictions = points_document(points)
     first = dataset[0]
     size = first.cell_image.shape[0]
+    inputs = (dataset.metadata_path,) + (() if args.predictions is None else (args.predictions,))
     writer = GrandChallengeWriter(args.out, len(dataset), size,
-                                  None if args.compression == "none" else args.compression)
+                                  None if args.compression == "none" else args.compression,
+                                  inputs=inputs)
     for index in tqdm(range(len(dataset)), desc=f"{args.split} pairs", unit="pair",
                       disable=args.quiet):
         writer.add(index, first if index == 0 else dataset[index])

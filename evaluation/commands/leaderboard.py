@@ -9,11 +9,13 @@ import os
 import sys
 from pathlib import Path
 
-from evaluation.commands.options import add_ground_truth_arguments
+from evaluation.commands.options import add_ground_truth_arguments, bounded_int, input_files
 from evaluation.errors import InputError
+from evaluation.formats import check_output_set
 from evaluation.limits import current_limits
 from evaluation.metadata import read_organs
 from evaluation.release import read_ground_truth
+from evaluation.text import for_terminal
 
 HELP = "rank submissions by mF1, with bootstrap rank stability and significance"
 DESCRIPTION = (
@@ -26,18 +28,6 @@ DESCRIPTION = (
 
 #: Upper bounds of the options that set the amount of work.
 MAX_WORKERS = 64
-
-
-def _bounded_int(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {value}")
-        return value
-    return parse
 
 
 def _level(text: str) -> float:
@@ -63,14 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of submissions: each *.json is one, named by its file stem")
     add_ground_truth_arguments(parser)
     most = current_limits().replicates
-    parser.add_argument("--replicates", type=_bounded_int(2, most), default=1000,
+    parser.add_argument("--replicates", type=bounded_int(2, most), default=1000,
                         help=f"bootstrap replicates, 2..{most:,} (default 1000; the most is "
                              "OCELOT_MAX_REPLICATES)")
-    parser.add_argument("--seed", type=_bounded_int(0, 2**63 - 1), default=0,
+    parser.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0,
                         help="seed of the bootstrap (default 0)")
     parser.add_argument("--alpha", type=_level, default=0.05,
                         help="family-wise error rate of the significance map (default 0.05)")
-    parser.add_argument("--workers", type=_bounded_int(1, MAX_WORKERS), default=None,
+    parser.add_argument("--workers", type=bounded_int(1, MAX_WORKERS), default=None,
                         help=f"processes scoring in parallel, 1..{MAX_WORKERS} "
                              "(default: the CPUs available)")
     parser.add_argument("--out", required=True, type=Path,
@@ -95,16 +85,21 @@ def run(args: argparse.Namespace) -> int:
                          "pip install .[report]")
     from tqdm import tqdm
 
-    from evaluation.leaderboard.build import build_leaderboard, write_leaderboard
+    from evaluation.leaderboard.build import OUTPUT_FILES, build_leaderboard, write_leaderboard
     from evaluation.leaderboard.scoring import find_submissions
 
-    if args.out.exists() and not args.out.is_dir():
-        raise InputError(f"{args.out}: exists and is not a folder")
+    if args.out.resolve() == args.submissions_dir.resolve():
+        raise InputError(f"{args.out}: is the submissions folder; the next run would rank "
+                         "leaderboard.json: write the output elsewhere")
+    check_output_set(args.out, OUTPUT_FILES,
+                     inputs=input_files(args.ground_truth, args.split, args.metadata))
     ground_truth, num_images, stems = read_ground_truth(args.ground_truth, split=args.split)
     if num_images < 1:
         raise InputError(f"{args.ground_truth}: num_images is 0: no test images to rank on")
     organs = _organs(args, num_images, stems)
     submissions = find_submissions(args.submissions_dir)
+    inputs = [*submissions, *input_files(args.ground_truth, args.split, args.metadata)]
+    check_output_set(args.out, OUTPUT_FILES, inputs=inputs)
     progress = functools.partial(tqdm, desc="scoring", unit="submission", disable=None,
                                  total=len(submissions))
     leaderboard = build_leaderboard(
@@ -114,16 +109,20 @@ def run(args: argparse.Namespace) -> int:
         settings={"submissions_dir": str(args.submissions_dir),
                   "ground_truth": str(args.ground_truth), "split": args.split,
                   "metadata": None if args.metadata is None else str(args.metadata)},
+        ground_truth_path=None if args.ground_truth.is_dir() else args.ground_truth,
     )
-    paths = write_leaderboard(leaderboard, args.out)
+    paths = write_leaderboard(leaderboard, args.out, inputs=inputs)
+    # Names and errors quote file names: escaped, so that none can forge a line or drive the
+    # terminal.
     for entry in leaderboard.document["entries"]:
+        name = for_terminal(entry["name"])
         if entry["status"] == "scored":
             low, high = entry["rank_interval"]
-            print(f"{entry['rank']:>4}  {entry['name']}  mF1 {entry['mF1']:.5g}  "
+            print(f"{entry['rank']:>4}  {name}  mF1 {entry['mF1']:.5g}  "
                   f"rank interval {low}-{high}")
         else:
-            print(f"failed  {entry['name']}: {entry['error']}", file=sys.stderr)
+            print(f"failed  {name}: {for_terminal(entry['error'])}", file=sys.stderr)
     tau = leaderboard.document["kendall_tau"]
     print(f"Kendall's tau {'n/a' if tau is None else f'{tau:.3f}'}; wrote "
-          + ", ".join(str(path) for path in paths))
+          + ", ".join(for_terminal(str(path)) for path in paths))
     return 0

@@ -12,11 +12,10 @@ from evaluation.errors import InputError
 from evaluation.formats import PointSet, read_points_document
 from evaluation.metadata import read_organs
 from evaluation.metrics import MATCHING_RULES
-from evaluation.release import read_ground_truth
+from evaluation.release import read_ground_truth, release_cell_csvs
 
-__all__ = ["ScoringInputs", "add_ground_truth_arguments", "add_input_arguments",
-           "radius_in_pixels", "read_inputs"]
-
+__all__ = ["ScoringInputs", "add_ground_truth_arguments", "add_input_arguments", "bounded_int",
+           "input_files", "radius_in_pixels", "read_inputs"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,32 @@ def read_inputs(args: argparse.Namespace, *, images: Path | None = None) -> Scor
     organs = None if metadata is None else read_organs(
         metadata, num_images=num_images, split=args.split, stems=stems)
     return ScoringInputs(predictions, ground_truth, num_images, stems, organs, metadata)
+
+
+def bounded_int(low: int, high: int):
+    """An argparse type: an integer in ``low..high``, else argparse's usage error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {value}")
+        return value
+    return parse
+
+
+def input_files(ground_truth: Path, split: str | None, *others: Path | None) -> list[Path]:
+    """The files a command reads, for the check that no output replaces one of them.
+
+    ``ground_truth`` is a file, or a release folder whose split's CSVs and ``metadata.json``
+    are read; ``others`` (predictions, metadata) may be None.
+    """
+    files = [path for path in others if path is not None]
+    if not ground_truth.is_dir():
+        return [ground_truth, *files]
+    csvs = release_cell_csvs(ground_truth, split) if split is not None else []
+    return [*csvs, ground_truth / "metadata.json", *files]
 
 
 def radius_in_pixels(radius_px: float | None, radius_um: float | None, mpp: float | None) -> float:

@@ -6,7 +6,13 @@ import argparse
 import importlib.util
 from pathlib import Path
 
-from evaluation.commands.options import add_input_arguments, radius_in_pixels, read_inputs
+from evaluation.commands.options import (
+    add_input_arguments,
+    bounded_int,
+    input_files,
+    radius_in_pixels,
+    read_inputs,
+)
 from evaluation.errors import InputError
 from evaluation.limits import current_limits
 
@@ -32,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replicates", type=int, default=1000,
                         help="bootstrap replicates (default 1000; the most is "
                              "OCELOT_MAX_REPLICATES, 100,000 unless set)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0,
+                        help="bootstrap seed, 0..2**63-1 (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -58,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         inputs.predictions, inputs.ground_truth, inputs.num_images, args.out,
         radius_px=radius_px, matching=args.matching, organs=inputs.organs, images=args.images,
         split=args.split, replicates=args.replicates, seed=args.seed, sources=sources,
-        progress=not args.quiet)
+        progress=not args.quiet,
+        inputs=input_files(args.ground_truth, args.split, args.predictions, inputs.metadata))
     interval = analysis.intervals["mF1"]
     summary = f"mF1 {analysis.score.aggregates['mF1']:.5g}"
     if interval["low"] is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.constants import MATCH_RADIUS_PX
-from evaluation.formats import PointSet, write_bytes_atomic
+from evaluation.formats import PointSet, check_output_set, write_output_set
 from evaluation.leaderboard.document import leaderboard_csv, leaderboard_document
 from evaluation.leaderboard.scoring import SubmissionScore, score_submissions
 from evaluation.leaderboard.stability import RankStability, organ_rankings, rank_stability
@@ -49,15 +49,16 @@ class Leaderboard:
 def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: PointSet,
                       num_images: int, *, organs: Sequence[str] | None = None,
                       replicates: int = 1000, seed: int = 0, alpha: float = 0.05, workers: int = 1,
-                      progress: Callable | None = None, settings: dict | None = None
-                      ) -> Leaderboard:
+                      progress: Callable | None = None, settings: dict | None = None,
+                      ground_truth_path: str | os.PathLike | None = None) -> Leaderboard:
     """Score every submission, rank, and bootstrap the ranking.
 
     Parameters
     ----------
     submissions : sequence of path-like
         Submission files ("Multiple points" documents), e.g. from
-        :func:`evaluation.leaderboard.scoring.find_submissions`; each is named by its stem.
+        :func:`evaluation.leaderboard.scoring.find_submissions`; each is named by
+        :func:`evaluation.leaderboard.scoring.submission_name`.
     ground_truth : PointSet
         Ground truth of images ``0..num_images-1`` (num_images >= 1).
     num_images : int
@@ -71,6 +72,8 @@ def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: Po
         Wraps the iterator of scored submissions (e.g. a tqdm bar).
     settings : dict, optional
         Extra entries for the document's ``settings`` (e.g. the input paths).
+    ground_truth_path : path-like, optional
+        The ground-truth file: a submission that is this file is refused.
 
     Returns
     -------
@@ -79,7 +82,8 @@ def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: Po
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     scores = score_submissions(submissions, ground_truth, num_images, radius_px=MATCH_RADIUS_PX,
-                               workers=workers, progress=progress)
+                               workers=workers, progress=progress,
+                               ground_truth_path=ground_truth_path)
     scored = [entry for entry in scores if entry.scored]
     stability = rankings = None
     if scored:
@@ -95,10 +99,20 @@ def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: Po
     return Leaderboard(document=document, scores=scores, stability=stability)
 
 
-def write_leaderboard(leaderboard: Leaderboard, out: str | os.PathLike) -> list[Path]:
-    """Write ``OUTPUT_FILES`` into ``out`` (created if missing), each file atomically.
+def write_leaderboard(leaderboard: Leaderboard, out: str | os.PathLike, *,
+                      inputs: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Write ``OUTPUT_FILES`` into ``out`` (created if missing) as one set.
 
-    All three are encoded before the first is written, so an error leaves no partial output.
+    All three are encoded, and every target checked, before the first is written; they are
+    renamed into place together (:func:`evaluation.formats.write_output_set`), so an error leaves
+    no partial output and two runs on one folder cannot mix.
+
+    Parameters
+    ----------
+    leaderboard : Leaderboard
+    out : path-like
+    inputs : sequence of path-like
+        The files the leaderboard was made from: none of them is replaced.
 
     Returns
     -------
@@ -107,6 +121,7 @@ def write_leaderboard(leaderboard: Leaderboard, out: str | os.PathLike) -> list[
     """
     from evaluation.leaderboard.page import render_page  # matplotlib only when writing a page
 
+    check_output_set(out, OUTPUT_FILES, inputs=inputs)
     scored = leaderboard.scored
     counts = np.stack([entry.counts for entry in scored]) if scored else None
     contents = [
@@ -115,9 +130,4 @@ def write_leaderboard(leaderboard: Leaderboard, out: str | os.PathLike) -> list[
         render_page(leaderboard.document, [entry.name for entry in scored],
                     leaderboard.stability, counts).encode("utf-8"),
     ]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / name for name in OUTPUT_FILES]
-    for path, content in zip(paths, contents, strict=True):
-        write_bytes_atomic(path, content)
-    return paths
+    return write_output_set(out, dict(zip(OUTPUT_FILES, contents, strict=True)), inputs=inputs)

@@ -11,6 +11,7 @@ import numpy as np
 from evaluation.constants import CLASS_NAMES
 from evaluation.leaderboard.scoring import SubmissionScore
 from evaluation.leaderboard.stability import RankStability
+from evaluation.text import for_spreadsheet
 
 __all__ = ["CSV_COLUMNS", "leaderboard_csv", "leaderboard_document"]
 
@@ -100,13 +101,17 @@ def leaderboard_document(scores: Sequence[SubmissionScore], stability: RankStabi
 
 
 def leaderboard_csv(document: dict) -> str:
-    """``leaderboard.csv``: one row per entry of the document, in its order (``CSV_COLUMNS``)."""
+    """``leaderboard.csv``: one row per entry of the document, in its order (``CSV_COLUMNS``).
+
+    Text cells (names, errors) that a spreadsheet would run as a formula start with ``'``.
+    """
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore",
                             lineterminator="\n")
     writer.writeheader()
     for entry in document["entries"]:
-        row = dict(entry)
+        row = {key: for_spreadsheet(value) if type(value) is str else value
+               for key, value in entry.items()}
         if entry["status"] == "scored":
             row["rank_low"], row["rank_high"] = entry["rank_interval"]
         writer.writerow(row)

@@ -17,8 +17,10 @@ from matplotlib.patches import Patch
 
 from evaluation.constants import CLASS_NAMES
 from evaluation.leaderboard.stability import RankStability, leaderboard_f1
+from evaluation.text import for_matplotlib
 
-__all__ = ["SIGNIFICANCE_COLOURS", "blob_plot_png", "per_image_png", "render_page",
+__all__ = ["NAMED_SUBMISSIONS_MAX", "PER_IMAGE_DOTS_MAX", "PER_IMAGE_ROWS_MAX",
+           "SIGNIFICANCE_COLOURS", "blob_plot_png", "per_image_png", "render_page",
            "significance_map_png"]
 
 #: Significance map: A significantly better than B, not significantly better, A = B.
@@ -26,6 +28,13 @@ SIGNIFICANCE_COLOURS = {"better": "#E69F00", "not": "#56B4E9", "self": "#FFFFFF"
 # Okabe-Ito hues (RGBA rows), cycled over submissions so that neighbours differ; neither the
 # significance colours nor black (the median crosses) among them.
 _HUES = to_rgba_array(["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#F0E442"])
+#: Most submissions named along a figure's axis; beyond, the axis counts positions by rank (the
+#: table names them) and the figure stops growing, so its pixels do not grow with the square of
+#: the submissions.
+NAMED_SUBMISSIONS_MAX = 150
+#: Most rows of the per-image plot (the first by rank), and most dots drawn in it.
+PER_IMAGE_ROWS_MAX = 150
+PER_IMAGE_DOTS_MAX = 500_000
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
@@ -78,6 +87,26 @@ def _label_inches(labels: list[str], fontsize: float) -> float:
     return max(len(label) for label in labels) * fontsize * 0.6 / 72 + 0.45
 
 
+def _axis_labels(names: list[str], order: np.ndarray) -> list[str]:
+    """Tick labels of submissions in ``order``: their names as matplotlib shows them literally
+    (never mathtext), or their positions by rank when there are too many to name."""
+    if len(names) > NAMED_SUBMISSIONS_MAX:
+        return [str(position + 1) for position in range(len(names))]
+    return [for_matplotlib(names[index]) for index in order]
+
+
+def _side_inches(count: int) -> float:
+    """Side of a submissions x ranks (or x submissions) grid, in inches."""
+    return max(5.0, 0.14 * min(count, NAMED_SUBMISSIONS_MAX) + 2.5)
+
+
+def _axis_ticks(count: int) -> np.ndarray:
+    """Positions along a submissions axis that get a tick: all, or about 20 when unnamed."""
+    if count <= NAMED_SUBMISSIONS_MAX:
+        return np.arange(count)
+    return np.unique([0, *range(int(np.ceil(count / 20)) - 1, count, int(np.ceil(count / 20)))])
+
+
 def _axes(width: float, height: float, *, left: float, bottom: float, top: float = 0.2,
           right: float = 0.2):
     """A figure of ``width`` x ``height`` inches and one axes with these margins in inches.
@@ -110,10 +139,12 @@ def blob_plot_png(names: list[str], stability: RankStability, dpi: int = 100) ->
     """
     order = np.lexsort((np.array(names, dtype=object), stability.rank))
     count = len(names)
-    side = max(5.0, 0.14 * count + 2.5)
-    labels = [names[index] for index in order]
-    figure, ax = _axes(side + 1.0, side + _label_inches(labels, _label_size(count)), left=0.8,
-                       bottom=_label_inches(labels, _label_size(count)))
+    side = _side_inches(count)
+    labels = _axis_labels(names, order)
+    ticks = _axis_ticks(count)
+    fontsize = _label_size(len(ticks))
+    margin = _label_inches([labels[tick] for tick in ticks], fontsize)
+    figure, ax = _axes(side + 1.0, side + margin, left=0.8, bottom=margin)
     cell_area = (72 * side / (count + 1)) ** 2 * 0.9  # points^2 of one rank x submission cell
     frequency = stability.rank_frequency[order]
     column, rank_index = np.nonzero(frequency)
@@ -128,12 +159,13 @@ def blob_plot_png(names: list[str], stability: RankStability, dpi: int = 100) ->
     ax.plot(np.arange(count), stability.rank_median[order], linestyle="none", marker="x",
             color="black", markersize=max(3.0, 60 / count + 2), markeredgewidth=1.4, zorder=3)
     ax.plot([0, count - 1], [1, count], color="0.8", linewidth=0.8, zorder=0)
-    ax.set_xticks(range(count), labels, rotation=90, fontsize=_label_size(count))
+    ax.set_xticks(ticks, [labels[tick] for tick in ticks], rotation=90, fontsize=fontsize)
     step = int(np.ceil(count / 20))  # at most about 20 ticks: rank 1, then multiples of step
     ax.set_yticks(np.unique([1, *range(step, count + 1, step)]))
     ax.set_xlim(-0.7, count - 0.3)
     ax.set_ylim(count + 0.7, 0.3)
-    ax.set_xlabel("submission (by rank on all images)")
+    ax.set_xlabel("submission (by rank on all images)" if count <= NAMED_SUBMISSIONS_MAX
+                  else "position by rank on all images (the table names each)")
     ax.set_ylabel("rank in bootstrap replicates")
     ax.grid(axis="y", color="0.93", zorder=0)
     return _png(figure, dpi)
@@ -153,9 +185,11 @@ def significance_map_png(names: list[str], stability: RankStability, dpi: int = 
     count = len(names)
     grid = np.where(stability.significant[np.ix_(order, order)], 1, 0)
     np.fill_diagonal(grid, 2)
-    side = max(5.0, 0.14 * count + 2.5)
-    labels = [names[index] for index in order]
-    margin = _label_inches(labels, _label_size(count))
+    side = _side_inches(count)
+    labels = _axis_labels(names, order)
+    ticks = _axis_ticks(count)
+    fontsize = _label_size(len(ticks))
+    margin = _label_inches([labels[tick] for tick in ticks], fontsize)
     figure, ax = _axes(side + margin, side + margin + 0.5, left=margin + 0.2, bottom=margin,
                        top=0.6)
     colours = ListedColormap([SIGNIFICANCE_COLOURS[key] for key in ("not", "better", "self")])
@@ -165,8 +199,9 @@ def significance_map_png(names: list[str], stability: RankStability, dpi: int = 
         ax.set_yticks(np.arange(count + 1) - 0.5, minor=True)
         ax.grid(which="minor", color="white", linewidth=0.8)
         ax.tick_params(which="minor", length=0)
-    ax.set_xticks(range(count), labels, rotation=90, fontsize=_label_size(count))
-    ax.set_yticks(range(count), labels, fontsize=_label_size(count))
+    tick_labels = [labels[tick] for tick in ticks]
+    ax.set_xticks(ticks, tick_labels, rotation=90, fontsize=fontsize)
+    ax.set_yticks(ticks, tick_labels, fontsize=fontsize)
     ax.set_xlabel("B")
     ax.set_ylabel("A", rotation=0, labelpad=10)
     ax.legend(handles=[
@@ -177,7 +212,7 @@ def significance_map_png(names: list[str], stability: RankStability, dpi: int = 
     return _png(figure, dpi)
 
 
-def per_image_png(names: list[str], stability: RankStability, per_image_mf1: np.ndarray,
+def per_image_png(names: list[str], stability: RankStability, counts: np.ndarray,
                   dpi: int = 100) -> bytes:
     """Dot-and-box plot of each submission's per-image mF1, submissions by rank, top to bottom.
 
@@ -185,27 +220,31 @@ def per_image_png(names: list[str], stability: RankStability, per_image_mf1: np.
     ----------
     names : list of str, length S
     stability : RankStability
-    per_image_mf1 : ndarray of float64, shape (S, N)
-        mF1 of each submission on each image alone.
+    counts : ndarray of int, shape (S, N, C, 3)
+        Per-image counts of each submission.
 
     Returns
     -------
     bytes
-        PNG: one row per submission, a box (quartiles, whiskers at 1.5 IQR) over a dot per image.
+        PNG: one row per submission (the first ``PER_IMAGE_ROWS_MAX`` by rank), a box (quartiles,
+        whiskers at 1.5 IQR) over a dot per image; the dots are left out when there would be
+        more than ``PER_IMAGE_DOTS_MAX``.
     """
-    order = np.lexsort((np.array(names, dtype=object), stability.rank))
-    count = len(names)
-    labels = [f"{stability.rank[index]}. {names[index]}" for index in order]
+    order = np.lexsort((np.array(names, dtype=object), stability.rank))[:PER_IMAGE_ROWS_MAX]
+    count = len(order)
+    per_image_mf1 = leaderboard_f1(counts[order])[..., -1]
+    labels = [f"{stability.rank[index]}. {for_matplotlib(names[index])}" for index in order]
     fontsize = min(10.0, _label_size(count) + 2)
     margin = _label_inches(labels, fontsize)
     figure, ax = _axes(9.0 + margin, max(2.5, 0.28 * count + 1.2), left=margin, bottom=0.6,
                        right=0.3)
-    jitter = np.random.default_rng(0).uniform(-0.25, 0.25, per_image_mf1.shape[1])
-    rows = np.repeat(np.arange(count), per_image_mf1.shape[1])
-    ax.scatter(per_image_mf1[order].ravel(), rows + np.tile(jitter, count), s=9,
-               color=_HUES[rows % len(_HUES)], alpha=0.6, linewidths=0,
-               zorder=1)
-    ax.boxplot([per_image_mf1[index] for index in order], positions=np.arange(count),
+    if per_image_mf1.size <= PER_IMAGE_DOTS_MAX:
+        jitter = np.random.default_rng(0).uniform(-0.25, 0.25, per_image_mf1.shape[1])
+        rows = np.repeat(np.arange(count), per_image_mf1.shape[1])
+        ax.scatter(per_image_mf1.ravel(), rows + np.tile(jitter, count), s=9,
+                   color=_HUES[rows % len(_HUES)], alpha=0.6, linewidths=0,
+                   zorder=1)
+    ax.boxplot(list(per_image_mf1), positions=np.arange(count),
                orientation="horizontal", widths=0.6, showfliers=False, zorder=2,
                medianprops={"color": "black", "linewidth": 1.6},
                boxprops={"linewidth": 1.0}, whiskerprops={"linewidth": 1.0})
@@ -315,7 +354,6 @@ def render_page(document: dict, names: list[str], stability: RankStability | Non
             f"ranking on all images: {'n/a' if tau is None else f'{tau:.3f}'}.")
     parts = [f"<h1>Leaderboard</h1><p class='lead'>{escape(lead)}</p>"]
     if stability is not None:
-        per_image_mf1 = leaderboard_f1(counts)[..., -1]
         parts += [
             "<h2>Ranking</h2>",
             "<p class='caption'>By mF1 on all images, highest first; equal mF1 share the best "
@@ -341,10 +379,15 @@ def render_page(document: dict, names: list[str], stability: RankStability | Non
                          f"{stability.alpha:g}. Rows and columns by rank."),
             _organ_table(document),
             "<h2>Per-image mF1</h2>",
-            _figure_html(per_image_png(names, stability, per_image_mf1), "per-image mF1",
+            _figure_html(per_image_png(names, stability, counts), "per-image mF1",
                          "Each dot is one image's mF1 (the mean of its two classes' F1, "
                          "computed on that image alone); the box spans the quartiles, the whiskers "
-                         "1.5 interquartile ranges. Submissions by rank."),
+                         "1.5 interquartile ranges. Submissions by rank"
+                         + (f" (the first {PER_IMAGE_ROWS_MAX})" if scored > PER_IMAGE_ROWS_MAX
+                            else "")
+                         + ("" if min(scored, PER_IMAGE_ROWS_MAX) * counts.shape[1]
+                            <= PER_IMAGE_DOTS_MAX else "; too many images to draw each as a dot")
+                         + "."),
         ]
     parts += ["<h2>Settings</h2>", _settings_table(settings)]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -3,13 +3,17 @@
 Each submission is read, validated and matched once, by :func:`evaluation.score` with the
 challenge's greedy rule and its 15 px cutoff. What the ranking and the bootstrap need is kept:
 the published numbers over all images and the per-image TP/FP/FN of each class. A submission
-that cannot be read or breaks the format is kept as failed, with its one-line error; it does
-not stop the others.
+that is not a regular file of the folder, is the ground truth, cannot be read, breaks the format
+or exceeds a bound while being scored is kept as failed, with its one-line error; it does not
+stop the others.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,9 +25,11 @@ from evaluation.bootstrap import count_matrix
 from evaluation.constants import MATCH_RADIUS_PX
 from evaluation.errors import InputError, OcelotError, os_error_message
 from evaluation.formats import PointSet, read_points_document
+from evaluation.limits import current_limits
 from evaluation.metrics import score
 
-__all__ = ["SubmissionScore", "find_submissions", "score_submission", "score_submissions"]
+__all__ = ["SubmissionScore", "find_submissions", "score_submission", "score_submissions",
+           "submission_name"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ class SubmissionScore:
     Attributes
     ----------
     name : str
-        The file stem.
+        The file name without ``.json`` (:func:`submission_name`).
     aggregates : dict or None
         The leaderboard's numbers over all images (:attr:`evaluation.ScoreReport.aggregates`);
         None when failed.
@@ -55,69 +61,145 @@ class SubmissionScore:
 
 
 def find_submissions(folder: str | os.PathLike) -> list[Path]:
-    """The submissions of a folder: its ``*.json`` files, sorted by name.
+    """The submissions of a folder: its ``*.json`` entries, sorted by name.
+
+    Hidden files (a name starting with ``.``) are skipped, as the organisers' converter skips
+    them, so that every submission has a non-empty name of its own (:func:`submission_name`).
+    Every other entry is listed, links included: :func:`score_submission` refuses what is not a
+    regular file of the folder, or is the ground truth, as a failed submission.
 
     Raises
     ------
     InputError
-        ``folder`` is not a folder or holds no ``*.json`` file.
+        ``folder`` is not a folder or holds no ``*.json`` entry.
+    LimitError
+        More entries than the bound on submissions (``OCELOT_MAX_SUBMISSIONS``).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder of submissions")
-    paths = sorted(path for path in folder.glob("*.json") if path.is_file())
+    paths = sorted(path for path in folder.glob("*.json") if not path.name.startswith("."))
     if not paths:
         raise InputError(f"{folder}: no submissions (*.json files) in this folder")
+    current_limits().check("submissions", len(paths), str(folder), "submissions (*.json files)")
     return paths
 
 
+def submission_name(path: str | os.PathLike) -> str:
+    """The name of a submission: its file name without ``.json`` (``a.json.json`` is ``a.json``)."""
+    return Path(path).name.removesuffix(".json")
+
+
+def _refusal(path: Path, ground_truth: Path | None) -> str | None:
+    """Why ``path`` may not be scored as a submission, or None.
+
+    A submission is a regular file directly in its folder: a link could make anything a
+    submission, the ground truth first of all, and a device or a FIFO could block the run.
+    """
+    try:
+        status = os.lstat(path)
+    except OSError as error:
+        return os_error_message(error)
+    if stat.S_ISLNK(status.st_mode):
+        return f"{path}: is a symbolic link; a submission must be a regular file in its folder"
+    if not stat.S_ISREG(status.st_mode):
+        return f"{path}: not a regular file"
+    if ground_truth is not None and ground_truth.is_file() and os.path.samefile(path,
+                                                                                ground_truth):
+        return f"{path}: is the ground truth ({ground_truth}); it is not ranked"
+    return None
+
+
 def score_submission(path: str | os.PathLike, ground_truth: PointSet, num_images: int,
-                     *, radius_px: float = MATCH_RADIUS_PX) -> SubmissionScore:
+                     *, radius_px: float = MATCH_RADIUS_PX,
+                     ground_truth_path: str | os.PathLike | None = None) -> SubmissionScore:
     """Read, validate and score one submission; a bad file gives a failed result, not an error.
 
     Parameters
     ----------
     path : path-like
-        A "Multiple points" predictions file; its stem names the submission.
+        A "Multiple points" predictions file; :func:`submission_name` names the submission.
     ground_truth : PointSet
         Ground truth of images ``0..num_images-1``.
     num_images : int
     radius_px : float
         Matching cutoff in pixels; the leaderboard's is ``MATCH_RADIUS_PX``.
+    ground_truth_path : path-like, optional
+        The ground-truth file: a submission that is this file is refused.
 
     Returns
     -------
     SubmissionScore
+        Failed, with its one-line reason, when the file is refused, cannot be read, breaks the
+        format or exceeds a bound while being scored (or the memory runs out doing so).
     """
-    name = Path(path).stem
+    path = Path(path)
+    name = submission_name(path)
+    refusal = _refusal(path, None if ground_truth_path is None else Path(ground_truth_path))
+    if refusal is not None:
+        return SubmissionScore(name=name, error=refusal)
     try:
         predictions, _ = read_points_document(path, role="predictions", num_images=num_images)
-    except OcelotError as error:
+        report = score(predictions, ground_truth, num_images, radius_px=radius_px)
+    except InputError as error:
         return SubmissionScore(name=name, error=str(error))
+    except OcelotError as error:  # a bound hit while scoring: say which file
+        message = str(error)
+        return SubmissionScore(name=name, error=message if message.startswith(str(path))
+                               else f"{path}: {message}")
     except OSError as error:
         return SubmissionScore(name=name, error=os_error_message(error))
-    report = score(predictions, ground_truth, num_images, radius_px=radius_px)
+    except MemoryError:
+        return SubmissionScore(name=name, error=f"{path}: not enough memory to score it")
     return SubmissionScore(name=name, aggregates=report.aggregates,
                            counts=count_matrix(report.counts))
 
 
 # Each worker process receives the ground truth once, not once per submission.
-_worker_truth: tuple[PointSet, int, float] | None = None
+_worker_truth: tuple[PointSet, int, float, Path | None] | None = None
 
 
-def _set_worker_truth(ground_truth: PointSet, num_images: int, radius_px: float) -> None:
+def _start_worker(ground_truth: PointSet, num_images: int, radius_px: float,
+                  ground_truth_path: Path | None, parent: int) -> None:
     global _worker_truth
-    _worker_truth = (ground_truth, num_images, radius_px)
+    _worker_truth = (ground_truth, num_images, radius_px, ground_truth_path)
+    threading.Thread(target=_exit_with_parent, args=(parent, os.getppid()), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, spawner: int) -> None:
+    """End this worker once the leaderboard's process is gone, whatever signal ended it.
+
+    A parent killed by SIGKILL cannot stop its workers; without this they would score on,
+    holding the caller's pipes open. The worker is re-parented the moment the process that
+    started it dies (even before that one is reaped), and ``parent`` stops existing once reaped.
+    """
+    while True:
+        time.sleep(_PARENT_POLL_S)
+        if os.getppid() != spawner:
+            os._exit(1)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # the number now belongs to another user's process
+            os._exit(1)
+
+
+#: Seconds between a worker's checks that its parent lives.
+_PARENT_POLL_S = 0.5
 
 
 def _score_in_worker(path: Path) -> SubmissionScore:
-    ground_truth, num_images, radius_px = _worker_truth
-    return score_submission(path, ground_truth, num_images, radius_px=radius_px)
+    ground_truth, num_images, radius_px, ground_truth_path = _worker_truth
+    return score_submission(path, ground_truth, num_images, radius_px=radius_px,
+                            ground_truth_path=ground_truth_path)
 
 
 def score_submissions(paths: Sequence[str | os.PathLike], ground_truth: PointSet,
                       num_images: int, *, radius_px: float = MATCH_RADIUS_PX, workers: int = 1,
-                      progress: Callable | None = None) -> list[SubmissionScore]:
+                      progress: Callable | None = None,
+                      ground_truth_path: str | os.PathLike | None = None
+                      ) -> list[SubmissionScore]:
     """Score many submissions, ``workers`` processes at a time.
 
     Parameters
@@ -132,19 +214,24 @@ def score_submissions(paths: Sequence[str | os.PathLike], ground_truth: PointSet
         Processes scoring in parallel (>= 1); 1 scores in this process.
     progress : callable, optional
         Wraps the iterator of results, e.g. ``functools.partial(tqdm, total=len(paths))``.
+    ground_truth_path : path-like, optional
+        The ground-truth file, refused as a submission.
 
     Returns
     -------
     list of SubmissionScore
-        In the order of ``paths``.
+        In the order of ``paths``. Worker processes end with this process, however it ends.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     progress = progress or (lambda results: results)
     workers = min(workers, len(paths))
     if workers <= 1:
-        return list(progress(score_submission(path, ground_truth, num_images, radius_px=radius_px)
+        return list(progress(score_submission(path, ground_truth, num_images, radius_px=radius_px,
+                                              ground_truth_path=ground_truth_path)
                              for path in paths))
-    with ProcessPoolExecutor(max_workers=workers, initializer=_set_worker_truth,
-                             initargs=(ground_truth, num_images, radius_px)) as pool:
+    truth_path = None if ground_truth_path is None else Path(ground_truth_path)
+    with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
+                             initargs=(ground_truth, num_images, radius_px, truth_path,
+                                       os.getpid())) as pool:
         return list(progress(pool.map(_score_in_worker, [Path(path) for path in paths])))

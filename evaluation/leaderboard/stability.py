@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm, rankdata
 
-from evaluation.bootstrap import image_draws
+from evaluation.bootstrap import DRAW_BLOCK_ELEMENTS, image_draw_blocks
 from evaluation.metrics import precision_recall_f1
 
 __all__ = ["RankStability", "competition_ranks", "holm_adjust", "kendall_tau_b",
@@ -38,10 +38,12 @@ __all__ = ["RankStability", "competition_ranks", "holm_adjust", "kendall_tau_b",
 
 #: Coverage of the rank interval.
 RANK_INTERVAL_COVERAGE = 0.95
-# Replicates summed per matrix product: bounds the memory of the (replicates, counts) block.
-_REPLICATES_PER_BLOCK = 2000
 # Elements of the (replicates, pairs) sign block in the vectorised Kendall's tau.
 _TAU_BLOCK_ELEMENTS = 4_000_000
+# Elements of the (replicates, submissions) block of differences in the pairwise tables.
+_PAIRWISE_BLOCK_ELEMENTS = 4_000_000
+# Values rounded per Python list: bounds the list's memory (about 32 bytes a value).
+_ROUND_BLOCK = 1_000_000
 
 
 def leaderboard_f1(totals: np.ndarray) -> np.ndarray:
@@ -62,8 +64,11 @@ def leaderboard_f1(totals: np.ndarray) -> np.ndarray:
     f1 = precision_recall_f1(totals[..., 0], totals[..., 1], totals[..., 2])[2]
     # Python's round rounds the float's exact decimal value; np.round scales first and can
     # differ in the last place, which would split ties the leaderboard keeps.
-    rounded = np.array([round(value, 4) for value in f1.ravel().tolist()],
-                       dtype=np.float64).reshape(f1.shape)
+    flat = f1.ravel()
+    rounded = np.concatenate([
+        np.array([round(value, 4) for value in flat[start:start + _ROUND_BLOCK].tolist()],
+                 dtype=np.float64) for start in range(0, flat.size, _ROUND_BLOCK)
+    ] or [np.zeros(0)]).reshape(f1.shape)
     return np.concatenate([rounded, rounded.sum(axis=-1, keepdims=True) / rounded.shape[-1]],
                           axis=-1)
 
@@ -197,16 +202,20 @@ class RankStability:
         return self.f1[:, -1]
 
 
-def _replicate_mf1(counts: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """(S, N, C, 3) counts and (R, N) draws -> (R, S) replicate mF1."""
+def _replicate_mf1(counts: np.ndarray, replicates: int, seed: int) -> np.ndarray:
+    """(S, N, C, 3) counts -> (R, S) replicate mF1, drawing the replicates in blocks."""
     num_submissions, num_images = counts.shape[:2]
     # Counts stay exact in float64 (integers far below 2**53), and BLAS does the product.
     flat = counts.transpose(1, 0, 2, 3).reshape(num_images, -1).astype(np.float64)
-    mf1 = np.empty((len(draws), num_submissions), dtype=np.float64)
-    for start in range(0, len(draws), _REPLICATES_PER_BLOCK):
-        block = draws[start:start + _REPLICATES_PER_BLOCK].astype(np.float64)
-        totals = (block @ flat).reshape(len(block), num_submissions, *counts.shape[2:])
-        mf1[start:start + len(block)] = leaderboard_f1(totals)[..., -1]
+    mf1 = np.empty((replicates, num_submissions), dtype=np.float64)
+    # A block's draws and its product with the counts both stay within DRAW_BLOCK_ELEMENTS.
+    rows = max(1, DRAW_BLOCK_ELEMENTS // max(num_images, flat.shape[1]))
+    start = 0
+    for draws in image_draw_blocks(num_images, replicates, seed, rows_per_block=rows):
+        totals = (draws.astype(np.float64) @ flat).reshape(len(draws), num_submissions,
+                                                            *counts.shape[2:])
+        mf1[start:start + len(draws)] = leaderboard_f1(totals)[..., -1]
+        start += len(draws)
     return mf1
 
 
@@ -215,10 +224,13 @@ def _pairwise(mf1: np.ndarray, replicate_mf1: np.ndarray) -> tuple[np.ndarray, n
     replicates, num_submissions = replicate_mf1.shape
     beats = np.empty((num_submissions, num_submissions), dtype=np.float64)
     spread = np.empty((num_submissions, num_submissions), dtype=np.float64)
+    # Columns per step: each step's (replicates, columns) difference stays within a block.
+    columns = max(1, _PAIRWISE_BLOCK_ELEMENTS // replicates)
     for a in range(num_submissions):
-        difference = replicate_mf1[:, a:a + 1] - replicate_mf1
-        beats[a] = np.count_nonzero(difference > 0, axis=0) / replicates
-        spread[a] = difference.std(axis=0, ddof=1)
+        for start in range(0, num_submissions, columns):
+            difference = replicate_mf1[:, a:a + 1] - replicate_mf1[:, start:start + columns]
+            beats[a, start:start + columns] = np.count_nonzero(difference > 0, axis=0) / replicates
+            spread[a, start:start + columns] = difference.std(axis=0, ddof=1)
     difference = mf1[:, None] - mf1[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         p_value = norm.sf(difference / spread)
@@ -257,7 +269,7 @@ def rank_stability(counts: np.ndarray, *, replicates: int = 1000, seed: int = 0,
     num_submissions, num_images = counts.shape[:2]
     f1 = leaderboard_f1(counts.sum(axis=1))
     rank = competition_ranks(f1[:, -1])
-    replicate_mf1 = _replicate_mf1(counts, image_draws(num_images, replicates, seed))
+    replicate_mf1 = _replicate_mf1(counts, replicates, seed)
     replicate_rank = competition_ranks(replicate_mf1)
     tail = (1 - RANK_INTERVAL_COVERAGE) / 2
     rank_interval = np.quantile(replicate_rank, [tail, 1 - tail], axis=0,

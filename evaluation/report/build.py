@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.constants import CLASS_NAMES, MATCH_RADIUS_PX
-from evaluation.formats import PointSet, write_bytes_atomic, write_json_atomic
+from evaluation.formats import PointSet, check_output_set, write_output_set
 from evaluation.report.analysis import Analysis, analyse, image_rows
 from evaluation.report.figures import f1_threshold_png, organ_png, overlay_jpeg, pr_curves_png
 from evaluation.report.images import image_pairs
@@ -26,8 +27,12 @@ def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
                  matching: str = "greedy",
                  organs: Sequence[str] | None = None, images: str | os.PathLike | None = None,
                  split: str | None = None, replicates: int = 1000, seed: int = 0,
-                 sources: dict[str, str] | None = None, progress: bool = True) -> Analysis:
+                 sources: dict[str, str] | None = None, progress: bool = True,
+                 inputs: Sequence[str | os.PathLike] = ()) -> Analysis:
     """Write ``report.html`` (self-contained), ``report.json`` and the chart PNGs to ``out_dir``.
+
+    The files are written as one set (:func:`evaluation.formats.write_output_set`): every
+    target is checked before any is written, and none replaces one of ``inputs``.
 
     Parameters
     ----------
@@ -51,13 +56,16 @@ def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
         Label -> path of the inputs, shown in the page header.
     progress : bool
         Show a progress bar while drawing overlays.
+    inputs : sequence of path-like
+        The files the report is made from.
 
     Returns
     -------
     Analysis
         The numbers shown.
     """
-    # Check the images folder before the slow part, and read nothing from it yet.
+    # Check the outputs and the images folder before the slow part; read no image yet.
+    check_output_set(out_dir, REPORT_FILES, inputs=inputs)
     pairs = None if images is None else image_pairs(Path(images), num_images=num_images,
                                                     split=split)
     analysis = analyse(predictions, ground_truth, num_images, radius_px=radius_px,
@@ -71,16 +79,14 @@ def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
                                                   pairs, progress)
     html = render_page(document, rows, figures, overlays, sources or {})
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / "report.json", document)
-    for name, key in (("pr_curves.png", "pr"), ("f1_threshold.png", "threshold"),
-                      ("per_organ.png", "organ")):
-        if key in figures:
-            write_bytes_atomic(out_dir / name, figures[key])
-        else:
-            (out_dir / name).unlink(missing_ok=True)  # never leave a stale chart beside new numbers
-    write_bytes_atomic(out_dir / "report.html", html.encode("utf-8"))
+    # One set: a chart this run does not draw is removed, never left stale beside new numbers.
+    write_output_set(out_dir, {
+        "report.html": html.encode("utf-8"),
+        "report.json": (json.dumps(document, allow_nan=False) + "\n").encode("utf-8"),
+        "pr_curves.png": figures["pr"],
+        "f1_threshold.png": figures["threshold"],
+        "per_organ.png": figures.get("organ"),
+    }, inputs=inputs)
     return analysis
 
 

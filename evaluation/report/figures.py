@@ -17,6 +17,7 @@ from PIL import Image
 
 from evaluation.confidence import ThresholdCurve
 from evaluation.metrics import precision_recall_f1
+from evaluation.text import for_matplotlib
 
 __all__ = ["CLASS_COLOURS", "OUTCOME_STYLE", "f1_threshold_png", "organ_png", "overlay_jpeg",
            "pr_curves_png"]
@@ -147,7 +148,8 @@ def organ_png(rows: list[dict], dpi: int = 100) -> bytes:
         ax.barh(positions, estimate, height=height * 0.92, color=colour, label=key,
                 xerr=whiskers, error_kw={"elinewidth": 1.2, "capsize": 3, "ecolor": "black"})
     ax.set_yticks(np.arange(len(rows)), [
-        f"{row['label']}\n({row['images']} image{'' if row['images'] == 1 else 's'})"
+        for_matplotlib(row["label"])
+        + f"\n({row['images']} image{'' if row['images'] == 1 else 's'})"
         for row in rows])
     ax.invert_yaxis()
     ax.set(xlim=(0, 1), xlabel="F1 (bars) with 95% bootstrap interval over images (whiskers)",
@@ -226,5 +228,5 @@ def overlay_jpeg(cell_image: np.ndarray, tissue_image: np.ndarray,
     handles, labels = axes[1].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9,
                   facecolor="0.3", labelcolor="white")
-    figure.suptitle(title, fontsize=11)
+    figure.suptitle(for_matplotlib(title), fontsize=11)
     return _encode(figure, "jpeg", dpi=dpi, pil_kwargs={"quality": quality})
