@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from evaluation.errors import MissingExtraError, run_reporting_errors
+from evaluation.limits import limits_from_environment, limits_in_force
 
 __all__ = ["EVALUATION_COMMANDS", "Command", "main", "run_command", "run_module"]
 
@@ -99,11 +101,13 @@ def run_module(prog: str, module_path: str, argv: Sequence[str], help_line: str 
 
     def parse_and_run() -> int:
         try:
-            module = importlib.import_module(module_path)
-            parser = argparse.ArgumentParser(
-                prog=prog, description=getattr(module, "DESCRIPTION", help_line))
-            module.add_arguments(parser)  # may read a bound from the environment
-            return module.run(parser.parse_args(argv))
+            # The environment's bounds, read here once, hold for the whole command.
+            with limits_in_force(limits_from_environment(os.environ)):
+                module = importlib.import_module(module_path)
+                parser = argparse.ArgumentParser(
+                    prog=prog, description=getattr(module, "DESCRIPTION", help_line))
+                module.add_arguments(parser)  # may show a bound in its help
+                return module.run(parser.parse_args(argv))
         except ModuleNotFoundError as error:
             package = (error.name or "").partition(".")[0]
             if extra is None or not package or package in OWN_PACKAGES:

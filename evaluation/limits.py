@@ -4,7 +4,12 @@ A real OCELOT submission stays far below every default (130 images, a few hundre
 a few MB of JSON); a broken or hostile one (every pixel a cell, a 10 GB file, ``num_images``
 10^9, a 40,000 px TIFF of 12 KB) is refused with one line that names the file, the figure and
 the limit, instead of being read until the machine runs out of memory. Each bound can be raised
-through its environment variable, read when a check runs.
+through its environment variable.
+
+The environment is read at the edge only: every command (and the evaluation container's entry)
+reads it once with :func:`limits_from_environment` and puts the result in force with
+:func:`limits_in_force` for the run; library code asks :func:`current_limits`, which gives the
+limits in force, else the defaults.
 
 ======================  =====================================  ==============================
 bound                   default                                environment variable
@@ -24,12 +29,21 @@ submissions ranked      1,000 in one leaderboard               ``OCELOT_MAX_SUBM
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 
 from evaluation.errors import OcelotError, preview
 
-__all__ = ["LimitError", "Limits", "current_limits", "ENVIRONMENT_VARIABLES"]
+__all__ = [
+    "ENVIRONMENT_VARIABLES",
+    "LimitError",
+    "Limits",
+    "current_limits",
+    "limits_from_environment",
+    "limits_in_force",
+]
 
 
 class LimitError(OcelotError):
@@ -88,15 +102,19 @@ ENVIRONMENT_VARIABLES = {
 }
 
 
-def current_limits(environ: os._Environ | dict | None = None) -> Limits:
+def limits_from_environment(environ: Mapping[str, str] = os.environ) -> Limits:
     """The defaults, with every bound its environment variable sets replaced.
+
+    Examples
+    --------
+    >>> limits_from_environment({"OCELOT_MAX_POINTS": "10"}).points
+    10
 
     Raises
     ------
     OcelotError
         A variable is set to anything but a positive integer.
     """
-    environ = os.environ if environ is None else environ
     values = {}
     for field in fields(Limits):
         variable = ENVIRONMENT_VARIABLES[field.name]
@@ -111,3 +129,24 @@ def current_limits(environ: os._Environ | dict | None = None) -> Limits:
             raise OcelotError(f"{variable}: must be a positive integer, got {preview(text)}")
         values[field.name] = value
     return Limits(**values)
+
+
+# One process runs one command: a module-level value (not a context variable) is seen by the
+# threads a command starts, and inherited by the worker processes it forks.
+_in_force = Limits()
+
+
+def current_limits() -> Limits:
+    """The limits in force (:func:`limits_in_force`), else the defaults."""
+    return _in_force
+
+
+@contextlib.contextmanager
+def limits_in_force(limits: Limits) -> Iterator[Limits]:
+    """Put ``limits`` in force for the body; the previous ones are back afterwards."""
+    global _in_force
+    previous, _in_force = _in_force, limits
+    try:
+        yield limits
+    finally:
+        _in_force = previous

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from evaluation.cli import main
 from evaluation.errors import InputError, OcelotError
 from evaluation.formats import read_points_document, write_bytes_atomic
-from evaluation.limits import LimitError, current_limits
+from evaluation.limits import LimitError, limits_from_environment, limits_in_force
 from evaluation.stacked import iter_gc_input_pairs, write_stacked_tiff
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,9 +127,23 @@ def test_report_replicates_are_bounded(files, tmp_path, capsys):
     assert not (tmp_path / "report").exists()
 
 
+def test_the_environment_is_read_by_the_command_alone(files, capsys, monkeypatch):
+    """Library code applies the limits in force, never the environment: a bound set in the
+    environment holds for a command, not for a library call outside one."""
+    predictions, truth = files
+    monkeypatch.setenv("OCELOT_MAX_POINTS", "1")
+    assert len(read_points_document(predictions)[0]) == 2
+    assert score(predictions, truth) == 2
+    assert "2 points exceed the limit of 1" in last_error_line(capsys)
+    with limits_in_force(limits_from_environment({"OCELOT_MAX_POINTS": "1"})):
+        with pytest.raises(LimitError, match="2 points exceed the limit of 1"):
+            read_points_document(predictions)
+    assert len(read_points_document(predictions)[0]) == 2
+
+
 def test_every_limit_has_its_environment_variable():
-    defaults = current_limits({})
-    raised = current_limits({"OCELOT_MAX_PATCH_SIDE": "8192", "OCELOT_MAX_JOBS": "3"})
+    defaults = limits_from_environment({})
+    raised = limits_from_environment({"OCELOT_MAX_PATCH_SIDE": "8192", "OCELOT_MAX_JOBS": "3"})
     assert (raised.patch_side_px, raised.jobs) == (8192, 3)
     assert raised.points == defaults.points
     with pytest.raises(LimitError, match=r"x.json: 4,097 pixels exceed the limit of 4,096"):

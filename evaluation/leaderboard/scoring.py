@@ -25,7 +25,7 @@ from evaluation.bootstrap import count_matrix
 from evaluation.constants import MATCH_RADIUS_PX
 from evaluation.errors import InputError, OcelotError, os_error_message
 from evaluation.formats import PointSet, read_points_document
-from evaluation.limits import current_limits
+from evaluation.limits import Limits, current_limits, limits_in_force
 from evaluation.metrics import score
 
 __all__ = ["SubmissionScore", "find_submissions", "score_submission", "score_submissions",
@@ -160,9 +160,11 @@ _worker_truth: tuple[PointSet, int, float, Path | None] | None = None
 
 
 def _start_worker(ground_truth: PointSet, num_images: int, radius_px: float,
-                  ground_truth_path: Path | None, parent: int) -> None:
+                  ground_truth_path: Path | None, parent: int, limits: Limits) -> None:
     global _worker_truth
     _worker_truth = (ground_truth, num_images, radius_px, ground_truth_path)
+    # The parent's limits, for the worker's whole life (a spawned worker does not inherit them).
+    limits_in_force(limits).__enter__()
     threading.Thread(target=_exit_with_parent, args=(parent, os.getppid()), daemon=True).start()
 
 
@@ -233,5 +235,5 @@ def score_submissions(paths: Sequence[str | os.PathLike], ground_truth: PointSet
     truth_path = None if ground_truth_path is None else Path(ground_truth_path)
     with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
                              initargs=(ground_truth, num_images, radius_px, truth_path,
-                                       os.getpid())) as pool:
+                                       os.getpid(), current_limits())) as pool:
         return list(progress(pool.map(_score_in_worker, [Path(path) for path in paths])))
