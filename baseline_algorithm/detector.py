@@ -31,7 +31,9 @@ it receives ``"cpu"`` or ``"cuda"``; if it has a ``checkpoint`` parameter it rec
 given with ``--checkpoint`` or ``$OCELOT_CHECKPOINT`` (when one is given; otherwise the factory's
 own default applies); if it has a ``precision`` parameter it receives ``"float32"``,
 ``"bfloat16"`` or ``"float16"``, resolved by :mod:`baseline_algorithm.runtime` (a factory without
-one keeps its own arithmetic).
+one keeps its own arithmetic); if it has a ``tta`` parameter it receives ``"none"``, ``"flips"``
+or ``"d4"`` (``predict --tta``; asking a factory without it for more than ``none`` is an error).
+:mod:`baseline_algorithm.tta` averages any detector's class maps over those views.
 An :class:`~evaluation.errors.OcelotError` raised by a detector is reported as one line, like the
 toolkit's own; any other exception keeps the traceback of the participant's code.
 
@@ -207,6 +209,7 @@ def load_detector(
     checkpoint: Path | None = None,
     batch_size: int | None = None,
     precision: str | None = None,
+    tta: str = "none",
 ) -> LoadedDetector:
     """Import ``MODULE:FACTORY``, call the factory once, return the detector ready to call.
 
@@ -227,6 +230,8 @@ def load_detector(
         A resolved precision (:func:`baseline_algorithm.runtime.resolve_runtime`), passed as
         ``precision=`` when given and the factory has that parameter; a factory without it keeps
         its own arithmetic.
+    tta : {"none", "flips", "d4"}
+        Passed as ``tta=`` when the factory has that parameter; anything but ``none`` needs it.
 
     Raises
     ------
@@ -242,6 +247,7 @@ def load_detector(
         arguments["checkpoint"] = Path(checkpoint)
     if precision is not None:
         arguments["precision"] = precision
+    arguments["tta"] = tta
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):  # a builtin without a signature: call it bare
@@ -258,6 +264,11 @@ def load_detector(
         raise DetectorError(
             f"detector {spec}: a checkpoint was given ({checkpoint}) but the factory "
             f"takes no checkpoint parameter, its signature is {signature}"
+        )
+    if tta != "none" and "tta" not in passed:
+        raise DetectorError(
+            f"detector {spec}: test-time augmentation {tta} was asked for but the factory "
+            f"takes no tta parameter, its signature is {signature}"
         )
     try:
         signature.bind(**passed)

@@ -37,6 +37,7 @@ from baseline_algorithm.labels import tissue_target
 from baseline_algorithm.model import CellTissueModel, ModelConfig
 from baseline_algorithm.predict import detect_all
 from baseline_algorithm.runtime import autocast, memory_format, resolve_runtime
+from baseline_algorithm.tta import averaged_log_probabilities, views
 from evaluation import PointSet
 from evaluation.pairs import Pair
 
@@ -330,6 +331,9 @@ class BaselineDetector:
         Pairs per forward pass.
     precision : {"float32", "bfloat16", "float16"}
         Arithmetic of the forward pass, a resolved precision (:mod:`baseline_algorithm.runtime`).
+    tta : {"none", "flips", "d4"}
+        Test-time augmentation (:mod:`baseline_algorithm.tta`): the class probabilities of each
+        view, averaged in the pair's frame, before cells are found once.
     """
 
     def __init__(
@@ -338,20 +342,27 @@ class BaselineDetector:
         settings: DetectionSettings,
         batch_size: int = 1,
         precision: str = "float32",
+        tta: str = "none",
     ):
         if model.training:
             raise ValueError("inference needs the model in eval mode (call model.eval())")
+        views(tta)  # refuses an unknown mode now, not on the first pair
         self.model = model
         self.settings = settings
         self.batch_size = batch_size
         self.precision = precision
+        self.tta = tta
 
     def __call__(self, pair: Pair) -> np.ndarray:
         return self.detect_batch([pair])[0]
 
     def detect_batch(self, pairs: Sequence[Pair]) -> list[np.ndarray]:
         device = next(self.model.parameters()).device
-        maps = cell_log_probabilities(self.model, pairs, device, self.precision)
+
+        def log_probabilities_of(shown: Sequence[Pair]) -> np.ndarray:
+            return cell_log_probabilities(self.model, shown, device, self.precision)
+
+        maps = averaged_log_probabilities(pairs, self.tta, log_probabilities_of)
         return cells_from_maps(maps, pairs, self.model.config, self.settings)
 
     def describe(self) -> str:
@@ -359,7 +370,7 @@ class BaselineDetector:
         return (
             f"{config.variant}, {config.encoder}, {config.patch_size} px, threshold "
             f"{self.settings.threshold}, min distance {self.settings.min_distance_um} um, "
-            f"{self.precision}"
+            f"{self.precision}, tta {self.tta}"
         )
 
 
@@ -371,6 +382,7 @@ def baseline_detector(
     device: str = "cpu",
     checkpoint: str | os.PathLike = SHIPPED_CHECKPOINT,
     precision: str = "auto",
+    tta: str = "none",
 ) -> BaselineDetector:
     """The detector factory of the baseline (``baseline_algorithm.inference:baseline_detector``).
 
@@ -384,10 +396,12 @@ def baseline_detector(
         Arithmetic of the forward pass; ``predict`` hands a resolved one, and ``auto`` (when the
         factory is called directly) resolves as :func:`baseline_algorithm.runtime.resolve_runtime`
         does on this machine.
+    tta : {"none", "flips", "d4"}
+        Test-time augmentation (:class:`BaselineDetector`).
     """
     chosen = resolve_runtime(device, precision).precision
     model, settings = load_model(checkpoint, torch.device(device))
     model.to(memory_format=memory_format(chosen))
     return BaselineDetector(
-        model, settings, batch_size=4 if device == "cuda" else 1, precision=chosen
+        model, settings, batch_size=4 if device == "cuda" else 1, precision=chosen, tta=tta
     )

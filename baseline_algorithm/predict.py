@@ -47,6 +47,7 @@ from baseline_algorithm.detector import (
     validated_points,
 )
 from baseline_algorithm.runtime import DEVICES, PRECISIONS, Host, resolve_runtime
+from baseline_algorithm.tta import TTA_MODES
 from evaluation import PointSet, points_document, write_json_atomic
 from evaluation.errors import OcelotError
 from evaluation.formats import check_writable
@@ -115,6 +116,13 @@ class PredictOptions:
         None,
         "pairs per call, for a detector with detect_batch (default: its own batch_size; the "
         "baseline's is 1 on CPU, 4 on CUDA)",
+    )
+    tta: str = option(
+        "none",
+        "test-time augmentation, handed to the factory: flips (identity, horizontal and vertical "
+        "flips) or d4 (the 8 flips and rotations), maps averaged before cells are found; each "
+        "view costs one more forward pass",
+        choices=tuple(TTA_MODES),
     )
     read_ahead: int | None = option(
         None, "pairs a thread reads while the detector runs (default: one batch; 0: none)",
@@ -296,6 +304,7 @@ def predict(options: PredictOptions, host: Host | None = None) -> PointSet:
             checkpoint=options.checkpoint,
             batch_size=options.batch_size,
             precision=runtime.precision,
+            tta=options.tta,
         )
         arithmetic = (str(runtime) if loaded.precision is not None
                       else f"device {runtime.device}, precision {OWN_PRECISION}")

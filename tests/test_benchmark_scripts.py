@@ -170,3 +170,16 @@ def test_read_ahead_benchmark_runs_both_settings(tmp_path):
     figures = json.loads(out.read_text())
     assert figures["none"]["points"] == figures["one batch"]["points"] > 0
     assert figures["wall_ratio"] > 0 and figures["setup"]["pairs"] == 2
+
+
+def test_tta_benchmark_scores_each_mode_against_none(tmp_path):
+    out = tmp_path / "tta.json"
+    script = load_script("benchmark_tta")
+    assert script.main(["--pairs", "2", "--size", "64", "--modes", "none", "flips",
+                        "--replicates", "50", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert set(figures["modes"]) == {"none", "flips"} and figures["pairs"] == 2
+    assert figures["modes"]["none"]["gain_over_none"] == 0
+    low, high = figures["modes"]["flips"]["gain_interval_95"]
+    assert low <= high
+    assert figures["modes"]["flips"]["cpu_s_per_pair"] > 0
