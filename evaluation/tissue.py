@@ -28,8 +28,8 @@ from evaluation.formats import PointSet, read_json_document
 from evaluation.metadata import release_sample_pairs
 from evaluation.pairs import cell_box_in_tissue
 
-__all__ = ["TissueMaps", "read_release_tissue", "read_tissue_folder", "release_has_tissue",
-           "tissue_maps"]
+__all__ = ["TissueMaps", "read_release_tissue", "read_tissue", "read_tissue_folder",
+           "release_has_tissue", "tissue_maps"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,37 @@ def _crop_under_cell_patch(mask: np.ndarray, meta: dict, where: str | None):
         crop[low[1] - first[1]:high[1] - first[1], low[0] - first[0]:high[0] - first[0]] = (
             mask[low[1]:high[1], low[0]:high[0]])
     return crop, first, box
+
+
+def read_tissue(ground_truth: str | os.PathLike, *, split: str | None,
+                stems: Sequence[str] | None, folder: str | os.PathLike | None,
+                metadata: str | os.PathLike | None, num_images: int) -> TissueMaps | None:
+    """The tissue of the scored images, where annotations are given.
+
+    Parameters
+    ----------
+    ground_truth : path-like
+        The ground truth as given: a release folder (``stems`` known) or a JSON document.
+    split : str or None
+    stems : sequence of str or None
+        Release CSV stems in image order; None for a JSON document.
+    folder : path-like or None
+        ``--tissue``: a folder of PNG masks (:func:`read_tissue_folder`); it wins over a
+        release's own masks.
+    metadata : path-like or None
+        The metadata that places each cell patch, for ``folder``.
+    num_images : int
+
+    Returns
+    -------
+    TissueMaps or None
+        None where neither ``folder`` nor the release's ``annotations/<split>/tissue/`` exists.
+    """
+    if folder is not None:
+        return read_tissue_folder(folder, metadata, num_images=num_images)
+    if stems is not None and split is not None and release_has_tissue(ground_truth, split):
+        return read_release_tissue(ground_truth, split, stems)
+    return None
 
 
 def release_has_tissue(root: str | os.PathLike, split: str) -> bool:

@@ -15,13 +15,16 @@ from evaluation.commands.options import (
 )
 from evaluation.errors import InputError
 from evaluation.limits import current_limits
+from evaluation.tissue import read_tissue
 
 HELP = "HTML report: PR curves, intervals, per-organ and per-image results"
 DESCRIPTION = (
     "Score predictions like the leaderboard, then show what it hides: precision, recall and F1 "
     "at every confidence threshold, average precision, the best threshold, 95%% bootstrap "
     "intervals over images (also per organ), a sortable per-image table and, with --images, "
-    "each cell patch with its TP / FP / FN drawn. Writes report.html (self-contained), "
+    "each cell patch with its TP / FP / FN drawn; where it fails: detection against "
+    "classification and, with tissue annotations (a release folder's, or --tissue), every "
+    "error in its tissue. Writes report.html (self-contained), "
     "report.json and the charts as PNG into --out."
 )
 
@@ -33,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Grand Challenge input folder or OCELOT release folder (with "
                              "--split): draw each image's cell patch with TP / FP / FN, and its "
                              "tissue patch; its metadata.json gives the organs")
+    parser.add_argument("--tissue", type=Path,
+                        help="folder of PNG tissue masks (1 background, 2 cancer area, 255 "
+                             "unknown) named like the release's cell CSVs, the k-th for "
+                             "image_k; placed by --metadata (default: the annotations of a "
+                             "release folder given as ground truth)")
     parser.add_argument("--out", type=Path, default=Path("report"),
                         help="output folder (default: ./report)")
     parser.add_argument("--replicates", type=int, default=1000,
@@ -55,17 +63,25 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("the report needs matplotlib (the report extra): pip install .[report]")
     from evaluation.report import write_report  # draws with matplotlib
 
+    if args.tissue is not None and args.whole_slide:
+        raise InputError("--tissue maps cell patches into tissue patches; a whole slide has none")
     inputs = read_inputs(args, images=args.images)
+    tissue = None if args.whole_slide else read_tissue(
+        args.ground_truth, split=args.split, stems=inputs.stems, folder=args.tissue,
+        metadata=inputs.metadata, num_images=inputs.num_images)
     sources = {"predictions": str(args.predictions), "ground truth": str(args.ground_truth)}
     if inputs.metadata is not None:
         sources["metadata"] = str(inputs.metadata)
     if args.images is not None:
         sources["images"] = str(args.images)
+    if tissue is not None:
+        sources["tissue"] = str(args.tissue or args.ground_truth / "annotations" / args.split
+                                / "tissue")
     analysis = write_report(
         inputs.predictions, inputs.ground_truth, inputs.num_images, args.out,
         radius_px=radius_px, matching=args.matching, organs=inputs.organs, images=args.images,
-        split=args.split, replicates=args.replicates, seed=args.seed, sources=sources,
-        progress=not args.quiet,
+        split=args.split, tissue=tissue, replicates=args.replicates, seed=args.seed,
+        sources=sources, progress=not args.quiet,
         inputs=input_files(args.ground_truth, args.split, args.predictions, inputs.metadata))
     interval = analysis.intervals["mF1"]
     summary = f"mF1 {analysis.score.aggregates['mF1']:.5g}"

@@ -10,8 +10,16 @@ import numpy as np
 from evaluation.bootstrap import bootstrap_f1, bootstrap_f1_by_group
 from evaluation.confidence import ThresholdCurve, class_curves, shared_threshold_mf1
 from evaluation.constants import CLASS_NAMES, MATCH_RADIUS_PX
+from evaluation.error_analysis import (
+    ErrorCounts,
+    bootstrap_errors,
+    error_counts,
+    per_organ_summaries,
+    summarise,
+)
 from evaluation.formats import PointSet
-from evaluation.metrics import ScoreReport, score
+from evaluation.metrics import ScoreReport, matcher, score
+from evaluation.tissue import TissueMaps
 
 __all__ = ["Analysis", "analyse", "image_rows"]
 
@@ -34,6 +42,10 @@ class Analysis:
         :func:`evaluation.bootstrap.bootstrap_f1` over all images.
     organ_intervals : dict or None
         Organ -> :func:`evaluation.bootstrap.bootstrap_f1` over that organ's images.
+    errors : ErrorCounts
+        Per-image counts of :mod:`evaluation.error_analysis` (strata with tissue only).
+    error_intervals : dict
+        :func:`evaluation.error_analysis.bootstrap_errors`, on the replicates of ``intervals``.
     settings : dict
         ``radius_px``, ``matching``, ``replicates``, ``confidence``, ``seed``, ``num_images``.
     """
@@ -45,6 +57,8 @@ class Analysis:
     shared_mf1: np.ndarray
     intervals: dict
     organ_intervals: dict | None
+    errors: ErrorCounts
+    error_intervals: dict
     settings: dict
 
     def class_summary(self, name: str) -> dict:
@@ -77,14 +91,18 @@ class Analysis:
             }
         if self.organ_intervals is not None:
             document["organ_intervals"] = self.organ_intervals
+        document["analysis"] = {**summarise(self.errors), "intervals": self.error_intervals}
+        organs = [result.get("organ") for result in self.score.results]
+        if self.score.per_organ is not None:
+            document["analysis"]["per_organ"] = per_organ_summaries(self.errors, organs)
         return document
 
 
 def analyse(predictions: PointSet, ground_truth: PointSet, num_images: int, *,
             radius_px: float = MATCH_RADIUS_PX, matching: str = "greedy",
-            organs: Sequence[str] | None = None, replicates: int = 1000,
-            confidence: float = 0.95, seed: int = 0) -> Analysis:
-    """Score, then compute the confidence-aware metrics and bootstrap intervals.
+            organs: Sequence[str] | None = None, tissue: TissueMaps | None = None,
+            replicates: int = 1000, confidence: float = 0.95, seed: int = 0) -> Analysis:
+    """Score, then compute the confidence-aware metrics, the error analysis and intervals.
 
     Parameters
     ----------
@@ -99,6 +117,8 @@ def analyse(predictions: PointSet, ground_truth: PointSet, num_images: int, *,
         threshold that one pairing of all predictions (no re-matching per threshold).
     organs : sequence of str, optional
         Organ of each image; enables the per-organ numbers and intervals.
+    tissue : TissueMaps, optional
+        Tissue of every image; enables the error analysis's tissue strata.
     replicates, confidence, seed
         Bootstrap settings (see :func:`evaluation.bootstrap.bootstrap_f1`).
 
@@ -112,6 +132,8 @@ def analyse(predictions: PointSet, ground_truth: PointSet, num_images: int, *,
     curves = class_curves(predictions, ground_truth, matched)
     shared_threshold, shared_mf1 = shared_threshold_mf1(curves)
     bootstrap_settings = {"replicates": replicates, "confidence": confidence, "seed": seed}
+    errors = error_counts(predictions, ground_truth, num_images, matched=matched,
+                          radius_px=radius_px, tissue=tissue, matcher=matcher(matching))
     return Analysis(
         score=report,
         matched=matched,
@@ -121,6 +143,8 @@ def analyse(predictions: PointSet, ground_truth: PointSet, num_images: int, *,
         intervals=bootstrap_f1(counts, **bootstrap_settings),
         organ_intervals=None if organs is None
         else bootstrap_f1_by_group(counts, organs, **bootstrap_settings),
+        errors=errors,
+        error_intervals=bootstrap_errors(errors, **bootstrap_settings),
         settings={"radius_px": float(radius_px), "matching": matching, "num_images": num_images,
                   **bootstrap_settings},
     )

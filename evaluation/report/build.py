@@ -12,21 +12,25 @@ import numpy as np
 from evaluation.constants import CLASS_NAMES, MATCH_RADIUS_PX
 from evaluation.formats import PointSet, check_output_set, write_output_set
 from evaluation.report.analysis import Analysis, analyse, image_rows
+from evaluation.report.failures import stratum_f1_png
 from evaluation.report.figures import f1_threshold_png, organ_png, overlay_jpeg, pr_curves_png
 from evaluation.report.images import image_pairs
 from evaluation.report.page import render_page
+from evaluation.tissue import TissueMaps
 
 __all__ = ["REPORT_FILES", "write_report"]
 
 #: What ``write_report`` writes into the output folder.
-REPORT_FILES = ("report.html", "report.json", "pr_curves.png", "f1_threshold.png", "per_organ.png")
+REPORT_FILES = ("report.html", "report.json", "pr_curves.png", "f1_threshold.png", "per_organ.png",
+                "tissue_strata.png")
 
 
 def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
                  out_dir: str | os.PathLike, *, radius_px: float = MATCH_RADIUS_PX,
                  matching: str = "greedy",
                  organs: Sequence[str] | None = None, images: str | os.PathLike | None = None,
-                 split: str | None = None, replicates: int = 1000, seed: int = 0,
+                 split: str | None = None, tissue: TissueMaps | None = None,
+                 replicates: int = 1000, seed: int = 0,
                  sources: dict[str, str] | None = None, progress: bool = True,
                  inputs: Sequence[str | os.PathLike] = ()) -> Analysis:
     """Write ``report.html`` (self-contained), ``report.json`` and the chart PNGs to ``out_dir``.
@@ -50,6 +54,8 @@ def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
         Grand Challenge input folder or release folder: adds an overlay per image.
     split : str, optional
         Split of a release folder given as ``images``.
+    tissue : TissueMaps, optional
+        Tissue of every image: adds the tissue strata and their chart.
     replicates, seed : int
         Bootstrap settings.
     sources : dict, optional
@@ -69,12 +75,15 @@ def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
     pairs = None if images is None else image_pairs(Path(images), num_images=num_images,
                                                     split=split)
     analysis = analyse(predictions, ground_truth, num_images, radius_px=radius_px,
-                       matching=matching, organs=organs, replicates=replicates, seed=seed)
+                       matching=matching, organs=organs, tissue=tissue, replicates=replicates,
+                       seed=seed)
     document = analysis.to_dict()
     rows = image_rows(analysis)
     figures = {"pr": pr_curves_png(analysis.curves), "threshold": f1_threshold_png(analysis.curves)}
     if analysis.organ_intervals is not None:
         figures["organ"] = organ_png(_organ_chart_rows(analysis))
+    if "tissue" in document["analysis"]:
+        figures["strata"] = stratum_f1_png(document["analysis"])
     overlays = [] if pairs is None else _overlays(analysis, predictions, ground_truth, rows,
                                                   pairs, progress)
     html = render_page(document, rows, figures, overlays, sources or {})
@@ -86,6 +95,7 @@ def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
         "pr_curves.png": figures["pr"],
         "f1_threshold.png": figures["threshold"],
         "per_organ.png": figures.get("organ"),
+        "tissue_strata.png": figures.get("strata"),
     }, inputs=inputs)
     return analysis
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from evaluation.bootstrap import STATISTICS
 from evaluation.constants import CLASS_NAMES
+from evaluation.report.failures import failures_section
 
 __all__ = ["render_page"]
 
@@ -24,7 +25,7 @@ thead th { background: #f4f4f4; position: sticky; top: 0; }
 table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th[aria-sort=ascending]::after { content: " \\25B2"; }
 table.sortable th[aria-sort=descending]::after { content: " \\25BC"; }
-td.na { color: #aaa; }
+td.na { color: #aaa; } td.text { text-align: left; } h3 { margin-top: 20px; }
 .figure { margin: 12px 0 20px; } .figure img { max-width: 100%; height: auto; display: block; }
 .caption { color: #555; font-size: 13px; margin-top: 4px; }
 .settings td, .settings th { text-align: left; border: none; padding: 2px 12px 2px 0; }
@@ -183,7 +184,7 @@ def render_page(document: dict, rows: list[dict], figures: dict[str, bytes],
     rows : list of dict
         Per-image rows (:func:`evaluation.report.analysis.image_rows`).
     figures : dict
-        ``"pr"``, ``"threshold"`` and optionally ``"organ"`` -> PNG bytes.
+        ``"pr"``, ``"threshold"`` and optionally ``"organ"`` and ``"strata"`` -> PNG bytes.
     overlays : list of (image name, JPEG bytes)
         Overlays in image order; empty without ``--images``.
     sources : dict
@@ -234,6 +235,11 @@ def render_page(document: dict, rows: list[dict], figures: dict[str, bytes],
     else:
         parts.append("<p>Organs unknown: pass <code>--metadata</code> (release metadata.json or a "
                      "Grand Challenge metadata list) or <code>--images</code> to see them.</p>")
+    parts.append(failures_section(document, _figure(
+        figures["strata"], "F1 per class and tissue stratum with 95% intervals",
+        "Bars: F1 of each class over the cells in that tissue (leaderboard matching). Whiskers: "
+        "95% bootstrap interval over images. Hatched: the rare pairings.")
+        if "strata" in figures else None))
     parts += ["<h2>Per image</h2>",
               "<p class='caption'>Click a column header to sort (again to reverse). A class with "
               "neither predictions nor ground truth in an image has no F1 (–); the image's mF1 "
