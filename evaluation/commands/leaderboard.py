@@ -16,6 +16,7 @@ from evaluation.limits import current_limits
 from evaluation.metadata import read_organs
 from evaluation.release import read_ground_truth
 from evaluation.text import for_terminal
+from evaluation.tissue import read_tissue
 
 HELP = "rank submissions by mF1, with bootstrap rank stability and significance"
 DESCRIPTION = (
@@ -23,7 +24,10 @@ DESCRIPTION = (
     "(ties share the best rank: 1, 1, 3). One paired bootstrap of the test images gives each "
     "submission's rank distribution, and every pair's probability and significance (one-sided, "
     "Holm-corrected) of one beating the other. Writes OUT/leaderboard.json, leaderboard.csv and "
-    "a self-contained leaderboard.html. Invalid submissions are listed as failed."
+    "a self-contained leaderboard.html. Each submission also gets its detection F1 and type "
+    "accuracy and, with tissue annotations (--tissue, or a release folder's), its F1 per class "
+    "and tissue stratum and a ranking on the rare cell-tissue pairings with its bootstrap rank "
+    "interval. Invalid submissions are listed as failed."
 )
 
 #: Upper bounds of the options that set the amount of work.
@@ -63,15 +67,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=bounded_int(1, MAX_WORKERS), default=None,
                         help=f"processes scoring in parallel, 1..{MAX_WORKERS} "
                              "(default: the CPUs available)")
+    parser.add_argument("--tissue", type=Path,
+                        help="folder of PNG tissue masks named like the release's cell CSVs, "
+                             "the k-th for image_k, placed by --metadata: adds the F1 per "
+                             "tissue stratum and the rare-pairing ranking (default: the "
+                             "annotations of a release folder given as ground truth)")
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder (created if missing)")
 
 
-def _organs(args: argparse.Namespace, num_images: int, stems: list[str] | None):
-    metadata = args.metadata
-    if metadata is None and stems is not None:
+def _metadata(args: argparse.Namespace, stems: list[str] | None) -> Path | None:
+    if args.metadata is None and stems is not None:
         release_metadata = args.ground_truth / "metadata.json"
-        metadata = release_metadata if release_metadata.is_file() else None
+        return release_metadata if release_metadata.is_file() else None
+    return args.metadata
+
+
+def _organs(args: argparse.Namespace, num_images: int, stems: list[str] | None):
+    metadata = _metadata(args, stems)
     if metadata is None:
         return None
     return read_organs(metadata, num_images=num_images, split=args.split, stems=stems)
@@ -97,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if num_images < 1:
         raise InputError(f"{args.ground_truth}: num_images is 0: no test images to rank on")
     organs = _organs(args, num_images, stems)
+    tissue = read_tissue(args.ground_truth, split=args.split, stems=stems, folder=args.tissue,
+                         metadata=_metadata(args, stems), num_images=num_images)
     submissions = find_submissions(args.submissions_dir)
     inputs = [*submissions, *input_files(args.ground_truth, args.split, args.metadata)]
     check_output_set(args.out, OUTPUT_FILES, inputs=inputs)
@@ -105,10 +120,11 @@ def run(args: argparse.Namespace) -> int:
     leaderboard = build_leaderboard(
         submissions, ground_truth, num_images, organs=organs, replicates=args.replicates,
         seed=args.seed, alpha=args.alpha, workers=args.workers or _default_workers(),
-        progress=progress,
+        progress=progress, tissue=tissue,
         settings={"submissions_dir": str(args.submissions_dir),
                   "ground_truth": str(args.ground_truth), "split": args.split,
-                  "metadata": None if args.metadata is None else str(args.metadata)},
+                  "metadata": None if args.metadata is None else str(args.metadata),
+                  "tissue": None if args.tissue is None else str(args.tissue)},
         ground_truth_path=None if args.ground_truth.is_dir() else args.ground_truth,
     )
     paths = write_leaderboard(leaderboard, args.out, inputs=inputs)
@@ -118,8 +134,12 @@ def run(args: argparse.Namespace) -> int:
         name = for_terminal(entry["name"])
         if entry["status"] == "scored":
             low, high = entry["rank_interval"]
+            rare = ("" if "rare_rank" not in entry else
+                    f"  rare pairings {entry['rare_mF1']:.5g} (rank {entry['rare_rank']}, "
+                    f"interval {entry['rare_rank_interval'][0]}-{entry['rare_rank_interval'][1]})")
             print(f"{entry['rank']:>4}  {name}  mF1 {entry['mF1']:.5g}  "
-                  f"rank interval {low}-{high}")
+                  f"rank interval {low}-{high}  detection F1 {entry['detection_F1']:.4f}  "
+                  f"type accuracy {entry['accuracy']:.4f}{rare}")
         else:
             print(f"failed  {name}: {for_terminal(entry['error'])}", file=sys.stderr)
     tau = leaderboard.document["kendall_tau"]

@@ -13,8 +13,10 @@ import numpy as np
 from evaluation.constants import MATCH_RADIUS_PX
 from evaluation.formats import PointSet, check_output_set, write_output_set
 from evaluation.leaderboard.document import leaderboard_csv, leaderboard_document
+from evaluation.leaderboard.failures import add_failure_columns, rare_pairing_stability
 from evaluation.leaderboard.scoring import SubmissionScore, score_submissions
 from evaluation.leaderboard.stability import RankStability, organ_rankings, rank_stability
+from evaluation.tissue import TissueMaps
 
 __all__ = ["Leaderboard", "build_leaderboard", "write_leaderboard"]
 
@@ -34,11 +36,14 @@ class Leaderboard:
         Every submission, in file-name order.
     stability : RankStability or None
         Of the scored submissions (in ``scores`` order); None when none was scored.
+    rare : RankStability or None
+        The ranking on the rare cell-tissue pairings, same rows; None without tissue.
     """
 
     document: dict
     scores: list
     stability: RankStability | None
+    rare: RankStability | None = None
 
     @property
     def scored(self) -> list[SubmissionScore]:
@@ -50,7 +55,8 @@ def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: Po
                       num_images: int, *, organs: Sequence[str] | None = None,
                       replicates: int = 1000, seed: int = 0, alpha: float = 0.05, workers: int = 1,
                       progress: Callable | None = None, settings: dict | None = None,
-                      ground_truth_path: str | os.PathLike | None = None) -> Leaderboard:
+                      ground_truth_path: str | os.PathLike | None = None,
+                      tissue: TissueMaps | None = None) -> Leaderboard:
     """Score every submission, rank, and bootstrap the ranking.
 
     Parameters
@@ -74,6 +80,8 @@ def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: Po
         Extra entries for the document's ``settings`` (e.g. the input paths).
     ground_truth_path : path-like, optional
         The ground-truth file: a submission that is this file is refused.
+    tissue : TissueMaps, optional
+        Tissue of every image: adds the F1 per stratum and the rare-pairing ranking.
 
     Returns
     -------
@@ -83,20 +91,24 @@ def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: Po
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     scores = score_submissions(submissions, ground_truth, num_images, radius_px=MATCH_RADIUS_PX,
                                workers=workers, progress=progress,
-                               ground_truth_path=ground_truth_path)
+                               ground_truth_path=ground_truth_path, tissue=tissue)
     scored = [entry for entry in scores if entry.scored]
-    stability = rankings = None
+    stability = rankings = rare = None
     if scored:
         counts = np.stack([entry.counts for entry in scored])
         stability = rank_stability(counts, replicates=replicates, seed=seed, alpha=alpha)
         rankings = None if organs is None else organ_rankings(counts, organs)
+        rare = rare_pairing_stability([entry.errors for entry in scored],
+                                      replicates=replicates, seed=seed, alpha=alpha)
     document = leaderboard_document(scores, stability, organ_rankings=rankings, settings={
         "num_images": int(num_images), "submissions": len(scores), "scored": len(scored),
         "radius_px": MATCH_RADIUS_PX, "matching": "greedy", "ranking": "competition (1, 1, 3)",
         "replicates": int(replicates), "seed": int(seed), "alpha": float(alpha),
         "rank_interval": 0.95, "multiple_testing": "holm", **(settings or {}),
     })
-    return Leaderboard(document=document, scores=scores, stability=stability)
+    add_failure_columns(document, [entry.name for entry in scored],
+                        [entry.errors for entry in scored], rare)
+    return Leaderboard(document=document, scores=scores, stability=stability, rare=rare)
 
 
 def write_leaderboard(leaderboard: Leaderboard, out: str | os.PathLike, *,
@@ -128,6 +140,6 @@ def write_leaderboard(leaderboard: Leaderboard, out: str | os.PathLike, *,
         (json.dumps(leaderboard.document, allow_nan=False) + "\n").encode("utf-8"),
         leaderboard_csv(leaderboard.document).encode("utf-8"),
         render_page(leaderboard.document, [entry.name for entry in scored],
-                    leaderboard.stability, counts).encode("utf-8"),
+                    leaderboard.stability, counts, rare=leaderboard.rare).encode("utf-8"),
     ]
     return write_output_set(out, dict(zip(OUTPUT_FILES, contents, strict=True)), inputs=inputs)

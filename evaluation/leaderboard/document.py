@@ -17,7 +17,8 @@ __all__ = ["CSV_COLUMNS", "leaderboard_csv", "leaderboard_document"]
 
 #: Columns of ``leaderboard.csv``, one row per submission in leaderboard order.
 CSV_COLUMNS = ("rank", "name", "status", "mF1", "F1/BC", "F1/TC", "Pre/BC", "Rec/BC", "Pre/TC",
-               "Rec/TC", "rank_median", "rank_low", "rank_high", "error")
+               "Rec/TC", "rank_median", "rank_low", "rank_high", "detection_F1", "accuracy",
+               "rare_mF1", "rare_rank", "rare_rank_low", "rare_rank_high", "error")
 
 
 def _ranked_order(names: Sequence[str], rank: np.ndarray) -> list[int]:
@@ -114,5 +115,7 @@ def leaderboard_csv(document: dict) -> str:
                for key, value in entry.items()}
         if entry["status"] == "scored":
             row["rank_low"], row["rank_high"] = entry["rank_interval"]
+        if "rare_rank_interval" in entry:
+            row["rare_rank_low"], row["rare_rank_high"] = entry["rare_rank_interval"]
         writer.writerow(row)
     return buffer.getvalue()

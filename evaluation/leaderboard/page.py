@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from evaluation.constants import CLASS_NAMES
+from evaluation.leaderboard.failures import failures_section
 from evaluation.leaderboard.stability import RankStability, leaderboard_f1
 from evaluation.text import for_matplotlib
 
@@ -325,7 +326,7 @@ def _settings_table(settings: dict) -> str:
 
 
 def render_page(document: dict, names: list[str], stability: RankStability | None,
-                counts: np.ndarray | None) -> str:
+                counts: np.ndarray | None, *, rare: RankStability | None = None) -> str:
     """The HTML page of a leaderboard.
 
     Parameters
@@ -338,6 +339,8 @@ def render_page(document: dict, names: list[str], stability: RankStability | Non
         None when no submission was scored (the page then lists the failures only).
     counts : ndarray of int, shape (S, N, C, 3), or None
         Per-image counts of the scored submissions, for the per-image plot.
+    rare : RankStability, optional
+        The ranking on the rare cell-tissue pairings (same rows as ``stability``).
 
     Returns
     -------
@@ -378,6 +381,11 @@ def render_page(document: dict, names: list[str], stability: RankStability | Non
                          "ordered pair, Holm-corrected over all pairs at level "
                          f"{stability.alpha:g}. Rows and columns by rank."),
             _organ_table(document),
+            failures_section(document, None if rare is None else _figure_html(
+                blob_plot_png(names, rare), "blob plot of bootstrap ranks on the rare pairings",
+                "Blob plot of the rare-pairing ranking, as above: blob area the fraction of "
+                "replicates with that rank, cross the median rank, black line the 95% rank "
+                "interval; submissions by rare-pairing rank.")),
             "<h2>Per-image mF1</h2>",
             _figure_html(per_image_png(names, stability, counts), "per-image mF1",
                          "Each dot is one image's mF1 (the mean of its two classes' F1, "

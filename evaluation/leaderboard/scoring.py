@@ -23,10 +23,12 @@ import numpy as np
 
 from evaluation.bootstrap import count_matrix
 from evaluation.constants import MATCH_RADIUS_PX
+from evaluation.error_analysis import ErrorCounts, error_counts
 from evaluation.errors import InputError, OcelotError, os_error_message
 from evaluation.formats import PointSet, read_points_document
 from evaluation.limits import Limits, current_limits, limits_in_force
 from evaluation.metrics import score
+from evaluation.tissue import TissueMaps
 
 __all__ = ["SubmissionScore", "find_submissions", "score_submission", "score_submissions",
            "submission_name"]
@@ -47,12 +49,16 @@ class SubmissionScore:
         ``[TP, FP, FN]`` per image and class (classes in ``CLASS_NAMES`` order); None when failed.
     error : str or None
         The one-line reason a submission failed; None when scored.
+    errors : ErrorCounts or None
+        Per-image counts of :mod:`evaluation.error_analysis` (its strata with tissue only);
+        None when failed.
     """
 
     name: str
     aggregates: dict | None = None
     counts: np.ndarray | None = None
     error: str | None = None
+    errors: ErrorCounts | None = None
 
     @property
     def scored(self) -> bool:
@@ -112,7 +118,9 @@ def _refusal(path: Path, ground_truth: Path | None) -> str | None:
 
 def score_submission(path: str | os.PathLike, ground_truth: PointSet, num_images: int,
                      *, radius_px: float = MATCH_RADIUS_PX,
-                     ground_truth_path: str | os.PathLike | None = None) -> SubmissionScore:
+                     ground_truth_path: str | os.PathLike | None = None,
+                     tissue: TissueMaps | None = None,
+                     gt_tissue: np.ndarray | None = None) -> SubmissionScore:
     """Read, validate and score one submission; a bad file gives a failed result, not an error.
 
     Parameters
@@ -126,6 +134,10 @@ def score_submission(path: str | os.PathLike, ground_truth: PointSet, num_images
         Matching cutoff in pixels; the leaderboard's is ``MATCH_RADIUS_PX``.
     ground_truth_path : path-like, optional
         The ground-truth file: a submission that is this file is refused.
+    tissue : TissueMaps, optional
+        Tissue of every image, for the error analysis's strata.
+    gt_tissue : ndarray of uint8, optional
+        ``tissue.values_at(ground_truth)``, computed once for all submissions.
 
     Returns
     -------
@@ -141,6 +153,8 @@ def score_submission(path: str | os.PathLike, ground_truth: PointSet, num_images
     try:
         predictions, _ = read_points_document(path, role="predictions", num_images=num_images)
         report = score(predictions, ground_truth, num_images, radius_px=radius_px)
+        errors = error_counts(predictions, ground_truth, num_images, matched=report.matched,
+                              radius_px=radius_px, tissue=tissue, gt_tissue=gt_tissue)
     except InputError as error:
         return SubmissionScore(name=name, error=str(error))
     except OcelotError as error:  # a bound hit while scoring: say which file
@@ -152,17 +166,18 @@ def score_submission(path: str | os.PathLike, ground_truth: PointSet, num_images
     except MemoryError:
         return SubmissionScore(name=name, error=f"{path}: not enough memory to score it")
     return SubmissionScore(name=name, aggregates=report.aggregates,
-                           counts=count_matrix(report.counts))
+                           counts=count_matrix(report.counts), errors=errors)
 
 
-# Each worker process receives the ground truth once, not once per submission.
-_worker_truth: tuple[PointSet, int, float, Path | None] | None = None
+# Each worker process receives the ground truth (and tissue) once, not once per submission.
+_worker_truth: tuple | None = None
 
 
 def _start_worker(ground_truth: PointSet, num_images: int, radius_px: float,
-                  ground_truth_path: Path | None, parent: int, limits: Limits) -> None:
+                  ground_truth_path: Path | None, tissue: TissueMaps | None,
+                  gt_tissue: np.ndarray | None, parent: int, limits: Limits) -> None:
     global _worker_truth
-    _worker_truth = (ground_truth, num_images, radius_px, ground_truth_path)
+    _worker_truth = (ground_truth, num_images, radius_px, ground_truth_path, tissue, gt_tissue)
     # The parent's limits, for the worker's whole life (a spawned worker does not inherit them).
     limits_in_force(limits).__enter__()
     threading.Thread(target=_exit_with_parent, args=(parent, os.getppid()), daemon=True).start()
@@ -192,15 +207,17 @@ _PARENT_POLL_S = 0.5
 
 
 def _score_in_worker(path: Path) -> SubmissionScore:
-    ground_truth, num_images, radius_px, ground_truth_path = _worker_truth
+    ground_truth, num_images, radius_px, ground_truth_path, tissue, gt_tissue = _worker_truth
     return score_submission(path, ground_truth, num_images, radius_px=radius_px,
-                            ground_truth_path=ground_truth_path)
+                            ground_truth_path=ground_truth_path, tissue=tissue,
+                            gt_tissue=gt_tissue)
 
 
 def score_submissions(paths: Sequence[str | os.PathLike], ground_truth: PointSet,
                       num_images: int, *, radius_px: float = MATCH_RADIUS_PX, workers: int = 1,
                       progress: Callable | None = None,
-                      ground_truth_path: str | os.PathLike | None = None
+                      ground_truth_path: str | os.PathLike | None = None,
+                      tissue: TissueMaps | None = None
                       ) -> list[SubmissionScore]:
     """Score many submissions, ``workers`` processes at a time.
 
@@ -218,22 +235,26 @@ def score_submissions(paths: Sequence[str | os.PathLike], ground_truth: PointSet
         Wraps the iterator of results, e.g. ``functools.partial(tqdm, total=len(paths))``.
     ground_truth_path : path-like, optional
         The ground-truth file, refused as a submission.
+    tissue : TissueMaps, optional
+        Tissue of every image, for the error analysis's strata.
 
     Returns
     -------
     list of SubmissionScore
         In the order of ``paths``. Worker processes end with this process, however it ends.
     """
+    gt_tissue = None if tissue is None else tissue.values_at(ground_truth)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     progress = progress or (lambda results: results)
     workers = min(workers, len(paths))
     if workers <= 1:
         return list(progress(score_submission(path, ground_truth, num_images, radius_px=radius_px,
-                                              ground_truth_path=ground_truth_path)
+                                              ground_truth_path=ground_truth_path,
+                                              tissue=tissue, gt_tissue=gt_tissue)
                              for path in paths))
     truth_path = None if ground_truth_path is None else Path(ground_truth_path)
     with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
-                             initargs=(ground_truth, num_images, radius_px, truth_path,
-                                       os.getpid(), current_limits())) as pool:
+                             initargs=(ground_truth, num_images, radius_px, truth_path, tissue,
+                                       gt_tissue, os.getpid(), current_limits())) as pool:
         return list(progress(pool.map(_score_in_worker, [Path(path) for path in paths])))
