@@ -5,7 +5,9 @@ requested data ablation (Table 7) and with every seed, with one configuration; s
 checkpoint on the test split with :func:`evaluation.score`; write a markdown table with, per row,
 the mean ± standard deviation of the test mF1 over seeds, a 95% bootstrap interval over test
 images of that mean, and its paired gain over Cell-only (the same resampled images for every
-run, :func:`evaluation.bootstrap.paired_replicates`).
+run, :func:`evaluation.bootstrap.paired_replicates`); and, from :mod:`evaluation.error_analysis`,
+the detection F1, the type accuracy and the F1 of the rare cell-tissue pairings (TC outside the
+cancer area, BC inside it).
 
 A run whose directory already holds a finished run with the same options is not retrained, and an
 interrupted one resumes from its ``last.pt``, so the command can be rerun after a stop.
@@ -28,7 +30,7 @@ import torch
 
 from baseline_algorithm.checkpoint import load_checkpoint, read_checkpoint
 from baseline_algorithm.data import synthesize_dataset
-from baseline_algorithm.inference import DetectionSettings
+from baseline_algorithm.inference import DetectionSettings, ground_truth_points, predict_points
 from baseline_algorithm.model import VARIANTS, CellTissueModel, has_tissue_branch
 from baseline_algorithm.runtime import memory_format, resolve_runtime
 from baseline_algorithm.train import (
@@ -37,13 +39,15 @@ from baseline_algorithm.train import (
     TrainingOptions,
     data_resolution,
     fit,
-    score_pairs,
     scoring_radius_px,
 )
 from evaluation import write_json_atomic
 from evaluation.bootstrap import STATISTICS, paired_replicates, percentile_interval
+from evaluation.error_analysis import RARE_PAIRINGS, ErrorCounts, error_counts, summarise
+from evaluation.metrics import score
 from evaluation.pairs import Pair
 from evaluation.release import ReleaseDataset
+from evaluation.tissue import TissueMaps, read_release_tissue, release_has_tissue
 
 BASELINE = ("cell-only", "both")
 """The row every gain is measured against."""
@@ -65,6 +69,10 @@ PAPER_TEST_MF1 = {
 """The paper's test mF1 x 100 of each (variant, ablation) row."""
 SYNTHETIC_PAIRS = (96, 24, 48)
 """Train, val and test pairs of the synthesized dataset by default."""
+FAILURE_COLUMNS = ("detection_F1", "accuracy",
+                   *(f"F1/{name}/{stratum}" for stratum, name in RARE_PAIRINGS))
+"""Numbers of :mod:`evaluation.error_analysis` per row: detection F1, type accuracy, and the F1
+of TC outside the cancer area and of BC inside it (these two need tissue annotations)."""
 
 
 def evaluate(
@@ -80,8 +88,14 @@ def evaluate(
     """Score a checkpoint on a split of a release-layout dataset (see :func:`evaluate_pairs`)."""
     model = load_checkpoint(checkpoint, map_location=device)
     model.to(memory_format=memory_format(precision))
-    return evaluate_pairs(model, ReleaseDataset(data, split), settings, batch_size, progress,
-                          precision)
+    pairs = ReleaseDataset(data, split)
+    return evaluate_pairs(model, pairs, settings, batch_size, progress, precision,
+                          tissue=release_tissue(data, split, pairs.names))
+
+
+def release_tissue(data: Path, split: str, names: Sequence[str]) -> TissueMaps | None:
+    """The tissue maps of a release split's pairs, None when it has no tissue annotations."""
+    return read_release_tissue(data, split, names) if release_has_tissue(data, split) else None
 
 
 def evaluate_pairs(
@@ -91,8 +105,10 @@ def evaluate_pairs(
     batch_size: int,
     progress: bool = True,
     precision: str = "float32",
+    tissue: TissueMaps | None = None,
 ) -> dict:
-    """Score a model on pairs: aggregates, per-image counts (arrays) and throughput.
+    """Score a model on pairs: aggregates, per-image counts (arrays), the error analysis's
+    per-image counts (``errors``, strata with ``tissue`` only) and throughput.
 
     The scoring radius is 3 um at the nominal resolution of the pairs' cell patch side (15 px at
     1024 px, scaled with the side). The throughput counts detection and scoring. ``precision``
@@ -100,13 +116,30 @@ def evaluate_pairs(
     """
     start = time.perf_counter()
     radius_px = scoring_radius_px(data_resolution(pairs[0])[0])
-    report = score_pairs(model, pairs, radius_px, settings, batch_size, progress, precision)
+    predictions = predict_points(model, pairs, settings=settings, batch_size=batch_size,
+                                 progress=progress, total=len(pairs), precision=precision)
+    truth, count = ground_truth_points(pairs)
+    report = score(predictions, truth, count, radius_px=radius_px)
+    errors = error_counts(predictions, truth, count, matched=report.matched, radius_px=radius_px,
+                          tissue=tissue)
     seconds = time.perf_counter() - start
     return {
         "aggregates": report.aggregates,
         "counts": report.counts,
+        "errors": errors,
         "pairs_per_second": len(pairs) / seconds,
     }
+
+
+def failure_numbers(errors: ErrorCounts) -> dict:
+    """``FAILURE_COLUMNS`` of one run (the rare-pairing F1s None without tissue)."""
+    summary = summarise(errors)
+    numbers = {"detection_F1": summary["detection"]["F1"],
+               "accuracy": summary["classification"]["accuracy"]}
+    for stratum, name in RARE_PAIRINGS:
+        numbers[f"F1/{name}/{stratum}"] = (summary["tissue"][stratum][name]["F1"]
+                                          if "tissue" in summary else None)
+    return numbers
 
 
 def row_name(variant: str, ablation: str) -> str:
@@ -141,7 +174,9 @@ def table_rows(
         ``variant``, ``ablation``, ``seeds``, per-seed ``mF1_runs``; ``mF1``, ``F1/BC``,
         ``F1/TC`` (means over seeds of the leaderboard's numbers) with ``*_std`` (sample
         standard deviation, None for one seed); ``mF1_ci`` (bootstrap interval of the seed mean);
-        ``gain`` and ``gain_ci`` over Cell-only when it is among the rows.
+        ``gain`` and ``gain_ci`` over Cell-only when it is among the rows; each of
+        ``FAILURE_COLUMNS`` (with ``*_std``) where every run of the row has it (results with
+        ``errors``).
     """
     counts = {
         (key, run_seed): result["counts"]
@@ -165,6 +200,13 @@ def table_rows(
             row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
             if name == "mF1":
                 row["mF1_runs"] = values.tolist()
+        failures = [failure_numbers(runs[s]["errors"]) for s in seeds if "errors" in runs[s]]
+        for name in FAILURE_COLUMNS:
+            values = [numbers[name] for numbers in failures if numbers[name] is not None]
+            if values and len(values) == len(seeds):
+                values = 100 * np.array(values)
+                row[name] = float(values.mean())
+                row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
         row["mF1_ci"] = tuple(100 * float(v) for v in percentile_interval(boot[key], confidence))
         if BASELINE in results and key != BASELINE:
             baseline = np.mean([run["aggregates"]["mF1"] for run in results[BASELINE].values()])
@@ -178,6 +220,8 @@ def table_rows(
 
 
 def _mean_std(row: dict, name: str) -> str:
+    if name not in row:
+        return "-"
     std = row[f"{name}_std"]
     return f"{row[name]:.2f}" if std is None else f"{row[name]:.2f} ± {std:.2f}"
 
@@ -186,8 +230,9 @@ def markdown_table(rows: list[dict], n_images: int, resamples: int) -> str:
     """The rows as a markdown table, with a line saying how the numbers were computed."""
     lines = [
         f"| Variant | data | seeds | test mF1 (mean ± std) | 95% CI ({n_images} test images) "
-        "| F1/BC | F1/TC | gain over Cell-only (95% CI) | paper, OCELOT test mF1 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| F1/BC | F1/TC | gain over Cell-only (95% CI) | paper, OCELOT test mF1 "
+        "| detection F1 | type accuracy | F1 TC outside CA | F1 BC inside CA |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         gain = (
@@ -200,14 +245,18 @@ def markdown_table(rows: list[dict], n_images: int, resamples: int) -> str:
             f"| {row['variant']} | {row['ablation']} | {len(row['seeds'])} "
             f"| {_mean_std(row, 'mF1')} | {row['mF1_ci'][0]:.2f} - {row['mF1_ci'][1]:.2f} "
             f"| {_mean_std(row, 'F1/BC')} | {_mean_std(row, 'F1/TC')} | {gain} "
-            f"| {'-' if paper is None else f'{paper:.2f}'} |"
+            f"| {'-' if paper is None else f'{paper:.2f}'} | "
+            + " | ".join(_mean_std(row, name) for name in FAILURE_COLUMNS) + " |"
         )
     lines += [
         "",
         "mF1 and F1 x 100 on the test split, scored by `evaluation.score` (3 µm radius), mean "
         "and sample standard deviation over seeds. Intervals: percentile bootstrap over test "
         f"images of the seed mean, {resamples} resamples shared by every run (paired gains), "
-        "unrounded F1 (`evaluation.bootstrap`).",
+        "unrounded F1 (`evaluation.bootstrap`). Detection F1 (classes ignored in matching), "
+        "type accuracy of the detected cells, and the F1 of TC outside the cancer area (CA) "
+        "and of BC inside it (leaderboard matching, by the tissue under each cell): "
+        "`evaluation.error_analysis`, x 100, mean ± std over seeds.",
     ]
     return "\n".join(lines)
 
@@ -304,6 +353,7 @@ def reproduce(
     print(f"reproduce: {runtime}", flush=True)
     device = torch.device(runtime.device)
     test_pairs = ReleaseDataset(data, "test")
+    test_tissue = release_tissue(data, "test", test_pairs.names)
     results: dict[tuple[str, str], dict[int, dict]] = {}
     runs = {}
     for variant, ablation in experiment_rows(variants, ablations):
@@ -331,7 +381,7 @@ def reproduce(
             model.to(memory_format=memory_format(runtime.precision))
             result = evaluate_pairs(
                 model, test_pairs, options.detection(), options.batch_size, progress,
-                runtime.precision,
+                runtime.precision, tissue=test_tissue,
             )
             best = read_checkpoint(run / "best.pt")
             runs[name] = {

@@ -12,16 +12,20 @@ from baseline_algorithm.commands import reproduce as reproduce_command
 from baseline_algorithm.commands import train as train_command
 from baseline_algorithm.model import CellTissueModel, ModelConfig
 from baseline_algorithm.reproduce import (
+    FAILURE_COLUMNS,
     _finished,
     _resumable,
     experiment_rows,
+    failure_numbers,
     markdown_table,
     table_rows,
 )
 from baseline_algorithm.train import TrainingOptions
 from evaluation import PointSet, score
 from evaluation.bootstrap import STATISTICS, paired_replicates
+from evaluation.error_analysis import ErrorCounts, error_counts, summarise
 from evaluation.metrics import COUNT_KEYS
+from evaluation.tissue import tissue_maps
 
 
 def random_images(rng, n_images, n_points=30, jitter=25):
@@ -208,3 +212,42 @@ def test_a_run_recorded_before_an_option_existed_counts_as_its_default(tmp_path)
                     options=recorded)
     assert _resumable(tmp_path, replace(options, epochs=5))
     assert not _resumable(tmp_path, replace(options, epochs=5, precision="float16"))
+
+
+def with_errors(jitter, seed, n_images=8):
+    """A run scored as evaluate_pairs scores it: counts and the error analysis, tissue by
+    halves (cancer area left, background right)."""
+    predictions, truth = random_images(np.random.default_rng(seed), n_images, jitter=jitter)
+    report = score(predictions, truth, n_images)
+    mask = np.ones((256, 256), np.uint8)
+    mask[:, :128] = 2
+    tissue = tissue_maps([mask] * n_images, [{"patch_x_offset": 0.5, "patch_y_offset": 0.5}]
+                         * n_images)
+    counts = {key: np.array([image[key] for image in report.results]) for key in COUNT_KEYS}
+    return {"aggregates": report.aggregates, "counts": counts,
+            "errors": error_counts(predictions, truth, n_images, matched=report.matched,
+                                   tissue=tissue)}
+
+
+def test_rows_carry_detection_accuracy_and_rare_pairing_f1():
+    results = {("cell-only", "both"): {0: with_errors(25, 7), 1: with_errors(25, 8)},
+               ("pred-to-inter-2", "both"): {0: with_errors(10, 7)}}
+    rows = table_rows(results, resamples=50, seed=0)
+    for row, runs in zip(rows, results.values()):
+        for name in FAILURE_COLUMNS:
+            values = [100 * failure_numbers(run["errors"])[name] for run in runs.values()]
+            assert row[name] == pytest.approx(np.mean(values))
+    document = summarise(results[("cell-only", "both")][0]["errors"])
+    assert failure_numbers(results[("cell-only", "both")][0]["errors"]) == {
+        "detection_F1": document["detection"]["F1"],
+        "accuracy": document["classification"]["accuracy"],
+        "F1/TC/background": document["tissue"]["background"]["TC"]["F1"],
+        "F1/BC/cancer_area": document["tissue"]["cancer_area"]["BC"]["F1"]}
+    line = markdown_table(rows, 8, 50).splitlines()[3]
+    assert line.count("|") == 14 and line.rstrip(" |").split("|")[-1].strip() != "-"
+    # Without tissue the rare-pairing columns are left empty ("-"), the others filled.
+    bare = {key: {seed: dict(run, errors=ErrorCounts(run["errors"].detection,
+                                                      run["errors"].confusion))
+                  for seed, run in runs.items()} for key, runs in results.items()}
+    row = table_rows(bare, resamples=50, seed=0)[0]
+    assert "detection_F1" in row and "F1/TC/background" not in row
