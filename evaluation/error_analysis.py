@@ -268,6 +268,28 @@ def _interval(estimate: float, replicates: np.ndarray, confidence: float) -> dic
     return {"estimate": float(estimate), "low": float(low), "high": float(high)}
 
 
+def _replicate_totals(counts: ErrorCounts, replicates: int,
+                      seed: int | np.random.SeedSequence) -> list[np.ndarray | None]:
+    """Each replicate's summed counts: ``[detection (R, 3), confusion (R, C, C), tissue
+    (R, S, C, 3) or None]``.
+
+    The draws come a block of replicates at a time (:func:`evaluation.bootstrap.image_draw_blocks`),
+    so memory holds one block of draws and the R rows of sums, never all R x N draws.
+    """
+    parts = [counts.detection, counts.confusion]
+    if counts.tissue is not None:
+        parts.append(counts.tissue)
+    # Float64 sums stay exact (integers far below 2**53), and BLAS does the product.
+    per_image = np.concatenate([part.reshape(len(counts), -1) for part in parts],
+                               axis=1).astype(np.float64)
+    totals = np.concatenate([draws.astype(np.float64) @ per_image for draws in
+                             image_draw_blocks(len(counts), replicates, seed)])
+    columns = np.cumsum([part[0].size for part in parts])[:-1]
+    sums = [block.reshape(replicates, *part.shape[1:]) for block, part in
+            zip(np.split(totals, columns, axis=1), parts, strict=True)]
+    return sums if counts.tissue is not None else [*sums, None]
+
+
 def bootstrap_errors(counts: ErrorCounts, *, replicates: int = 1000, confidence: float = 0.95,
                      seed: int | np.random.SeedSequence = 0) -> dict:
     """Percentile bootstrap intervals over images of the detection F1, the accuracy and each
@@ -292,18 +314,15 @@ def bootstrap_errors(counts: ErrorCounts, *, replicates: int = 1000, confidence:
             result["tissue"] = {stratum: {**{name: {"F1": empty} for name in CLASS_NAMES.values()},
                                           "mF1": empty} for stratum in STRATA}
         return result
-    draws = np.concatenate(list(image_draw_blocks(num_images, replicates, seed))).astype(np.float64)
-    detection = draws @ counts.detection
+    detection, confusion, tissue = _replicate_totals(counts, replicates, seed)
     result["detection"] = {"F1": _interval(
         precision_recall_f1(*counts.detection.sum(axis=0).tolist())[2],
         precision_recall_f1(detection[:, 0], detection[:, 1], detection[:, 2])[2], confidence)}
-    confusion = np.einsum("rn,nij->rij", draws, counts.confusion)
     result["classification"] = {"accuracy": _interval(
         _accuracy(counts.confusion.sum(axis=0)), _accuracy(confusion), confidence)}
     if counts.tissue is not None:
         f1 = precision_recall_f1(*np.moveaxis(counts.tissue.sum(axis=0), -1, 0))[2]
-        replicate_f1 = precision_recall_f1(*np.moveaxis(
-            np.einsum("rn,nsck->rsck", draws, counts.tissue), -1, 0))[2]
+        replicate_f1 = precision_recall_f1(*np.moveaxis(tissue, -1, 0))[2]
         result["tissue"] = {}
         for s, stratum in enumerate(STRATA):
             entry = {name: {"F1": _interval(f1[s, c], replicate_f1[:, s, c], confidence)}
