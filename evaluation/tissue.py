@@ -27,6 +27,7 @@ from evaluation.errors import DataError
 from evaluation.formats import PointSet, read_json_document
 from evaluation.metadata import release_sample_pairs
 from evaluation.pairs import cell_box_in_tissue
+from evaluation.release import check_release_file
 
 __all__ = ["TissueMaps", "read_release_tissue", "read_tissue", "read_tissue_folder",
            "release_has_tissue", "tissue_maps"]
@@ -195,8 +196,10 @@ def read_release_tissue(root: str | os.PathLike, split: str, stems: Sequence[str
     """
     folder = Path(root) / "annotations" / split / "tissue"
     metadata = Path(root) / "metadata.json"
-    return _read_masks([folder / f"{stem}.png" for stem in stems],
-                       *_release_metas(metadata, release_sample_pairs(metadata), stems))
+    paths = [folder / f"{stem}.png" for stem in stems]
+    for path in paths:  # regular files inside the release, as for its other files
+        check_release_file(root, path)
+    return _read_masks(paths, *_release_metas(metadata, release_sample_pairs(metadata), stems))
 
 
 def read_tissue_folder(folder: str | os.PathLike, metadata: str | os.PathLike | None, *,

@@ -1,6 +1,7 @@
 """``ocelot report``'s "Where it fails" on a synthetic release, as a user runs it."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,29 @@ def test_bad_tissue_folder_is_one_line_and_no_report(release, tmp_path, case):
     assert str(masks) in last and "Traceback" not in completed.stderr
     assert ("holds 4 tissue masks" in last) if case == "too few masks" else ("--metadata" in last)
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_a_release_mask_linked_out_of_the_release_is_refused(release, tmp_path):
+    copy = tmp_path / "release"
+    shutil.copytree(release, copy)
+    mask = sorted((copy / "annotations" / "test" / "tissue").glob("*.png"))[0]
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(mask.read_bytes())
+    mask.unlink()
+    mask.symlink_to(outside)
+    completed = report(tmp_path / "out", "--predictions", predictions_of(copy), "--ground-truth",
+                       copy, "--split", "test")
+    assert completed.returncode == 2
+    last = completed.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "leads outside the release folder" in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_report_never_writes_into_its_tissue_folder(release, tmp_path):
+    masks = release / "annotations" / "test" / "tissue"
+    completed = report(masks, "--predictions", predictions_of(release), "--ground-truth",
+                       release / "gc" / "ground_truth" / "cell_gt.json", "--tissue", masks,
+                       "--metadata", release / "metadata.json")
+    assert completed.returncode == 2
+    assert "is the --tissue folder" in completed.stderr.strip().splitlines()[-1]
+    assert not (masks / "report.html").exists()

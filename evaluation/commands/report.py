@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tissue is not None and args.whole_slide:
         raise InputError("--tissue maps cell patches into tissue patches; a whole slide has none")
+    if args.tissue is not None and args.out.resolve() == args.tissue.resolve():
+        raise InputError(f"{args.out}: is the --tissue folder; the next run would read the "
+                         "charts as masks: write the output elsewhere")
     inputs = read_inputs(args, images=args.images)
     tissue = None if args.whole_slide else read_tissue(
         args.ground_truth, split=args.split, stems=inputs.stems, folder=args.tissue,
