@@ -209,7 +209,7 @@ def load_detector(
     checkpoint: Path | None = None,
     batch_size: int | None = None,
     precision: str | None = None,
-    tta: str = "none",
+    tta: str | None = None,
 ) -> LoadedDetector:
     """Import ``MODULE:FACTORY``, call the factory once, return the detector ready to call.
 
@@ -230,8 +230,9 @@ def load_detector(
         A resolved precision (:func:`baseline_algorithm.runtime.resolve_runtime`), passed as
         ``precision=`` when given and the factory has that parameter; a factory without it keeps
         its own arithmetic.
-    tta : {"none", "flips", "d4"}
-        Passed as ``tta=`` when the factory has that parameter; anything but ``none`` needs it.
+    tta : {"none", "flips", "d4"}, optional
+        Passed as ``tta=`` when given and the factory has that parameter; anything but ``none``
+        needs it.
 
     Raises
     ------
@@ -247,7 +248,8 @@ def load_detector(
         arguments["checkpoint"] = Path(checkpoint)
     if precision is not None:
         arguments["precision"] = precision
-    arguments["tta"] = tta
+    if tta is not None:
+        arguments["tta"] = tta
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):  # a builtin without a signature: call it bare
@@ -265,7 +267,7 @@ def load_detector(
             f"detector {spec}: a checkpoint was given ({checkpoint}) but the factory "
             f"takes no checkpoint parameter, its signature is {signature}"
         )
-    if tta != "none" and "tta" not in passed:
+    if tta not in (None, "none") and "tta" not in passed:
         raise DetectorError(
             f"detector {spec}: test-time augmentation {tta} was asked for but the factory "
             f"takes no tta parameter, its signature is {signature}"
