@@ -1,0 +1,66 @@
+"""Where the tissue is: Otsu on the saturation of a low-resolution image, then morphology.
+
+Glass is white or grey (low saturation), stained tissue is pink and purple. The Otsu threshold
+splits the two; a floor keeps a slide without tissue (only glass, dust and noise) from being split
+inside its noise. A closing fills the gaps between nuclei and fibres, small specks are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from skimage.color import rgb2hsv
+from skimage.filters import threshold_otsu
+from skimage.morphology import closing, disk, remove_small_holes, remove_small_objects
+
+__all__ = ["TissueSettings", "tissue_mask"]
+
+
+@dataclass(frozen=True)
+class TissueSettings:
+    """Lengths in micrometres; areas in square micrometres.
+
+    Attributes
+    ----------
+    thumbnail_mpp : float
+        Pixel size of the image the mask is computed on.
+    min_saturation : float
+        Saturation (0..1) below which a pixel is glass whatever Otsu says.
+    closing_um : float
+        Radius of the closing that joins the pieces of one tissue fragment.
+    min_area_um2 : float
+        Smallest tissue fragment kept (and largest hole filled).
+    """
+
+    thumbnail_mpp: float = 8.0
+    min_saturation: float = 0.05
+    closing_um: float = 24.0
+    min_area_um2: float = 40_000.0
+
+
+def tissue_mask(image: np.ndarray, mpp: float, settings: TissueSettings = TissueSettings()
+                ) -> np.ndarray:
+    """Boolean mask of tissue.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W, 3)
+        A low-resolution image of the slide (:func:`~.fields.read_thumbnail`).
+    mpp : float
+        Its pixel size, µm.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+    """
+    saturation = rgb2hsv(image)[..., 1]
+    threshold = settings.min_saturation
+    if saturation.max() > saturation.min():
+        threshold = max(threshold, float(threshold_otsu(saturation)))
+    mask = saturation > threshold
+    radius = max(1, round(settings.closing_um / mpp))
+    mask = closing(mask, disk(radius))
+    min_pixels = max(1, round(settings.min_area_um2 / mpp**2))
+    mask = remove_small_objects(mask, max_size=min_pixels)
+    return remove_small_holes(mask, max_size=min_pixels)
