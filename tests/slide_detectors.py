@@ -63,3 +63,32 @@ def tile_centres():
         return [(width // 2, height // 2, 1, 0.5)]
 
     return detect
+
+
+def interruptible_oracle(checkpoint: Path):
+    """The oracle, writing each cell box it starts on to ``$SLIDE_TEST_SEEN``; with
+    ``$SLIDE_TEST_STOP_AFTER`` = n it raises KeyboardInterrupt (Ctrl-C) on tile n + 1."""
+    import os
+
+    inner = oracle(checkpoint)
+    stop_after = int(os.environ.get("SLIDE_TEST_STOP_AFTER", "0")) or None
+    calls = []
+
+    def detect(pair):
+        with open(os.environ["SLIDE_TEST_SEEN"], "a") as seen:
+            seen.write(json.dumps(pair.meta["cell"], sort_keys=True) + "\n")
+        calls.append(pair.name)
+        if stop_after is not None and len(calls) > stop_after:
+            raise KeyboardInterrupt
+        return inner(pair)
+
+    return detect
+
+
+def outside_the_tile():
+    """Returns a point one pixel beyond the tile."""
+
+    def detect(pair):
+        return [(1024.0, 10.0, 1, 0.9)]
+
+    return detect

@@ -7,7 +7,9 @@ with itself as the patches of a pair do). Outside the tissue rectangle the slide
 so a large slide with a small tissue rectangle costs little to write and to read.
 
 The TIFF: BigTIFF, RGB, tiles of ``TILE_PX``, zlib, level 0 at ``CELL_MPP`` µm/px with its
-resolution in the tags (pixels per centimetre), halved levels as SubIFDs down to one tile.
+resolution in the tags (pixels per centimetre), then halved levels down to one tile as
+reduced-resolution pages (NewSubfileType 1) of the main chain, the layout both tifffile and
+OpenSlide ("generic-tiff") read as a pyramid.
 The ground truth: a "Multiple points" document with ``num_images`` 1, every nucleus whose centre
 lies in the tissue rectangle at ``[x, y, class]`` in level-0 pixels, named ``image_0``.
 """
@@ -154,7 +156,7 @@ def synthesize_slide(
                     _counted(tiles, meter), shape=shape, dtype=np.uint8, tile=(TILE_PX, TILE_PX),
                     photometric="rgb", compression="zlib", metadata=None,
                     resolution=(resolution, resolution), resolutionunit="CENTIMETER",
-                    **({"subifds": len(downsamples) - 1} if level == 0 else {"subfiletype": 1}),
+                    subfiletype=1 if level else 0,
                 )
         os.replace(temporary, out)
     finally:
