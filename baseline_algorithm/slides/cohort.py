@@ -106,7 +106,8 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         slide = (entry.get("slide") or "").strip()
         if not slide:
             raise SlideError(f"{where}: slide: empty")
-        slide_path = Path(slide) if os.path.isabs(slide) else path.parent / slide
+        # Absolute, so that workers on other machines (and in other folders) find the same file.
+        slide_path = Path(slide) if os.path.isabs(slide) else path.resolve().parent / slide
         name = (entry.get("name") or "").strip() or slide_path.name.split(".")[0]
         if "/" in name or name in (".", ".."):
             raise SlideError(f"{where}: name: {preview(name)} is not a folder name")

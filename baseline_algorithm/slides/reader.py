@@ -33,6 +33,8 @@ __all__ = ["OpenSlideSlide", "Slide", "TiffSlide", "open_slide", "slide_mpp"]
 WHITE = 255
 #: The hint of every message about a format only OpenSlide reads.
 OPENSLIDE_HINT = "install the slides extra (pip install 'ocelot-toolkit[slides]') for OpenSlide"
+#: How much coarser than asked a pyramid level may be and still be read (relative).
+LEVEL_TOLERANCE = 1e-3
 _MICROMETRES_PER_UNIT = {"CENTIMETER": 1e4, "INCH": 25_400.0}
 _OME_UNITS_UM = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6}
 
@@ -287,10 +289,14 @@ def slide_mpp(slide: Slide, given: float | None) -> tuple[float, float]:
 
 
 def best_level(slide: Slide, downsample: Sequence[float]) -> int:
-    """The coarsest level no coarser than ``downsample`` (x, y) from level 0: no upsampling."""
+    """The coarsest level no coarser than ``downsample`` (x, y) from level 0: no upsampling.
+
+    Levels are accepted up to 0.1% coarser: pyramids round their levels' sizes, so a level meant
+    as 4x may measure 4.003x.
+    """
     fitting = [
         index for index, level in enumerate(slide.levels)
-        if level.downsample[0] <= downsample[0] * (1 + 1e-6)
-        and level.downsample[1] <= downsample[1] * (1 + 1e-6)
+        if level.downsample[0] <= downsample[0] * (1 + LEVEL_TOLERANCE)
+        and level.downsample[1] <= downsample[1] * (1 + LEVEL_TOLERANCE)
     ]
     return max(fitting, key=lambda i: slide.levels[i].downsample[0]) if fitting else 0
