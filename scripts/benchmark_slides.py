@@ -20,8 +20,9 @@ resampling, cores and journal are the difference), and the whole run's wall time
 tissue mask, model loading, output) over it.
 
 ``memory``: slides of ``--sides`` px square, each with the same tissue rectangle
-(``--tissue`` px square in the middle) and glass around it, each run by ``predict-slide`` in a
-fresh process; its peak resident memory (``getrusage``'s ``ru_maxrss``) against the slide's side.
+(``--tissue`` px square near the middle, at the same place of the tile grid), glass around it,
+each run by ``predict-slide`` in a fresh process; its peak resident memory (``getrusage``'s
+``ru_maxrss``) against the slide's side.
 
 Usage: python scripts/benchmark_slides.py accuracy [--slides 6] [--size 2048] [--margin 1536]
            [--pairs 0] [--json OUT]
@@ -160,7 +161,8 @@ def memory(args) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for side in args.sides:
-            start = (side - args.tissue) // 2
+            # On the same place of the tile grid (stride 960 px) whatever the side: the same tiles.
+            start = (side - args.tissue) // 2 // 960 * 960
             tiff, _ = synthesize_slide(Path(scratch) / f"m{side}.tiff", (side, side), seed=1,
                                        tissue=(start, start, start + args.tissue,
                                                start + args.tissue), progress=False)

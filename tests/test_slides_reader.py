@@ -116,3 +116,12 @@ def test_saturation_is_hsv_saturation():
     image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     image[0, 0] = 0
     assert np.allclose(saturation_of(image), rgb2hsv(image)[..., 1], atol=1e-6)
+
+
+def test_thumbnail_is_capped_so_its_memory_does_not_grow_with_the_slide(slide):
+    tiff, _ = slide
+    with open_slide(tiff) as opened:
+        capped, downsample = read_thumbnail(opened, 8.0, 0.2, max_side_px=20)
+        free, _ = read_thumbnail(opened, 8.0, 0.2)
+    assert max(capped.shape[:2]) <= 20 and downsample > 40
+    assert max(free.shape[:2]) == 52

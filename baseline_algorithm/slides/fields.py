@@ -17,7 +17,7 @@ from .reader import Slide, best_level
 __all__ = ["read_field", "read_thumbnail"]
 
 #: Side of the blocks a thumbnail is read in, in pixels of the level read: bounds its memory.
-THUMBNAIL_BLOCK_PX = 4096
+THUMBNAIL_BLOCK_PX = 2048
 
 
 def read_field(
@@ -63,8 +63,13 @@ def read_field(
     return out
 
 
-def read_thumbnail(slide: Slide, target_mpp: float, level0_mpp: float) -> tuple[np.ndarray, float]:
-    """The whole slide at about ``target_mpp`` µm per pixel (never coarser), read block by block.
+def read_thumbnail(slide: Slide, target_mpp: float, level0_mpp: float,
+                   max_side_px: int | None = None) -> tuple[np.ndarray, float]:
+    """The whole slide at about ``target_mpp`` µm per pixel, read block by block.
+
+    The pixel size is the coarsest whole multiple of a level's that is not coarser than
+    ``target_mpp``, unless the image would then be longer than ``max_side_px``: a large slide's
+    thumbnail is coarser instead, so that its memory does not grow with the slide's area.
 
     Parameters
     ----------
@@ -72,6 +77,8 @@ def read_thumbnail(slide: Slide, target_mpp: float, level0_mpp: float) -> tuple[
         Wanted pixel size, µm.
     level0_mpp : float
         Level-0 pixel size, µm (the mean of x and y).
+    max_side_px : int, optional
+        Longest side of the thumbnail, pixels.
 
     Returns
     -------
@@ -80,9 +87,13 @@ def read_thumbnail(slide: Slide, target_mpp: float, level0_mpp: float) -> tuple[
         Level-0 pixels per thumbnail pixel.
     """
     wanted = max(1.0, target_mpp / level0_mpp)
+    if max_side_px is not None:
+        wanted = max(wanted, max(slide.dimensions) / max_side_px)
     level = best_level(slide, (wanted, wanted))
     info = slide.levels[level]
     factor = max(1, int(wanted / max(info.downsample)))
+    while max_side_px is not None and max(info.width, info.height) / factor > max_side_px:
+        factor += 1
     block = THUMBNAIL_BLOCK_PX // factor * factor
     rows = []
     for top in range(0, info.height, block):

@@ -163,7 +163,8 @@ def plan_tiles(slide: Slide, roi: tuple[int, int, int, int], mpp: tuple[float, f
     settings = TissueSettings() if settings is None else settings
     grid = TileGrid.for_slide(roi, mpp, overlap)
     mean_mpp = (mpp[0] + mpp[1]) / 2
-    thumbnail, downsample = read_thumbnail(slide, settings.thumbnail_mpp, mean_mpp)
+    thumbnail, downsample = read_thumbnail(slide, settings.thumbnail_mpp, mean_mpp,
+                                           settings.thumbnail_max_px)
     mask = tissue_mask(thumbnail, downsample * mean_mpp, settings)
     tiles = tiles_with_tissue(grid, mask, downsample)
     if not tiles:

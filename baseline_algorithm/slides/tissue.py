@@ -23,7 +23,12 @@ class TissueSettings:
     Attributes
     ----------
     thumbnail_mpp : float
-        Pixel size of the image the mask is computed on.
+        Pixel size of the image the mask is computed on, unless that image would be longer than
+        ``thumbnail_max_px``.
+    thumbnail_max_px : int
+        Longest side of that image: a larger slide's is coarser, so that the mask's memory does
+        not grow with the slide's area (20 µm/px for a 200,000 px slide at 0.2 µm/px, still 10
+        pixels per cell tile).
     min_saturation : float
         Saturation (0..1) below which a pixel is glass whatever Otsu says.
     closing_um : float
@@ -33,6 +38,7 @@ class TissueSettings:
     """
 
     thumbnail_mpp: float = 8.0
+    thumbnail_max_px: int = 2048
     min_saturation: float = 0.05
     closing_um: float = 24.0
     min_area_um2: float = 10_000.0
