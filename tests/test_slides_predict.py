@@ -200,3 +200,18 @@ def test_classical_detector_runs_unchanged(slide, tmp_path, monkeypatch):
                                      roi=(0, 0, 1024, 1024), device="cpu", progress=False))
     assert len(predicted_points(output)) > 20
     sys.modules.pop("classical_detector", None)
+
+
+def test_tta_reaches_the_factory(slide, tmp_path):
+    """--tta is handed to a factory that takes it; one that does not is told in one line."""
+    from baseline_algorithm.detector import DetectorError
+
+    tiff, truth = slide
+    with pytest.raises(DetectorError, match="tta"):
+        predict_slide(tiff, SlideOptions(output=tmp_path / "c.json", detector=ORACLE,
+                                         checkpoint=truth, tta="flips", device="cpu",
+                                         progress=False))
+    output = tmp_path / "cells.json"
+    predict_slide(tiff, SlideOptions(output=output, roi=(1000, 600, 1900, 1500), tta="flips",
+                                     device="cpu", progress=False))
+    assert len(predicted_points(output)) > 20

@@ -33,7 +33,10 @@ from tqdm import tqdm
 from evaluation.errors import OcelotError, preview
 from evaluation.formats import write_json_atomic
 
-from ..detector import BASELINE_DETECTOR, DEVICES, PRECISIONS, resolve_device
+from ..commands.options import option
+from ..detector import BASELINE_DETECTOR
+from ..runtime import DEVICES, PRECISIONS, resolve_runtime
+from ..tta import TTA_MODES
 from .errors import SlideError
 from .run import SlideOptions, predict_slide
 from .tiling import DEFAULT_OVERLAP_PX
@@ -61,24 +64,22 @@ class CohortOptions:
 
     out: Path = field(metadata={"help": "output folder: NAME/cells.json, NAME/cells.geojson and "
                                         "summary.json"})
-    scheduler: str | None = field(default=None, metadata={
-        "metavar": "ADDRESS", "help": "a running Dask scheduler (tcp://host:8786); default: a "
-                                      "LocalCluster on this machine"})
-    workers: int = field(default=2, metadata={
-        "help": "LocalCluster worker processes, one slide each at a time (default 2)"})
-    detector: str = field(default=BASELINE_DETECTOR, metadata={
-        "metavar": "MODULE:FACTORY", "help": f"the detector factory (default {BASELINE_DETECTOR})"})
-    checkpoint: Path | None = field(default=None, metadata={
-        "help": "weights handed to the factory (default: the factory's own)"})
-    overlap: int = field(default=DEFAULT_OVERLAP_PX, metadata={
-        "metavar": "PX", "help": "overlap of neighbouring cell tiles in cell-tile pixels"})
-    batch_size: int | None = field(default=None, metadata={
-        "help": "tiles per call, for a detector with detect_batch"})
-    device: str = field(default="auto", metadata={
-        "choices": DEVICES, "help": "handed to the factory on each worker"})
-    precision: str = field(default="auto", metadata={
-        "choices": PRECISIONS, "help": "arithmetic of the forward pass"})
-    geojson: bool = field(default=True, metadata={"help": "also write NAME/cells.geojson"})
+    scheduler: str | None = option(None, "a running Dask scheduler (tcp://host:8786); default: a "
+                                         "LocalCluster on this machine", metavar="ADDRESS")
+    workers: int = option(2, "LocalCluster worker processes, one slide each at a time (default 2)")
+    detector: str = option(BASELINE_DETECTOR, f"the detector factory (default {BASELINE_DETECTOR})",
+                           metavar="MODULE:FACTORY")
+    checkpoint: Path | None = option(None, "weights handed to the factory (default: the "
+                                           "factory's own)")
+    overlap: int = option(DEFAULT_OVERLAP_PX, "overlap of neighbouring cell tiles in cell-tile "
+                                              "pixels", metavar="PX")
+    batch_size: int | None = option(None, "tiles per call, for a detector with detect_batch")
+    device: str = option("auto", "handed to the factory on each worker; cuda: tasks go to "
+                                 "workers with the GPU resource", choices=DEVICES)
+    precision: str = option("auto", "arithmetic of the forward pass", choices=PRECISIONS)
+    tta: str = option("none", "test-time augmentation, as predict-slide's --tta",
+                      choices=tuple(TTA_MODES))
+    geojson: bool = option(True, "also write NAME/cells.geojson")
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:
@@ -142,7 +143,7 @@ def slide_task(row: ManifestRow, options: CohortOptions) -> dict:
             output=folder / CELLS, detector=options.detector, checkpoint=options.checkpoint,
             geojson=folder / GEOJSON if options.geojson else None, mpp=row.mpp,
             overlap=options.overlap, batch_size=options.batch_size, device=options.device,
-            precision=options.precision, progress=False))
+            precision=options.precision, tta=options.tta, progress=False))
     except OcelotError as error:
         return {**outcome, "status": "failed", "error": str(error).splitlines()[0]}
     except OSError as error:
@@ -198,7 +199,7 @@ def predict_slides(manifest: Path, options: CohortOptions, *, progress: bool = T
                 for row in rows if (options.out / row.name / CELLS).is_file()}
     todo = [row for row in rows if row.name not in outcomes]
     # The device is decided here, on the client: on a GPU the tasks ask for a GPU worker.
-    gpu = bool(todo) and resolve_device(options.device) == "cuda"
+    gpu = bool(todo) and resolve_runtime(options.device, options.precision).device_type == "cuda"
     if todo:
         from distributed import as_completed
 

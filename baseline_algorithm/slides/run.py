@@ -34,18 +34,17 @@ from evaluation.errors import preview
 from evaluation.formats import check_writable
 from evaluation.pairs import Pair
 
+from ..commands.options import option
 from ..detector import (
     BASELINE_DETECTOR,
-    DEVICES,
-    PRECISIONS,
     DetectorError,
     DetectorFailure,
     LoadedDetector,
     load_detector,
-    resolve_device,
-    resolve_precision,
 )
 from ..predict import read_ahead
+from ..runtime import DEVICES, PRECISIONS, resolve_runtime
+from ..tta import TTA_MODES
 from .errors import SlideError
 from .fields import read_thumbnail
 from .journal import TileJournal, journal_folder
@@ -74,31 +73,32 @@ class SlideOptions:
 
     output: Path = field(metadata={"help": 'the "Multiple points" JSON of the cells, level-0 '
                                            "pixels, all named image_0"})
-    detector: str = field(default=BASELINE_DETECTOR, metadata={
-        "metavar": "MODULE:FACTORY", "help": f"the detector factory (default {BASELINE_DETECTOR})"})
-    checkpoint: Path | None = field(default=None, metadata={
-        "help": "weights handed to the factory (default: the factory's own)"})
-    geojson: Path | None = field(default=None, metadata={
-        "help": "also write the cells as GeoJSON points for QuPath (File > Import objects)"})
-    mpp: float | None = field(default=None, metadata={
-        "metavar": "UM_PER_PX", "help": "level-0 µm per pixel when the slide's metadata has none "
-                                        "(or to override it)"})
-    roi: tuple[int, int, int, int] | None = field(default=None, metadata={
-        "metavar": ("X0", "Y0", "X1", "Y1"),
-        "help": "only this rectangle, level-0 pixels (x1, y1 excluded)"})
-    overlap: int = field(default=DEFAULT_OVERLAP_PX, metadata={
-        "metavar": "PX", "help": "overlap of neighbouring cell tiles in cell-tile pixels at "
-                                 f"0.2 µm/px (default {DEFAULT_OVERLAP_PX}: 12.8 µm, more than a "
-                                 "cell)"})
-    batch_size: int | None = field(default=None, metadata={
-        "help": "tiles per call, for a detector with detect_batch (default: its own)"})
-    device: str = field(default="auto", metadata={
-        "choices": DEVICES, "help": "handed to the factory; auto: CUDA when PyTorch sees a GPU"})
-    precision: str = field(default="auto", metadata={
-        "choices": PRECISIONS, "help": "arithmetic of the forward pass, handed to the factory"})
-    progress: bool = field(default=True, metadata={
-        "help": "a progress bar on a terminal, else a log line every "
-                f"{LOG_EVERY_TILES} tiles"})
+    detector: str = option(BASELINE_DETECTOR, f"the detector factory (default {BASELINE_DETECTOR})",
+                           metavar="MODULE:FACTORY")
+    checkpoint: Path | None = option(None, "weights handed to the factory (default: the "
+                                           "factory's own)")
+    geojson: Path | None = option(None, "also write the cells as GeoJSON points for QuPath "
+                                        "(File > Import objects)")
+    mpp: float | None = option(None, "level-0 µm per pixel when the slide's metadata has none (or "
+                                     "to override it)", metavar="UM_PER_PX")
+    roi: tuple[int, int, int, int] | None = option(
+        None, "only this rectangle, level-0 pixels (x1, y1 excluded)",
+        metavar=("X0", "Y0", "X1", "Y1"))
+    overlap: int = option(
+        DEFAULT_OVERLAP_PX, "overlap of neighbouring cell tiles in cell-tile pixels at 0.2 µm/px "
+        f"(default {DEFAULT_OVERLAP_PX}: 12.8 µm, more than a cell)", metavar="PX")
+    batch_size: int | None = option(None, "tiles per call, for a detector with detect_batch "
+                                          "(default: its own)")
+    device: str = option("auto", "handed to the factory; auto: CUDA when PyTorch sees a GPU",
+                         choices=DEVICES)
+    precision: str = option("auto", "arithmetic of the forward pass, handed to the factory; auto: "
+                                    "bfloat16 on a GPU or a CPU with bfloat16 instructions, else "
+                                    "float32", choices=PRECISIONS)
+    tta: str = option("none", "test-time augmentation, handed to the factory as predict's --tta: "
+                              "flips or d4, each view one more forward pass per tile",
+                      choices=tuple(TTA_MODES))
+    progress: bool = option(True, "a progress bar on a terminal, else a log line every "
+                                  f"{LOG_EVERY_TILES} tiles")
 
 
 @dataclass
@@ -177,9 +177,11 @@ def plan_tiles(slide: Slide, roi: tuple[int, int, int, int], mpp: tuple[float, f
 def tile_points(raw) -> np.ndarray:
     """A detector's result for one pair as an array (N, 4): x, y (cell-tile pixels), class, prob.
 
+    The detector may return an (N, 4) array or an iterable of ``(x, y, cls, probability)``.
     Raises ValueError or TypeError when the result is not rows of four numbers.
     """
-    return np.asarray(list(raw), dtype=float).reshape(-1, 4)
+    rows = raw if isinstance(raw, np.ndarray) else list(raw)
+    return np.asarray(rows, dtype=float).reshape(-1, 4)
 
 
 def checked_points(spec: str, tile: Tile, raw) -> np.ndarray:
@@ -273,6 +275,7 @@ def run_description(slide: Slide, options: SlideOptions, mpp, roi, precision: st
         "detector": options.detector,
         "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
         "mpp": list(mpp), "roi": list(roi), "overlap": options.overlap, "precision": precision,
+        "tta": options.tta,
         "tissue": asdict(TissueSettings()),
     }
 
@@ -293,21 +296,21 @@ def predict_slide(slide_path: str | os.PathLike, options: SlideOptions) -> Slide
     if options.batch_size is not None and options.batch_size < 1:
         raise SlideError(f"batch size {options.batch_size} must be at least 1")
     check_outputs(options, slide_path)
-    device = resolve_device(options.device)
-    precision = resolve_precision(options.precision, device)
+    runtime = resolve_runtime(options.device, options.precision)
     with open_slide(slide_path) as slide:
         mpp = slide_mpp(slide, options.mpp)
         roi = region_of_interest(slide, options.roi)
         grid, tiles = plan_tiles(slide, roi, mpp, options.overlap)
-        detector = load_detector(options.detector, device=device, checkpoint=options.checkpoint,
-                                 batch_size=options.batch_size, precision=precision)
+        detector = load_detector(options.detector, device=runtime.device,
+                                 checkpoint=options.checkpoint, batch_size=options.batch_size,
+                                 precision=runtime.precision, tta=options.tta)
         journal = TileJournal(journal_folder(options.output),
                               run_description(slide, options, mpp, roi, detector.precision))
         resumed = len(journal.done)
         log(f"{slide_path}: {slide.dimensions[0]} x {slide.dimensions[1]} px at "
             f"{mpp[0]:g} x {mpp[1]:g} µm/px, {len(tiles)} of {grid.shape[0] * grid.shape[1]} "
             f"tiles show tissue" + (f", {resumed} done by an earlier run" if resumed else "")
-            + f"; detector {options.detector}, device {device}, batch {detector.batch_size}")
+            + f"; detector {detector.description()}, {runtime}, batch {detector.batch_size}")
         try:
             inside, loop = detect_tiles(slide, grid, tiles, mpp, detector, journal,
                                   progress=options.progress)
