@@ -42,6 +42,21 @@ ALGORITHM_COMMANDS = {
         "baseline_algorithm.commands.preflight",
         "run an algorithm image as the platform does and check what it writes",
     ),
+    "synthesize-slide": Command(
+        "baseline_algorithm.commands.synthesize_slide",
+        "write a synthetic pyramidal TIFF slide and its ground-truth points",
+        "algorithm",
+    ),
+    "predict-slide": Command(
+        "baseline_algorithm.commands.predict_slide",
+        "detect cells on a whole-slide image with any detector (tiles with their tissue context)",
+        "slides",
+    ),
+    "predict-slides": Command(
+        "baseline_algorithm.commands.predict_slides",
+        "predict-slide on every slide of a CSV manifest, one Dask task per slide",
+        "slides",
+    ),
 }
 #: Every command of ``ocelot``.
 COMMANDS = {**EVALUATION_COMMANDS, **ALGORITHM_COMMANDS}

@@ -7,6 +7,6 @@ venv=${VENV:-.venv}
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install -q -e '.[algorithm,report,fast,dev]'
+"$venv/bin/pip" install -q -e '.[algorithm,report,fast,slides,dev]'
 "$venv/bin/ruff" check .
 exec "$venv/bin/python" -m pytest "$@"

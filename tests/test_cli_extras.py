@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXTRA_PACKAGES = (
     "PIL", "tifffile", "imagecodecs", "SimpleITK", "tqdm", "matplotlib", "orjson", "msgspec",
     "torch", "torchvision", "segmentation_models_pytorch", "skimage", "docker",
+    "zarr", "openslide", "dask", "distributed", "shapely",
 )
 
 

@@ -128,9 +128,10 @@ class Nuclei:
 
 @dataclass
 class Scene:
-    """A piece of slide covering the tissue field of view (``TISSUE_FIELD_UM`` square)."""
+    """A piece of slide: a square of ``extent_um``, the tissue field of view for a pair."""
 
     fields: dict[str, np.ndarray]  # name -> (G, G) float32 smooth field on the coarse grid
+    grid_um: float  # spacing of the coarse grid: extent_um / G
     cancer_threshold: float
     fragment_threshold: float
     lumen_threshold: float
@@ -233,10 +234,20 @@ def _draw_looks(
     }
 
 
-def make_scene(rng: np.random.Generator, config: SyntheticConfig, organ: str) -> Scene:
-    """Draw the fields, nuclei and blood cells of one tissue field of view."""
-    grid = config.field_grid
-    grid_um = TISSUE_FIELD_UM / grid
+def make_scene(
+    rng: np.random.Generator,
+    config: SyntheticConfig,
+    organ: str,
+    extent_um: float = TISSUE_FIELD_UM,
+) -> Scene:
+    """Draw the fields, nuclei and blood cells of a square of ``extent_um``.
+
+    The default square is one tissue field of view (a pair); a synthetic slide draws one scene
+    over its whole tissue, so that neighbouring tiles show one continuous piece of tissue. The
+    coarse grid keeps its spacing, so regions and cells look the same at any extent.
+    """
+    grid = max(2, round(config.field_grid * extent_um / TISSUE_FIELD_UM))
+    grid_um = extent_um / grid
     fields = {
         "cancer": _smooth_field(rng, grid, config.cancer_blob_um / grid_um),
         "fragment": _smooth_field(rng, grid, config.fragment_um / grid_um),
@@ -268,7 +279,7 @@ def make_scene(rng: np.random.Generator, config: SyntheticConfig, organ: str) ->
     # Candidate nuclei on a jittered grid (blue-noise-like spacing), with a margin so that nuclei
     # cut by the patch border exist too.
     spacing = config.nucleus_spacing_um
-    ticks = np.arange(-spacing, TISSUE_FIELD_UM + spacing, spacing)
+    ticks = np.arange(-spacing, extent_um + spacing, spacing)
     gx, gy = np.meshgrid(ticks, ticks)
     xy = np.stack([gx.ravel(), gy.ravel()], axis=1) + rng.uniform(-0.3, 0.3, (gx.size, 2)) * spacing
     names = ("fragment", "cancer", "lumen", "density")
@@ -298,7 +309,8 @@ def make_scene(rng: np.random.Generator, config: SyntheticConfig, organ: str) ->
     )
 
     # Red blood cells pool where the blood field is high, in tissue, whatever the region.
-    blood_xy = rng.uniform(-5, TISSUE_FIELD_UM + 5, (int(rng.integers(300, 1500)), 2))
+    blood_count = int(rng.integers(300, 1500) * (extent_um / TISSUE_FIELD_UM) ** 2)
+    blood_xy = rng.uniform(-5, extent_um + 5, (blood_count, 2))
     bvalues = dict(
         zip(
             ("fragment", "blood"),
@@ -316,6 +328,7 @@ def make_scene(rng: np.random.Generator, config: SyntheticConfig, organ: str) ->
     stain_vectors /= np.linalg.norm(stain_vectors, axis=1, keepdims=True)
     return Scene(
         fields=fields,
+        grid_um=grid_um,
         cancer_threshold=cancer_threshold,
         fragment_threshold=fragment_threshold,
         lumen_threshold=lumen_threshold,
@@ -473,7 +486,7 @@ def render_patch(
     -------
     ndarray of uint8, shape (size, size, 3)
     """
-    grid_um = TISSUE_FIELD_UM / scene.fields["cancer"].shape[0]
+    grid_um = scene.grid_um
     names = ("fragment", "cancer", "lumen", "haematoxylin", "eosin")
     fields = dict(
         zip(
@@ -577,7 +590,7 @@ def tissue_mask(scene: Scene, size: int, pixel_um: float) -> np.ndarray:
     -------
     ndarray of uint8, shape (size, size)
     """
-    grid_um = TISSUE_FIELD_UM / scene.fields["cancer"].shape[0]
+    grid_um = scene.grid_um
     names = ("fragment", "cancer", "unknown")
     fragment, cancer, unknown = _resample_fields(
         np.stack([scene.fields[k] for k in names]), grid_um, (0.0, 0.0), pixel_um, size
