@@ -106,3 +106,35 @@ def json_parser(request, monkeypatch):
     else:
         monkeypatch.setattr(evaluation.formats, "_orjson", None)
     return request.param
+
+
+@pytest.fixture
+def record_draw_blocks(monkeypatch):
+    """``record_draw_blocks()`` makes the bootstrap draw blocks of 500 counts (10 replicates of
+    50 images) from then on, and returns the list of the replicates each block drew, in order.
+
+    Call it after computing the reference at the default block size: the replicates must not
+    depend on the block size, and memory must not grow with replicates x images.
+    """
+    import numpy as np
+
+    import evaluation.bootstrap as bootstrap
+
+    def record() -> list[int]:
+        sizes = []
+        multinomial = np.random.Generator.multinomial
+        default_rng = np.random.default_rng
+
+        class Recording:
+            def __init__(self, seed):
+                self.rng = default_rng(seed)
+
+            def multinomial(self, *args, size):
+                sizes.append(size)
+                return multinomial(self.rng, *args, size=size)
+
+        monkeypatch.setattr(bootstrap.np.random, "default_rng", Recording)
+        monkeypatch.setattr(bootstrap, "DRAW_BLOCK_ELEMENTS", 500)
+        return sizes
+
+    return record

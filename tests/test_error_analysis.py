@@ -274,10 +274,9 @@ def test_intervals_contain_their_estimate_and_repeat(case):
         assert 0.0 <= entry["low"] and entry["high"] <= 1.0
 
 
-def test_bootstrap_draws_its_replicates_in_blocks(monkeypatch):
+def test_bootstrap_draws_its_replicates_in_blocks(record_draw_blocks):
     """At most one block of draws is held, never replicates x images, and the intervals are
     those of all draws at once (the detection F1's restated here from the full draw matrix)."""
-    import evaluation.bootstrap as bootstrap
 
     rng = np.random.default_rng(4)
     counts = ErrorCounts(detection=rng.integers(0, 20, (50, 3)),
@@ -288,22 +287,9 @@ def test_bootstrap_draws_its_replicates_in_blocks(monkeypatch):
     low, high = np.quantile(2 * tp / (2 * tp + fp + fn), [0.025, 0.975])
     assert (expected["detection"]["F1"]["low"], expected["detection"]["F1"]["high"]) == \
         pytest.approx((low, high), abs=1e-6)  # the F1 formula's EPSILON aside
-    shapes = []
-    multinomial = np.random.Generator.multinomial
-    default_rng = np.random.default_rng
-
-    class Recording:
-        def __init__(self, seed):
-            self.rng = default_rng(seed)
-
-        def multinomial(self, *args, size):
-            shapes.append(size)
-            return multinomial(self.rng, *args, size=size)
-
-    monkeypatch.setattr(bootstrap.np.random, "default_rng", Recording)
-    monkeypatch.setattr(bootstrap, "DRAW_BLOCK_ELEMENTS", 500)  # 10 replicates of 50 images
+    sizes = record_draw_blocks()
     assert bootstrap_errors(counts, replicates=40, seed=1) == expected
-    assert shapes == [10, 10, 10, 10]
+    assert sizes == [10, 10, 10, 10]
 
 
 def test_per_organ_summaries_add_up():

@@ -31,17 +31,10 @@ from evaluation.gc_layout import GrandChallengeWriter, write_evaluation_input
 from evaluation.leaderboard import find_submissions, rank_stability
 from evaluation.leaderboard.page import blob_plot_png, significance_map_png
 from tests.leaderboard_data import ground_truth, submission, write_points
+from tests.test_hostile_inputs import last_error_line
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_IMAGES = 4
-
-
-def last_error_line(capsys) -> str:
-    stderr = capsys.readouterr().err
-    assert "Traceback" not in stderr
-    line = stderr.strip().splitlines()[-1]
-    assert line.startswith("error: ") and len(line) < 600, line[:200]
-    return line
 
 
 @pytest.fixture
@@ -169,28 +162,13 @@ def test_draw_blocks_are_one_stream_whatever_their_size():
     assert whole.shape == (23, 7) and (whole.sum(axis=1) == 7).all()
 
 
-def test_bootstrap_memory_does_not_grow_with_replicates_times_images(monkeypatch):
-    import evaluation.bootstrap as bootstrap
-
+def test_bootstrap_memory_does_not_grow_with_replicates_times_images(record_draw_blocks):
     counts = {f"{kind}/{name}": np.arange(50) % 4 for kind in ("TP", "FP", "FN")
               for name in ("BC", "TC")}
     expected = bootstrap_f1(counts, replicates=40, seed=1)
-    shapes = []
-    multinomial = np.random.Generator.multinomial
-    default_rng = np.random.default_rng
-
-    class Recording:
-        def __init__(self, seed):
-            self.rng = default_rng(seed)
-
-        def multinomial(self, *args, size):
-            shapes.append(size)
-            return multinomial(self.rng, *args, size=size)
-
-    monkeypatch.setattr(bootstrap.np.random, "default_rng", Recording)
-    monkeypatch.setattr(bootstrap, "DRAW_BLOCK_ELEMENTS", 500)  # 10 replicates of 50 images
+    sizes = record_draw_blocks()
     assert bootstrap_f1(counts, replicates=40, seed=1) == expected
-    assert shapes == [10, 10, 10, 10]
+    assert sizes == [10, 10, 10, 10]
 
 
 # ---------------------------------------------------------------------------------------------
