@@ -66,11 +66,6 @@ _IMAGE_INDEX_DIGITS = len(str(_IMAGE_INDEX_MAX))
 _ENTRY_KEYS = frozenset({"name", "point", "probability"})
 _IMAGE_NAME = re.compile(r"image_[0-9]+")
 
-try:  # the optional "fast" extra: several times quicker on large documents
-    import orjson as _orjson
-except ImportError:
-    _orjson = None
-
 Role = Literal["predictions", "ground_truth"]
 
 
@@ -206,14 +201,6 @@ def _parse_json(holder: list[bytes], source: str) -> Any:
     """Parse the document in ``holder`` (a one-item list, emptied when the standard parser
     takes over: the text alone stays in memory, not the bytes too)."""
     raw = holder[0]
-    if _orjson is not None:
-        try:
-            return _orjson.loads(raw)
-        except _orjson.JSONDecodeError:
-            # The standard parser names the error exactly, and accepts the few documents
-            # orjson refuses (integers beyond 64 bits, 1e400, lone surrogates): both paths
-            # accept and refuse the same documents.
-            pass
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -434,7 +421,7 @@ def _check_points_per_image(points: PointSet, source: str, whole_slide: bool) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# The typed parser (the "fast" extra)
+# The typed parser (msgspec)
 
 #: Documents from this size (bytes) go through msgspec's typed decoder first: below it, importing
 #: msgspec (about 35 ms) costs more than it saves.
@@ -443,12 +430,10 @@ TYPED_PARSER_MIN_BYTES = 500_000
 
 @functools.cache
 def _typed_decoder():
-    """msgspec's decoder for the shape of a valid document and its error base, or None
-    without the "fast" extra."""
-    try:
-        import msgspec
-    except ImportError:
-        return None
+    """msgspec's decoder for the shape of a valid document and its error base (imported here,
+    not with the module: small documents never pay for it)."""
+    import msgspec
+
     # An integer probability decodes as an int (a plain float field would convert it), so that
     # it can be refused as the rule requires.
     entry = msgspec.defstruct(
@@ -476,10 +461,7 @@ def _read_points_typed(
     path accepts, the full path accepts with the same values (tests/test_formats_typed.py
     checks both on the same inputs); the size limits raise the same errors on both.
     """
-    decoder = _typed_decoder()
-    if decoder is None:
-        return None
-    decode, decode_error = decoder
+    decode, decode_error = _typed_decoder()
     try:
         document = decode.decode(raw)
     except (decode_error, RecursionError):

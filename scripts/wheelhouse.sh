@@ -22,7 +22,7 @@ usage() { echo "usage: scripts/wheelhouse.sh eval|images|algorithm [--package PA
 [ $# -ge 1 ] || usage
 target=$1; shift
 case "$target" in
-  eval) requirement_extra="[fast]" ;;  # orjson, msgspec: the same documents accepted, parsed faster
+  eval) requirement_extra="" ;;
   images|algorithm) requirement_extra="[$target]" ;;
   *) usage ;;
 esac
@@ -132,9 +132,8 @@ def expanded(requirements):
             yield requirement
 
 
-# The evaluation image installs the "fast" extra (its parsers); the others the extra they are named after.
-extra = {"eval": "fast"}.get(target, target)
-requirements = project["dependencies"] + list(expanded(extras[extra]))
+# The evaluation image installs the base package alone; the others the extra they are named after.
+requirements = project["dependencies"] + list(expanded(extras.get(target, [])))
 if package_wheel:
     with zipfile.ZipFile(package_wheel) as wheel:
         metadata = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))

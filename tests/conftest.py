@@ -85,26 +85,17 @@ def chromium() -> str:
     pytest.skip(reason)
 
 
-@pytest.fixture(params=["msgspec", "orjson", "json"])
+@pytest.fixture(params=["msgspec", "json"])
 def json_parser(request, monkeypatch):
     """Run a test once with each parser the reader may use: they must agree exactly.
 
     "msgspec" sends every points document through the typed parser first, whatever its size;
-    "orjson" and "json" never use it, and "json" not orjson either.
+    "json" (the standard library) never uses it.
     """
     import evaluation.formats
 
-    if request.param == "msgspec":
-        if evaluation.formats._typed_decoder() is None:
-            pytest.skip("msgspec is not installed (the fast extra)")
-        monkeypatch.setattr(evaluation.formats, "TYPED_PARSER_MIN_BYTES", 0)
-        return request.param
-    monkeypatch.setattr(evaluation.formats, "TYPED_PARSER_MIN_BYTES", float("inf"))
-    if request.param == "orjson":
-        if evaluation.formats._orjson is None:
-            pytest.skip("orjson is not installed (the fast extra)")
-    else:
-        monkeypatch.setattr(evaluation.formats, "_orjson", None)
+    threshold = 0 if request.param == "msgspec" else float("inf")
+    monkeypatch.setattr(evaluation.formats, "TYPED_PARSER_MIN_BYTES", threshold)
     return request.param
 
 

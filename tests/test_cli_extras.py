@@ -18,7 +18,7 @@ from baseline_algorithm.cli import COMMANDS
 REPO = Path(__file__).resolve().parents[1]
 #: Import names of every package the extras bring (pyproject.toml's optional dependencies).
 EXTRA_PACKAGES = (
-    "PIL", "tifffile", "imagecodecs", "SimpleITK", "tqdm", "matplotlib", "orjson", "msgspec",
+    "PIL", "tifffile", "imagecodecs", "SimpleITK", "tqdm", "matplotlib",
     "torch", "torchvision", "segmentation_models_pytorch", "skimage", "docker",
     "zarr", "openslide", "dask", "distributed", "shapely",
 )

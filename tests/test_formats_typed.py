@@ -1,4 +1,4 @@
-"""The typed parser (msgspec, the "fast" extra) accepts and refuses exactly what the full reader
+"""The typed parser (msgspec) accepts and refuses exactly what the full reader
 does, with the same values and the same error line: checked on documents written token by token,
 the edge cases of JSON numbers, strings, whitespace and keys included."""
 
@@ -12,9 +12,6 @@ from hypothesis import strategies as st
 from evaluation import formats
 from evaluation.errors import OcelotError
 from evaluation.formats import PointSet, points_document, read_points_document
-
-pytestmark = pytest.mark.skipif(formats._typed_decoder() is None,
-                                reason="msgspec is not installed (the fast extra)")
 
 WHITESPACE = st.sampled_from(["", " ", "\n", "\t", "\r", "  \n  ", "\x0c", "\u00a0"])
 INTEGERS = st.one_of(

@@ -15,7 +15,7 @@ from evaluation import (
     write_json_atomic,
 )
 
-# Every case with each parser the reader may use (msgspec, orjson, the standard library).
+# Every case with each parser the reader may use (msgspec, the standard library).
 pytestmark = pytest.mark.usefixtures("json_parser")
 
 

@@ -32,7 +32,7 @@ from evaluation.stacked import iter_gc_input_pairs, write_stacked_tiff
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Every case with each parser the reader may use (msgspec, orjson, the standard library).
+# Every case with each parser the reader may use (msgspec, the standard library).
 pytestmark = pytest.mark.usefixtures("json_parser")
 
 
