@@ -7,6 +7,7 @@ venv=${VENV:-.venv}
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install -q -e '.[algorithm,report,fast,slides,dev]'
+# constraints.txt: the releases these machines test (pyproject.toml gives the supported ranges).
+"$venv/bin/pip" install -q --constraint constraints.txt -e '.[algorithm,report,slides,dev]'
 "$venv/bin/ruff" check .
 exec "$venv/bin/python" -m pytest "$@"

@@ -8,11 +8,13 @@
 #   algorithm  the project with its `algorithm` extra (torch, torchvision, ...; several GB).
 #   --package  a detector package (a wheel, or a folder with a pyproject.toml) to install too:
 #              its wheel goes to DIR/detector/, its dependencies join the others.
+# Every dependency is the release constraints.txt names where it names one (the releases the
+# tests ran on), so that an image built twice gets the same packages.
 # Output: DIR (default wheelhouse/<target>/) holds ocelot_toolkit-*.whl and every dependency as a
 # binary wheel for CPython $WHEEL_PYTHON_VERSION (default 3.11) on $WHEEL_PLATFORM (default
 # manylinux_2_36_<arch>, i.e. Debian bookworm's glibc; every older manylinux tag is accepted too);
 # DIR/dependencies/ links to the dependency wheels, with requirements.txt listing what to install
-# (the project's requirements and the detector package's).
+# (the project's requirements and the detector package's) and a copy of constraints.txt.
 # pip runs from $PYTHON (default python3); it only downloads, so the host Python version does not matter.
 # Re-running is cheap: pip keeps wheels that are already in DIR.
 set -euo pipefail
@@ -78,7 +80,7 @@ SOURCE_DATE_EPOCH=315532800 pip wheel --quiet --no-deps --wheel-dir "$output" "$
 project_wheel=$(ls "$output"/ocelot_toolkit-*.whl)
 
 # Its dependencies, as binary wheels for the image's interpreter and platform (not the host's).
-pip download --quiet --dest "$output" --only-binary=:all: \
+pip download --quiet --dest "$output" --only-binary=:all: --constraint constraints.txt \
   --implementation cp --python-version "$python_version" "${platform_flags[@]}" \
   "${project_wheel}${requirement_extra}"
 
@@ -99,17 +101,18 @@ if [ -n "$package" ]; then
     SOURCE_DATE_EPOCH=315532800 pip wheel --quiet --no-deps --wheel-dir "$output/detector" "$package_source"
   fi
   package_wheel=$(ls "$output"/detector/*.whl)
-  pip download --quiet --dest "$output" --only-binary=:all: \
+  pip download --quiet --dest "$output" --only-binary=:all: --constraint constraints.txt \
     --implementation cp --python-version "$python_version" "${platform_flags[@]}" "$package_wheel"
   rm -f "$output/$(basename "$package_wheel")"
 fi
 
 # dependencies/: hard links to every wheel but the project's, and the project's own requirements,
 # so that an image can install the dependencies in one layer and the project in the next (a code
-# change then reinstalls only the project). pip resolves the requirements within the wheelhouse,
-# so wheels left over from older runs do no harm.
+# change then reinstalls only the project). pip resolves the requirements within the wheelhouse
+# under the same constraints, so wheels left over from older runs do no harm.
 rm -rf "$output/dependencies"
 mkdir "$output/dependencies"
+cp constraints.txt "$output/dependencies/constraints.txt"
 for wheel in "$output"/*.whl; do
   [ "$wheel" = "$project_wheel" ] || ln -f "$wheel" "$output/dependencies/"
 done
