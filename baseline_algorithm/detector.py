@@ -39,7 +39,7 @@ toolkit's own; any other exception keeps the traceback of the participant's code
 
 :func:`load_detector` imports ``MODULE:FACTORY`` and builds it; :func:`validated_points` checks a
 pair's points against the organisers' validity rule (the scorer's own reader,
-:func:`evaluation.formats.points_from_document`) before anything is written.
+:func:`evaluation.multiple_points.points_from_document`) before anything is written.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ import numpy as np
 
 from evaluation import InputError, PointSet, points_from_document
 from evaluation.errors import OcelotError, preview
-from evaluation.formats import PATCH_COORDINATE_MAX
 from evaluation.limits import current_limits
 from evaluation.pairs import Pair
+from evaluation.points import PATCH_COORDINATE_MAX
 
 __all__ = [
     "BASELINE_DETECTOR",

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import queue
 import sys
 import threading
@@ -50,7 +49,7 @@ from baseline_algorithm.runtime import DEVICES, PRECISIONS, Host, resolve_runtim
 from baseline_algorithm.tta import TTA_MODES
 from evaluation import PointSet, points_document, write_json_atomic
 from evaluation.errors import OcelotError
-from evaluation.formats import check_writable
+from evaluation.files import check_writable
 from evaluation.pairs import Pair
 from evaluation.stacked import GcInput
 
@@ -258,28 +257,10 @@ def log_each_pair(pairs: Iterator[Pair], count: int) -> Iterator[Pair]:
         yield pair
 
 
-def check_output(output: Path) -> None:
-    """Fail now, not after all the inference, when ``output`` cannot or must not be written.
-
-    Missing folders are created only when the predictions are written, so that a failed run
-    leaves nothing behind.
-    """
-    if output.parent.is_dir():
-        check_writable(output)
-        return
-    existing = next(folder for folder in output.parents if folder.exists())
-    if not existing.is_dir():
-        raise PredictError(f"{output}: cannot write: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PredictError(f"{output}: cannot write: folder {existing} is not writable by uid "
-                           f"{os.getuid()}")
-
-
 def write_predictions(points: PointSet, output: Path) -> None:
     """Write ``points`` as a "Multiple points" document: the whole file or nothing."""
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(output, points_document(points))
+        write_json_atomic(output, points_document(points), create_parents=True)
     except OSError as exc:
         raise PredictError(
             f"{output}: cannot write the predictions ({exc.strerror or exc})"
@@ -296,7 +277,9 @@ def predict(options: PredictOptions, host: Host | None = None) -> PointSet:
         The machine ``auto`` device and precision are resolved for (default: this one).
     """
     runtime = resolve_runtime(options.device, options.precision, host)
-    check_output(options.output)
+    # Missing folders are created only when the predictions are written: a failed run leaves
+    # nothing behind.
+    check_writable(options.output, create_parents=True)
     with GcInput(options.input) as opened:
         loaded = load_detector(
             options.detector,

@@ -7,17 +7,17 @@ never imports ``baseline_algorithm``.
 """
 
 from evaluation.errors import DataError, InputError, OcelotError
-from evaluation.formats import (
-    PointSet,
+from evaluation.files import write_json_atomic
+from evaluation.matching import match_greedy, match_point_sets
+from evaluation.metrics import ScoreReport, class_metrics, score, score_documents
+from evaluation.multiple_points import (
     check_image_range,
     points_document,
     points_from_document,
-    read_json_document,
     read_points_document,
-    write_json_atomic,
 )
-from evaluation.matching import match_greedy, match_point_sets
-from evaluation.metrics import ScoreReport, class_metrics, score, score_documents
+from evaluation.points import PointSet
+from evaluation.strict_json import read_json_document
 
 __all__ = [
     "DataError",

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaluation.constants import CLASS_NAMES
-from evaluation.formats import PointSet
 from evaluation.metrics import precision_recall_f1
+from evaluation.points import PointSet
 
 __all__ = ["ThresholdCurve", "class_curves", "shared_threshold_mf1"]
 

@@ -31,9 +31,9 @@ from evaluation.constants import (
     TISSUE_CANCER,
     TISSUE_UNKNOWN,
 )
-from evaluation.formats import PointSet
 from evaluation.matching import match_greedy, match_point_sets
 from evaluation.metrics import EPSILON, class_metrics, precision_recall_f1
+from evaluation.points import PointSet
 from evaluation.tissue import TissueMaps
 
 __all__ = ["RARE_PAIRINGS", "STRATA", "ErrorCounts", "bootstrap_errors", "confusion_counts",

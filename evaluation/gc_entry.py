@@ -44,7 +44,7 @@ from evaluation.cli import run_module
 from evaluation.commands.options import radius_in_pixels
 from evaluation.constants import MATCH_RADIUS_PX, SPLITS
 from evaluation.errors import InputError, preview
-from evaluation.formats import PointSet, json_kind, read_json_document, write_json_atomic
+from evaluation.files import check_writable, write_json_atomic
 from evaluation.gc_layout import (
     Job,
     check_inside,
@@ -54,7 +54,9 @@ from evaluation.gc_layout import (
 )
 from evaluation.metadata import read_organs
 from evaluation.metrics import ScoreReport, score
+from evaluation.points import PointSet
 from evaluation.release import read_ground_truth
+from evaluation.strict_json import json_kind, read_json_document
 from evaluation.table import format_report
 
 __all__ = [
@@ -289,13 +291,11 @@ def write_metrics(output_dir: Path, metrics: dict) -> Path:
 
 
 def _check_output_dir(output_dir: Path) -> None:
-    if not output_dir.is_dir():
-        raise InputError(f"{output_dir} is not a folder: {_USAGE}")
-    if not os.access(output_dir, os.W_OK):
-        raise InputError(
-            f"{output_dir} is not writable by uid {os.getuid()}: make the mounted output folder "
-            "writable for the container user"
-        )
+    """The mounted output folder takes ``metrics.json`` (the message adds how to mount it)."""
+    try:
+        check_writable(output_dir / "metrics.json")
+    except InputError as error:
+        raise InputError(f"{error}: {_USAGE}") from None
 
 
 def _check_output_apart(output_dir: Path, inputs: dict[str, Path]) -> None:

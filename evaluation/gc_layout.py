@@ -27,18 +27,13 @@ import numpy as np
 
 from evaluation.constants import BC, TC
 from evaluation.errors import DataError, InputError, preview
-from evaluation.formats import (
-    PointSet,
-    check_output_set,
-    json_kind,
-    points_document,
-    points_from_document,
-    read_json_document,
-    write_json_atomic,
-)
+from evaluation.files import check_output_set, write_json_atomic
 from evaluation.limits import current_limits
+from evaluation.multiple_points import points_document, points_from_document
 from evaluation.pairs import Pair
+from evaluation.points import PointSet
 from evaluation.stacked import write_stacked_tiff
+from evaluation.strict_json import json_kind, read_json_document
 from evaluation.text import has_control_character
 
 __all__ = [

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaluation.constants import CLASS_NAMES, MATCH_RADIUS_PX
-from evaluation.formats import PointSet
 from evaluation.limits import LimitError, current_limits
+from evaluation.points import PointSet
 
 __all__ = ["candidate_pairs", "match_greedy", "match_point_sets", "visit_order"]
 

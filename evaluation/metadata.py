@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from evaluation.errors import DataError, preview
-from evaluation.formats import json_kind, read_json_document
+from evaluation.strict_json import json_kind, read_json_document
 from evaluation.text import has_control_character
 
 __all__ = ["read_gc_metadata", "read_organs", "release_sample_pairs"]

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from evaluation.constants import CLASS_NAMES, MATCH_RADIUS_PX
-from evaluation.formats import PointSet, check_image_range, points_from_document
 from evaluation.matching import match_greedy, match_point_sets
+from evaluation.multiple_points import check_image_range, points_from_document
+from evaluation.points import PointSet
 
 __all__ = ["COUNT_KEYS", "EPSILON", "MATCHING_RULES", "PUBLISHED_KEYS", "ScoreReport",
            "class_metrics", "count_matches", "matcher", "metrics_from_counts",
@@ -216,7 +217,7 @@ def score_documents(
     """Validate two parsed "Multiple points" documents and :func:`score` them.
 
     ``ground_truth`` must carry ``num_images``. The ``*_source`` names start any
-    :class:`~evaluation.formats.InputError` message.
+    :class:`~evaluation.errors.InputError` message.
     """
     truth, num_images = points_from_document(
         ground_truth, source=ground_truth_source, role="ground_truth", whole_slide=whole_slide

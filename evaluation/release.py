@@ -24,16 +24,12 @@ import numpy as np
 
 from evaluation.constants import CLASS_NAMES, SPLITS
 from evaluation.errors import DataError, preview
-from evaluation.formats import (
-    PATCH_COORDINATE_MAX,
-    WHOLE_SLIDE_COORDINATE_MAX,
-    PointSet,
-    read_points_document,
-)
 from evaluation.images import IMAGE_SUFFIXES, read_rgb, read_tissue_mask, write_image
 from evaluation.limits import current_limits
 from evaluation.metadata import release_sample_pairs
+from evaluation.multiple_points import read_points_document
 from evaluation.pairs import Pair, cell_box_in_tissue
+from evaluation.points import PATCH_COORDINATE_MAX, WHOLE_SLIDE_COORDINATE_MAX, PointSet
 
 __all__ = [
     "ReleaseDataset",

@@ -24,10 +24,11 @@ import numpy as np
 
 from evaluation.constants import TISSUE_UNKNOWN
 from evaluation.errors import DataError
-from evaluation.formats import PointSet, read_json_document
 from evaluation.metadata import release_sample_pairs
 from evaluation.pairs import cell_box_in_tissue
+from evaluation.points import PointSet
 from evaluation.release import check_release_file
+from evaluation.strict_json import read_json_document
 
 __all__ = ["TissueMaps", "read_release_tissue", "read_tissue", "read_tissue_folder",
            "release_has_tissue", "tissue_maps"]

@@ -261,7 +261,7 @@ def main() -> None:
 
 def _our_parser() -> str:
     """Which JSON parser ``score`` uses on points documents."""
-    return ("msgspec's typed decoder for large documents (evaluation/formats.py, "
+    return ("msgspec's typed decoder for large documents (evaluation/multiple_points.py, "
             "TYPED_PARSER_MIN_BYTES), json (standard library) below")
 
 

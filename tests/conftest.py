@@ -92,10 +92,10 @@ def json_parser(request, monkeypatch):
     "msgspec" sends every points document through the typed parser first, whatever its size;
     "json" (the standard library) never uses it.
     """
-    import evaluation.formats
+    import evaluation.multiple_points
 
     threshold = 0 if request.param == "msgspec" else float("inf")
-    monkeypatch.setattr(evaluation.formats, "TYPED_PARSER_MIN_BYTES", threshold)
+    monkeypatch.setattr(evaluation.multiple_points, "TYPED_PARSER_MIN_BYTES", threshold)
     return request.param
 
 

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from evaluation import formats
+from evaluation import multiple_points as formats
 from evaluation.errors import OcelotError
-from evaluation.formats import PointSet, points_document, read_points_document
+from evaluation.multiple_points import points_document, read_points_document
+from evaluation.points import PointSet
 
 WHITESPACE = st.sampled_from(["", " ", "\n", "\t", "\r", "  \n  ", "\x0c", "\u00a0"])
 INTEGERS = st.one_of(
@@ -148,6 +149,6 @@ def test_large_documents_use_the_typed_path_by_default(tmp_path, monkeypatch):
     path = tmp_path / "large.json"
     path.write_text(json.dumps(points_document(points)))
     assert path.stat().st_size >= formats.TYPED_PARSER_MIN_BYTES
-    monkeypatch.setattr(formats, "_parse_json", None)  # the full parser must not be reached
+    monkeypatch.setattr(formats, "parse_json", None)  # the full parser must not be reached
     read, _ = read_points_document(path)
     assert np.array_equal(read.xy, points.xy)

@@ -618,7 +618,8 @@ def test_missing_output_folder_is_reported(case, capsys):
     case.jobs(_one_job(case)[0])
     case.output.rmdir()
     assert case.run() == 2
-    assert "is not a folder" in capsys.readouterr().err.strip().splitlines()[-1]
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "does not exist" in last_line and "/output" in last_line
 
 
 def test_bad_radius_is_reported(case, capsys, monkeypatch):

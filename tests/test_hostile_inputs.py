@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 
 from evaluation.cli import main
 from evaluation.errors import InputError, OcelotError
-from evaluation.formats import read_points_document, write_bytes_atomic
+from evaluation.files import write_bytes_atomic
 from evaluation.limits import LimitError, limits_from_environment, limits_in_force
+from evaluation.multiple_points import read_points_document
 from evaluation.stacked import iter_gc_input_pairs, write_stacked_tiff
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,7 +191,7 @@ def test_read_only_output_folder_is_refused_before_the_work(files, tmp_path, cap
     folder.mkdir(mode=0o500)
     # Root may write anywhere: answer as the operating system answers any other user.
     access = os.access
-    monkeypatch.setattr("evaluation.formats.os.access",
+    monkeypatch.setattr("evaluation.files.os.access",
                         lambda path, mode: False if Path(path) == folder else access(path, mode))
     assert score(predictions, truth, "--output", str(folder / "m.json")) == 2
     assert "is not writable" in last_error_line(capsys)
@@ -200,7 +201,7 @@ def test_disk_full_names_the_output_and_leaves_nothing(tmp_path, monkeypatch):
     def no_space(source, target):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("evaluation.formats.os.replace", no_space)
+    monkeypatch.setattr("evaluation.files.os.replace", no_space)
     target = tmp_path / "metrics.json"
     with pytest.raises(OSError) as error:
         write_bytes_atomic(target, b"{}")
@@ -211,7 +212,7 @@ def test_disk_full_names_the_output_and_leaves_nothing(tmp_path, monkeypatch):
 def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal
-        import evaluation.formats as formats
+        import evaluation.files as formats
         from evaluation.errors import run_reporting_errors
 
         def replace_after_sigterm(source, target):

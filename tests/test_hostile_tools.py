@@ -26,7 +26,7 @@ import pytest
 from evaluation.bootstrap import bootstrap_f1, image_draw_blocks
 from evaluation.cli import main
 from evaluation.errors import DataError
-from evaluation.formats import write_output_set
+from evaluation.files import write_output_set
 from evaluation.gc_layout import GrandChallengeWriter, write_evaluation_input
 from evaluation.leaderboard import find_submissions, rank_stability
 from evaluation.leaderboard.page import blob_plot_png, significance_map_png

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from evaluation.constants import PATCH_SIZE_PX, SPLITS
 from evaluation.errors import DataError
-from evaluation.formats import write_json_atomic
+from evaluation.files import write_json_atomic
 from evaluation.gc_layout import GrandChallengeWriter
 from evaluation.release import write_release_pair
 

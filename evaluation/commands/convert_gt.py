@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from evaluation.constants import SPLITS
-from evaluation.formats import check_writable, points_document, write_json_atomic
+from evaluation.files import check_writable, write_json_atomic
+from evaluation.multiple_points import points_document
 from evaluation.release import read_release_ground_truth, release_cell_csvs
 
 HELP = "write the ground-truth JSON of one release split"

@@ -9,7 +9,7 @@ import numpy as np
 
 from evaluation.constants import CELL_MPP, PATCH_SIZE_PX, SPLITS
 from evaluation.errors import DataError
-from evaluation.formats import points_document, read_points_document
+from evaluation.multiple_points import points_document, read_points_document
 
 HELP = "write a release split in the Grand Challenge layout"
 DESCRIPTION = (

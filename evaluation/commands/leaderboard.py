@@ -11,7 +11,7 @@ from pathlib import Path
 
 from evaluation.commands.options import add_ground_truth_arguments, bounded_int, input_files
 from evaluation.errors import InputError
-from evaluation.formats import check_output_set
+from evaluation.files import check_output_set
 from evaluation.limits import current_limits
 from evaluation.metadata import read_organs
 from evaluation.release import read_ground_truth

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from evaluation.constants import MATCH_RADIUS_PX, SPLITS
 from evaluation.errors import InputError
-from evaluation.formats import PointSet, read_points_document
 from evaluation.metadata import read_organs
 from evaluation.metrics import MATCHING_RULES
+from evaluation.multiple_points import read_points_document
+from evaluation.points import PointSet
 from evaluation.release import read_ground_truth, release_cell_csvs
 
 __all__ = ["ScoringInputs", "add_ground_truth_arguments", "add_input_arguments", "bounded_int",

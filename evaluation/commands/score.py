@@ -10,7 +10,7 @@ from evaluation.commands.options import (
     radius_in_pixels,
     read_inputs,
 )
-from evaluation.formats import check_writable, write_json_atomic
+from evaluation.files import check_writable, write_json_atomic
 from evaluation.metrics import score
 from evaluation.table import format_report
 

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.constants import MATCH_RADIUS_PX
-from evaluation.formats import PointSet, check_output_set, write_output_set
+from evaluation.files import check_output_set, write_output_set
 from evaluation.leaderboard.document import leaderboard_csv, leaderboard_document
 from evaluation.leaderboard.failures import add_failure_columns, rare_pairing_stability
 from evaluation.leaderboard.scoring import SubmissionScore, score_submissions
 from evaluation.leaderboard.stability import RankStability, organ_rankings, rank_stability
+from evaluation.points import PointSet
 from evaluation.tissue import TissueMaps
 
 __all__ = ["Leaderboard", "build_leaderboard", "write_leaderboard"]
@@ -116,7 +117,7 @@ def write_leaderboard(leaderboard: Leaderboard, out: str | os.PathLike, *,
     """Write ``OUTPUT_FILES`` into ``out`` (created if missing) as one set.
 
     All three are encoded, and every target checked, before the first is written; they are
-    renamed into place together (:func:`evaluation.formats.write_output_set`), so an error leaves
+    renamed into place together (:func:`evaluation.files.write_output_set`), so an error leaves
     no partial output and two runs on one folder cannot mix.
 
     Parameters

@@ -25,9 +25,10 @@ from evaluation.bootstrap import count_matrix
 from evaluation.constants import MATCH_RADIUS_PX
 from evaluation.error_analysis import ErrorCounts, error_counts
 from evaluation.errors import InputError, OcelotError, os_error_message
-from evaluation.formats import PointSet, read_points_document
 from evaluation.limits import Limits, current_limits, limits_in_force
 from evaluation.metrics import score
+from evaluation.multiple_points import read_points_document
+from evaluation.points import PointSet
 from evaluation.tissue import TissueMaps
 
 __all__ = ["SubmissionScore", "find_submissions", "score_submission", "score_submissions",

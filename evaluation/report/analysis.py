@@ -17,8 +17,8 @@ from evaluation.error_analysis import (
     per_organ_summaries,
     summarise,
 )
-from evaluation.formats import PointSet
 from evaluation.metrics import ScoreReport, matcher, score
+from evaluation.points import PointSet
 from evaluation.tissue import TissueMaps
 
 __all__ = ["Analysis", "analyse", "image_rows"]

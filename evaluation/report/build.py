@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.constants import CLASS_NAMES, MATCH_RADIUS_PX
-from evaluation.formats import PointSet, check_output_set, write_output_set
+from evaluation.files import check_output_set, write_output_set
+from evaluation.points import PointSet
 from evaluation.report.analysis import Analysis, analyse, image_rows
 from evaluation.report.failures import stratum_f1_png
 from evaluation.report.figures import f1_threshold_png, organ_png, overlay_jpeg, pr_curves_png
@@ -35,7 +36,7 @@ def write_report(predictions: PointSet, ground_truth: PointSet, num_images: int,
                  inputs: Sequence[str | os.PathLike] = ()) -> Analysis:
     """Write ``report.html`` (self-contained), ``report.json`` and the chart PNGs to ``out_dir``.
 
-    The files are written as one set (:func:`evaluation.formats.write_output_set`): every
+    The files are written as one set (:func:`evaluation.files.write_output_set`): every
     target is checked before any is written, and none replaces one of ``inputs``.
 
     Parameters
