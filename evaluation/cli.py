@@ -1,17 +1,16 @@
 """The command-line tree: one convention for every command of ``ocelot`` and ``python -m``.
 
-A command is a module with three names:
+A command is a module with two names:
 
-``HELP``
-    One line for the list of commands.
 ``add_arguments(parser)``
     Declares its options on an ``argparse.ArgumentParser``.
 ``run(args) -> int``
     Does the work and returns the exit status.
 
-A table maps each command name to its module's dotted path, its help line and the extra it
-needs (None: the base install). Only the module of the command that runs is imported, so
-``ocelot score`` never pays for torch, matplotlib or scipy's optimiser. Every command runs under
+A table maps each command name to its module's dotted path, its help line (the one line in the
+list of commands) and the extra it needs (None: the base install). Only the module of the
+command that runs is imported, so ``ocelot score`` never pays for torch, matplotlib or scipy's
+optimiser. Every command runs under
 :func:`evaluation.errors.run_reporting_errors`: bad input ends with one ``error:`` line on stderr
 and exit status 2, and so does a command run without its extra (``--help`` included), with the
 line naming the extra to install.

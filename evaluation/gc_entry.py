@@ -357,7 +357,6 @@ def check_ground_truth(mounted_ground_truth: Path, baked_ground_truth: Path, *, 
               f"{truth.num_images} images, {organs}")
 
 
-HELP = "score every job of a Grand Challenge submission (the ocelot-eval container)"
 DESCRIPTION = (
     "Grand Challenge evaluation of OCELOT submissions: reads the platform's input layout, writes "
     "metrics.json. All paths default to the platform's."

@@ -15,7 +15,6 @@ from pathlib import Path
 from ..platform import RunLimits
 from ..preflight import preflight, verdict
 
-HELP = "run an algorithm image as the platform does and check what it writes"
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 DEFAULT_INPUT = Path("test_data/input")
 #: Exit status when a check fails (2 stays for unusable options or input).

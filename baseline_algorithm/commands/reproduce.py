@@ -10,7 +10,6 @@ from baseline_algorithm.model import VARIANTS
 from baseline_algorithm.reproduce import SYNTHETIC_PAIRS, reproduce
 from baseline_algorithm.train import ABLATIONS, TrainingOptions
 
-HELP = "train the paper's variants with several seeds on synthetic data and tabulate them"
 DESCRIPTION = (
     "Synthesize a dataset (unless --data is given), train every variant under every data "
     "ablation with every seed, score each best checkpoint on the test split and write "

@@ -14,7 +14,6 @@ from evaluation.constants import SPLITS
 from evaluation.errors import DataError
 from evaluation.release import ReleaseDataset
 
-HELP = "print TC/BC counts inside and outside cancer area and class ratios of a dataset"
 DESCRIPTION = (
     "Counts, for a dataset in the OCELOT release layout (real or synthetic), the cells of each "
     "class on cancer area, background and unknown tissue, and the class ratios."

@@ -8,7 +8,6 @@ from pathlib import Path
 from baseline_algorithm.data.synthesize import synthesize_dataset
 from evaluation.constants import PATCH_SIZE_PX
 
-HELP = "write a synthetic dataset (release layout + Grand Challenge layouts of the test split)"
 DESCRIPTION = synthesize_dataset.__doc__.split("\n\n")[1]
 
 

@@ -7,7 +7,6 @@ import argparse
 from baseline_algorithm.commands.options import add_dataclass_options, options_from_args
 from baseline_algorithm.train import TrainingOptions, fit
 
-HELP = "train a model variant on a dataset in the release layout"
 DESCRIPTION = (
     "Train a variant of the paper's model family; after each epoch score the val split, keep the "
     "best epoch in OUT/best.pt and the state to resume from in OUT/last.pt. Under torchrun "

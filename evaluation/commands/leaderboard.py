@@ -18,7 +18,6 @@ from evaluation.release import read_ground_truth
 from evaluation.text import for_terminal
 from evaluation.tissue import read_tissue
 
-HELP = "rank submissions by mF1, with bootstrap rank stability and significance"
 DESCRIPTION = (
     "Score every *.json in a folder with the OCELOT 2023 rule and rank the submissions by mF1 "
     "(ties share the best rank: 1, 1, 3). One paired bootstrap of the test images gives each "

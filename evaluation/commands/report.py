@@ -17,7 +17,6 @@ from evaluation.errors import InputError
 from evaluation.limits import current_limits
 from evaluation.tissue import read_tissue
 
-HELP = "HTML report: PR curves, intervals, per-organ and per-image results"
 DESCRIPTION = (
     "Score predictions like the leaderboard, then show what it hides: precision, recall and F1 "
     "at every confidence threshold, average precision, the best threshold, 95%% bootstrap "
@@ -27,7 +26,6 @@ DESCRIPTION = (
     "error in its tissue. Writes report.html (self-contained), "
     "report.json and the charts as PNG into --out."
 )
-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,6 @@ from evaluation.files import check_writable, write_json_atomic
 from evaluation.metrics import score
 from evaluation.table import format_report
 
-HELP = "score predictions with the OCELOT 2023 rule"
 DESCRIPTION = (
     "Score a 'Multiple points' predictions file against ground truth exactly as the OCELOT 2023 "
     "leaderboard does (greedy matching within 15 px, per-class F1, mF1)."
