@@ -52,7 +52,7 @@ from evaluation.gc_layout import (
     read_jobs,
     resolve_inside,
 )
-from evaluation.metadata import read_organs
+from evaluation.metadata import METADATA_FILE, resolve_organs
 from evaluation.metrics import ScoreReport, score
 from evaluation.points import PointSet
 from evaluation.release import read_ground_truth
@@ -74,8 +74,6 @@ __all__ = [
 
 #: Name of the file that maps input image names to their ground truth.
 GROUND_TRUTH_INDEX = "ground_truth_index.json"
-#: Name of the optional Grand Challenge metadata list beside a single GT file.
-METADATA_FILE = "metadata.json"
 
 _INPUT = Path("/input")
 _OUTPUT = Path("/output")
@@ -146,9 +144,8 @@ def read_ground_truth_catalogue(folder: Path, *, split: str) -> dict[str | None,
         return _read_indexed_ground_truth(folder, index_path, split)
     if (folder / "annotations").is_dir():
         points, num_images, stems = read_ground_truth(folder, split=split)
-        metadata = folder / METADATA_FILE
-        organs = (read_organs(metadata, num_images=num_images, split=split, stems=stems)
-                  if metadata.is_file() else None)
+        organs, _ = resolve_organs(None, num_images=num_images, split=split, stems=stems,
+                                   search=(folder,))
         return {None: GroundTruth(points, num_images, organs, f"{folder} (split {split})")}
     candidates = sorted(path for path in folder.glob("*.json")
                         if path.name != METADATA_FILE and not path.name.startswith("."))
@@ -198,8 +195,7 @@ def _read_indexed_ground_truth(folder: Path, index_path: Path, split: str
 def _read_ground_truth_file(path: Path, metadata: Path | None, split: str) -> GroundTruth:
     """A GT JSON; organs from a Grand Challenge metadata list (or release metadata's split)."""
     points, num_images, _ = read_ground_truth(path)
-    organs = (None if metadata is None
-              else read_organs(metadata, num_images=num_images, split=split))
+    organs, _ = resolve_organs(metadata, num_images=num_images, split=split)
     return GroundTruth(points, num_images, organs, str(path))
 
 

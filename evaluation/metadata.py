@@ -14,7 +14,10 @@ from evaluation.errors import DataError, preview
 from evaluation.strict_json import json_kind, read_json_document
 from evaluation.text import has_control_character
 
-__all__ = ["read_gc_metadata", "read_organs", "release_sample_pairs"]
+__all__ = ["read_gc_metadata", "read_organs", "release_sample_pairs", "resolve_organs"]
+
+#: The metadata file of a release folder and of a Grand Challenge input folder.
+METADATA_FILE = "metadata.json"
 
 
 def release_sample_pairs(path: str | os.PathLike) -> dict:
@@ -52,6 +55,39 @@ def read_gc_metadata(input_dir: str | os.PathLike) -> list[dict]:
                     f"{path}: [{k}].{key}: expected a number in [0, 1], got {preview(value)}"
                 )
     return metadata
+
+
+def resolve_organs(
+    metadata: Path | None,
+    *,
+    num_images: int,
+    split: str | None = None,
+    stems: list[str] | None = None,
+    search: tuple[Path | None, ...] = (),
+) -> tuple[list[str] | None, Path | None]:
+    """The organ of each image and the metadata file that names them.
+
+    Parameters
+    ----------
+    metadata : Path or None
+        The metadata file the user named; None: the ``metadata.json`` of the first folder of
+        ``search`` that holds one (None entries are skipped).
+    num_images, split, stems
+        As for :func:`read_organs`.
+
+    Returns
+    -------
+    organs : list of str or None
+        None when no metadata file is named or found.
+    metadata : Path or None
+        The file read.
+    """
+    if metadata is None:
+        metadata = next((folder / METADATA_FILE for folder in search
+                         if folder is not None and (folder / METADATA_FILE).is_file()), None)
+    if metadata is None:
+        return None, None
+    return read_organs(metadata, num_images=num_images, split=split, stems=stems), metadata
 
 
 def read_organs(

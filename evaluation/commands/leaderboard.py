@@ -13,7 +13,7 @@ from evaluation.commands.options import add_ground_truth_arguments, bounded_int,
 from evaluation.errors import InputError
 from evaluation.files import check_output_set
 from evaluation.limits import current_limits
-from evaluation.metadata import read_organs
+from evaluation.metadata import resolve_organs
 from evaluation.release import read_ground_truth
 from evaluation.text import for_terminal
 from evaluation.tissue import read_tissue
@@ -75,20 +75,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (created if missing)")
 
 
-def _metadata(args: argparse.Namespace, stems: list[str] | None) -> Path | None:
-    if args.metadata is None and stems is not None:
-        release_metadata = args.ground_truth / "metadata.json"
-        return release_metadata if release_metadata.is_file() else None
-    return args.metadata
-
-
-def _organs(args: argparse.Namespace, num_images: int, stems: list[str] | None):
-    metadata = _metadata(args, stems)
-    if metadata is None:
-        return None
-    return read_organs(metadata, num_images=num_images, split=args.split, stems=stems)
-
-
 def run(args: argparse.Namespace) -> int:
     """Score, rank, bootstrap, write the three files; print one line per submission."""
     missing = [name for name in ("matplotlib", "tqdm") if importlib.util.find_spec(name) is None]
@@ -108,9 +94,11 @@ def run(args: argparse.Namespace) -> int:
     ground_truth, num_images, stems = read_ground_truth(args.ground_truth, split=args.split)
     if num_images < 1:
         raise InputError(f"{args.ground_truth}: num_images is 0: no test images to rank on")
-    organs = _organs(args, num_images, stems)
+    organs, metadata = resolve_organs(
+        args.metadata, num_images=num_images, split=args.split, stems=stems,
+        search=(args.ground_truth if stems is not None else None,))
     tissue = read_tissue(args.ground_truth, split=args.split, stems=stems, folder=args.tissue,
-                         metadata=_metadata(args, stems), num_images=num_images)
+                         metadata=metadata, num_images=num_images)
     submissions = find_submissions(args.submissions_dir)
     inputs = [*submissions, *input_files(args.ground_truth, args.split, args.metadata)]
     check_output_set(args.out, OUTPUT_FILES, inputs=inputs)

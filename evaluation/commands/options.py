@@ -9,7 +9,7 @@ from pathlib import Path
 
 from evaluation.constants import MATCH_RADIUS_PX, SPLITS
 from evaluation.errors import InputError
-from evaluation.metadata import read_organs
+from evaluation.metadata import resolve_organs
 from evaluation.metrics import MATCHING_RULES
 from evaluation.multiple_points import read_points_document
 from evaluation.points import PointSet
@@ -80,14 +80,9 @@ def read_inputs(args: argparse.Namespace, *, images: Path | None = None) -> Scor
     predictions, _ = read_points_document(
         args.predictions, role="predictions", whole_slide=args.whole_slide, num_images=num_images
     )
-    metadata = args.metadata
-    if metadata is None:
-        for folder in (images, args.ground_truth if stems is not None else None):
-            if folder is not None and (folder / "metadata.json").is_file():
-                metadata = folder / "metadata.json"
-                break
-    organs = None if metadata is None else read_organs(
-        metadata, num_images=num_images, split=args.split, stems=stems)
+    organs, metadata = resolve_organs(
+        args.metadata, num_images=num_images, split=args.split, stems=stems,
+        search=(images, args.ground_truth if stems is not None else None))
     return ScoringInputs(predictions, ground_truth, num_images, stems, organs, metadata)
 
 
