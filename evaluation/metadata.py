@@ -8,16 +8,43 @@ boxes with their resolution (µm per pixel), ``slide_name`` and ``subset``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from evaluation.errors import DataError, preview
 from evaluation.strict_json import json_kind, read_json_document
 from evaluation.text import has_control_character
 
-__all__ = ["read_gc_metadata", "read_organs", "release_sample_pairs", "resolve_organs"]
+__all__ = [
+    "METADATA_FILE",
+    "patch_offsets",
+    "read_gc_metadata",
+    "read_organs",
+    "release_sample_pairs",
+    "resolve_organs",
+]
 
 #: The metadata file of a release folder and of a Grand Challenge input folder.
 METADATA_FILE = "metadata.json"
+
+
+def patch_offsets(entry: Any, where: str = "") -> tuple[float, float]:
+    """``patch_x_offset`` and ``patch_y_offset`` of a metadata entry: the cell patch centre as a
+    fraction of the tissue patch width and height.
+
+    Raises
+    ------
+    DataError
+        An offset is missing or not a number in [0, 1]; the line starts with ``where``.
+    """
+    offsets = []
+    for key in ("patch_x_offset", "patch_y_offset"):
+        value = entry.get(key) if isinstance(entry, Mapping) else None
+        if type(value) not in (int, float) or not 0 <= value <= 1:
+            raise DataError(f"{where}{key}: must be a number in [0, 1], got {preview(value)}")
+        offsets.append(float(value))
+    return offsets[0], offsets[1]
 
 
 def release_sample_pairs(path: str | os.PathLike) -> dict:
@@ -48,12 +75,7 @@ def read_gc_metadata(input_dir: str | os.PathLike) -> list[dict]:
     for k, entry in enumerate(metadata):
         if type(entry) is not dict:
             raise DataError(f"{path}: [{k}]: expected an object, got {json_kind(entry)}")
-        for key in ("patch_x_offset", "patch_y_offset"):
-            value = entry.get(key)
-            if type(value) not in (int, float) or not 0 <= value <= 1:
-                raise DataError(
-                    f"{path}: [{k}].{key}: expected a number in [0, 1], got {preview(value)}"
-                )
+        patch_offsets(entry, f"{path}: [{k}].")
     return metadata
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaluation.constants import FIELD_OF_VIEW_RATIO, TISSUE_UNKNOWN
-from evaluation.errors import DataError, preview
+from evaluation.metadata import patch_offsets
 
 __all__ = ["Pair", "cell_box_in_tissue", "cell_points_in_tissue", "tissue_label_at_cells"]
 
@@ -65,13 +65,7 @@ def cell_box_in_tissue(
         ``(patch_x_offset * tissue_width, patch_y_offset * tissue_height)`` and the side is a
         quarter of the tissue side.
     """
-    offsets = []
-    for key in ("patch_x_offset", "patch_y_offset"):
-        value = meta.get(key) if isinstance(meta, Mapping) else None
-        if type(value) not in (int, float) or not 0 <= value <= 1:
-            raise DataError(f"{key}: must be a number in [0, 1], got {preview(value)}")
-        offsets.append(float(value))
-    offset_x, offset_y = offsets
+    offset_x, offset_y = patch_offsets(meta)
     centre_x, centre_y = offset_x * tissue_width, offset_y * tissue_height
     half_w = tissue_width / FIELD_OF_VIEW_RATIO / 2
     half_h = tissue_height / FIELD_OF_VIEW_RATIO / 2
