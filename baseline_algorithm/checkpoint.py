@@ -19,9 +19,8 @@ from pathlib import Path
 
 import torch
 
+from baseline_algorithm.model import CellTissueModel, ModelConfig, ModelConfigError
 from evaluation.errors import OcelotError
-
-from .model import CellTissueModel, ModelConfig, ModelConfigError
 
 CHECKPOINT_FORMAT = 1
 WEIGHT_DTYPES = ("float32", "float16", "int8")

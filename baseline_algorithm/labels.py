@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from skimage.draw import disk
 
+from baseline_algorithm.model import TISSUE_IGNORE_INDEX
 from evaluation.constants import (
     BC,
     CELL_MPP,
@@ -20,8 +21,6 @@ from evaluation.constants import (
     TISSUE_CANCER,
     TISSUE_UNKNOWN,
 )
-
-from .model import TISSUE_IGNORE_INDEX
 
 CELL_DISK_RADIUS_UM = 1.4
 """Radius of the cell disks in micrometres (7 px at 0.2 um/px)."""

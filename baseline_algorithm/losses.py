@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import TISSUE_IGNORE_INDEX, ModelOutput
+from baseline_algorithm.model import TISSUE_IGNORE_INDEX, ModelOutput
 
 Reduction = Callable[[torch.Tensor], torch.Tensor]
 """Sums a tensor over the processes of a run (identity for one process), keeping the gradient."""

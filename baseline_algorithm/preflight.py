@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from baseline_algorithm.platform import OUTPUT_FILE, RunLimits, docker_run_arguments, memory_bytes
 from evaluation import InputError, check_image_range, points_from_document, read_json_document
 from evaluation.errors import OcelotError
 from evaluation.metadata import read_gc_metadata
-
-from .platform import OUTPUT_FILE, RunLimits, docker_run_arguments, memory_bytes
 
 __all__ = ["Check", "ContainerRun", "PreflightError", "checklist", "run_image"]
 

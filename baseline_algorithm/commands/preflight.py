@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..platform import RunLimits
-from ..preflight import preflight, verdict
+from baseline_algorithm.platform import RunLimits
+from baseline_algorithm.preflight import preflight, verdict
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 DEFAULT_INPUT = Path("test_data/input")

@@ -4,6 +4,6 @@ The formats and layouts these are written in live in :mod:`evaluation` (release,
 Challenge layouts, pairs).
 """
 
-from .synthesize import synthesize_dataset
+from baseline_algorithm.data.synthesize import synthesize_dataset
 
 __all__ = ["synthesize_dataset"]

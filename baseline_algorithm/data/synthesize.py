@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from baseline_algorithm.data.synthetic import SyntheticConfig, synthesize_pair
 from evaluation.constants import PATCH_SIZE_PX, SPLITS
 from evaluation.errors import DataError
 from evaluation.files import write_json_atomic
 from evaluation.gc_layout import GrandChallengeWriter
 from evaluation.release import write_release_pair
-
-from .synthetic import SyntheticConfig, synthesize_pair
 
 PREDICTION_STREAM = 0xFFFFFFFF  # seed-sequence key of the noisy predictions (never a pair index)
 FIELD_MULTIPLE = 4  # the tissue patch splits into 4 x 4 cell fields of view of whole pixels

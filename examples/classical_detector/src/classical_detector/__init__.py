@@ -7,6 +7,6 @@ against the whole tissue patch, is high. See :class:`ClassicalDetector`.
 The OCELOT toolkit runs it with ``--detector classical_detector:make_detector``.
 """
 
-from .detector import ClassicalDetector, Settings, make_detector
+from classical_detector.detector import ClassicalDetector, Settings, make_detector
 
 __all__ = ["ClassicalDetector", "Settings", "make_detector"]
