@@ -13,6 +13,15 @@ from dataclasses import dataclass, replace
 import torch
 import torchvision.transforms.v2.functional as TF
 
+__all__ = [
+    "PhotometricRanges",
+    "Sample",
+    "augment",
+    "flip_rotate",
+    "flip_rotate_box",
+    "photometric",
+]
+
 
 @dataclass(frozen=True)
 class Sample:

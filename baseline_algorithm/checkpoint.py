@@ -22,6 +22,18 @@ import torch
 from baseline_algorithm.model import CellTissueModel, ModelConfig, ModelConfigError
 from evaluation.errors import OcelotError
 
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointError",
+    "WEIGHT_DTYPES",
+    "decode_state",
+    "encode_state",
+    "load_checkpoint",
+    "model_from_checkpoint",
+    "read_checkpoint",
+    "save_checkpoint",
+]
+
 CHECKPOINT_FORMAT = 1
 WEIGHT_DTYPES = ("float32", "float16", "int8")
 

@@ -41,6 +41,23 @@ from baseline_algorithm.tta import averaged_log_probabilities, views
 from evaluation import PointSet
 from evaluation.pairs import Pair
 
+__all__ = [
+    "BaselineDetector",
+    "DetectionSettings",
+    "SHIPPED_CHECKPOINT",
+    "baseline_detector",
+    "cell_log_probabilities",
+    "cells_from_maps",
+    "detect_cells",
+    "ground_truth_points",
+    "image_tensor",
+    "label_tensor",
+    "load_model",
+    "normalise",
+    "predict_points",
+    "scaled_box",
+]
+
 
 @dataclass(frozen=True)
 class DetectionSettings:

@@ -22,6 +22,15 @@ from evaluation.constants import (
     TISSUE_UNKNOWN,
 )
 
+__all__ = [
+    "CELL_DISK_RADIUS_UM",
+    "TISSUE_ANNOTATION_VALUES",
+    "cell_label_map",
+    "crop_labels_to_box",
+    "disk_radius_px",
+    "tissue_target",
+]
+
 CELL_DISK_RADIUS_UM = 1.4
 """Radius of the cell disks in micrometres (7 px at 0.2 um/px)."""
 

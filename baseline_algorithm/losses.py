@@ -16,6 +16,8 @@ from torch import nn
 
 from baseline_algorithm.model import TISSUE_IGNORE_INDEX, ModelOutput
 
+__all__ = ["CellTissueDiceLoss", "Reduction", "dice_loss"]
+
 Reduction = Callable[[torch.Tensor], torch.Tensor]
 """Sums a tensor over the processes of a run (identity for one process), keeping the gradient."""
 

@@ -46,6 +46,33 @@ from torchvision.ops import roi_align
 from evaluation.constants import CELL_MPP, PATCH_SIZE_PX
 from evaluation.errors import OcelotError
 
+__all__ = [
+    "CELL_CLASSES",
+    "CellTissueModel",
+    "DEFAULT_SHARING",
+    "DeepLabV3PlusBranch",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "INJECTION_POINTS",
+    "ModelConfig",
+    "ModelConfigError",
+    "ModelOutput",
+    "SHARING_DIRECTIONS",
+    "SHARING_POSITIONS",
+    "TISSUE_CLASSES",
+    "TISSUE_IGNORE_INDEX",
+    "TISSUE_INPUTS",
+    "VARIANTS",
+    "Variant",
+    "add_spatial_dropout",
+    "crop_to_cell_region",
+    "exchange_convolution",
+    "has_tissue_branch",
+    "place_in_cell_region",
+    "tissue_one_hot",
+    "whole_patch_boxes",
+]
+
 CELL_CLASSES = ("background", "BC", "TC")
 """Cell-branch classes; the index is the label of the cell annotation (1 = BC, 2 = TC)."""
 TISSUE_CLASSES = ("background", "cancer area")

@@ -19,6 +19,15 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
 
+__all__ = [
+    "GlobalBatchNorm2d",
+    "ProcessGroup",
+    "ShardedBatchSampler",
+    "global_sum",
+    "join_process_group",
+    "synchronise_batch_norm",
+]
+
 
 class ShardedBatchSampler(Sampler[list[int]]):
     """Global batches of a seeded permutation, each split into disjoint per-process shards.

@@ -49,6 +49,23 @@ from evaluation.pairs import Pair
 from evaluation.release import ReleaseDataset
 from evaluation.tissue import TissueMaps, read_release_tissue, release_has_tissue
 
+__all__ = [
+    "BASELINE",
+    "FAILURE_COLUMNS",
+    "NOT_AFFECTING_RESULTS",
+    "PAPER_TEST_MF1",
+    "SYNTHETIC_PAIRS",
+    "evaluate",
+    "evaluate_pairs",
+    "experiment_rows",
+    "failure_numbers",
+    "markdown_table",
+    "release_tissue",
+    "reproduce",
+    "row_name",
+    "table_rows",
+]
+
 BASELINE = ("cell-only", "both")
 """The row every gain is measured against."""
 PAPER_TEST_MF1 = {

@@ -78,6 +78,24 @@ from evaluation.errors import DataError, OcelotError
 from evaluation.pairs import Pair
 from evaluation.release import ReleaseDataset
 
+__all__ = [
+    "ABLATIONS",
+    "RESUME_OVERRIDES",
+    "TrainingError",
+    "TrainingOptions",
+    "TrainingPairs",
+    "data_resolution",
+    "fit",
+    "model_config",
+    "pair_sample",
+    "prepare_for_training",
+    "score_pairs",
+    "scoring_radius_px",
+    "tissue_targets_for",
+    "train_one_epoch",
+    "training_step",
+]
+
 RESUME_OVERRIDES = ("data", "out", "epochs", "workers", "device", "max_minutes")
 """Options a resumed run takes from the new call; the others come from ``last.pt``."""
 

@@ -1,4 +1,4 @@
-"""The KD-tree greedy matcher against an independent brute-force reference, and its invariants."""
+"""The grid greedy matcher against an independent brute-force reference, and its invariants."""
 
 import numpy as np
 import pytest

@@ -15,6 +15,8 @@ from pathlib import Path
 from baseline_algorithm.platform import RunLimits
 from baseline_algorithm.preflight import preflight, verdict
 
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 DEFAULT_INPUT = Path("test_data/input")
 #: Exit status when a check fails (2 stays for unusable options or input).

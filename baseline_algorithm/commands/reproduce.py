@@ -10,6 +10,8 @@ from baseline_algorithm.model import VARIANTS
 from baseline_algorithm.reproduce import SYNTHETIC_PAIRS, reproduce
 from baseline_algorithm.train import ABLATIONS, TrainingOptions
 
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = (
     "Synthesize a dataset (unless --data is given), train every variant under every data "
     "ablation with every seed, score each best checkpoint on the test split and write "

@@ -14,6 +14,8 @@ from evaluation.constants import SPLITS
 from evaluation.errors import DataError
 from evaluation.release import ReleaseDataset
 
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = (
     "Counts, for a dataset in the OCELOT release layout (real or synthetic), the cells of each "
     "class on cancer area, background and unknown tissue, and the class ratios."

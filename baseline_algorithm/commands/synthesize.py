@@ -8,6 +8,8 @@ from pathlib import Path
 from baseline_algorithm.data.synthesize import synthesize_dataset
 from evaluation.constants import PATCH_SIZE_PX
 
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = synthesize_dataset.__doc__.split("\n\n")[1]
 
 

@@ -7,6 +7,8 @@ import argparse
 from baseline_algorithm.commands.options import add_dataclass_options, options_from_args
 from baseline_algorithm.train import TrainingOptions, fit
 
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = (
     "Train a variant of the paper's model family; after each epoch score the val split, keep the "
     "best epoch in OUT/best.pt and the state to resume from in OUT/last.pt. Under torchrun "

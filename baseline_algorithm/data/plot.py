@@ -9,6 +9,8 @@ import numpy as np
 from evaluation.constants import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSUE_UNKNOWN
 from evaluation.pairs import Pair
 
+__all__ = ["CLASS_COLOURS", "MASK_COLOURS", "plot_pair"]
+
 CLASS_COLOURS = {BC: "#00c8ff", TC: "#ffd000"}
 MASK_COLOURS = {
     TISSUE_BACKGROUND: (0.93, 0.93, 0.93),

@@ -12,6 +12,8 @@ from evaluation.constants import BC, TC, TISSUE_BACKGROUND, TISSUE_CANCER, TISSU
 from evaluation.pairs import cell_box_in_tissue, tissue_label_at_cells
 from evaluation.release import ReleaseDataset
 
+__all__ = ["CellTissueStatistics", "REGIONS", "dataset_statistics", "format_statistics"]
+
 REGIONS = ("inside CA", "outside CA", "unknown")
 
 

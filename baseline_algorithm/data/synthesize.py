@@ -19,6 +19,8 @@ from evaluation.files import write_json_atomic
 from evaluation.gc_layout import GrandChallengeWriter
 from evaluation.release import write_release_pair
 
+__all__ = ["FIELD_MULTIPLE", "PREDICTION_STREAM", "synthesize_dataset"]
+
 PREDICTION_STREAM = 0xFFFFFFFF  # seed-sequence key of the noisy predictions (never a pair index)
 FIELD_MULTIPLE = 4  # the tissue patch splits into 4 x 4 cell fields of view of whole pixels
 

@@ -49,6 +49,21 @@ from evaluation.constants import (
 )
 from evaluation.pairs import Pair, cell_box_in_tissue
 
+__all__ = [
+    "CELL_FIELD_UM",
+    "Nuclei",
+    "ORGAN_STAIN_SCALE",
+    "SLIDE_MPP",
+    "STAIN_VECTORS",
+    "Scene",
+    "SyntheticConfig",
+    "TISSUE_FIELD_UM",
+    "make_scene",
+    "render_patch",
+    "synthesize_pair",
+    "tissue_mask",
+]
+
 TISSUE_FIELD_UM = PATCH_SIZE_PX * CELL_MPP * FIELD_OF_VIEW_RATIO  # 819.2 µm
 CELL_FIELD_UM = TISSUE_FIELD_UM / FIELD_OF_VIEW_RATIO  # 204.8 µm
 SLIDE_MPP = 0.25  # µm per pixel of the (imaginary) source slide, for the metadata boxes

@@ -10,6 +10,8 @@ from evaluation.files import check_writable, write_json_atomic
 from evaluation.multiple_points import points_document
 from evaluation.release import read_release_ground_truth, release_cell_csvs
 
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = (
     "Convert annotations/<split>/cell/*.csv of an OCELOT release folder into the 'Multiple "
     "points' ground-truth document the organisers' converter writes (k-th sorted CSV = image_k, "

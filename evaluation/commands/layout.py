@@ -11,6 +11,8 @@ from evaluation.constants import CELL_MPP, PATCH_SIZE_PX, SPLITS
 from evaluation.errors import DataError
 from evaluation.multiple_points import points_document, read_points_document
 
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = (
     "Write one split of an OCELOT release folder as the platform hands it over: input/ (the "
     "algorithm container's /input: two stacked TIFFs and metadata.json), ground_truth/ "

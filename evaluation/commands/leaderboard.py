@@ -18,6 +18,8 @@ from evaluation.release import read_ground_truth
 from evaluation.text import for_terminal
 from evaluation.tissue import read_tissue
 
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = (
     "Score every *.json in a folder with the OCELOT 2023 rule and rank the submissions by mF1 "
     "(ties share the best rank: 1, 1, 3). One paired bootstrap of the test images gives each "

@@ -17,6 +17,8 @@ from evaluation.errors import InputError
 from evaluation.limits import current_limits
 from evaluation.tissue import read_tissue
 
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = (
     "Score predictions like the leaderboard, then show what it hides: precision, recall and F1 "
     "at every confidence threshold, average precision, the best threshold, 95%% bootstrap "

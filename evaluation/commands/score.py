@@ -14,6 +14,8 @@ from evaluation.files import check_writable, write_json_atomic
 from evaluation.metrics import score
 from evaluation.table import format_report
 
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = (
     "Score a 'Multiple points' predictions file against ground truth exactly as the OCELOT 2023 "
     "leaderboard does (greedy matching within 15 px, per-class F1, mF1)."

@@ -1,7 +1,7 @@
 """The visual report of ``python -m evaluation report``: confidence curves, intervals, overlays.
 
 Drawing needs matplotlib (the ``report`` extra); overlays also need the image readers of
-``baseline_algorithm.data`` (the ``algorithm`` extra), imported only when images are given.
+:mod:`evaluation.images` (the ``images`` extra), imported only when images are given.
 """
 
 from evaluation.report.analysis import Analysis, analyse, image_rows
