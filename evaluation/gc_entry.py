@@ -1,7 +1,7 @@
 """Grand Challenge evaluation entry: score every algorithm job of a submission.
 
-Run inside the ``ocelot-eval`` container as ``python -m evaluation.gc_entry``. It reads as its
-steps do:
+Run inside the ``ocelot-eval`` container as ``python -m evaluation.gc_entry``, whose options
+are those of :mod:`evaluation.commands.gc_evaluate`. It reads as its steps do:
 
 1. :func:`evaluation.gc_layout.read_jobs`: ``/input/predictions.json``, the list of algorithm
    jobs of one submission.
@@ -31,8 +31,6 @@ what is wrong and where (job, file, entry, field, value), and no ``metrics.json`
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,8 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.cli import run_module
-from evaluation.commands.options import radius_in_pixels
-from evaluation.constants import MATCH_RADIUS_PX, SPLITS
+from evaluation.constants import MATCH_RADIUS_PX
 from evaluation.errors import InputError, preview
 from evaluation.files import check_writable, write_json_atomic
 from evaluation.gc_layout import (
@@ -74,11 +71,6 @@ __all__ = [
 
 #: Name of the file that maps input image names to their ground truth.
 GROUND_TRUTH_INDEX = "ground_truth_index.json"
-
-_INPUT = Path("/input")
-_OUTPUT = Path("/output")
-_MOUNTED_GROUND_TRUTH = Path("/opt/ml/input/data/ground_truth")
-_BAKED_GROUND_TRUTH = Path("/opt/ocelot/ground_truth")
 
 _USAGE = (
     "mount the Grand Challenge evaluation input at /input (predictions.json and, per job, "
@@ -353,61 +345,13 @@ def check_ground_truth(mounted_ground_truth: Path, baked_ground_truth: Path, *, 
               f"{truth.num_images} images, {organs}")
 
 
-DESCRIPTION = (
-    "Grand Challenge evaluation of OCELOT submissions: reads the platform's input layout, writes "
-    "metrics.json. All paths default to the platform's."
-)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    environ = os.environ
-    parser.add_argument("--input", type=Path, default=_INPUT,
-                        help="folder with predictions.json and <pk>/output/ (default /input)")
-    parser.add_argument("--output", type=Path, default=_OUTPUT,
-                        help="folder to write metrics.json into (default /output)")
-    parser.add_argument("--ground-truth", type=Path, default=_MOUNTED_GROUND_TRUTH,
-                        help="mounted ground-truth folder; wins over the baked one when it holds "
-                             "files (default /opt/ml/input/data/ground_truth)")
-    parser.add_argument("--baked-ground-truth", type=Path,
-                        default=Path(environ.get("OCELOT_BAKED_GROUND_TRUTH", _BAKED_GROUND_TRUTH)),
-                        help="ground truth baked into the image (default "
-                             "$OCELOT_BAKED_GROUND_TRUTH or /opt/ocelot/ground_truth)")
-    parser.add_argument("--split", choices=SPLITS,
-                        default=environ.get("OCELOT_GROUND_TRUTH_SPLIT", "test"),
-                        help="split of a release-folder ground truth "
-                             "(default $OCELOT_GROUND_TRUTH_SPLIT or test)")
-    parser.add_argument("--radius-px", default=environ.get("OCELOT_RADIUS_PX"),
-                        help=f"matching cutoff in pixels (default $OCELOT_RADIUS_PX or "
-                             f"{MATCH_RADIUS_PX:g})")
-    parser.add_argument("--check-ground-truth", action="store_true",
-                        help="only load the ground truth and say what it holds")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Check the ground truth, or evaluate the submission."""
-    if args.check_ground_truth:
-        check_ground_truth(args.ground_truth, args.baked_ground_truth, split=args.split)
-    else:
-        evaluate(args.input, args.output, args.ground_truth, args.baked_ground_truth,
-                 split=args.split, radius_px=_radius(args.radius_px))
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the evaluation; bad input ends with one ``error:`` line on stderr and exit code 2."""
-    return run_module("python -m evaluation.gc_entry", __name__,
+    """The evaluation container's entry: the command :mod:`evaluation.commands.gc_evaluate`.
+
+    Bad input ends with one ``error:`` line on stderr and exit code 2.
+    """
+    return run_module("python -m evaluation.gc_entry", "evaluation.commands.gc_evaluate",
                       sys.argv[1:] if argv is None else argv)
-
-
-def _radius(text: str | None) -> float:
-    if text is None:
-        return MATCH_RADIUS_PX
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"matching radius (--radius-px / OCELOT_RADIUS_PX): not a number: "
-                         f"{preview(text)}") from None
-    return radius_in_pixels(value, None, None)
 
 
 if __name__ == "__main__":
