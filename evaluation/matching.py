@@ -178,7 +178,8 @@ def _sort_keys(key: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
     sorted keys.
 
     Where key and row fit in 63 bits together, the row rides in the key's low bits and one
-    value sort does the work: three to five times faster than ``np.argsort`` and the gather.
+    value sort does the work, cheaper than ``np.argsort`` and the gather (the matcher's share
+    of the whole-slide time: docs/benchmarks.md, "Whole slides").
     """
     shift = max(1, (len(key) - 1).bit_length())
     if bound >= 2 ** (63 - shift):

@@ -162,7 +162,7 @@ def _check_points_per_image(points: PointSet, source: str, whole_slide: bool) ->
 # The typed parser (msgspec)
 
 #: Documents from this size (bytes) go through msgspec's typed decoder first: below it, importing
-#: msgspec (about 35 ms) costs more than it saves.
+#: msgspec costs more than it saves (docs/benchmarks.md, "Whole slides").
 TYPED_PARSER_MIN_BYTES = 500_000
 
 
