@@ -50,8 +50,8 @@ from baseline_algorithm.slides.reader import open_slide
 from baseline_algorithm.slides.run import SlideOptions, predict_slide, tile_points
 from baseline_algorithm.slides.synthetic import synthesize_slide
 from baseline_algorithm.slides.tiling import TileGrid, tile_pair
-from evaluation.formats import PointSet
 from evaluation.metrics import metrics_from_counts, score
+from evaluation.points import PointSet
 
 RADIUS_PX = 15.0  # 3 µm at 0.2 µm/px
 

@@ -14,10 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..slides.run import SlideOptions, predict_slide
-from .options import add_dataclass_options, options_from_args
+from baseline_algorithm.commands.options import add_dataclass_options, options_from_args
+from baseline_algorithm.slides.run import SlideOptions, predict_slide
 
-HELP = "detect cells on a whole-slide image with any detector (tiles with their tissue context)"
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
 

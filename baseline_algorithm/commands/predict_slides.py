@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..slides.cohort import CohortOptions, predict_slides
-from .options import add_dataclass_options, options_from_args
+from baseline_algorithm.commands.options import add_dataclass_options, options_from_args
+from baseline_algorithm.slides.cohort import CohortOptions, predict_slides
 
-HELP = "predict-slide on every slide of a CSV manifest, one Dask task per slide"
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..slides import synthetic
-from ..slides.synthetic import synthesize_slide
+from baseline_algorithm.slides import synthetic
+from baseline_algorithm.slides.synthetic import synthesize_slide
 
-HELP = "write a synthetic pyramidal TIFF slide (0.2 µm/px) and its ground-truth points"
+__all__ = ["add_arguments", "run"]
+
 DESCRIPTION = synthetic.__doc__
 
 

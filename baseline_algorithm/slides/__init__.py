@@ -13,3 +13,5 @@ Modules, one job each:
 - :mod:`.cohort`: ``predict-slides``, one slide per Dask task;
 - :mod:`.synthetic`: a pyramidal TIFF slide from the synthetic generator, with its ground truth.
 """
+
+__all__: list[str] = []

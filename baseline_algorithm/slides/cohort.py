@@ -30,16 +30,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from baseline_algorithm.commands.options import option
+from baseline_algorithm.detector import BASELINE_DETECTOR
+from baseline_algorithm.runtime import DEVICES, PRECISIONS, resolve_runtime
+from baseline_algorithm.slides.errors import SlideError
+from baseline_algorithm.slides.run import SlideOptions, predict_slide
+from baseline_algorithm.slides.tiling import DEFAULT_OVERLAP_PX
+from baseline_algorithm.tta import TTA_MODES
 from evaluation.errors import OcelotError, preview
-from evaluation.formats import write_json_atomic
-
-from ..commands.options import option
-from ..detector import BASELINE_DETECTOR
-from ..runtime import DEVICES, PRECISIONS, resolve_runtime
-from ..tta import TTA_MODES
-from .errors import SlideError
-from .run import SlideOptions, predict_slide
-from .tiling import DEFAULT_OVERLAP_PX
+from evaluation.files import write_json_atomic
 
 __all__ = ["CohortOptions", "ManifestRow", "predict_slides", "read_manifest", "slide_task"]
 

@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.transform import downscale_local_mean
 
-from .reader import Slide, best_level
+from baseline_algorithm.slides.reader import Slide, best_level
 
 __all__ = ["read_field", "read_thumbnail"]
 

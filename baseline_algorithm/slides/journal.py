@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.formats import write_json_atomic
+from evaluation.files import write_json_atomic
 
 __all__ = ["TileJournal", "journal_folder"]
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.constants import BC, TC
-from evaluation.formats import PointSet, points_document, write_json_atomic
+from evaluation.files import write_json_atomic
+from evaluation.multiple_points import points_document
+from evaluation.points import PointSet
 
 __all__ = ["CLASSIFICATIONS", "cells_document", "geojson_document", "write_outputs"]
 

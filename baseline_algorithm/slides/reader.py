@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from baseline_algorithm.slides.errors import SlideError
 from evaluation.errors import preview
-
-from .errors import SlideError
 
 __all__ = ["OpenSlideSlide", "Slide", "TiffSlide", "open_slide", "slide_mpp"]
 

@@ -29,28 +29,22 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from evaluation.constants import BC, PATCH_SIZE_PX, TC
-from evaluation.errors import preview
-from evaluation.formats import check_writable
-from evaluation.pairs import Pair
-
-from ..commands.options import option
-from ..detector import (
+from baseline_algorithm.commands.options import option
+from baseline_algorithm.detector import (
     BASELINE_DETECTOR,
     DetectorError,
     DetectorFailure,
     LoadedDetector,
     load_detector,
 )
-from ..predict import read_ahead
-from ..runtime import DEVICES, PRECISIONS, resolve_runtime
-from ..tta import TTA_MODES
-from .errors import SlideError
-from .fields import read_thumbnail
-from .journal import TileJournal, journal_folder
-from .outputs import write_outputs
-from .reader import Slide, open_slide, slide_mpp
-from .tiling import (
+from baseline_algorithm.predict import read_ahead
+from baseline_algorithm.runtime import DEVICES, PRECISIONS, resolve_runtime
+from baseline_algorithm.slides.errors import SlideError
+from baseline_algorithm.slides.fields import read_thumbnail
+from baseline_algorithm.slides.journal import TileJournal, journal_folder
+from baseline_algorithm.slides.outputs import write_outputs
+from baseline_algorithm.slides.reader import Slide, open_slide, slide_mpp
+from baseline_algorithm.slides.tiling import (
     DEFAULT_OVERLAP_PX,
     Tile,
     TileGrid,
@@ -59,7 +53,12 @@ from .tiling import (
     tiles_with_tissue,
     to_level0,
 )
-from .tissue import TissueSettings, tissue_mask
+from baseline_algorithm.slides.tissue import TissueSettings, tissue_mask
+from baseline_algorithm.tta import TTA_MODES
+from evaluation.constants import BC, PATCH_SIZE_PX, TC
+from evaluation.errors import preview
+from evaluation.files import check_writable
+from evaluation.pairs import Pair
 
 __all__ = ["SlideOptions", "SlideRun", "predict_slide"]
 

@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from baseline_algorithm.data.synthetic import SyntheticConfig, make_scene, render_patch
+from baseline_algorithm.slides.errors import SlideError
+from baseline_algorithm.slides.reader import WHITE
 from evaluation.constants import CELL_MPP, ORGANS
 from evaluation.errors import preview
-from evaluation.formats import PointSet, points_document, write_json_atomic
-
-from ..data.synthetic import SyntheticConfig, make_scene, render_patch
-from .errors import SlideError
-from .reader import WHITE
+from evaluation.files import write_json_atomic
+from evaluation.multiple_points import points_document
+from evaluation.points import PointSet
 
 __all__ = ["ground_truth_path", "synthesize_slide"]
 

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from baseline_algorithm.slides.errors import SlideError
+from baseline_algorithm.slides.fields import read_field
+from baseline_algorithm.slides.reader import Slide
 from evaluation.constants import CELL_MPP, FIELD_OF_VIEW_RATIO, PATCH_SIZE_PX, TISSUE_MPP
 from evaluation.pairs import Pair, cell_box_in_tissue
-
-from .errors import SlideError
-from .fields import read_field
-from .reader import Slide
 
 __all__ = ["Tile", "TileGrid", "tile_pair"]
 
