@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +48,7 @@ from evaluation.gc_layout import (
     read_jobs,
     resolve_inside,
 )
+from evaluation.ground_truth import GroundTruth
 from evaluation.metadata import METADATA_FILE, resolve_organs
 from evaluation.metrics import ScoreReport, score
 from evaluation.points import PointSet
@@ -58,7 +58,6 @@ from evaluation.table import format_report
 
 __all__ = [
     "GROUND_TRUTH_INDEX",
-    "GroundTruth",
     "check_ground_truth",
     "evaluate",
     "ground_truth_folder",
@@ -77,19 +76,6 @@ _USAGE = (
     "<pk>/output/cell_classification.json) and a writable folder at /output, e.g. "
     "docker run --rm -v IN:/input:ro -v OUT:/output ocelot-eval"
 )
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """Ground truth of one input: points of images ``0..num_images-1`` and their organs.
-
-    ``source`` names the file or folder it came from; ``organs`` is None when unknown.
-    """
-
-    points: PointSet
-    num_images: int
-    organs: list[str] | None
-    source: str
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,10 +121,10 @@ def read_ground_truth_catalogue(folder: Path, *, split: str) -> dict[str | None,
     if index_path.is_file():
         return _read_indexed_ground_truth(folder, index_path, split)
     if (folder / "annotations").is_dir():
-        points, num_images, stems = read_ground_truth(folder, split=split)
-        organs, _ = resolve_organs(None, num_images=num_images, split=split, stems=stems,
-                                   search=(folder,))
-        return {None: GroundTruth(points, num_images, organs, f"{folder} (split {split})")}
+        truth = read_ground_truth(folder, split=split)
+        organs, _ = resolve_organs(None, num_images=truth.num_images, split=split,
+                                   stems=truth.stems, search=(folder,))
+        return {None: truth.with_organs(organs)}
     candidates = sorted(path for path in folder.glob("*.json")
                         if path.name != METADATA_FILE and not path.name.startswith("."))
     if len(candidates) != 1:
@@ -186,9 +172,9 @@ def _read_indexed_ground_truth(folder: Path, index_path: Path, split: str
 
 def _read_ground_truth_file(path: Path, metadata: Path | None, split: str) -> GroundTruth:
     """A GT JSON; organs from a Grand Challenge metadata list (or release metadata's split)."""
-    points, num_images, _ = read_ground_truth(path)
-    organs, _ = resolve_organs(metadata, num_images=num_images, split=split)
-    return GroundTruth(points, num_images, organs, str(path))
+    truth = read_ground_truth(path)
+    organs, _ = resolve_organs(metadata, num_images=truth.num_images, split=split)
+    return truth.with_organs(organs)
 
 
 def ground_truth_of(job: Job, catalogue: dict[str | None, GroundTruth],

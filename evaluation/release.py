@@ -24,6 +24,7 @@ import numpy as np
 
 from evaluation.constants import CLASS_NAMES, SPLITS
 from evaluation.errors import DataError, preview
+from evaluation.ground_truth import GroundTruth
 from evaluation.images import IMAGE_SUFFIXES, read_rgb, read_tissue_mask, write_image
 from evaluation.limits import current_limits
 from evaluation.metadata import release_sample_pairs
@@ -160,44 +161,41 @@ def read_cell_csv(
 
 def read_release_ground_truth(
     root: str | os.PathLike, split: str, *, whole_slide: bool = False
-) -> tuple[PointSet, int, list[str]]:
+) -> GroundTruth:
     """Ground truth of one split of an OCELOT release folder.
 
     Returns
     -------
-    points : PointSet
-        All cells, image ``k`` from the k-th sorted CSV, probability 1.0.
-    num_images : int
-        Number of CSVs.
-    stems : list of str
-        CSV file stems (e.g. ``"001"``) in image order: keys of the release ``sample_pairs``.
+    GroundTruth
+        All cells, image ``k`` from the k-th sorted CSV, probability 1.0; ``num_images`` the
+        number of CSVs; ``stems`` their file stems (e.g. ``"001"``) in image order, the keys of
+        the release ``sample_pairs``; no organs.
     """
     csvs = release_cell_csvs(root, split)
     tables = [read_cell_csv(path, whole_slide=whole_slide) for path in csvs]
     image = np.repeat(np.arange(len(tables), dtype=np.int64), [len(table) for table in tables])
     table = np.concatenate(tables) if tables else np.zeros((0, 3), dtype=np.int64)
     points = PointSet.from_arrays(image, table[:, :2], table[:, 2], np.ones(len(table)))
-    return points, len(csvs), [path.stem for path in csvs]
+    return GroundTruth(points, len(csvs), f"{root} (split {split})",
+                       stems=[path.stem for path in csvs])
 
 
 def read_ground_truth(
     path: str | os.PathLike, *, split: str | None = None, whole_slide: bool = False
-) -> tuple[PointSet, int, list[str] | None]:
+) -> GroundTruth:
     """Ground truth from a "Multiple points" JSON file or a release folder (needs ``split``).
 
     Returns
     -------
-    points : PointSet
-    num_images : int
-    stems : list of str or None
-        Release CSV stems in image order; None for a JSON document.
+    GroundTruth
+        ``stems`` are the release CSV stems in image order, None for a JSON document; no organs.
     """
     if Path(path).is_dir():
         if split is None:
             raise DataError(f"{path}: a release folder as ground truth needs a split to read")
         return read_release_ground_truth(path, split, whole_slide=whole_slide)
     points, num_images = read_points_document(path, role="ground_truth", whole_slide=whole_slide)
-    return points, num_images, None
+    return GroundTruth(points, num_images, str(path))
 
 
 

@@ -26,8 +26,9 @@ def make_release(root, split="val", cells=None, pairs=None):
 
 def test_images_are_numbered_in_sorted_csv_order(tmp_path):
     make_release(tmp_path)
-    points, num_images, stems = read_release_ground_truth(tmp_path, "val")
-    assert num_images == 3 and stems == ["001", "003", "010"]
+    truth = read_release_ground_truth(tmp_path, "val")
+    points, num_images, stems = truth.points, truth.num_images, truth.stems
+    assert num_images == 3 and stems == ["001", "003", "010"] and truth.organs is None
     np.testing.assert_array_equal(points.image, [0, 0, 2])
     np.testing.assert_array_equal(points.xy, [[1, 2], [3, 4], [5, 6]])
     np.testing.assert_array_equal(points.label, [1, 2, 2])
@@ -36,19 +37,22 @@ def test_images_are_numbered_in_sorted_csv_order(tmp_path):
 
 def test_order_is_string_order_and_hidden_files_are_skipped(tmp_path):
     make_release(tmp_path, cells={"9": "1,1,1\n", "10": "2,2,1\n", ".hidden": "3,3,1\n"})
-    points, num_images, stems = read_release_ground_truth(tmp_path, "val")
+    truth = read_release_ground_truth(tmp_path, "val")
+    points, num_images, stems = truth.points, truth.num_images, truth.stems
     assert stems == ["10", "9"] and num_images == 2
     np.testing.assert_array_equal(points.xy, [[2, 2], [1, 1]])
 
 
 def test_read_ground_truth_accepts_folder_or_document(tmp_path):
     make_release(tmp_path / "release")
-    _, num_images, stems = read_ground_truth(tmp_path / "release", split="val")
-    assert num_images == 3 and stems == ["001", "003", "010"]
+    truth = read_ground_truth(tmp_path / "release", split="val")
+    assert truth.num_images == 3 and truth.stems == ["001", "003", "010"]
+    assert truth.source == f"{tmp_path / 'release'} (split val)"
     with pytest.raises(DataError, match="needs a split"):
         read_ground_truth(tmp_path / "release")
     (tmp_path / "gt.json").write_text(json.dumps({"points": [], "num_images": 2}))
-    assert read_ground_truth(tmp_path / "gt.json")[1:] == (2, None)
+    truth = read_ground_truth(tmp_path / "gt.json")
+    assert (truth.num_images, truth.stems, truth.source) == (2, None, str(tmp_path / "gt.json"))
 
 
 @pytest.mark.parametrize(

@@ -31,9 +31,8 @@ def run(args: argparse.Namespace) -> int:
     """Read the split's CSVs, write the document, say what was written."""
     # Every CSV read is an input: the output may replace none of them.
     check_writable(args.output, inputs=release_cell_csvs(args.release, args.split))
-    points, num_images, _ = read_release_ground_truth(
-        args.release, args.split, whole_slide=args.whole_slide
-    )
-    write_json_atomic(args.output, points_document(points, num_images))
-    print(f"wrote {args.output}: {len(points)} cells in {num_images} images ({args.split})")
+    truth = read_release_ground_truth(args.release, args.split, whole_slide=args.whole_slide)
+    write_json_atomic(args.output, points_document(truth.points, truth.num_images))
+    print(f"wrote {args.output}: {len(truth.points)} cells in {truth.num_images} images "
+          f"({args.split})")
     return 0

@@ -93,21 +93,21 @@ def run(args: argparse.Namespace) -> int:
                          "leaderboard.json: write the output elsewhere")
     check_output_set(args.out, OUTPUT_FILES,
                      inputs=input_files(args.ground_truth, args.split, args.metadata))
-    ground_truth, num_images, stems = read_ground_truth(args.ground_truth, split=args.split)
-    if num_images < 1:
+    truth = read_ground_truth(args.ground_truth, split=args.split)
+    if truth.num_images < 1:
         raise InputError(f"{args.ground_truth}: num_images is 0: no test images to rank on")
     organs, metadata = resolve_organs(
-        args.metadata, num_images=num_images, split=args.split, stems=stems,
-        search=(args.ground_truth if stems is not None else None,))
-    tissue = read_tissue(args.ground_truth, split=args.split, stems=stems, folder=args.tissue,
-                         metadata=metadata, num_images=num_images)
+        args.metadata, num_images=truth.num_images, split=args.split, stems=truth.stems,
+        search=(args.ground_truth if truth.stems is not None else None,))
+    tissue = read_tissue(args.ground_truth, split=args.split, stems=truth.stems,
+                         folder=args.tissue, metadata=metadata, num_images=truth.num_images)
     submissions = find_submissions(args.submissions_dir)
     inputs = [*submissions, *input_files(args.ground_truth, args.split, args.metadata)]
     check_output_set(args.out, OUTPUT_FILES, inputs=inputs)
     progress = functools.partial(tqdm, desc="scoring", unit="submission", disable=None,
                                  total=len(submissions))
     leaderboard = build_leaderboard(
-        submissions, ground_truth, num_images, organs=organs, replicates=args.replicates,
+        submissions, truth.points, truth.num_images, organs=organs, replicates=args.replicates,
         seed=args.seed, alpha=args.alpha, workers=args.workers or _default_workers(),
         progress=progress, tissue=tissue,
         settings={"submissions_dir": str(args.submissions_dir),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from evaluation.constants import MATCH_RADIUS_PX, SPLITS
 from evaluation.errors import InputError
+from evaluation.ground_truth import GroundTruth
 from evaluation.metadata import resolve_organs
 from evaluation.metrics import MATCHING_RULES
 from evaluation.multiple_points import read_points_document
@@ -23,15 +24,11 @@ __all__ = ["ScoringInputs", "add_ground_truth_arguments", "add_input_arguments",
 class ScoringInputs:
     """What :func:`add_input_arguments`' options name, read and validated.
 
-    ``stems`` are the release CSV stems in image order when the ground truth is a release
-    folder; ``organs`` is None when no metadata names them.
+    ``ground_truth`` carries the organs when metadata names them; ``metadata`` is the file read.
     """
 
     predictions: PointSet
-    ground_truth: PointSet
-    num_images: int
-    stems: list[str] | None
-    organs: list[str] | None
+    ground_truth: GroundTruth
     metadata: Path | None
 
 
@@ -74,16 +71,15 @@ def read_inputs(args: argparse.Namespace, *, images: Path | None = None) -> Scor
     Organs come from ``--metadata``, else from the ``metadata.json`` of ``images`` (an image
     folder), else from that of a release folder given as ground truth.
     """
-    ground_truth, num_images, stems = read_ground_truth(
-        args.ground_truth, split=args.split, whole_slide=args.whole_slide
-    )
+    truth = read_ground_truth(args.ground_truth, split=args.split, whole_slide=args.whole_slide)
     predictions, _ = read_points_document(
-        args.predictions, role="predictions", whole_slide=args.whole_slide, num_images=num_images
+        args.predictions, role="predictions", whole_slide=args.whole_slide,
+        num_images=truth.num_images,
     )
     organs, metadata = resolve_organs(
-        args.metadata, num_images=num_images, split=args.split, stems=stems,
-        search=(images, args.ground_truth if stems is not None else None))
-    return ScoringInputs(predictions, ground_truth, num_images, stems, organs, metadata)
+        args.metadata, num_images=truth.num_images, split=args.split, stems=truth.stems,
+        search=(images, args.ground_truth if truth.stems is not None else None))
+    return ScoringInputs(predictions, truth.with_organs(organs), metadata)
 
 
 def bounded_int(low: int, high: int):

@@ -69,9 +69,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.out}: is the --tissue folder; the next run would read the "
                          "charts as masks: write the output elsewhere")
     inputs = read_inputs(args, images=args.images)
+    truth = inputs.ground_truth
     tissue = None if args.whole_slide else read_tissue(
-        args.ground_truth, split=args.split, stems=inputs.stems, folder=args.tissue,
-        metadata=inputs.metadata, num_images=inputs.num_images)
+        args.ground_truth, split=args.split, stems=truth.stems, folder=args.tissue,
+        metadata=inputs.metadata, num_images=truth.num_images)
     sources = {"predictions": str(args.predictions), "ground truth": str(args.ground_truth)}
     if inputs.metadata is not None:
         sources["metadata"] = str(inputs.metadata)
@@ -81,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         sources["tissue"] = str(args.tissue or args.ground_truth / "annotations" / args.split
                                 / "tissue")
     analysis = write_report(
-        inputs.predictions, inputs.ground_truth, inputs.num_images, args.out,
-        radius_px=radius_px, matching=args.matching, organs=inputs.organs, images=args.images,
+        inputs.predictions, truth.points, truth.num_images, args.out,
+        radius_px=radius_px, matching=args.matching, organs=truth.organs, images=args.images,
         split=args.split, tissue=tissue, replicates=args.replicates, seed=args.seed,
         sources=sources, progress=not args.quiet,
         inputs=input_files(args.ground_truth, args.split, args.predictions, inputs.metadata))
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     summary = f"mF1 {analysis.score.aggregates['mF1']:.5g}"
     if interval["low"] is not None:
         summary += f" (95% interval {interval['low']:.4f} – {interval['high']:.4f})"
-    print(f"{summary} over {inputs.num_images} images, {args.matching} matching within "
+    print(f"{summary} over {truth.num_images} images, {args.matching} matching within "
           f"{radius_px:g} px")
     print(f"wrote {args.out / 'report.html'}")
     return 0
