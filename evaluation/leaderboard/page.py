@@ -6,7 +6,6 @@ embedded as base64 PNG, so the page needs no network and no other file.
 
 from __future__ import annotations
 
-import base64
 import io
 from html import escape
 
@@ -16,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from evaluation.constants import CLASS_NAMES
+from evaluation.html_page import FIGURE_CHECK_SCRIPT, figure, html_document
 from evaluation.leaderboard.failures import failures_section
 from evaluation.leaderboard.stability import RankStability, leaderboard_f1
 from evaluation.text import for_matplotlib
@@ -53,29 +53,11 @@ img.broken { min-height: 40px; outline: 3px solid #c00; }
 .settings td, .settings th { text-align: left; border: none; padding: 2px 12px 2px 0; }
 """
 
-# Once loaded, each figure records whether it decoded (data-rendered), for the browser test and
-# so that a broken figure is marked visibly.
-_SCRIPT = """
-window.addEventListener("load", function () {
-  document.querySelectorAll("img").forEach(function (img) {
-    var ok = img.complete && img.naturalWidth > 0;
-    img.dataset.rendered = ok ? "yes" : "no";
-    if (!ok) { img.classList.add("broken"); }
-  });
-});
-"""
-
 
 def _png(figure: Figure, dpi: int) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
-
-
-def _figure_html(png: bytes, alt: str, caption: str) -> str:
-    encoded = base64.b64encode(png).decode("ascii")
-    return (f'<div class="figure"><img src="data:image/png;base64,{encoded}" '
-            f'alt="{escape(alt)}"><div class="caption">{caption}</div></div>')
 
 
 def _label_size(count: int) -> float:
@@ -369,25 +351,25 @@ def render_page(document: dict, names: list[str], stability: RankStability | Non
     if stability is not None:
         parts += [
             "<h2>Rank stability</h2>",
-            _figure_html(blob_plot_png(names, stability), "blob plot of bootstrap ranks",
+            figure(blob_plot_png(names, stability), "blob plot of bootstrap ranks",
                          "Blob plot: each blob's area is proportional to the fraction of "
                          "replicates in which the submission takes that rank (the largest, "
                          f"{stability.rank_frequency.max():.0%}, fills its cell); the cross "
                          "marks the median rank and the black line the 95% rank interval. "
                          "The grey diagonal is the ranking on all images."),
             "<h2>Significance map</h2>",
-            _figure_html(significance_map_png(names, stability), "significance map",
+            figure(significance_map_png(names, stability), "significance map",
                          "One-sided paired-bootstrap test of “A is better than B” for every "
                          "ordered pair, Holm-corrected over all pairs at level "
                          f"{stability.alpha:g}. Rows and columns by rank."),
             _organ_table(document),
-            failures_section(document, None if rare is None else _figure_html(
+            failures_section(document, None if rare is None else figure(
                 blob_plot_png(names, rare), "blob plot of bootstrap ranks on the rare pairings",
                 "Blob plot of the rare-pairing ranking, as above: blob area the fraction of "
                 "replicates with that rank, cross the median rank, black line the 95% rank "
                 "interval; submissions by rare-pairing rank.")),
             "<h2>Per-image mF1</h2>",
-            _figure_html(per_image_png(names, stability, counts), "per-image mF1",
+            figure(per_image_png(names, stability, counts), "per-image mF1",
                          "Each dot is one image's mF1 (the mean of its two classes' F1, "
                          "computed on that image alone); the box spans the quartiles, the whiskers "
                          "1.5 interquartile ranges. Submissions by rank"
@@ -398,7 +380,4 @@ def render_page(document: dict, names: list[str], stability: RankStability | Non
                          + "."),
         ]
     parts += ["<h2>Settings</h2>", _settings_table(settings)]
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>Leaderboard</title><style>{_STYLE}</style></head><body>"
-            f"{''.join(parts)}<script>{_SCRIPT}</script></body></html>")
+    return html_document("Leaderboard", _STYLE, "".join(parts), FIGURE_CHECK_SCRIPT)

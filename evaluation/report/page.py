@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from html import escape
 
 import numpy as np
 
 from evaluation.bootstrap import STATISTICS
 from evaluation.constants import CLASS_NAMES
+from evaluation.html_page import FIGURE_CHECK_SCRIPT, embedded_image, figure, html_document
 from evaluation.report.failures import failures_section
 
 __all__ = ["render_page"]
@@ -35,9 +35,7 @@ img.broken { min-height: 40px; outline: 3px solid #c00; }
 """
 
 # Clicking a header sorts by that column (numbers by value, empty cells last); again reverses.
-# When the page has loaded, each figure records whether it decoded (data-rendered), which the
-# screenshot test reads and which marks a broken figure visibly.
-_SCRIPT = """
+_TABLE_SORTER = """
 document.querySelectorAll("table.sortable").forEach(function (table) {
   table.querySelectorAll("thead th").forEach(function (th, column) {
     th.addEventListener("click", function () {
@@ -57,13 +55,6 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
     });
   });
 });
-window.addEventListener("load", function () {
-  document.querySelectorAll("img").forEach(function (img) {
-    var ok = img.complete && img.naturalWidth > 0;
-    img.dataset.rendered = ok ? "yes" : "no";
-    if (!ok) { img.classList.add("broken"); }
-  });
-});
 """
 
 
@@ -80,16 +71,6 @@ def _interval(entry: dict | None) -> str:
 def _threshold(value: float) -> str:
     """A float32 threshold in its shortest exact form (0.3766, not 0.3765999972820282)."""
     return np.format_float_positional(np.float32(value), trim="-")
-
-
-def _img(data: bytes, mime: str, alt: str) -> str:
-    encoded = base64.b64encode(data).decode("ascii")
-    return f'<img src="data:{mime};base64,{encoded}" alt="{escape(alt)}">'
-
-
-def _figure(data: bytes, alt: str, caption: str) -> str:
-    return (f'<div class="figure">{_img(data, "image/png", alt)}'
-            f'<div class="caption">{caption}</div></div>')
 
 
 def _cell(value, digits: int | None = None) -> str:
@@ -205,10 +186,6 @@ def render_page(document: dict, rows: list[dict], figures: dict[str, bytes],
                     ("intervals", f"{settings['confidence']:.0%} percentile bootstrap over images, "
                                   f"{settings['replicates']} replicates, seed {settings['seed']}")]
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>OCELOT detection report: mF1 {document['aggregates']['mF1']:.5g}</title>",
-        f"<style>{_STYLE}</style></head><body>",
         "<h1>OCELOT cell detection report</h1>",
         "<p class='lead'>Leaderboard numbers keep every prediction (threshold 0); the curves show "
         "what a confidence threshold would change. A prediction is kept when its float32 "
@@ -218,24 +195,24 @@ def render_page(document: dict, rows: list[dict], figures: dict[str, bytes],
             for key, value in setting_rows) + "</table>",
         "<h2>Summary</h2>", _summary_table(document),
         "<h2>Confidence</h2>",
-        _figure(figures["pr"], "precision-recall curves per class",
+        figure(figures["pr"], "precision-recall curves per class",
                 "Precision against recall as the threshold falls from the highest confidence to 0. "
                 "Circle: the submitted predictions (threshold 0, what the leaderboard scores). "
                 "Star: the threshold with the best F1. Grey: lines of equal F1."),
-        _figure(figures["threshold"], "F1 against the confidence threshold",
+        figure(figures["threshold"], "F1 against the confidence threshold",
                 "F1 of each class and mF1 (one threshold for both classes) when only predictions "
                 "at or above the threshold are kept; stars mark the best thresholds."),
     ]
     parts.append("<h2>Per organ</h2>")
     if "organ" in figures:
-        parts += [_figure(figures["organ"], "F1 per organ with 95% intervals",
+        parts += [figure(figures["organ"], "F1 per organ with 95% intervals",
                           "Bars: F1 over the organ's images (micro-averaged). Whiskers: 95% "
                           "bootstrap interval, resampling that organ's images."),
                   _organ_table(document)]
     else:
         parts.append("<p>Organs unknown: pass <code>--metadata</code> (release metadata.json or a "
                      "Grand Challenge metadata list) or <code>--images</code> to see them.</p>")
-    parts.append(failures_section(document, _figure(
+    parts.append(failures_section(document, figure(
         figures["strata"], "F1 per class and tissue stratum with 95% intervals",
         "Bars: F1 of each class over the cells in that tissue (leaderboard matching). Whiskers: "
         "95% bootstrap interval over images. Hatched: the rare pairings.")
@@ -252,6 +229,6 @@ def render_page(document: dict, rows: list[dict], figures: dict[str, bytes],
                      "(FP, crosses) and missed GT points (FN, squares).</p>")
         for name, jpeg in overlays:
             parts.append(f'<div class="overlay" id="overlay-{escape(name)}">'
-                         f'{_img(jpeg, "image/jpeg", f"overlay of {name}")}</div>')
-    parts.append(f"<script>{_SCRIPT}</script></body></html>")
-    return "\n".join(parts)
+                         f'{embedded_image(jpeg, "image/jpeg", f"overlay of {name}")}</div>')
+    title = f"OCELOT detection report: mF1 {document['aggregates']['mF1']:.5g}"
+    return html_document(title, _STYLE, "\n".join(parts), _TABLE_SORTER + FIGURE_CHECK_SCRIPT)
