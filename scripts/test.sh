@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up a virtual environment with every extra, checks the tree with ruff, runs the test suite.
+# Sets up a virtual environment with every extra, checks the tree with ruff (lint and format),
+# runs the test suite.
 # Usage: scripts/test.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +11,5 @@ fi
 # constraints.txt: the releases these machines test (pyproject.toml gives the supported ranges).
 "$venv/bin/pip" install -q --constraint constraints.txt -e '.[algorithm,report,slides,dev]'
 "$venv/bin/ruff" check .
+"$venv/bin/ruff" format --check .
 exec "$venv/bin/python" -m pytest "$@"
