@@ -4,7 +4,10 @@ One epoch = one pass over the train split with the five augmentations; after eac
 split is scored with :func:`evaluation.score` (mF1 at 3 um) through the same inference path as the
 container. ``OUT/best.pt`` is the epoch with the best val mF1, ``OUT/last.pt`` the state to resume
 from, ``OUT/history.json`` the per-epoch losses, scores and throughput, ``OUT/summary.json`` the
-run.
+run, with why it stopped (``stopped``: it trained ``--epochs``, or early stopping's ``--patience``
+or ``--max-minutes`` ended it). ``--lr-schedule cosine`` decays the learning rates over
+``--epochs``; the schedule and the patience count are functions of the epoch and the best epoch,
+which ``last.pt`` stores, so a resumed run continues both.
 
 Every epoch is seeded from ``(seed, epoch)`` (shuffling, dropout) and every pair's augmentation
 from ``(seed, epoch, pair)``, so a resumed run continues as the uninterrupted one would, and a
@@ -18,6 +21,8 @@ batch norm on CUDA) and validates, logs and writes checkpoints on rank 0 only.
 
 from __future__ import annotations
 
+import math
+import resource
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -99,6 +104,13 @@ __all__ = [
 RESUME_OVERRIDES = ("data", "out", "epochs", "workers", "device", "max_minutes")
 """Options a resumed run takes from the new call; the others come from ``last.pt``."""
 
+LR_SCHEDULES = ("constant", "cosine")
+"""``constant``: the learning rates as given; ``cosine``: each decays from its value to 0 along
+half a cosine over ``--epochs``, once (no warm restarts)."""
+STOP_REASONS = ("epochs", "patience", "max_minutes")
+"""Why a run stopped, as ``summary.json`` records it: it trained ``--epochs`` epochs, val mF1
+did not improve for ``--patience`` epochs, or ``--max-minutes`` was spent."""
+
 ABLATIONS = {
     # name: (what the tissue branch reads, weight of the tissue loss)
     "both": ("tissue-patch", 1.0),
@@ -173,6 +185,17 @@ class TrainingOptions:
     )
     max_minutes: float | None = option(
         None, "stop after the first epoch that ends later than this (wall clock, minutes)"
+    )
+    patience: int | None = option(
+        None,
+        "early stopping: stop once val mF1 has not improved for this many epochs (default: "
+        "train every epoch)",
+    )
+    lr_schedule: str = option(
+        "constant",
+        "learning-rate schedule over the epochs: constant, or cosine (each rate decays to 0 "
+        "along half a cosine over --epochs, no warm restarts)",
+        choices=LR_SCHEDULES,
     )
 
     def detection(self) -> DetectionSettings:
@@ -429,6 +452,12 @@ def _check_options(options: TrainingOptions, world_size: int) -> None:
         raise TrainingError(
             f"batch_size {options.batch_size}: not a multiple of the {world_size} processes"
         )
+    if options.patience is not None and options.patience < 1:
+        raise TrainingError(f"patience {options.patience}: expected at least 1 epoch")
+    if options.lr_schedule not in LR_SCHEDULES:
+        raise TrainingError(
+            f"lr_schedule {options.lr_schedule!r}: expected one of {', '.join(LR_SCHEDULES)}"
+        )
     if options.batch_size // world_size < 2:
         raise TrainingError(
             f"batch_size {options.batch_size}: batch norm needs at least 2 pairs per batch and "
@@ -436,18 +465,64 @@ def _check_options(options: TrainingOptions, world_size: int) -> None:
         )
 
 
-def _stop_requested(
-    options: TrainingOptions, started: float, group: ProcessGroup, device: torch.device
-) -> bool:
-    """Whether the time budget is spent, as rank 0's clock says (every rank stops together)."""
-    spent = options.max_minutes is not None and time.perf_counter() - started > 60 * (
+def _stop_reason(
+    options: TrainingOptions,
+    started: float,
+    history: Sequence[dict],
+    best: dict,
+    group: ProcessGroup,
+    device: torch.device,
+) -> str | None:
+    """Why training stops before the next epoch (``max_minutes`` or ``patience``), or None.
+
+    Rank 0 decides (it alone keeps the history) and every rank stops together. The patience
+    state is the number of epochs since the best one, so a resumed run (whose ``last.pt`` holds
+    the history and the best epoch) counts on from where it stopped.
+    """
+    reason = None
+    if options.max_minutes is not None and time.perf_counter() - started > 60 * (
         options.max_minutes
-    )
+    ):
+        reason = "max_minutes"
+    elif (
+        options.patience is not None
+        and best["epoch"] is not None
+        and len(history) - best["epoch"] >= options.patience
+    ):
+        reason = "patience"
     if group.world_size > 1:
-        flag = torch.tensor([int(spent)], device=device)
-        dist.broadcast(flag, src=0)
-        spent = bool(flag.item())
-    return spent
+        code = torch.tensor([STOP_REASONS.index(reason) if reason else -1], device=device)
+        dist.broadcast(code, src=0)
+        reason = STOP_REASONS[code.item()] if code.item() >= 0 else None
+    return reason
+
+
+def learning_rate_factor(options: TrainingOptions, epoch: int) -> float:
+    """Factor of the learning rates in ``epoch`` (0-based) under ``options.lr_schedule``.
+
+    A closed form of the epoch rather than a stepped scheduler: a run resumed from ``last.pt``
+    (which stores the epoch) continues the schedule exactly, and one resumed with a new
+    ``--epochs`` follows the cosine of the new length.
+    """
+    if options.lr_schedule == "constant":
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(epoch, options.epochs) / options.epochs))
+
+
+def _set_learning_rates(
+    optimizer: torch.optim.Optimizer, options: TrainingOptions, epoch: int
+) -> None:
+    """The rates of :func:`_optimizer`'s groups (cell, then the rest) scaled for ``epoch``."""
+    factor = learning_rate_factor(options, epoch)
+    for group, rate in zip(optimizer.param_groups, (options.lr_cell, options.lr_tissue)):
+        group["lr"] = rate * factor
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (DataLoader workers), seconds."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def fit(options: TrainingOptions, *, resume: bool = False, progress: bool = True) -> dict:
@@ -543,18 +618,24 @@ def _fit(
         "radius_px": radius_px,
     }
     started = time.perf_counter()
+    stopped = "epochs"
     for epoch in range(start_epoch, options.epochs):
-        if _stop_requested(options, started, group, device):
+        reason = _stop_reason(options, started, history, best, group, device)
+        if reason is not None:
+            stopped = reason
             if group.is_main:
-                tqdm.write(
-                    f"stopping before epoch {epoch + 1}: max_minutes {options.max_minutes} reached"
-                )
+                limit = options.max_minutes if reason == "max_minutes" else options.patience
+                tqdm.write(f"stopping before epoch {epoch + 1}: {reason} {limit} reached")
             break
         # Dropout differs between ranks as it would between the pairs of one batch.
         torch.manual_seed((options.seed * 100_003 + epoch) * 1_009 + group.rank)
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
-        record = {"epoch": epoch + 1, "world_size": group.world_size}
+        if options.lr_schedule != "constant":
+            _set_learning_rates(optimizer, options, epoch)
+        record = {"epoch": epoch + 1, "world_size": group.world_size,
+                  "lr_cell": optimizer.param_groups[0]["lr"]}
+        cpu_started = cpu_seconds()
         record |= train_one_epoch(
             trained,
             loader,
@@ -581,13 +662,19 @@ def _fit(
                 best,
                 progress,
                 precision,
+                cpu_started,
             )
         if group.world_size > 1:
             dist.barrier()  # the next epoch starts once rank 0 has written its checkpoint
     if not group.is_main and (out / "last.pt").exists():
         stored = read_checkpoint(out / "last.pt")  # rank 0 kept the history and the best epoch
         history, best = stored["history"], stored["best"]
-    summary |= {"best": best, "epochs": len(history), "best_checkpoint": str(out / "best.pt")}
+    summary |= {
+        "best": best,
+        "epochs": len(history),
+        "stopped": stopped,
+        "best_checkpoint": str(out / "best.pt"),
+    }
     if group.is_main:
         write_json_atomic(out / "summary.json", summary)
     return summary | {"rank": group.rank}
@@ -606,9 +693,11 @@ def _validate_and_save(
     best: dict,
     progress: bool,
     precision: str,
+    cpu_started: float,
 ) -> dict:
     """Rank 0's end of an epoch: score val (at the training's ``precision``), write best.pt,
-    last.pt and history.json."""
+    last.pt and history.json. ``record["cpu_seconds"]`` is rank 0's CPU time of the epoch since
+    ``cpu_started`` (:func:`cpu_seconds`), validation included."""
     out = Path(options.out)
     epoch = record["epoch"]
     start = time.perf_counter()
@@ -616,6 +705,7 @@ def _validate_and_save(
     record |= score_pairs(model, val_pairs, radius_px, settings, options.batch_size,
                           progress, precision).aggregates
     record["val_seconds"] = time.perf_counter() - start
+    record["cpu_seconds"] = cpu_seconds() - cpu_started
     history.append(record)
     if record["mF1"] > best["mF1"]:
         best = {"mF1": record["mF1"], "epoch": epoch}

@@ -1,6 +1,7 @@
 """Training on tiny synthetic data: samples, falling loss, checkpoints, resume, ablations."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -14,11 +15,14 @@ from baseline_algorithm.inference import DetectionSettings, predict_points
 from baseline_algorithm.labels import crop_labels_to_box, disk_radius_px
 from baseline_algorithm.losses import CellTissueDiceLoss
 from baseline_algorithm.model import CellTissueModel, ModelConfig
+from baseline_algorithm.parallel import ProcessGroup
 from baseline_algorithm.runtime import resolve_runtime
 from baseline_algorithm.train import (
     TrainingOptions,
     TrainingPairs,
+    _stop_reason,
     fit,
+    learning_rate_factor,
     pair_sample,
     prepare_for_training,
     tissue_targets_for,
@@ -172,6 +176,58 @@ def test_fit_saves_the_best_and_last_checkpoints_and_resumes_exactly(dataset, tm
     assert model.config.variant == "pred-to-inter-2" and model.config.encoder == "resnet18"
 
 
+def test_the_cosine_schedule_and_early_stopping_resume_as_the_whole_run(dataset, tmp_path):
+    protocol = dict(epochs=3, lr_schedule="cosine", patience=1)
+    whole = fit(options(dataset, tmp_path / "whole", **protocol), progress=False)
+    fit(options(dataset, tmp_path / "split", **{**protocol, "epochs": 1}), progress=False)
+    resumed = fit(options(dataset, tmp_path / "split", **protocol), resume=True, progress=False)
+
+    history = json.loads((tmp_path / "whole" / "history.json").read_text())
+    resumed_history = json.loads((tmp_path / "split" / "history.json").read_text())
+    # Epoch e (0-based) runs at half a cosine of e / epochs, resumed or not.
+    for record in history:
+        factor = 0.5 * (1 + np.cos(np.pi * (record["epoch"] - 1) / 3))
+        assert record["lr_cell"] == pytest.approx(5e-4 * factor)
+        assert record["cpu_seconds"] > 0
+    assert [r["lr_cell"] for r in resumed_history] == [r["lr_cell"] for r in history]
+    for first, second in zip(history, resumed_history, strict=True):
+        assert first["loss"] == pytest.approx(second["loss"], rel=1e-5)
+    # Patience 1: the run stops at the first epoch that does not improve on the best.
+    best = whole["best"]["epoch"]
+    assert whole["stopped"] == ("patience" if len(history) < 3 else "epochs")
+    if whole["stopped"] == "patience":
+        assert len(history) == best + 1
+    assert (resumed["stopped"], resumed["epochs"], resumed["best"]) == (
+        whole["stopped"], whole["epochs"], whole["best"])
+
+
+def test_the_default_protocol_keeps_the_rates_and_trains_every_epoch(dataset, tmp_path):
+    summary = fit(options(dataset, tmp_path / "run", epochs=2), progress=False)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [record["lr_cell"] for record in history] == [5e-4, 5e-4]
+    assert summary["stopped"] == "epochs" and summary["epochs"] == 2
+
+
+def test_stop_reasons_count_epochs_since_the_best_and_the_time_budget():
+    single = ProcessGroup()
+    history = [{"epoch": epoch} for epoch in range(1, 6)]
+    started = time.perf_counter()
+    cpu = torch.device("cpu")
+
+    def reason(best, **changes):
+        settings = TrainingOptions(data="d", out="o", **changes)
+        return _stop_reason(settings, started, history, {"epoch": best}, single, cpu)
+
+    assert reason(3, patience=2) == "patience"  # epochs 4 and 5 did not improve on 3
+    assert reason(4, patience=2) is None
+    assert reason(3) is None  # no patience: every epoch trains
+    assert reason(5, max_minutes=-1.0) == "max_minutes"
+    assert learning_rate_factor(TrainingOptions(data="d", out="o", epochs=4), 3) == 1.0
+    cosine = TrainingOptions(data="d", out="o", epochs=4, lr_schedule="cosine")
+    assert [learning_rate_factor(cosine, e) for e in range(5)] == pytest.approx(
+        [1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5, 0.5 - 0.5 * np.cos(np.pi / 4), 0.0])
+
+
 def test_train_command_reports_bad_input_in_one_line(tmp_path, capsys):
     code = main(
         ["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--quiet"]
@@ -294,6 +350,8 @@ def test_library_errors_name_the_option_not_a_flag(dataset, tmp_path):
     for changes, expected in (
         ({"precision": "half"}, "precision 'half'"),
         ({"batch_size": 1}, "batch_size 1"),
+        ({"patience": 0}, "patience 0"),
+        ({"lr_schedule": "step"}, "lr_schedule 'step'"),
         ({"variant": "cell-only", "ablation": "large-fov-only"}, "has no tissue branch"),
         ({"variant": "pred-to-inter-2", "sharing": ("both",) * 3}, "shares no features"),
     ):
