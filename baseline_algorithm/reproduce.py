@@ -21,7 +21,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, fields, replace
 from pathlib import Path
 
@@ -36,7 +36,9 @@ from baseline_algorithm.runtime import memory_format, resolve_runtime
 from baseline_algorithm.train import (
     ABLATIONS,
     RESUME_OVERRIDES,
+    TrainingError,
     TrainingOptions,
+    cpu_seconds,
     data_resolution,
     fit,
     scoring_radius_px,
@@ -44,6 +46,7 @@ from baseline_algorithm.train import (
 from evaluation import write_json_atomic
 from evaluation.bootstrap import STATISTICS, paired_replicates, percentile_interval
 from evaluation.error_analysis import RARE_PAIRINGS, ErrorCounts, error_counts, summarise
+from evaluation.errors import preview
 from evaluation.metrics import score
 from evaluation.pairs import Pair
 from evaluation.release import ReleaseDataset
@@ -148,6 +151,30 @@ def evaluate_pairs(
     }
 
 
+def run_epochs(run: Path) -> dict:
+    """How a finished run in ``run`` trained: its ``best`` and ``last`` epochs (1-based), why it
+    ``stopped`` (:data:`~baseline_algorithm.train.STOP_REASONS`, None for a run recorded before
+    it was), whether it ``converged``, and its training ``cpu_seconds`` (None when an epoch
+    predates the record).
+
+    A run has converged when its best val epoch comes before its last epoch (later epochs did
+    not improve on it) or early stopping ended it; a run whose best epoch is its last was still
+    improving when it stopped.
+    """
+    history = json.loads((run / "history.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    best, last = summary["best"]["epoch"], len(history)
+    stopped = summary.get("stopped")
+    cpu = [record.get("cpu_seconds") for record in history]
+    return {
+        "best": best,
+        "last": last,
+        "stopped": stopped,
+        "converged": best < last or stopped == "patience",
+        "cpu_seconds": None if None in cpu else float(sum(cpu)),
+    }
+
+
 def failure_numbers(errors: ErrorCounts) -> dict:
     """``FAILURE_COLUMNS`` of one run (the rare-pairing F1s None without tissue)."""
     summary = summarise(errors)
@@ -193,7 +220,8 @@ def table_rows(
         standard deviation, None for one seed); ``mF1_ci`` (bootstrap interval of the seed mean);
         ``gain`` and ``gain_ci`` over Cell-only when it is among the rows; each of
         ``FAILURE_COLUMNS`` (with ``*_std``) where every run of the row has it (results with
-        ``errors``).
+        ``errors``); where every run has ``epochs`` (:func:`run_epochs`), ``best_epoch``,
+        ``last_epoch`` and ``converged``, per seed.
     """
     counts = {
         (key, run_seed): result["counts"]
@@ -224,6 +252,11 @@ def table_rows(
                 values = 100 * np.array(values)
                 row[name] = float(values.mean())
                 row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
+        if all("epochs" in runs[s] for s in seeds):
+            for name in ("best", "last", "converged"):
+                row[f"{name}_epoch" if name != "converged" else name] = [
+                    runs[s]["epochs"][name] for s in seeds
+                ]
         row["mF1_ci"] = tuple(100 * float(v) for v in percentile_interval(boot[key], confidence))
         if BASELINE in results and key != BASELINE:
             baseline = np.mean([run["aggregates"]["mF1"] for run in results[BASELINE].values()])
@@ -243,13 +276,27 @@ def _mean_std(row: dict, name: str) -> str:
     return f"{row[name]:.2f}" if std is None else f"{row[name]:.2f} ± {std:.2f}"
 
 
+def _not_converged_mark(row: dict) -> str:
+    if "converged" not in row or all(row["converged"]):
+        return ""
+    return f" (**not converged**: {row['converged'].count(False)} of {len(row['seeds'])} seeds)"
+
+
+def _epochs(row: dict) -> str:
+    if "best_epoch" not in row:
+        return "-"
+    return ", ".join(f"{b}/{last}" for b, last in zip(row["best_epoch"], row["last_epoch"],
+                                                       strict=True))
+
+
 def markdown_table(rows: list[dict], n_images: int, resamples: int) -> str:
     """The rows as a markdown table, with a line saying how the numbers were computed."""
     lines = [
         f"| Variant | data | seeds | test mF1 (mean ± std) | 95% CI ({n_images} test images) "
         "| F1/BC | F1/TC | gain over Cell-only (95% CI) | paper, OCELOT test mF1 "
-        "| detection F1 | type accuracy | F1 TC outside CA | F1 BC inside CA |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| detection F1 | type accuracy | F1 TC outside CA | F1 BC inside CA "
+        "| best / last epoch per seed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         gain = (
@@ -259,11 +306,13 @@ def markdown_table(rows: list[dict], n_images: int, resamples: int) -> str:
         )
         paper = PAPER_TEST_MF1.get((row["variant"], row["ablation"]))
         lines.append(
-            f"| {row['variant']} | {row['ablation']} | {len(row['seeds'])} "
+            f"| {row['variant']}{_not_converged_mark(row)} | {row['ablation']} "
+            f"| {len(row['seeds'])} "
             f"| {_mean_std(row, 'mF1')} | {row['mF1_ci'][0]:.2f} - {row['mF1_ci'][1]:.2f} "
             f"| {_mean_std(row, 'F1/BC')} | {_mean_std(row, 'F1/TC')} | {gain} "
             f"| {'-' if paper is None else f'{paper:.2f}'} | "
-            + " | ".join(_mean_std(row, name) for name in FAILURE_COLUMNS) + " |"
+            + " | ".join(_mean_std(row, name) for name in FAILURE_COLUMNS)
+            + f" | {_epochs(row)} |"
         )
     lines += [
         "",
@@ -273,9 +322,18 @@ def markdown_table(rows: list[dict], n_images: int, resamples: int) -> str:
         "unrounded F1 (`evaluation.bootstrap`). Detection F1 (classes ignored in matching), "
         "type accuracy of the detected cells, and the F1 of TC outside the cancer area (CA) "
         "and of BC inside it (leaderboard matching, by the tissue under each cell): "
-        "`evaluation.error_analysis`, x 100, mean ± std over seeds.",
+        "`evaluation.error_analysis`, x 100, mean ± std over seeds. Epochs: each seed's best "
+        "val epoch / last epoch trained; **not converged** marks a row with a seed whose best "
+        "epoch is its last (it was still improving) and that early stopping did not end.",
     ]
     return "\n".join(lines)
+
+
+def cpu_hours(document: dict) -> str:
+    """The experiment's CPU time as a line: training (all runs' epochs) and scoring, hours."""
+    cpu = document["cpu_seconds"]
+    training = "unknown" if cpu["training"] is None else f"{cpu['training'] / 3600:.2f} h"
+    return f"training {training}, scoring {cpu['scoring'] / 3600:.2f} h (this call)"
 
 
 #: Options that do not change what a run computes: a finished run is reused whatever they are.
@@ -302,11 +360,9 @@ def _finished(run: Path, options: TrainingOptions) -> bool:
     if not (summary.exists() and (run / "best.pt").exists()):
         return False
     stored = json.loads(summary.read_text())
-    return (
-        _comparable(stored.get("options", {}), NOT_AFFECTING_RESULTS)
-        == _comparable(asdict(options), NOT_AFFECTING_RESULTS)
-        and stored.get("epochs") == options.epochs
-    )
+    return _comparable(stored.get("options", {}), NOT_AFFECTING_RESULTS) == _comparable(
+        asdict(options), NOT_AFFECTING_RESULTS
+    ) and (stored.get("epochs") == options.epochs or stored.get("stopped") == "patience")
 
 
 def _resumable(run: Path, options: TrainingOptions) -> bool:
@@ -342,14 +398,26 @@ def reproduce(
     variants: Sequence[str] = tuple(VARIANTS),
     ablations: Sequence[str] = ("both",),
     seeds: Sequence[int] = (0,),
+    row_seeds: Mapping[str, Sequence[int]] | None = None,
     resamples: int = 2000,
     progress: bool = True,
 ) -> dict:
     """Run the whole experiment; returns the result document (also ``OUT/table.json``, ``.md``).
 
     Each run trains in ``OUT/<row>/seed-<K>`` (see :func:`row_name`) with ``template``'s options
-    and the row's variant, ablation and seed.
+    and the row's variant, ablation and seed. ``row_seeds`` maps a row's name to its own seeds,
+    instead of ``seeds``. The document records each run's best and last epoch and whether it
+    converged (:func:`run_epochs`), and the CPU time of the experiment: every epoch of every run
+    (however many calls trained it) plus this call's scoring.
     """
+    rows_trained = experiment_rows(variants, ablations)
+    row_seeds = dict(row_seeds or {})
+    unknown = sorted(set(row_seeds) - {row_name(*key) for key in rows_trained})
+    if unknown:
+        raise TrainingError(
+            f"--row-seeds {preview(', '.join(unknown))}: not rows of this experiment (rows: "
+            f"{', '.join(row_name(*key) for key in rows_trained)})"
+        )
     out.mkdir(parents=True, exist_ok=True)
     if data is None:
         data = out / "data"
@@ -373,8 +441,9 @@ def reproduce(
     test_tissue = release_tissue(data, "test", test_pairs.names)
     results: dict[tuple[str, str], dict[int, dict]] = {}
     runs = {}
-    for variant, ablation in experiment_rows(variants, ablations):
-        for seed in seeds:
+    scoring_cpu = 0.0
+    for variant, ablation in rows_trained:
+        for seed in row_seeds.get(row_name(variant, ablation), seeds):
             name = f"{row_name(variant, ablation)}/seed-{seed}"
             run = out / row_name(variant, ablation) / f"seed-{seed}"
             options = replace(
@@ -394,16 +463,23 @@ def reproduce(
                 fit(options, resume=resume, progress=progress)
             train_seconds = time.perf_counter() - start
             history = json.loads((run / "history.json").read_text())
+            scoring_started = cpu_seconds()
             model = load_checkpoint(run / "best.pt", map_location=device)
             model.to(memory_format=memory_format(runtime.precision))
             result = evaluate_pairs(
                 model, test_pairs, options.detection(), options.batch_size, progress,
                 runtime.precision, tissue=test_tissue,
             )
+            scoring_cpu += cpu_seconds() - scoring_started
             best = read_checkpoint(run / "best.pt")
+            result["epochs"] = run_epochs(run)
             runs[name] = {
                 "epochs_trained": len(history),
                 "best_epoch": best["epoch"],
+                "last_epoch": result["epochs"]["last"],
+                "stopped": result["epochs"]["stopped"],
+                "converged": result["epochs"]["converged"],
+                "cpu_seconds": result["epochs"]["cpu_seconds"],
                 "val_mF1": best["val"]["mF1"],
                 "test_mF1": result["aggregates"]["mF1"],
                 "train_pairs_per_second": float(
@@ -422,6 +498,7 @@ def reproduce(
             results.setdefault((variant, ablation), {})[seed] = result
     rows = table_rows(results, resamples, seed=data_seed)
     table = markdown_table(rows, len(test_pairs), resamples)
+    training_cpu = [run["cpu_seconds"] for run in runs.values()]
     document = {
         # sys.argv[0] is this package's __main__.py; name the command the way it is typed.
         "command": shlex.join(["python", "-m", "baseline_algorithm", *sys.argv[1:]]),
@@ -429,14 +506,23 @@ def reproduce(
         f"torch threads, device {device}"
         + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "data": str(data),
+        "test_images": len(test_pairs),
+        "resamples": resamples,
         "options": asdict(template),
         "seeds": list(seeds),
+        "row_seeds": {name: list(values) for name, values in row_seeds.items()},
+        "cpu_seconds": {
+            # None when a run was trained before its epochs recorded their CPU time.
+            "training": None if None in training_cpu else float(sum(training_cpu)),
+            "scoring": scoring_cpu,
+        },
         "rows": rows,
         "runs": runs,
     }
     write_json_atomic(out / "table.json", document)
     (out / "table.md").write_text(
         f"{table}\n\nCommand: `{document['command']}`\nMachine: {document['machine']}\n"
+        f"CPU time: {cpu_hours(document)}\n"
     )
     print(table, flush=True)
     return document

@@ -18,6 +18,7 @@ from baseline_algorithm.reproduce import (
     experiment_rows,
     failure_numbers,
     markdown_table,
+    run_epochs,
     table_rows,
 )
 from baseline_algorithm.train import TrainingOptions
@@ -244,10 +245,68 @@ def test_rows_carry_detection_accuracy_and_rare_pairing_f1():
         "F1/TC/background": document["tissue"]["background"]["TC"]["F1"],
         "F1/BC/cancer_area": document["tissue"]["cancer_area"]["BC"]["F1"]}
     line = markdown_table(rows, 8, 50).splitlines()[3]
-    assert line.count("|") == 14 and line.rstrip(" |").split("|")[-1].strip() != "-"
+    assert line.count("|") == 15 and line.rstrip(" |").split("|")[-2].strip() != "-"
     # Without tissue the rare-pairing columns are left empty ("-"), the others filled.
     bare = {key: {seed: dict(run, errors=ErrorCounts(run["errors"].detection,
                                                       run["errors"].confusion))
                   for seed, run in runs.items()} for key, runs in results.items()}
     row = table_rows(bare, resamples=50, seed=0)[0]
     assert "detection_F1" in row and "F1/TC/background" not in row
+
+
+def write_run(run, best, last, stopped="epochs", cpu=2.0):
+    run.mkdir(parents=True)
+    history = [{"epoch": epoch, "cpu_seconds": cpu} for epoch in range(1, last + 1)]
+    (run / "history.json").write_text(json.dumps(history))
+    (run / "summary.json").write_text(json.dumps(
+        {"best": {"epoch": best, "mF1": 0.5}, "epochs": last, "stopped": stopped}))
+    return run
+
+
+def test_a_run_converged_when_its_best_epoch_is_not_its_last_or_patience_stopped_it(tmp_path):
+    assert run_epochs(write_run(tmp_path / "a", best=3, last=5)) == {
+        "best": 3, "last": 5, "stopped": "epochs", "converged": True, "cpu_seconds": 10.0}
+    assert not run_epochs(write_run(tmp_path / "b", best=5, last=5))["converged"]
+    assert not run_epochs(write_run(tmp_path / "c", best=4, last=4, stopped="max_minutes"))[
+        "converged"]
+    assert run_epochs(write_run(tmp_path / "d", best=4, last=6, stopped="patience"))["converged"]
+    old = write_run(tmp_path / "e", best=1, last=2)
+    (old / "history.json").write_text(json.dumps([{"epoch": 1}, {"epoch": 2}]))
+    assert run_epochs(old)["cpu_seconds"] is None  # an epoch before CPU time was recorded
+
+
+def test_rows_carry_best_and_last_epochs_and_mark_unconverged_rows(tmp_path):
+    epochs = {seed: run_epochs(write_run(tmp_path / str(seed), best=best, last=5))
+              for seed, best in ((0, 3), (1, 5), (2, 4))}
+    results = {("cell-only", "both"): {0: dict(scored(25, 7), epochs=epochs[0]),
+                                       2: dict(scored(25, 9), epochs=epochs[2])},
+               ("pred-to-inter-2", "both"): {0: dict(scored(10, 7), epochs=epochs[0]),
+                                             1: dict(scored(10, 8), epochs=epochs[1]),
+                                             2: dict(scored(10, 9), epochs=epochs[2])}}
+    base, injected = table_rows(results, resamples=50, seed=0)
+    assert (base["best_epoch"], base["last_epoch"], base["converged"]) == ([3, 4], [5, 5],
+                                                                           [True, True])
+    assert injected["seeds"] == [0, 1, 2] and injected["converged"] == [True, False, True]
+    lines = markdown_table([base, injected], 8, 50).splitlines()
+    assert "not converged" not in lines[2] and lines[2].endswith("| 3/5, 4/5 |")
+    assert "**not converged**: 1 of 3 seeds" in lines[3] and lines[3].endswith("| 3/5, 5/5, 4/5 |")
+
+
+def test_a_run_stopped_by_patience_is_finished_before_its_epochs(tmp_path):
+    options = TrainingOptions(data="data", out=str(tmp_path), epochs=30, patience=4)
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"options": asdict(options), "epochs": 12, "stopped": "patience"}))
+    (tmp_path / "best.pt").write_bytes(b"")
+    assert _finished(tmp_path, options)
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"options": asdict(options), "epochs": 12, "stopped": "max_minutes"}))
+    assert not _finished(tmp_path, options)
+
+
+def test_reproduce_reads_seeds_per_row():
+    args = parse(reproduce_command, ["--out", "O", "--seeds", "0", "1", "--row-seeds",
+                                     "cell-only=0,1,2", "pred-to-inter-2+large-fov-only=3"])
+    assert args.row_seeds == [("cell-only", (0, 1, 2)), ("pred-to-inter-2+large-fov-only", (3,))]
+    assert args.patience is None and args.lr_schedule == "constant"
+    with pytest.raises(SystemExit):
+        parse(reproduce_command, ["--out", "O", "--row-seeds", "cell-only=a"])

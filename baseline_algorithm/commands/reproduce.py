@@ -81,9 +81,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="training seeds; every row is trained once per seed",
     )
+    parser.add_argument(
+        "--row-seeds",
+        nargs="+",
+        type=row_seeds_entry,
+        default=[],
+        metavar="ROW=K,K",
+        help="seeds of one row instead of --seeds, e.g. cell-only=0,1,2 "
+        "pred-to-inter-2+large-fov-only=0,1 (ROW: the variant, +ABLATION unless both)",
+    )
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     add_dataclass_options(parser, TrainingOptions, exclude=NOT_TAKEN, defaults=DEFAULTS)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def row_seeds_entry(text: str) -> tuple[str, tuple[int, ...]]:
+    """``ROW=K,K`` -> (ROW, (K, K))."""
+    row, _, seeds = text.partition("=")
+    try:
+        values = tuple(int(seed) for seed in seeds.split(","))
+    except ValueError:
+        values = ()
+    if not row or not values:
+        raise argparse.ArgumentTypeError(f"expected ROW=K[,K...], got {text!r}")
+    return row, values
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         variants=tuple(args.variants),
         ablations=tuple(args.ablations),
         seeds=tuple(args.seeds),
+        row_seeds=dict(args.row_seeds),
         resamples=args.resamples,
         progress=not args.quiet,
     )
