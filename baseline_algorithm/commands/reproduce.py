@@ -21,8 +21,9 @@ DESCRIPTION = (
 )
 #: Training options reproduce sets per run (data, out, variant, ablation, seed), or leaves at
 #: their defaults: the data's own patch size (--size is the synthetic side), Feature-sharing's
-#: default exchanges, no time budget.
-NOT_TAKEN = ("data", "out", "variant", "ablation", "seed", "size", "sharing", "max_minutes")
+#: default exchanges. --max-minutes bounds each run (a call with --max-minutes 0 trains no
+#: further and scores what the runs have).
+NOT_TAKEN = ("data", "out", "variant", "ablation", "seed", "size", "sharing")
 #: A shorter default configuration than train's, sized for synthetic data.
 DEFAULTS = {"encoder": "resnet18", "epochs": 40}
 
