@@ -8,22 +8,31 @@ loading (which runs in DataLoader workers alongside), to size runs such as
 ``--steps`` timed steps; with several ``--precisions`` each is timed on the same batch and the
 ratio of each to the first is printed.
 
+``--loading-pairs N`` also times the data loading a DataLoader worker does per pair
+(:class:`baseline_algorithm.train.TrainingPairs`: reading, targets, augmentation) on N
+synthesized pairs at ``--size``, in CPU seconds of this process on one thread.
+
 Usage: python scripts/benchmark_training.py [--size 256] [--encoder resnet18] [--batch 8]
        [--steps 3] [--variants ...] [--precisions float32 bfloat16] [--device cpu]
+       [--loading-pairs 0]
 """
 
 import argparse
 import os
 import platform
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
+from baseline_algorithm.data import synthesize_dataset
 from baseline_algorithm.losses import CellTissueDiceLoss
 from baseline_algorithm.model import VARIANTS, CellTissueModel, ModelConfig
 from baseline_algorithm.runtime import PRECISIONS, resolve_runtime
-from baseline_algorithm.train import prepare_for_training, training_step
+from baseline_algorithm.train import TrainingPairs, prepare_for_training, training_step
+from evaluation.release import ReleaseDataset
 
 
 def random_batch(batch: int, size: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -75,6 +84,25 @@ def training_pairs_per_second(
     )
 
 
+def loading_cpu_seconds_per_pair(pairs: int, size: int) -> float:
+    """CPU seconds per pair of :class:`TrainingPairs` on ``pairs`` synthetic pairs of ``size``
+    px (one thread, as in a DataLoader worker), after one untimed pair."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            data = synthesize_dataset(Path(folder) / "data", (pairs, 1, 1), size=size, seed=0,
+                                      progress=False)
+            dataset = TrainingPairs(ReleaseDataset(data, "train"), size, seed=0)
+            dataset[0]
+            started = time.process_time()
+            for index in range(pairs):
+                dataset[index]
+            return (time.process_time() - started) / pairs
+    finally:
+        torch.set_num_threads(threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
@@ -84,6 +112,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--precisions", nargs="+", default=["auto"], choices=PRECISIONS)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--loading-pairs", type=int, default=0)
     args = parser.parse_args()
     runtimes = [resolve_runtime(args.device, name) for name in args.precisions]
     device = torch.device(runtimes[0].device)
@@ -106,6 +135,10 @@ def main() -> None:
         ]
         cells = [f"{rate:.2f}" for rate in rates] + [f"{rates[0] / rate:.2f}" for rate in rates[1:]]
         print(f"| {variant} | " + " | ".join(cells) + " |", flush=True)
+    if args.loading_pairs > 0:
+        seconds = loading_cpu_seconds_per_pair(args.loading_pairs, args.size)
+        print(f"# data loading: {1000 * seconds:.1f} ms CPU per pair ({args.loading_pairs} "
+              f"pairs at {args.size} px, one thread)")
 
 
 if __name__ == "__main__":

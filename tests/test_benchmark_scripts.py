@@ -89,10 +89,14 @@ def test_training_benchmark_times_each_precision_on_the_same_batch():
     completed = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "benchmark_training.py"), "--size", "64",
          "--batch", "2", "--steps", "1", "--variants", "cell-only", "pred-to-inter-2",
-         "--precisions", "float32", "bfloat16"],
+         "--precisions", "float32", "bfloat16", "--loading-pairs", "2"],
         capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
+    loading = completed.stdout.splitlines()[-1]
+    assert loading.startswith("# data loading: ") and loading.endswith(
+        " ms CPU per pair (2 pairs at 64 px, one thread)")
+    assert float(loading.split()[3]) > 0
     table = [line for line in completed.stdout.splitlines() if line.startswith("|")]
     assert table[0] == (
         "| variant | float32 pairs/s | bfloat16 pairs/s | bfloat16 / float32 time |"
