@@ -18,8 +18,8 @@
 #
 # Sizing (assumptions, not yet measured on a GPU: docs/model.md, "GPU-sized"): 320/40/80 pairs at
 # 256 px, ResNet-18, batch 16, bfloat16. On an H100 the steps of a two-branch ResNet-18 at 256 px
-# are not the limit; data loading is: about 22 ms of CPU per training pair (measured on CPU-2),
-# so the 14 loader processes give at most about 600 pairs/s, of which we assume 400 for the seven
+# are not the limit; data loading is: about 18 ms of CPU per training pair (measured on CPU-2),
+# so the 14 loader processes give at most about 780 pairs/s, of which we assume 400 for the seven
 # concurrent trainings. 7 rows x 3 seeds x 320 pairs x 20 epochs = 134,400 pair-epochs, about 5.6
 # minutes; each run is also stopped after its first epoch past RUN_MINUTES, so every row gets its
 # three seeds within the budget even if the assumption is off (rows stopped that way are marked

@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def run_curves(experiment: Path) -> dict[str, list[dict]]:
@@ -49,6 +50,7 @@ def plot(experiment: Path, out: Path, title: str | None = None) -> Path:
         axes.plot(best, scores[epochs.index(best)], "o", color=colour)
         if run.get("converged") is False:
             axes.plot(epochs[-1], scores[-1], "x", color="black")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch")
     axes.set_ylabel("validation mF1 x 100")
     axes.set_title(title or f"{experiment.name}: validation mF1 per epoch, one line per run")
