@@ -3,6 +3,7 @@
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,29 @@ def test_shards_of_a_global_batch_are_disjoint_and_cover_it():
     assert len(whole) == 2 and all(len(batch) == 4 for batch in whole)
     for batch, first, second in zip(whole, *shards, strict=True):
         assert first + second == batch
+
+
+def stop_reason_as_rank(rank, world_size, port, log_dir):
+    """Rank 0 holds a history whose best epoch is 2 of 4, the others none (as in fit)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    from baseline_algorithm import train
+
+    try:
+        group = train.ProcessGroup(rank=rank, world_size=world_size, local_rank=rank)
+        history = [{"epoch": e} for e in range(1, 5)] if rank == 0 else []
+        best = {"epoch": 2} if rank == 0 else {"epoch": None}
+        reasons = [
+            train._stop_reason(TrainingOptions(data="d", out="o", patience=patience),
+                               time.perf_counter(), history, best, group, torch.device("cpu"))
+            for patience in (2, 3)
+        ]
+    finally:
+        dist.destroy_process_group()
+    Path(log_dir, f"reason{rank}.json").write_text(json.dumps(reasons))
+
+
+def test_every_rank_stops_for_the_reason_rank_0_finds(tmp_path):
+    mp.spawn(stop_reason_as_rank, args=(2, free_port(), str(tmp_path)), nprocs=2)
+    for rank in range(2):
+        assert json.loads((tmp_path / f"reason{rank}.json").read_text()) == ["patience", None]
