@@ -26,8 +26,7 @@ ALGORITHM_COMMANDS = {
         "cell-in-tissue counts and class ratios of a release-layout dataset",
         "images",
     ),
-    "train": Command("baseline_algorithm.commands.train", "train a cell/tissue model",
-                     "algorithm"),
+    "train": Command("baseline_algorithm.commands.train", "train a cell/tissue model", "algorithm"),
     "reproduce": Command(
         "baseline_algorithm.commands.reproduce",
         "train the paper's variants and tabulate their test scores",

@@ -430,6 +430,8 @@ def _validated_array(source: str, image: int, raw: np.ndarray) -> PointSet | Non
         label.astype(np.int64),
         probability,
     )
+
+
 def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
@@ -453,4 +455,3 @@ def _real(value: Any) -> Any:
 def _plain(value: Any) -> Any:
     """numpy scalars as Python numbers, so that the rule's message shows the value itself."""
     return value.item() if hasattr(value, "item") and getattr(value, "shape", None) == () else value
-

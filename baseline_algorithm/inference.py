@@ -282,8 +282,7 @@ def predict_points(
         raise ValueError("predict_points needs the model in eval mode (call model.eval())")
     detector = BaselineDetector(model, settings, batch_size, precision)
     loaded = LoadedDetector("the baseline", detector, batch_size, precision)
-    return detect_all(loaded, pairs, total, progress=progress, log_pairs=False,
-                      read_ahead_pairs=0)
+    return detect_all(loaded, pairs, total, progress=progress, log_pairs=False, read_ahead_pairs=0)
 
 
 def ground_truth_points(pairs: Iterable[Pair]) -> tuple[PointSet, int]:

@@ -101,7 +101,8 @@ class PredictOptions:
         "factory's own default: the shipped weights for the baseline)",
     )
     device: str = option(
-        "auto", "handed to the factory; auto: CUDA when PyTorch sees a GPU, else CPU",
+        "auto",
+        "handed to the factory; auto: CUDA when PyTorch sees a GPU, else CPU",
         choices=DEVICES,
     )
     precision: str = option(
@@ -124,7 +125,8 @@ class PredictOptions:
         choices=tuple(TTA_MODES),
     )
     read_ahead: int | None = option(
-        None, "pairs a thread reads while the detector runs (default: one batch; 0: none)",
+        None,
+        "pairs a thread reads while the detector runs (default: one batch; 0: none)",
         metavar="PAIRS",
     )
     quiet: bool = option(False, "no progress")
@@ -184,11 +186,16 @@ def detect_all(
     bar = progress and sys.stderr.isatty()
     depth = detector.batch_size if read_ahead_pairs is None else read_ahead_pairs
     # Closed on the way out, also when the detector raised: the reading thread stops then.
-    source = (contextlib.closing(read_ahead(iter(pairs), depth)) if depth
-              else contextlib.nullcontext(pairs))
+    source = (
+        contextlib.closing(read_ahead(iter(pairs), depth))
+        if depth
+        else contextlib.nullcontext(pairs)
+    )
     found: list[PointSet] = []
-    with source as stream, tqdm(total=count, desc="predict", unit="pair", disable=not bar,
-                                leave=False) as meter:
+    with (
+        source as stream,
+        tqdm(total=count, desc="predict", unit="pair", disable=not bar, leave=False) as meter,
+    ):
         if progress and log_pairs and not bar:
             stream = log_each_pair(stream, count)
         for points in detect_each(detector, stream):
@@ -289,16 +296,24 @@ def predict(options: PredictOptions, host: Host | None = None) -> PointSet:
             precision=runtime.precision,
             tta=options.tta,
         )
-        arithmetic = (str(runtime) if loaded.precision is not None
-                      else f"device {runtime.device}, precision {OWN_PRECISION}")
+        arithmetic = (
+            str(runtime)
+            if loaded.precision is not None
+            else f"device {runtime.device}, precision {OWN_PRECISION}"
+        )
         log(
             f"{len(opened)} pairs from {options.input}, detector {loaded.description()}, "
             f"checkpoint {options.checkpoint or 'the detector default'}, {arithmetic}, "
             f"batch size {loaded.batch_size}"
         )
         started = time.perf_counter()
-        points = detect_all(loaded, opened, len(opened), progress=not options.quiet,
-                            read_ahead_pairs=options.read_ahead)
+        points = detect_all(
+            loaded,
+            opened,
+            len(opened),
+            progress=not options.quiet,
+            read_ahead_pairs=options.read_ahead,
+        )
     write_predictions(points, options.output)
     elapsed = time.perf_counter() - started
     log(

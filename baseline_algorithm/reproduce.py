@@ -89,8 +89,11 @@ PAPER_TEST_MF1 = {
 """The paper's test mF1 x 100 of each (variant, ablation) row."""
 SYNTHETIC_PAIRS = (96, 24, 48)
 """Train, val and test pairs of the synthesized dataset by default."""
-FAILURE_COLUMNS = ("detection_F1", "accuracy",
-                   *(f"F1/{name}/{stratum}" for stratum, name in RARE_PAIRINGS))
+FAILURE_COLUMNS = (
+    "detection_F1",
+    "accuracy",
+    *(f"F1/{name}/{stratum}" for stratum, name in RARE_PAIRINGS),
+)
 """Numbers of :mod:`evaluation.error_analysis` per row: detection F1, type accuracy, and the F1
 of TC outside the cancer area and of BC inside it (these two need tissue annotations)."""
 
@@ -109,8 +112,15 @@ def evaluate(
     model = load_checkpoint(checkpoint, map_location=device)
     model.to(memory_format=memory_format(precision))
     pairs = ReleaseDataset(data, split)
-    return evaluate_pairs(model, pairs, settings, batch_size, progress, precision,
-                          tissue=release_tissue(data, split, pairs.names))
+    return evaluate_pairs(
+        model,
+        pairs,
+        settings,
+        batch_size,
+        progress,
+        precision,
+        tissue=release_tissue(data, split, pairs.names),
+    )
 
 
 def release_tissue(data: Path, split: str, names: Sequence[str]) -> TissueMaps | None:
@@ -136,12 +146,20 @@ def evaluate_pairs(
     """
     start = time.perf_counter()
     radius_px = scoring_radius_px(data_resolution(pairs[0])[0])
-    predictions = predict_points(model, pairs, settings=settings, batch_size=batch_size,
-                                 progress=progress, total=len(pairs), precision=precision)
+    predictions = predict_points(
+        model,
+        pairs,
+        settings=settings,
+        batch_size=batch_size,
+        progress=progress,
+        total=len(pairs),
+        precision=precision,
+    )
     truth, count = ground_truth_points(pairs)
     report = score(predictions, truth, count, radius_px=radius_px)
-    errors = error_counts(predictions, truth, count, matched=report.matched, radius_px=radius_px,
-                          tissue=tissue)
+    errors = error_counts(
+        predictions, truth, count, matched=report.matched, radius_px=radius_px, tissue=tissue
+    )
     seconds = time.perf_counter() - start
     return {
         "aggregates": report.aggregates,
@@ -178,11 +196,14 @@ def run_epochs(run: Path) -> dict:
 def failure_numbers(errors: ErrorCounts) -> dict:
     """``FAILURE_COLUMNS`` of one run (the rare-pairing F1s None without tissue)."""
     summary = summarise(errors)
-    numbers = {"detection_F1": summary["detection"]["F1"],
-               "accuracy": summary["classification"]["accuracy"]}
+    numbers = {
+        "detection_F1": summary["detection"]["F1"],
+        "accuracy": summary["classification"]["accuracy"],
+    }
     for stratum, name in RARE_PAIRINGS:
-        numbers[f"F1/{name}/{stratum}"] = (summary["tissue"][stratum][name]["F1"]
-                                          if "tissue" in summary else None)
+        numbers[f"F1/{name}/{stratum}"] = (
+            summary["tissue"][stratum][name]["F1"] if "tissue" in summary else None
+        )
     return numbers
 
 
@@ -285,8 +306,9 @@ def _not_converged_mark(row: dict) -> str:
 def _epochs(row: dict) -> str:
     if "best_epoch" not in row:
         return "-"
-    return ", ".join(f"{b}/{last}" for b, last in zip(row["best_epoch"], row["last_epoch"],
-                                                       strict=True))
+    return ", ".join(
+        f"{b}/{last}" for b, last in zip(row["best_epoch"], row["last_epoch"], strict=True)
+    )
 
 
 def markdown_table(rows: list[dict], n_images: int, resamples: int) -> str:
@@ -467,8 +489,13 @@ def reproduce(
             model = load_checkpoint(run / "best.pt", map_location=device)
             model.to(memory_format=memory_format(runtime.precision))
             result = evaluate_pairs(
-                model, test_pairs, options.detection(), options.batch_size, progress,
-                runtime.precision, tissue=test_tissue,
+                model,
+                test_pairs,
+                options.detection(),
+                options.batch_size,
+                progress,
+                runtime.precision,
+                tissue=test_tissue,
             )
             scoring_cpu += cpu_seconds() - scoring_started
             best = read_checkpoint(run / "best.pt")

@@ -143,9 +143,7 @@ def resolve_device(name: str, host: Host) -> str:
         An unknown name, or CUDA asked for on a host without it.
     """
     if type(name) is not str or not _DEVICE_NAME.fullmatch(name):
-        raise RuntimeOptionError(
-            f"device {name!r} is not one of {', '.join(DEVICES)} or cuda:N"
-        )
+        raise RuntimeOptionError(f"device {name!r} is not one of {', '.join(DEVICES)} or cuda:N")
     if name == "auto":
         return "cuda" if host.cuda else "cpu"
     if name.startswith("cuda") and not host.cuda:
@@ -184,8 +182,9 @@ def resolve_precision(name: str, device: str, host: Host) -> tuple[str, str]:
     return "float32", "CPU without native bfloat16"
 
 
-def resolve_runtime(device: str = "auto", precision: str = "auto", host: Host | None = None
-                    ) -> Runtime:
+def resolve_runtime(
+    device: str = "auto", precision: str = "auto", host: Host | None = None
+) -> Runtime:
     """Resolve ``--device`` and ``--precision`` together, on ``host`` (default: this machine).
 
     Examples

@@ -546,8 +546,13 @@ def fit(options: TrainingOptions, *, resume: bool = False, progress: bool = True
     runtime = resolve_runtime(options.device or "auto", options.precision)
     group, device_name = join_process_group(runtime.device)
     try:
-        return _fit(options, state, progress and group.is_main, group,
-                    Runtime(device_name, runtime.precision, runtime.reason))
+        return _fit(
+            options,
+            state,
+            progress and group.is_main,
+            group,
+            Runtime(device_name, runtime.precision, runtime.reason),
+        )
     finally:
         if group.owned:
             dist.destroy_process_group()
@@ -633,8 +638,11 @@ def _fit(
         dataset.set_epoch(epoch)
         if options.lr_schedule != "constant":
             _set_learning_rates(optimizer, options, epoch)
-        record = {"epoch": epoch + 1, "world_size": group.world_size,
-                  "lr_cell": optimizer.param_groups[0]["lr"]}
+        record = {
+            "epoch": epoch + 1,
+            "world_size": group.world_size,
+            "lr_cell": optimizer.param_groups[0]["lr"],
+        }
         cpu_started = cpu_seconds()
         record |= train_one_epoch(
             trained,
@@ -702,8 +710,9 @@ def _validate_and_save(
     epoch = record["epoch"]
     start = time.perf_counter()
     model.eval()
-    record |= score_pairs(model, val_pairs, radius_px, settings, options.batch_size,
-                          progress, precision).aggregates
+    record |= score_pairs(
+        model, val_pairs, radius_px, settings, options.batch_size, progress, precision
+    ).aggregates
     record["val_seconds"] = time.perf_counter() - start
     record["cpu_seconds"] = cpu_seconds() - cpu_started
     history.append(record)

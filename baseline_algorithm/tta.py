@@ -63,8 +63,9 @@ def _image_in_view(image: np.ndarray, view: View) -> np.ndarray:
     return np.ascontiguousarray(turned[:, ::-1] if view.mirror else turned)
 
 
-def _box_in_view(box: tuple[float, float, float, float], height: int, width: int, view: View
-                 ) -> tuple[float, float, float, float]:
+def _box_in_view(
+    box: tuple[float, float, float, float], height: int, width: int, view: View
+) -> tuple[float, float, float, float]:
     """A box ``(x0, y0, x1, y1)`` in continuous pixel coordinates of an H x W image, in the view.
 
     One counter-clockwise quarter turn sends ``(x, y)`` to ``(y, W - x)`` on the W x H result.
@@ -102,7 +103,8 @@ def to_original(maps: np.ndarray, view: View) -> np.ndarray:
 
 
 def averaged_log_probabilities(
-    pairs: Sequence[Pair], mode: str,
+    pairs: Sequence[Pair],
+    mode: str,
     log_probabilities_of: Callable[[Sequence[Pair]], np.ndarray],
 ) -> np.ndarray:
     """The log of the mean probability over the views of ``mode``, each view's map in the

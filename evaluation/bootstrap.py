@@ -15,8 +15,16 @@ import numpy as np
 from evaluation.constants import CLASS_NAMES
 from evaluation.metrics import precision_recall_f1
 
-__all__ = ["DRAW_BLOCK_ELEMENTS", "bootstrap_f1", "bootstrap_f1_by_group", "count_matrix",
-           "image_draw_blocks", "paired_replicates", "percentile_interval", "STATISTICS"]
+__all__ = [
+    "DRAW_BLOCK_ELEMENTS",
+    "bootstrap_f1",
+    "bootstrap_f1_by_group",
+    "count_matrix",
+    "image_draw_blocks",
+    "paired_replicates",
+    "percentile_interval",
+    "STATISTICS",
+]
 
 #: The statistics each interval is given for, in report order.
 STATISTICS = tuple(f"F1/{name}" for name in CLASS_NAMES.values()) + ("mF1",)
@@ -44,14 +52,27 @@ def count_matrix(counts: Mapping[str, np.ndarray]) -> np.ndarray:
     ndarray of int64, shape (N, C, 3)
         ``[TP, FP, FN]`` of each image and class, classes in ``CLASS_NAMES`` order.
     """
-    return np.stack([np.stack([np.asarray(counts[f"{kind}/{name}"], dtype=np.int64)
-                               for kind in ("TP", "FP", "FN")], axis=-1)
-                     for name in CLASS_NAMES.values()], axis=1)
+    return np.stack(
+        [
+            np.stack(
+                [
+                    np.asarray(counts[f"{kind}/{name}"], dtype=np.int64)
+                    for kind in ("TP", "FP", "FN")
+                ],
+                axis=-1,
+            )
+            for name in CLASS_NAMES.values()
+        ],
+        axis=1,
+    )
 
 
-def image_draw_blocks(num_images: int, replicates: int,
-                      seed: int | np.random.SeedSequence = 0,
-                      rows_per_block: int | None = None) -> Iterator[np.ndarray]:
+def image_draw_blocks(
+    num_images: int,
+    replicates: int,
+    seed: int | np.random.SeedSequence = 0,
+    rows_per_block: int | None = None,
+) -> Iterator[np.ndarray]:
     """How often each image is drawn in each bootstrap replicate, a block of replicates at a time.
 
     Each replicate draws ``num_images`` images with replacement. Summing counts weighted by one
@@ -87,15 +108,21 @@ def image_draw_blocks(num_images: int, replicates: int,
         yield rng.multinomial(num_images, probabilities, size=min(rows, replicates - start))
 
 
-def _replicate_totals(per_image: np.ndarray, replicates: int,
-                      seed: int | np.random.SeedSequence) -> np.ndarray:
+def _replicate_totals(
+    per_image: np.ndarray, replicates: int, seed: int | np.random.SeedSequence
+) -> np.ndarray:
     """(N, C, 3) per-image counts -> (R, C, 3) summed counts of each bootstrap replicate."""
-    return np.concatenate([np.einsum("rn,nck->rck", draws, per_image)
-                           for draws in image_draw_blocks(len(per_image), replicates, seed)])
+    return np.concatenate(
+        [
+            np.einsum("rn,nck->rck", draws, per_image)
+            for draws in image_draw_blocks(len(per_image), replicates, seed)
+        ]
+    )
 
 
-def percentile_interval(values: np.ndarray,
-                        confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(
+    values: np.ndarray, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) percentile bounds of ``values`` along axis 0, covering ``confidence``."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
@@ -104,9 +131,12 @@ def percentile_interval(values: np.ndarray,
     return low, high
 
 
-def paired_replicates(counts_by_run: Mapping[object, Mapping[str, np.ndarray]], *,
-                      replicates: int = 1000,
-                      seed: int | np.random.SeedSequence = 0) -> dict[object, np.ndarray]:
+def paired_replicates(
+    counts_by_run: Mapping[object, Mapping[str, np.ndarray]],
+    *,
+    replicates: int = 1000,
+    seed: int | np.random.SeedSequence = 0,
+) -> dict[object, np.ndarray]:
     """Every run's statistics on the same bootstrap resamples of the test images.
 
     The paired option of the bootstrap: runs (models, seeds) scored on the same test images share
@@ -142,8 +172,13 @@ def paired_replicates(counts_by_run: Mapping[object, Mapping[str, np.ndarray]], 
     return {key: _statistics(np.concatenate(blocks)) for key, blocks in totals.items()}
 
 
-def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
-                 confidence: float = 0.95, seed: int | np.random.SeedSequence = 0) -> dict:
+def bootstrap_f1(
+    counts: Mapping[str, np.ndarray],
+    *,
+    replicates: int = 1000,
+    confidence: float = 0.95,
+    seed: int | np.random.SeedSequence = 0,
+) -> dict:
     """Percentile bootstrap interval of each class's F1 and of mF1, resampling images.
 
     Parameters
@@ -179,13 +214,22 @@ def bootstrap_f1(counts: Mapping[str, np.ndarray], *, replicates: int = 1000,
     estimate = _statistics(per_image.sum(axis=0))
     low, high = percentile_interval(replicate_values, confidence)
     for column, key in enumerate(STATISTICS):
-        result[key] = {"estimate": float(estimate[column]), "low": float(low[column]),
-                       "high": float(high[column])}
+        result[key] = {
+            "estimate": float(estimate[column]),
+            "low": float(low[column]),
+            "high": float(high[column]),
+        }
     return result
 
 
-def bootstrap_f1_by_group(counts: Mapping[str, np.ndarray], groups: Sequence[str], *,
-                          replicates: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
+def bootstrap_f1_by_group(
+    counts: Mapping[str, np.ndarray],
+    groups: Sequence[str],
+    *,
+    replicates: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """:func:`bootstrap_f1` within each group of images (e.g. each organ).
 
     Parameters
@@ -209,7 +253,12 @@ def bootstrap_f1_by_group(counts: Mapping[str, np.ndarray], groups: Sequence[str
         raise ValueError("groups must name the group of every image")
     names = sorted(set(groups))
     streams = np.random.SeedSequence(seed).spawn(len(names))
-    return {name: bootstrap_f1({key: values[group_of_image == name]
-                                for key, values in per_image.items()},
-                               replicates=replicates, confidence=confidence, seed=stream)
-            for name, stream in zip(names, streams, strict=True)}
+    return {
+        name: bootstrap_f1(
+            {key: values[group_of_image == name] for key, values in per_image.items()},
+            replicates=replicates,
+            confidence=confidence,
+            seed=stream,
+        )
+        for name, stream in zip(names, streams, strict=True)
+    }

@@ -47,21 +47,30 @@ class Command(NamedTuple):
 #: Commands that need only the scorer's dependencies (and the extras they name).
 EVALUATION_COMMANDS = {
     "score": Command("evaluation.commands.score", "score predictions with the OCELOT 2023 rule"),
-    "report": Command("evaluation.commands.report",
-                      "HTML report: PR curves, intervals, per-organ and per-image results",
-                      "report"),
-    "convert-gt": Command("evaluation.commands.convert_gt",
-                          "write the ground-truth JSON of one release split"),
-    "layout": Command("evaluation.commands.layout",
-                      "write a release split in the Grand Challenge layout", "images"),
-    "leaderboard": Command("evaluation.commands.leaderboard",
-                           "rank submissions by mF1, with bootstrap rank stability and "
-                           "significance", "report"),
+    "report": Command(
+        "evaluation.commands.report",
+        "HTML report: PR curves, intervals, per-organ and per-image results",
+        "report",
+    ),
+    "convert-gt": Command(
+        "evaluation.commands.convert_gt", "write the ground-truth JSON of one release split"
+    ),
+    "layout": Command(
+        "evaluation.commands.layout",
+        "write a release split in the Grand Challenge layout",
+        "images",
+    ),
+    "leaderboard": Command(
+        "evaluation.commands.leaderboard",
+        "rank submissions by mF1, with bootstrap rank stability and significance",
+        "report",
+    ),
 }
 
 
-def run_command(prog: str, commands: Mapping[str, Command],
-                argv: Sequence[str] | None = None) -> int:
+def run_command(
+    prog: str, commands: Mapping[str, Command], argv: Sequence[str] | None = None
+) -> int:
     """Parse ``argv`` as ``COMMAND [options]`` and run that command.
 
     Parameters
@@ -78,20 +87,22 @@ def run_command(prog: str, commands: Mapping[str, Command],
         prog=prog,
         description="OCELOT 2023 toolkit: scorer, report, data layouts and the baseline.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="commands:\n" + "\n".join(
-            f"  {name:<12} {command.help}" for name, command in commands.items()
-        ) + f"\n\n'{prog} COMMAND --help' lists a command's options.",
+        epilog="commands:\n"
+        + "\n".join(f"  {name:<12} {command.help}" for name, command in commands.items())
+        + f"\n\n'{prog} COMMAND --help' lists a command's options.",
     )
     top.add_argument("command", choices=tuple(commands), metavar="COMMAND")
     top.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     chosen = top.parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
     command = commands[chosen.command]
-    return run_module(f"{prog} {chosen.command}", command.module, argv[1:], command.help,
-                      command.extra)
+    return run_module(
+        f"{prog} {chosen.command}", command.module, argv[1:], command.help, command.extra
+    )
 
 
-def run_module(prog: str, module_path: str, argv: Sequence[str], help_line: str = "",
-               extra: str | None = None) -> int:
+def run_module(
+    prog: str, module_path: str, argv: Sequence[str], help_line: str = "", extra: str | None = None
+) -> int:
     """Parse ``argv`` with one command module's options and run it.
 
     Also the entry of a single-command program such as the evaluation container. A third-party
@@ -104,7 +115,8 @@ def run_module(prog: str, module_path: str, argv: Sequence[str], help_line: str 
             with limits_in_force(limits_from_environment(os.environ)):
                 module = importlib.import_module(module_path)
                 parser = argparse.ArgumentParser(
-                    prog=prog, description=getattr(module, "DESCRIPTION", help_line))
+                    prog=prog, description=getattr(module, "DESCRIPTION", help_line)
+                )
                 module.add_arguments(parser)  # may show a bound in its help
                 return module.run(parser.parse_args(argv))
         except ModuleNotFoundError as error:
@@ -112,8 +124,7 @@ def run_module(prog: str, module_path: str, argv: Sequence[str], help_line: str 
             if extra is None or not package or package in OWN_PACKAGES:
                 raise
             raise MissingExtraError(
-                f"{prog} needs the '{extra}' extra ({error}): "
-                f"pip install '{DISTRIBUTION}[{extra}]'"
+                f"{prog} needs the '{extra}' extra ({error}): pip install '{DISTRIBUTION}[{extra}]'"
             ) from None
 
     return run_reporting_errors(parse_and_run)

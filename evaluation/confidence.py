@@ -29,6 +29,7 @@ from evaluation.points import PointSet
 
 __all__ = ["ThresholdCurve", "class_curves", "shared_threshold_mf1"]
 
+
 @dataclass(frozen=True)
 class ThresholdCurve:
     """Detection counts of one class at every distinct confidence threshold.
@@ -71,10 +72,14 @@ class ThresholdCurve:
         confidence = confidence[order]
         tp = np.cumsum(is_tp[order], dtype=np.int64)
         # The last prediction of each run of equal confidences closes a threshold.
-        last = np.flatnonzero(np.append(confidence[1:] != confidence[:-1], True)) if len(order) \
+        last = (
+            np.flatnonzero(np.append(confidence[1:] != confidence[:-1], True))
+            if len(order)
             else np.zeros(0, dtype=np.int64)
-        return cls(threshold=confidence[last], tp=tp[last], fp=last + 1 - tp[last],
-                   num_gt=int(num_gt))
+        )
+        return cls(
+            threshold=confidence[last], tp=tp[last], fp=last + 1 - tp[last], num_gt=int(num_gt)
+        )
 
     @property
     def fn(self) -> np.ndarray:
@@ -135,17 +140,31 @@ class ThresholdCurve:
             ``recall``, ``f1``, and the counts ``tp``, ``fp``, ``fn`` there.
         """
         if len(self.threshold) == 0:
-            return {"threshold": None, "precision": 0.0, "recall": 0.0, "f1": 0.0,
-                    "tp": 0, "fp": 0, "fn": self.num_gt}
+            return {
+                "threshold": None,
+                "precision": 0.0,
+                "recall": 0.0,
+                "f1": 0.0,
+                "tp": 0,
+                "fp": 0,
+                "fn": self.num_gt,
+            }
         precision, recall, f1 = precision_recall_f1(self.tp, self.fp, self.fn)
         k = int(np.argmax(f1))
-        return {"threshold": float(self.threshold[k]), "precision": float(precision[k]),
-                "recall": float(recall[k]), "f1": float(f1[k]), "tp": int(self.tp[k]),
-                "fp": int(self.fp[k]), "fn": int(self.fn[k])}
+        return {
+            "threshold": float(self.threshold[k]),
+            "precision": float(precision[k]),
+            "recall": float(recall[k]),
+            "f1": float(f1[k]),
+            "tp": int(self.tp[k]),
+            "fp": int(self.fp[k]),
+            "fn": int(self.fn[k]),
+        }
 
 
-def class_curves(predictions: PointSet, ground_truth: PointSet,
-                 matched) -> dict[str, ThresholdCurve]:
+def class_curves(
+    predictions: PointSet, ground_truth: PointSet, matched
+) -> dict[str, ThresholdCurve]:
     """Threshold curve of each class from one matching of all predictions.
 
     Parameters
@@ -167,8 +186,10 @@ def class_curves(predictions: PointSet, ground_truth: PointSet,
     for label, name in CLASS_NAMES.items():
         of_class = predictions.label == label
         curves[name] = ThresholdCurve.from_matches(
-            predictions.probability[of_class], matched[of_class] >= 0,
-            np.count_nonzero(ground_truth.label == label))
+            predictions.probability[of_class],
+            matched[of_class] >= 0,
+            np.count_nonzero(ground_truth.label == label),
+        )
     return curves
 
 

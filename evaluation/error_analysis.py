@@ -36,13 +36,22 @@ from evaluation.metrics import EPSILON, class_metrics, precision_recall_f1
 from evaluation.points import PointSet
 from evaluation.tissue import TissueMaps
 
-__all__ = ["RARE_PAIRINGS", "STRATA", "ErrorCounts", "bootstrap_errors", "confusion_counts",
-           "detection_counts", "error_counts", "match_any_class", "per_organ_summaries",
-           "stratum_counts", "summarise"]
+__all__ = [
+    "RARE_PAIRINGS",
+    "STRATA",
+    "ErrorCounts",
+    "bootstrap_errors",
+    "confusion_counts",
+    "detection_counts",
+    "error_counts",
+    "match_any_class",
+    "per_organ_summaries",
+    "stratum_counts",
+    "summarise",
+]
 
 #: Tissue strata by name, in report order, and the mask value of each.
-STRATA = {"cancer_area": TISSUE_CANCER, "background": TISSUE_BACKGROUND,
-          "unknown": TISSUE_UNKNOWN}
+STRATA = {"cancer_area": TISSUE_CANCER, "background": TISSUE_BACKGROUND, "unknown": TISSUE_UNKNOWN}
 #: The cells unusual for their tissue: (stratum, class) of TC outside the cancer area (in
 #: background; unknown tissue is neither inside nor outside) and of BC inside it.
 RARE_PAIRINGS = (("background", "TC"), ("cancer_area", "BC"))
@@ -78,12 +87,20 @@ class ErrorCounts:
 
     def of_images(self, selected: np.ndarray) -> ErrorCounts:
         """The counts of some images (a boolean mask or indices)."""
-        return ErrorCounts(self.detection[selected], self.confusion[selected],
-                           None if self.tissue is None else self.tissue[selected])
+        return ErrorCounts(
+            self.detection[selected],
+            self.confusion[selected],
+            None if self.tissue is None else self.tissue[selected],
+        )
 
 
-def match_any_class(predictions: PointSet, ground_truth: PointSet, *,
-                    radius_px: float = MATCH_RADIUS_PX, matcher=match_greedy) -> np.ndarray:
+def match_any_class(
+    predictions: PointSet,
+    ground_truth: PointSet,
+    *,
+    radius_px: float = MATCH_RADIUS_PX,
+    matcher=match_greedy,
+) -> np.ndarray:
     """The detection step: match predictions to GT points whatever their classes.
 
     Parameters
@@ -100,16 +117,18 @@ def match_any_class(predictions: PointSet, ground_truth: PointSet, *,
         GT row matched by each prediction, or -1. Each image's predictions are visited in
         ``np.argsort(-float32 probability)`` order over both classes, in file order.
     """
-    return match_point_sets(_one_class(predictions), _one_class(ground_truth),
-                            radius_px=radius_px, matcher=matcher)
+    return match_point_sets(
+        _one_class(predictions), _one_class(ground_truth), radius_px=radius_px, matcher=matcher
+    )
 
 
 def _one_class(points: PointSet) -> PointSet:
     return replace(points, label=np.ones_like(points.label))
 
 
-def detection_counts(predictions: PointSet, ground_truth: PointSet, matched_any: np.ndarray,
-                     num_images: int) -> np.ndarray:
+def detection_counts(
+    predictions: PointSet, ground_truth: PointSet, matched_any: np.ndarray, num_images: int
+) -> np.ndarray:
     """Per-image ``[TP, FP, FN]`` (N, 3) of the class-agnostic matching ``matched_any``."""
     tp = np.bincount(predictions.image[matched_any >= 0], minlength=num_images)
     fp = np.bincount(predictions.image, minlength=num_images) - tp
@@ -117,21 +136,30 @@ def detection_counts(predictions: PointSet, ground_truth: PointSet, matched_any:
     return np.stack([tp, fp, fn], axis=1).astype(np.int64)
 
 
-def confusion_counts(predictions: PointSet, ground_truth: PointSet, matched_any: np.ndarray,
-                     num_images: int) -> np.ndarray:
+def confusion_counts(
+    predictions: PointSet, ground_truth: PointSet, matched_any: np.ndarray, num_images: int
+) -> np.ndarray:
     """Per-image confusion (N, C, C) ``[image, GT class, predicted class]`` of the matches."""
     classes = len(CLASS_NAMES)
     hit = np.flatnonzero(matched_any >= 0)
     gt_class = ground_truth.label[matched_any[hit]] - 1
     pred_class = predictions.label[hit] - 1
     key = (predictions.image[hit] * classes + gt_class) * classes + pred_class
-    return np.bincount(key, minlength=num_images * classes * classes).reshape(
-        num_images, classes, classes).astype(np.int64)
+    return (
+        np.bincount(key, minlength=num_images * classes * classes)
+        .reshape(num_images, classes, classes)
+        .astype(np.int64)
+    )
 
 
-def stratum_counts(predictions: PointSet, ground_truth: PointSet, matched: np.ndarray,
-                   pred_tissue: np.ndarray, gt_tissue: np.ndarray, num_images: int
-                   ) -> np.ndarray:
+def stratum_counts(
+    predictions: PointSet,
+    ground_truth: PointSet,
+    matched: np.ndarray,
+    pred_tissue: np.ndarray,
+    gt_tissue: np.ndarray,
+    num_images: int,
+) -> np.ndarray:
     """Per-image ``[TP, FP, FN]`` (N, S, C, 3) of the leaderboard's matching, by stratum.
 
     Parameters
@@ -157,17 +185,30 @@ def stratum_counts(predictions: PointSet, ground_truth: PointSet, matched: np.nd
         (ground_truth.image[~gt_hit], gt_tissue[~gt_hit], ground_truth.label[~gt_hit], 2),
     )
     strata, classes = len(STRATA), len(CLASS_NAMES)
-    key = np.concatenate([
-        ((image * strata + _STRATUM_OF_VALUE[tissue]) * classes + (label - 1)) * 3 + kind
-        for image, tissue, label, kind in parts])
-    return np.bincount(key, minlength=num_images * strata * classes * 3).reshape(
-        num_images, strata, classes, 3).astype(np.int64)
+    key = np.concatenate(
+        [
+            ((image * strata + _STRATUM_OF_VALUE[tissue]) * classes + (label - 1)) * 3 + kind
+            for image, tissue, label, kind in parts
+        ]
+    )
+    return (
+        np.bincount(key, minlength=num_images * strata * classes * 3)
+        .reshape(num_images, strata, classes, 3)
+        .astype(np.int64)
+    )
 
 
-def error_counts(predictions: PointSet, ground_truth: PointSet, num_images: int, *,
-                 matched: np.ndarray, radius_px: float = MATCH_RADIUS_PX,
-                 tissue: TissueMaps | None = None, gt_tissue: np.ndarray | None = None,
-                 matcher=match_greedy) -> ErrorCounts:
+def error_counts(
+    predictions: PointSet,
+    ground_truth: PointSet,
+    num_images: int,
+    *,
+    matched: np.ndarray,
+    radius_px: float = MATCH_RADIUS_PX,
+    tissue: TissueMaps | None = None,
+    gt_tissue: np.ndarray | None = None,
+    matcher=match_greedy,
+) -> ErrorCounts:
     """The three parts' per-image counts.
 
     Parameters
@@ -191,16 +232,16 @@ def error_counts(predictions: PointSet, ground_truth: PointSet, num_images: int,
     -------
     ErrorCounts
     """
-    matched_any = match_any_class(predictions, ground_truth, radius_px=radius_px,
-                                  matcher=matcher)
+    matched_any = match_any_class(predictions, ground_truth, radius_px=radius_px, matcher=matcher)
     strata = None
     if tissue is not None:
         if len(tissue) != num_images:
             raise ValueError(f"tissue maps of {len(tissue)} images, but {num_images} images")
         if gt_tissue is None:
             gt_tissue = tissue.values_at(ground_truth)
-        strata = stratum_counts(predictions, ground_truth, matched, tissue.values_at(predictions),
-                                gt_tissue, num_images)
+        strata = stratum_counts(
+            predictions, ground_truth, matched, tissue.values_at(predictions), gt_tissue, num_images
+        )
     return ErrorCounts(
         detection=detection_counts(predictions, ground_truth, matched_any, num_images),
         confusion=confusion_counts(predictions, ground_truth, matched_any, num_images),
@@ -210,8 +251,14 @@ def error_counts(predictions: PointSet, ground_truth: PointSet, num_images: int,
 
 def _counts_entry(tp: int, fp: int, fn: int) -> dict:
     precision, recall, f1 = class_metrics(tp, fp, fn)
-    return {"TP": int(tp), "FP": int(fp), "FN": int(fn), "precision": precision,
-            "recall": recall, "F1": f1}
+    return {
+        "TP": int(tp),
+        "FP": int(fp),
+        "FN": int(fn),
+        "precision": precision,
+        "recall": recall,
+        "F1": f1,
+    }
 
 
 def _accuracy(confusion: np.ndarray) -> np.ndarray:
@@ -237,8 +284,10 @@ def summarise(counts: ErrorCounts) -> dict:
     document = {
         "detection": _counts_entry(*counts.detection.sum(axis=0)),
         "classification": {
-            "confusion": {gt: {predicted: int(confusion[i, j]) for j, predicted in enumerate(names)}
-                          for i, gt in enumerate(names)},
+            "confusion": {
+                gt: {predicted: int(confusion[i, j]) for j, predicted in enumerate(names)}
+                for i, gt in enumerate(names)
+            },
             "accuracy": round(float(_accuracy(confusion)), 4),
             "wrong_class": int(confusion.sum() - np.trace(confusion)),
         },
@@ -258,9 +307,13 @@ def per_organ_summaries(counts: ErrorCounts, organs: Sequence[str]) -> dict:
     organ_of_image = np.asarray(organs, dtype=object)
     if organ_of_image.shape != (len(counts),):
         raise ValueError(f"organs must name all {len(counts)} images, got {len(organs)}")
-    return {organ: {"images": int(np.sum(organ_of_image == organ)),
-                    **summarise(counts.of_images(organ_of_image == organ))}
-            for organ in sorted(set(organs))}
+    return {
+        organ: {
+            "images": int(np.sum(organ_of_image == organ)),
+            **summarise(counts.of_images(organ_of_image == organ)),
+        }
+        for organ in sorted(set(organs))
+    }
 
 
 def _interval(estimate: float, replicates: np.ndarray, confidence: float) -> dict:
@@ -268,8 +321,9 @@ def _interval(estimate: float, replicates: np.ndarray, confidence: float) -> dic
     return {"estimate": float(estimate), "low": float(low), "high": float(high)}
 
 
-def _replicate_totals(counts: ErrorCounts, replicates: int,
-                      seed: int | np.random.SeedSequence) -> list[np.ndarray | None]:
+def _replicate_totals(
+    counts: ErrorCounts, replicates: int, seed: int | np.random.SeedSequence
+) -> list[np.ndarray | None]:
     """Each replicate's summed counts: ``[detection (R, 3), confusion (R, C, C), tissue
     (R, S, C, 3) or None]``.
 
@@ -280,18 +334,30 @@ def _replicate_totals(counts: ErrorCounts, replicates: int,
     if counts.tissue is not None:
         parts.append(counts.tissue)
     # Float64 sums stay exact (integers far below 2**53), and BLAS does the product.
-    per_image = np.concatenate([part.reshape(len(counts), -1) for part in parts],
-                               axis=1).astype(np.float64)
-    totals = np.concatenate([draws.astype(np.float64) @ per_image for draws in
-                             image_draw_blocks(len(counts), replicates, seed)])
+    per_image = np.concatenate([part.reshape(len(counts), -1) for part in parts], axis=1).astype(
+        np.float64
+    )
+    totals = np.concatenate(
+        [
+            draws.astype(np.float64) @ per_image
+            for draws in image_draw_blocks(len(counts), replicates, seed)
+        ]
+    )
     columns = np.cumsum([part[0].size for part in parts])[:-1]
-    sums = [block.reshape(replicates, *part.shape[1:]) for block, part in
-            zip(np.split(totals, columns, axis=1), parts, strict=True)]
+    sums = [
+        block.reshape(replicates, *part.shape[1:])
+        for block, part in zip(np.split(totals, columns, axis=1), parts, strict=True)
+    ]
     return sums if counts.tissue is not None else [*sums, None]
 
 
-def bootstrap_errors(counts: ErrorCounts, *, replicates: int = 1000, confidence: float = 0.95,
-                     seed: int | np.random.SeedSequence = 0) -> dict:
+def bootstrap_errors(
+    counts: ErrorCounts,
+    *,
+    replicates: int = 1000,
+    confidence: float = 0.95,
+    seed: int | np.random.SeedSequence = 0,
+) -> dict:
     """Percentile bootstrap intervals over images of the detection F1, the accuracy and each
     stratum's F1 per class and mF1.
 
@@ -311,22 +377,33 @@ def bootstrap_errors(counts: ErrorCounts, *, replicates: int = 1000, confidence:
         empty = {"estimate": None, "low": None, "high": None}
         result.update({"detection": {"F1": empty}, "classification": {"accuracy": empty}})
         if counts.tissue is not None:
-            result["tissue"] = {stratum: {**{name: {"F1": empty} for name in CLASS_NAMES.values()},
-                                          "mF1": empty} for stratum in STRATA}
+            result["tissue"] = {
+                stratum: {**{name: {"F1": empty} for name in CLASS_NAMES.values()}, "mF1": empty}
+                for stratum in STRATA
+            }
         return result
     detection, confusion, tissue = _replicate_totals(counts, replicates, seed)
-    result["detection"] = {"F1": _interval(
-        precision_recall_f1(*counts.detection.sum(axis=0).tolist())[2],
-        precision_recall_f1(detection[:, 0], detection[:, 1], detection[:, 2])[2], confidence)}
-    result["classification"] = {"accuracy": _interval(
-        _accuracy(counts.confusion.sum(axis=0)), _accuracy(confusion), confidence)}
+    result["detection"] = {
+        "F1": _interval(
+            precision_recall_f1(*counts.detection.sum(axis=0).tolist())[2],
+            precision_recall_f1(detection[:, 0], detection[:, 1], detection[:, 2])[2],
+            confidence,
+        )
+    }
+    result["classification"] = {
+        "accuracy": _interval(
+            _accuracy(counts.confusion.sum(axis=0)), _accuracy(confusion), confidence
+        )
+    }
     if counts.tissue is not None:
         f1 = precision_recall_f1(*np.moveaxis(counts.tissue.sum(axis=0), -1, 0))[2]
         replicate_f1 = precision_recall_f1(*np.moveaxis(tissue, -1, 0))[2]
         result["tissue"] = {}
         for s, stratum in enumerate(STRATA):
-            entry = {name: {"F1": _interval(f1[s, c], replicate_f1[:, s, c], confidence)}
-                     for c, name in enumerate(CLASS_NAMES.values())}
+            entry = {
+                name: {"F1": _interval(f1[s, c], replicate_f1[:, s, c], confidence)}
+                for c, name in enumerate(CLASS_NAMES.values())
+            }
             entry["mF1"] = _interval(f1[s].mean(), replicate_f1[:, s].mean(axis=-1), confidence)
             result["tissue"][stratum] = entry
     return result

@@ -111,8 +111,9 @@ def run_reporting_errors(command: Callable[[], int]) -> int:
     except OSError as error:
         message = os_error_message(error)
     except _Terminated:
-        print("error: stopped by SIGTERM before the end; no partial output was left",
-              file=sys.stderr)
+        print(
+            "error: stopped by SIGTERM before the end; no partial output was left", file=sys.stderr
+        )
         return 128 + signal.SIGTERM
     finally:
         if in_main_thread:

@@ -29,12 +29,19 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, *, create_parents: bool
     The document goes to a temporary file in the same folder, which then replaces ``path``.
     With ``create_parents``, missing folders above ``path`` are created first.
     """
-    write_bytes_atomic(path, (json.dumps(obj, allow_nan=False) + "\n").encode("utf-8"),
-                       create_parents=create_parents)
+    write_bytes_atomic(
+        path,
+        (json.dumps(obj, allow_nan=False) + "\n").encode("utf-8"),
+        create_parents=create_parents,
+    )
 
 
-def check_writable(path: str | os.PathLike, *, inputs: Sequence[str | os.PathLike] = (),
-                   create_parents: bool = False) -> None:
+def check_writable(
+    path: str | os.PathLike,
+    *,
+    inputs: Sequence[str | os.PathLike] = (),
+    create_parents: bool = False,
+) -> None:
     """Fail before any work when ``path`` cannot or must not be written.
 
     Refused: a folder that does not exist (unless ``create_parents``: the writer creates the
@@ -56,8 +63,9 @@ def check_writable(path: str | os.PathLike, *, inputs: Sequence[str | os.PathLik
         if not folder.is_dir():
             raise InputError(f"{target}: cannot write: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{target}: cannot write: folder {folder} is not writable "
-                         f"by uid {os.getuid()}")
+        raise InputError(
+            f"{target}: cannot write: folder {folder} is not writable by uid {os.getuid()}"
+        )
     _check_replaceable(target)
     _check_not_an_input(target, inputs)
 
@@ -68,12 +76,14 @@ def _check_not_an_input(target: Path, inputs: Sequence[str | os.PathLike]) -> No
     resolved = target.resolve()
     for source in inputs:
         if Path(source).resolve() == resolved or (
-                target.exists() and Path(source).exists() and os.path.samefile(source, target)):
+            target.exists() and Path(source).exists() and os.path.samefile(source, target)
+        ):
             raise InputError(f"{target}: is also an input ({source}); write the output elsewhere")
 
 
-def check_output_set(folder: str | os.PathLike, names: Sequence[str], *,
-                     inputs: Sequence[str | os.PathLike] = ()) -> list[Path]:
+def check_output_set(
+    folder: str | os.PathLike, names: Sequence[str], *, inputs: Sequence[str | os.PathLike] = ()
+) -> list[Path]:
     """Fail before any work when one file of an output set cannot or must not be written.
 
     ``folder`` may not exist yet (it is then created when the set is written). Each target
@@ -101,8 +111,12 @@ def check_output_set(folder: str | os.PathLike, names: Sequence[str], *,
     return targets
 
 
-def write_output_set(folder: str | os.PathLike, contents: dict[str, bytes | None], *,
-                     inputs: Sequence[str | os.PathLike] = ()) -> list[Path]:
+def write_output_set(
+    folder: str | os.PathLike,
+    contents: dict[str, bytes | None],
+    *,
+    inputs: Sequence[str | os.PathLike] = (),
+) -> list[Path]:
     """Write the files of one output set into ``folder`` (created if missing) as one unit.
 
     Every target is checked (:func:`check_output_set`) before any is written; the files are
@@ -165,13 +179,19 @@ def _check_replaceable(target: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISREG(status.st_mode):
-        kind = ("a folder" if stat.S_ISDIR(status.st_mode)
-                else "a symbolic link" if stat.S_ISLNK(status.st_mode) else "not a regular file")
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(status.st_mode)
+            else "a symbolic link"
+            if stat.S_ISLNK(status.st_mode)
+            else "not a regular file"
+        )
         raise InputError(f"{target}: exists and is {kind}; only a regular file is replaced")
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes, *,
-                       create_parents: bool = False) -> None:
+def write_bytes_atomic(
+    path: str | os.PathLike, data: bytes, *, create_parents: bool = False
+) -> None:
     """Write ``data`` so that ``path`` either keeps its old content or holds all of it.
 
     The bytes go to a temporary file in the same folder, which then replaces ``path``; the

@@ -122,11 +122,15 @@ def read_ground_truth_catalogue(folder: Path, *, split: str) -> dict[str | None,
         return _read_indexed_ground_truth(folder, index_path, split)
     if (folder / "annotations").is_dir():
         truth = read_ground_truth(folder, split=split)
-        organs, _ = resolve_organs(None, num_images=truth.num_images, split=split,
-                                   stems=truth.stems, search=(folder,))
+        organs, _ = resolve_organs(
+            None, num_images=truth.num_images, split=split, stems=truth.stems, search=(folder,)
+        )
         return {None: truth.with_organs(organs)}
-    candidates = sorted(path for path in folder.glob("*.json")
-                        if path.name != METADATA_FILE and not path.name.startswith("."))
+    candidates = sorted(
+        path
+        for path in folder.glob("*.json")
+        if path.name != METADATA_FILE and not path.name.startswith(".")
+    )
     if len(candidates) != 1:
         raise InputError(
             f"{folder}: expected one ground-truth JSON (besides {METADATA_FILE}), a "
@@ -134,12 +138,16 @@ def read_ground_truth_catalogue(folder: Path, *, split: str) -> dict[str | None,
             f"{[path.name for path in candidates]}"
         )
     metadata = folder / METADATA_FILE
-    return {None: _read_ground_truth_file(candidates[0], metadata if metadata.is_file() else None,
-                                          split)}
+    return {
+        None: _read_ground_truth_file(
+            candidates[0], metadata if metadata.is_file() else None, split
+        )
+    }
 
 
-def _read_indexed_ground_truth(folder: Path, index_path: Path, split: str
-                               ) -> dict[str | None, GroundTruth]:
+def _read_indexed_ground_truth(
+    folder: Path, index_path: Path, split: str
+) -> dict[str | None, GroundTruth]:
     index = read_json_document(index_path)
     if type(index) is not dict or not index:
         raise InputError(
@@ -163,10 +171,12 @@ def _read_indexed_ground_truth(folder: Path, index_path: Path, split: str
         for field in ("ground_truth", "metadata"):
             if entry.get(field) is not None:
                 check_inside(entry[field], f"{where}.{field}")
-                paths[field] = resolve_inside(folder, entry[field],
-                                              f"{where}.{field} {preview(entry[field])}")
-        catalogue[name] = _read_ground_truth_file(paths["ground_truth"], paths.get("metadata"),
-                                                  split)
+                paths[field] = resolve_inside(
+                    folder, entry[field], f"{where}.{field} {preview(entry[field])}"
+                )
+        catalogue[name] = _read_ground_truth_file(
+            paths["ground_truth"], paths.get("metadata"), split
+        )
     return catalogue
 
 
@@ -177,8 +187,9 @@ def _read_ground_truth_file(path: Path, metadata: Path | None, split: str) -> Gr
     return truth.with_organs(organs)
 
 
-def ground_truth_of(job: Job, catalogue: dict[str | None, GroundTruth],
-                    num_jobs: int) -> GroundTruth:
+def ground_truth_of(
+    job: Job, catalogue: dict[str | None, GroundTruth], num_jobs: int
+) -> GroundTruth:
     """The ground truth that ``job`` is scored against: the one whose name is a job input's."""
     if None in catalogue:
         if num_jobs > 1:
@@ -218,8 +229,9 @@ def score_jobs(
     """
     if len(jobs) == 1:
         truth = ground_truths[0]
-        return score(predictions[0], truth.points, truth.num_images, radius_px=radius_px,
-                     organs=truth.organs)
+        return score(
+            predictions[0], truth.points, truth.num_images, radius_px=radius_px, organs=truth.organs
+        )
     offsets = np.cumsum([0] + [truth.num_images for truth in ground_truths])
     known_organs = all(truth.organs is not None for truth in ground_truths)
     report = score(
@@ -227,8 +239,9 @@ def score_jobs(
         _concatenate([truth.points for truth in ground_truths], offsets[:-1]),
         int(offsets[-1]),
         radius_px=radius_px,
-        organs=([organ for truth in ground_truths for organ in truth.organs] if known_organs
-                else None),
+        organs=(
+            [organ for truth in ground_truths for organ in truth.organs] if known_organs else None
+        ),
     )
     return _label_results_by_job(report, jobs, offsets)
 
@@ -236,16 +249,18 @@ def score_jobs(
 def _concatenate(point_sets: Sequence[PointSet], image_offsets: Sequence[int]) -> PointSet:
     """One PointSet of all ``point_sets``, image indices of the j-th shifted by its offset."""
     return PointSet.from_arrays(
-        np.concatenate([points.image + offset
-                        for points, offset in zip(point_sets, image_offsets)]),
+        np.concatenate(
+            [points.image + offset for points, offset in zip(point_sets, image_offsets)]
+        ),
         np.concatenate([points.xy for points in point_sets]).reshape(-1, 2),
         np.concatenate([points.label for points in point_sets]),
         np.concatenate([points.probability for points in point_sets]),
     )
 
 
-def _label_results_by_job(report: ScoreReport, jobs: Sequence[Job], offsets: np.ndarray
-                          ) -> ScoreReport:
+def _label_results_by_job(
+    report: ScoreReport, jobs: Sequence[Job], offsets: np.ndarray
+) -> ScoreReport:
     results = []
     for job, start, stop in zip(jobs, offsets[:-1], offsets[1:]):
         for local, result in enumerate(report.results[start:stop]):
@@ -278,8 +293,10 @@ def _check_output_apart(output_dir: Path, inputs: dict[str, Path]) -> None:
     resolved = output_dir.resolve()
     for role, folder in inputs.items():
         if resolved.is_relative_to(folder.resolve()):
-            raise InputError(f"{output_dir}: lies within the {role} folder {folder}; write "
-                             "metrics.json to a folder apart from the inputs")
+            raise InputError(
+                f"{output_dir}: lies within the {role} folder {folder}; write "
+                "metrics.json to a folder apart from the inputs"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,8 +320,9 @@ def evaluate(
     stale = output_dir / "metrics.json"
     if stale.is_file() and not stale.is_symlink():
         stale.unlink()
-    jobs = read_jobs(resolve_inside(input_dir, "predictions.json",
-                                    str(input_dir / "predictions.json")))
+    jobs = read_jobs(
+        resolve_inside(input_dir, "predictions.json", str(input_dir / "predictions.json"))
+    )
     folder = ground_truth_folder(mounted_ground_truth, baked_ground_truth)
     _check_output_apart(output_dir, {"input": input_dir, "ground truth": folder})
     catalogue = read_ground_truth_catalogue(folder, split=split)
@@ -313,8 +331,10 @@ def evaluate(
     predictions = []
     for job, truth in zip(jobs, ground_truths):
         predictions.append(read_job_predictions(job, input_dir, truth.num_images))
-        print(f"{job.label}: {len(predictions[-1])} predicted cells, {len(truth.points)} "
-              f"ground-truth cells in {truth.num_images} images ({truth.source})")
+        print(
+            f"{job.label}: {len(predictions[-1])} predicted cells, {len(truth.points)} "
+            f"ground-truth cells in {truth.num_images} images ({truth.source})"
+        )
     report = score_jobs(predictions, ground_truths, jobs, radius_px=radius_px)
     print(format_report(report, radius_px=radius_px))
     metrics = report.to_dict()
@@ -327,8 +347,10 @@ def check_ground_truth(mounted_ground_truth: Path, baked_ground_truth: Path, *, 
     folder = ground_truth_folder(mounted_ground_truth, baked_ground_truth)
     for name, truth in read_ground_truth_catalogue(folder, split=split).items():
         organs = "organs unknown" if truth.organs is None else f"{len(set(truth.organs))} organs"
-        print(f"{name or 'every job'}: {truth.source}: {len(truth.points)} cells in "
-              f"{truth.num_images} images, {organs}")
+        print(
+            f"{name or 'every job'}: {truth.source}: {len(truth.points)} cells in "
+            f"{truth.num_images} images, {organs}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,8 +358,11 @@ def main(argv: list[str] | None = None) -> int:
 
     Bad input ends with one ``error:`` line on stderr and exit code 2.
     """
-    return run_module("python -m evaluation.gc_entry", "evaluation.commands.gc_evaluate",
-                      sys.argv[1:] if argv is None else argv)
+    return run_module(
+        "python -m evaluation.gc_entry",
+        "evaluation.commands.gc_evaluate",
+        sys.argv[1:] if argv is None else argv,
+    )
 
 
 if __name__ == "__main__":

@@ -82,8 +82,15 @@ class GrandChallengeWriter:
         Files read to make the layout; none may be a target.
     """
 
-    def __init__(self, directory: Path, count: int, size: int, compression: str | None = None,
-                 *, inputs: tuple[Path, ...] = ()):
+    def __init__(
+        self,
+        directory: Path,
+        count: int,
+        size: int,
+        compression: str | None = None,
+        *,
+        inputs: tuple[Path, ...] = (),
+    ):
         self.directory = Path(directory)
         # Every target is checked before anything is written: none may lead out of the
         # directory through a link, nor replace an input.
@@ -162,8 +169,9 @@ class GrandChallengeWriter:
             predictions = points_document(_point_set(*predicted))
         # After the predictions: the committed test data's job id follows from this order.
         pk = str(uuid.UUID(bytes=rng.bytes(16), version=4))
-        write_evaluation_input(self.directory / "evaluation" / "input", pk, predictions,
-                               root=self.directory)
+        write_evaluation_input(
+            self.directory / "evaluation" / "input", pk, predictions, root=self.directory
+        )
         self._cells = self._tissues = None
         self._scratch.cleanup()
 
@@ -190,8 +198,10 @@ def check_no_links(root: Path, path: Path) -> None:
     for part in path.relative_to(root).parts:
         current = current / part
         if current.is_symlink():
-            raise DataError(f"{current}: is a symbolic link; {root} is written only through "
-                            "real folders, never out of it")
+            raise DataError(
+                f"{current}: is a symbolic link; {root} is written only through "
+                "real folders, never out of it"
+            )
 
 
 def noisy_predictions(
@@ -249,8 +259,9 @@ def noisy_predictions(
     return all_image[order], all_points[order], all_probability[order]
 
 
-def write_evaluation_input(directory: Path, pk: str, predictions: dict, *,
-                           root: Path | None = None) -> None:
+def write_evaluation_input(
+    directory: Path, pk: str, predictions: dict, *, root: Path | None = None
+) -> None:
     """Write the evaluation container's ``/input``: one succeeded job and its output file.
 
     ``directory`` is replaced as a whole; no folder from ``root`` (default: its parent) down to
@@ -354,8 +365,10 @@ def read_jobs(predictions_path: Path) -> list[Job]:
         job = _job(predictions_path, index, entry)
         if job.pk in index_of_pk:
             # Scored twice, its counts would weigh double in the aggregates.
-            raise InputError(f"{job.where}: pk is also the pk of job [{index_of_pk[job.pk]}]; "
-                             "each job must appear once")
+            raise InputError(
+                f"{job.where}: pk is also the pk of job [{index_of_pk[job.pk]}]; "
+                "each job must appear once"
+            )
         index_of_pk[job.pk] = index
         jobs.append(job)
     return jobs
@@ -452,8 +465,11 @@ def _job_output_path(job: Job, input_dir: Path) -> Path:
         )
     for field, part in (("pk", job.pk), ("relative_path", relative_path)):
         check_inside(part, f"{job.where}: {field}")
-    return resolve_inside(input_dir, f"{job.pk}/output/{relative_path}",
-                          f"{job.where}: output {preview(relative_path)}")
+    return resolve_inside(
+        input_dir,
+        f"{job.pk}/output/{relative_path}",
+        f"{job.where}: output {preview(relative_path)}",
+    )
 
 
 def check_inside(relative: str, where: str) -> None:
@@ -482,6 +498,7 @@ def resolve_inside(root: Path, relative: str, where: str) -> Path:
     """
     resolved = (root / relative).resolve()
     if not resolved.is_relative_to(root.resolve()):
-        raise InputError(f"{where} leads outside {root} through a symbolic link; only files "
-                         "inside it are read")
+        raise InputError(
+            f"{where} leads outside {root} through a symbolic link; only files inside it are read"
+        )
     return resolved

@@ -30,14 +30,18 @@ def embedded_image(data: bytes, mime: str, alt: str) -> str:
 
 def figure(png: bytes, alt: str, caption: str) -> str:
     """A PNG figure with its caption (HTML, inserted as given)."""
-    return (f'<div class="figure">{embedded_image(png, "image/png", alt)}'
-            f'<div class="caption">{caption}</div></div>')
+    return (
+        f'<div class="figure">{embedded_image(png, "image/png", alt)}'
+        f'<div class="caption">{caption}</div></div>'
+    )
 
 
 def html_document(title: str, style: str, body: str, script: str) -> str:
     """The whole page: ``body`` (HTML) under ``title`` (text, escaped), with ``style`` and
     ``script`` inline."""
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{escape(title)}</title><style>{style}</style></head><body>"
-            f"{body}<script>{script}</script></body></html>")
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{escape(title)}</title><style>{style}</style></head><body>"
+        f"{body}<script>{script}</script></body></html>"
+    )

@@ -66,8 +66,10 @@ def match_hungarian(pred_xy, pred_probability, gt_xy, radius_px=MATCH_RADIUS_PX)
     scaled = distance.astype(np.float64) / (float(radius_px) if radius_px > 0 else 1.0)
 
     # Components of the bipartite candidate graph: predictions are nodes 0..P-1, GT P..P+G-1.
-    graph = coo_array((np.ones(len(pred_index)), (pred_index, num_pred + gt_index)),
-                      shape=(num_pred + num_gt,) * 2)
+    graph = coo_array(
+        (np.ones(len(pred_index)), (pred_index, num_pred + gt_index)),
+        shape=(num_pred + num_gt,) * 2,
+    )
     _, node_component = connected_components(graph, directed=False)
     edge_component = node_component[pred_index]
     preds_in = np.bincount(node_component[:num_pred])[edge_component]
@@ -76,8 +78,9 @@ def match_hungarian(pred_xy, pred_probability, gt_xy, radius_px=MATCH_RADIUS_PX)
     # Most components hold one prediction or one GT point: there the best pairing is the single
     # nearest candidate (ties: lowest GT, then lowest prediction index), found for all at once.
     star = (preds_in == 1) | (gts_in == 1)
-    order = np.flatnonzero(star)[np.lexsort((pred_index[star], gt_index[star], scaled[star],
-                                             edge_component[star]))]
+    order = np.flatnonzero(star)[
+        np.lexsort((pred_index[star], gt_index[star], scaled[star], edge_component[star]))
+    ]
     first = order[np.r_[True, np.diff(edge_component[order]) != 0]] if len(order) else order
     matched[pred_index[first]] = gt_index[first]
 
@@ -88,8 +91,13 @@ def match_hungarian(pred_xy, pred_probability, gt_xy, radius_px=MATCH_RADIUS_PX)
     boundaries = np.flatnonzero(np.diff(edge_component[order])) + 1
     for edges in np.split(order, boundaries) if len(order) else []:
         component = edge_component[edges[0]]
-        rows, cols = _solve_component(pred_rank[pred_index[edges]], gt_rank[gt_index[edges]],
-                                      scaled[edges], preds_in[edges[0]], gts_in[edges[0]])
+        rows, cols = _solve_component(
+            pred_rank[pred_index[edges]],
+            gt_rank[gt_index[edges]],
+            scaled[edges],
+            preds_in[edges[0]],
+            gts_in[edges[0]],
+        )
         matched[pred_of_rank[pred_start[component] + rows]] = gt_of_rank[gt_start[component] + cols]
     return matched
 
@@ -145,6 +153,7 @@ def _solve_sparse(local_pred, local_gt, cost, num_pred, num_gt):
     weights = np.concatenate([1.0 + cost, np.full(num_pred + num_gt + len(cost), penalty)])
     size = num_pred + num_gt
     row_ind, col_ind = min_weight_full_bipartite_matching(
-        coo_array((weights, (rows, cols)), shape=(size, size)).tocsr())
+        coo_array((weights, (rows, cols)), shape=(size, size)).tocsr()
+    )
     is_pair = (row_ind < num_pred) & (col_ind < num_gt)
     return row_ind[is_pair], col_ind[is_pair]

@@ -32,8 +32,12 @@ def _decode(path: Path, what: str) -> np.ndarray:
 
             with tifffile.TiffFile(path) as tiff:
                 page = tiff.pages.first
-                limits.check("patch_side_px", max(page.imagelength, page.imagewidth), str(path),
-                             "pixels per image side")
+                limits.check(
+                    "patch_side_px",
+                    max(page.imagelength, page.imagewidth),
+                    str(path),
+                    "pixels per image side",
+                )
                 return page.asarray()
         from PIL import Image
 

@@ -98,8 +98,9 @@ class _NeighbourRanges:
         """Number of candidate pairs of each prediction (in ``pred_order``)."""
         return self.count.sum(axis=1)
 
-    def pairs_within(self, pred_xy: np.ndarray, gt_xy: np.ndarray, cutoff: np.float32
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pairs_within(
+        self, pred_xy: np.ndarray, gt_xy: np.ndarray, cutoff: np.float32
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The candidate pairs whose float32 distance is ``<= cutoff``, and that distance.
 
         Returns (prediction row, GT row, distance), each prediction's pairs together. The
@@ -119,13 +120,19 @@ class _NeighbourRanges:
         )
         distance = np.sqrt(dx * dx + dy * dy)
         keep = distance <= cutoff
-        return (self.pred_order[pred_position[keep]], self.gt_order[gt_position[keep]],
-                distance[keep])
+        return (
+            self.pred_order[pred_position[keep]],
+            self.gt_order[gt_position[keep]],
+            distance[keep],
+        )
 
 
 def _neighbour_ranges(
-    pred_xy: np.ndarray, gt_xy: np.ndarray, cell_side: float,
-    pred_group: np.ndarray | None = None, gt_group: np.ndarray | None = None,
+    pred_xy: np.ndarray,
+    gt_xy: np.ndarray,
+    cell_side: float,
+    pred_group: np.ndarray | None = None,
+    gt_group: np.ndarray | None = None,
 ) -> _NeighbourRanges | None:
     """Find, on a square grid, the ground truth in the same or adjacent cells of each prediction.
 
@@ -142,7 +149,8 @@ def _neighbour_ranges(
     # time, as numpy is faster on contiguous 1-D arrays.
     pred_column, pred_row, gt_column, gt_row = (
         np.floor(xy[:, axis] / cell_side).astype(np.int64)
-        for xy in (pred_xy, gt_xy) for axis in (0, 1)
+        for xy in (pred_xy, gt_xy)
+        for axis in (0, 1)
     )
     extents = []
     for pred_cells, gt_cells in ((pred_column, gt_column), (pred_row, gt_row)):
@@ -190,8 +198,12 @@ def _sort_keys(key: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_candidate_pairs(total: int, cell_side: float) -> None:
-    current_limits().check("candidate_pairs", total, "predictions against ground truth",
-                           f"candidate pairs (points in neighbouring {cell_side:.4g} px cells)")
+    current_limits().check(
+        "candidate_pairs",
+        total,
+        "predictions against ground truth",
+        f"candidate pairs (points in neighbouring {cell_side:.4g} px cells)",
+    )
 
 
 def match_greedy(
@@ -229,8 +241,13 @@ def match_greedy(
     return _assign_greedily(pred_index, gt_index, distance, rank, len(gt_xy))
 
 
-def _assign_greedily(pred_index: np.ndarray, gt_index: np.ndarray, distance: np.ndarray,
-                     rank: np.ndarray, num_gt: int) -> np.ndarray:
+def _assign_greedily(
+    pred_index: np.ndarray,
+    gt_index: np.ndarray,
+    distance: np.ndarray,
+    rank: np.ndarray,
+    num_gt: int,
+) -> np.ndarray:
     """The greedy rule on candidate pairs: matched GT row per prediction, or -1.
 
     ``rank`` orders the predictions (lowest visited first). A prediction and a GT point that
@@ -240,8 +257,9 @@ def _assign_greedily(pred_index: np.ndarray, gt_index: np.ndarray, distance: np.
     matched = np.full(len(rank), -1, dtype=np.int64)
     if pred_index.size == 0:
         return matched
-    alone = ((np.bincount(pred_index, minlength=len(rank)) == 1)[pred_index]
-             & (np.bincount(gt_index, minlength=num_gt) == 1)[gt_index])
+    alone = (np.bincount(pred_index, minlength=len(rank)) == 1)[pred_index] & (
+        np.bincount(gt_index, minlength=num_gt) == 1
+    )[gt_index]
     matched[pred_index[alone]] = gt_index[alone]
     contested = ~alone
     pred_index = pred_index[contested]
@@ -273,7 +291,10 @@ def _assign_in_order(pair_pred: list[int], pair_gt: list[int], num_gt: int) -> l
 
 
 def match_point_sets(
-    predictions: PointSet, ground_truth: PointSet, *, radius_px: float = MATCH_RADIUS_PX,
+    predictions: PointSet,
+    ground_truth: PointSet,
+    *,
+    radius_px: float = MATCH_RADIUS_PX,
     matcher=match_greedy,
 ) -> np.ndarray:
     """Match every image and class of two point sets.
@@ -332,12 +353,12 @@ def _match_all_greedy(
     cutoff = _float32_cutoff(radius_px)
     pred_group, gt_group = _group_codes(predictions, ground_truth)
     search_radius = _search_radius(cutoff)
-    ranges = _neighbour_ranges(predictions.xy, ground_truth.xy, search_radius,
-                               pred_group, gt_group)
+    ranges = _neighbour_ranges(predictions.xy, ground_truth.xy, search_radius, pred_group, gt_group)
     if ranges is None:
         return None
-    pairs_per_group = np.bincount(pred_group[ranges.pred_order],
-                                  weights=ranges.pairs_per_prediction())
+    pairs_per_group = np.bincount(
+        pred_group[ranges.pred_order], weights=ranges.pairs_per_prediction()
+    )
     if pairs_per_group.max() > current_limits().candidate_pairs:
         return None
     pred_index, gt_index, distance = ranges.pairs_within(predictions.xy, ground_truth.xy, cutoff)
@@ -345,8 +366,7 @@ def _match_all_greedy(
     return _assign_greedily(pred_index, gt_index, distance, rank, len(ground_truth))
 
 
-def _group_codes(predictions: PointSet, ground_truth: PointSet
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _group_codes(predictions: PointSet, ground_truth: PointSet) -> tuple[np.ndarray, np.ndarray]:
     """Small integer codes of (image, class), shared by both point sets."""
     image = np.concatenate([predictions.image, ground_truth.image])
     if image.min() == image.max():  # one image, e.g. a whole slide
@@ -357,9 +377,10 @@ def _group_codes(predictions: PointSet, ground_truth: PointSet
         image_code = np.cumsum(present)[image] - 1
     else:
         image_code = np.unique(image, return_inverse=True)[1].reshape(-1)
-    code = image_code * len(CLASS_NAMES) + (np.concatenate([predictions.label,
-                                                           ground_truth.label]) - 1)
-    return code[:len(predictions)], code[len(predictions):]
+    code = image_code * len(CLASS_NAMES) + (
+        np.concatenate([predictions.label, ground_truth.label]) - 1
+    )
+    return code[: len(predictions)], code[len(predictions) :]
 
 
 def _visit_ranks(probability: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -380,8 +401,8 @@ def _visit_ranks(probability: np.ndarray, group: np.ndarray) -> np.ndarray:
         starts = np.flatnonzero(np.concatenate([[True], sorted_group[1:] != sorted_group[:-1]]))
         ends = np.append(starts[1:], len(order))
         for run in np.unique(np.searchsorted(starts, np.flatnonzero(tied), side="right") - 1):
-            rows = np.sort(order[starts[run]:ends[run]])  # the group's rows in file order
-            order[starts[run]:ends[run]] = rows[visit_order(probability[rows])]
+            rows = np.sort(order[starts[run] : ends[run]])  # the group's rows in file order
+            order[starts[run] : ends[run]] = rows[visit_order(probability[rows])]
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank
@@ -392,9 +413,13 @@ def _rows_by_image_and_class(points: PointSet) -> dict[tuple[int, int], np.ndarr
     order = np.lexsort((points.label, points.image))  # stable: file order within a group
     image = points.image[order]
     label = points.label[order]
-    starts = np.flatnonzero(
-        np.concatenate([[True], (image[1:] != image[:-1]) | (label[1:] != label[:-1])])
-    ) if len(order) else np.zeros(0, np.int64)
+    starts = (
+        np.flatnonzero(
+            np.concatenate([[True], (image[1:] != image[:-1]) | (label[1:] != label[:-1])])
+        )
+        if len(order)
+        else np.zeros(0, np.int64)
+    )
     ends = np.append(starts[1:], len(order))
     return {
         (int(image[start]), int(label[start])): order[start:end]

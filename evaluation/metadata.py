@@ -105,8 +105,14 @@ def resolve_organs(
         The file read.
     """
     if metadata is None:
-        metadata = next((folder / METADATA_FILE for folder in search
-                         if folder is not None and (folder / METADATA_FILE).is_file()), None)
+        metadata = next(
+            (
+                folder / METADATA_FILE
+                for folder in search
+                if folder is not None and (folder / METADATA_FILE).is_file()
+            ),
+            None,
+        )
     if metadata is None:
         return None, None
     return read_organs(metadata, num_images=num_images, split=split, stems=stems), metadata
@@ -141,7 +147,7 @@ def read_organs(
         entries = _release_entries(path, document["sample_pairs"], split, stems)
     else:
         raise DataError(
-            f'{path}: expected a Grand Challenge metadata list or a release metadata object with '
+            f"{path}: expected a Grand Challenge metadata list or a release metadata object with "
             f'"sample_pairs"'
         )
     if len(entries) != num_images:
@@ -152,10 +158,11 @@ def read_organs(
     for where, entry in entries:
         organ = entry.get("organ") if type(entry) is dict else None
         if type(organ) is not str:
-            raise DataError(f'{path}: {where}.organ: must be a string, got {preview(organ)}')
+            raise DataError(f"{path}: {where}.organ: must be a string, got {preview(organ)}")
         if has_control_character(organ):
-            raise DataError(f"{path}: {where}.organ: must not hold control characters, "
-                            f"got {preview(organ)}")
+            raise DataError(
+                f"{path}: {where}.organ: must not hold control characters, got {preview(organ)}"
+            )
         organs.append(organ)
     return organs
 
@@ -164,8 +171,11 @@ def _release_entries(path, pairs: dict, split: str | None, stems: list[str] | No
     if stems is None:
         if split is None:
             raise DataError(f"{path}: release metadata needs a split to select the images")
-        stems = sorted(key for key, entry in pairs.items()
-                       if type(entry) is dict and entry.get("subset") == split)
+        stems = sorted(
+            key
+            for key, entry in pairs.items()
+            if type(entry) is dict and entry.get("subset") == split
+        )
     entries = []
     for stem in stems:
         where = f'sample_pairs["{stem}"]'

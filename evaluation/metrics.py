@@ -12,9 +12,20 @@ from evaluation.matching import match_greedy, match_point_sets
 from evaluation.multiple_points import check_image_range, points_from_document
 from evaluation.points import PointSet
 
-__all__ = ["COUNT_KEYS", "EPSILON", "MATCHING_RULES", "PUBLISHED_KEYS", "ScoreReport",
-           "class_metrics", "count_matches", "matcher", "metrics_from_counts",
-           "precision_recall_f1", "score", "score_documents"]
+__all__ = [
+    "COUNT_KEYS",
+    "EPSILON",
+    "MATCHING_RULES",
+    "PUBLISHED_KEYS",
+    "ScoreReport",
+    "class_metrics",
+    "count_matches",
+    "matcher",
+    "metrics_from_counts",
+    "precision_recall_f1",
+    "score",
+    "score_documents",
+]
 
 #: The seven numbers the leaderboard publishes, in its order.
 PUBLISHED_KEYS = ("Pre/BC", "Rec/BC", "F1/BC", "Pre/TC", "Rec/TC", "F1/TC", "mF1")
@@ -194,14 +205,16 @@ def score(
         raise ValueError(f"organs must name all {num_images} images, got {len(organs)}")
     check_image_range(predictions, num_images, "predictions")
     check_image_range(ground_truth, num_images, "ground truth")
-    matched = match_point_sets(predictions, ground_truth, radius_px=radius_px,
-                               matcher=matcher(matching))
+    matched = match_point_sets(
+        predictions, ground_truth, radius_px=radius_px, matcher=matcher(matching)
+    )
     counts = count_matches(predictions, ground_truth, matched, num_images)
     aggregates = metrics_from_counts({key: values.sum() for key, values in counts.items()})
     results = _per_image_results(counts, num_images, organs)
     per_organ = None if organs is None else _per_organ_metrics(counts, organs)
-    return ScoreReport(aggregates=aggregates, results=results, per_organ=per_organ,
-                       matched=matched, counts=counts)
+    return ScoreReport(
+        aggregates=aggregates, results=results, per_organ=per_organ, matched=matched, counts=counts
+    )
 
 
 def score_documents(

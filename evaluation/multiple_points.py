@@ -154,8 +154,9 @@ def _check_points_per_image(points: PointSet, source: str, whole_slide: bool) ->
         return
     images, counts = np.unique(points.image, return_counts=True)
     busiest = int(np.argmax(counts))
-    current_limits().check("points_per_image", int(counts[busiest]),
-                           f"{source}: image_{images[busiest]}", "points")
+    current_limits().check(
+        "points_per_image", int(counts[busiest]), f"{source}: image_{images[busiest]}", "points"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,12 +178,17 @@ def _typed_decoder():
     entry = msgspec.defstruct(
         "Entry",
         [("name", str), ("point", tuple[int, int, int]), ("probability", int | float)],
-        forbid_unknown_fields=True, gc=False,
+        forbid_unknown_fields=True,
+        gc=False,
     )
     document = msgspec.defstruct(
         "Document",
-        [("points", list[entry]), ("type", Any, None), ("version", Any, None),
-         ("num_images", Any, None)],
+        [
+            ("points", list[entry]),
+            ("type", Any, None),
+            ("version", Any, None),
+            ("num_images", Any, None),
+        ],
         forbid_unknown_fields=True,
     )
     return msgspec.json.Decoder(document), msgspec.DecodeError
@@ -213,8 +219,9 @@ def _read_points_typed(
     _check_document_size(source, role, num_images, count)
     names = list(map(operator.attrgetter("name"), entries))
     try:
-        image_of_name = {name: _image_index(name, source, num_images)
-                         for name in dict.fromkeys(names)}
+        image_of_name = {
+            name: _image_index(name, source, num_images) for name in dict.fromkeys(names)
+        }
     except InputError:
         return None
     probabilities = list(map(operator.attrgetter("probability"), entries))
@@ -223,7 +230,8 @@ def _read_points_typed(
     try:
         table = np.fromiter(
             itertools.chain.from_iterable(map(operator.attrgetter("point"), entries)),
-            dtype=np.int64, count=3 * count,
+            dtype=np.int64,
+            count=3 * count,
         ).reshape(count, 3)
     except OverflowError:  # beyond int64, so beyond any bound
         return None
@@ -237,8 +245,10 @@ def _read_points_typed(
     ):
         return None
     image = np.fromiter(map(image_of_name.__getitem__, names), dtype=np.int64, count=count)
-    return (PointSet(image=image, xy=xy.copy(), label=label.copy(), probability=probability),
-            num_images if role == "ground_truth" else None)
+    return (
+        PointSet(image=image, xy=xy.copy(), label=label.copy(), probability=probability),
+        num_images if role == "ground_truth" else None,
+    )
 
 
 def _points_from_entries(
@@ -297,7 +307,7 @@ def _image_index(name: Any, where: str, num_images: int | None) -> int:
         raise InputError(f"{where}: must match image_[0-9]+, got {preview(name)}")
     # The organisers read the index as int(name.split("_")[-1]): image_007 is image 7. Its
     # length is checked first: int() refuses more than 4,300 digits with a ValueError.
-    digits = name[len("image_"):].lstrip("0") or "0"
+    digits = name[len("image_") :].lstrip("0") or "0"
     if len(digits) > _IMAGE_INDEX_DIGITS:
         raise InputError(f"{where}: image index too large, got {preview(name)}")
     image = int(digits)
@@ -330,8 +340,7 @@ def _entry_shape_error(source: str, index: int, entry: Any) -> str:
     where = f"{source}: points[{index}]"
     if type(entry) is not dict:
         return (
-            f"{where}: must be an object with keys name, point, probability, "
-            f"got {preview(entry)}"
+            f"{where}: must be an object with keys name, point, probability, got {preview(entry)}"
         )
     missing = sorted(_ENTRY_KEYS - entry.keys())
     if missing:
@@ -358,13 +367,14 @@ def _probability_error(source: str, index: int, value) -> str:
     return f"{where}: must be a float in [0, 1], got {preview(value)}"
 
 
-
 def points_document(points: PointSet, num_images: int | None = None) -> dict:
     """The "Multiple points" document of ``points`` (plus ``num_images`` for ground truth)."""
     entries = [
         {"name": f"image_{image}", "point": [x, y, label], "probability": probability}
         for image, (x, y), label, probability in zip(
-            points.image.tolist(), points.xy.tolist(), points.label.tolist(),
+            points.image.tolist(),
+            points.xy.tolist(),
+            points.label.tolist(),
             points.probability.tolist(),
         )
     ]

@@ -97,8 +97,12 @@ class PointSet:
         """The points of ``sets`` one after the other, in order."""
         if not sets:
             return cls.empty()
-        return cls(*(np.concatenate([getattr(points, name) for points in sets])
-                     for name in ("image", "xy", "label", "probability")))
+        return cls(
+            *(
+                np.concatenate([getattr(points, name) for points in sets])
+                for name in ("image", "xy", "label", "probability")
+            )
+        )
 
     def take(self, rows) -> PointSet:
         """The points at ``rows`` (indices or boolean mask), in that order."""

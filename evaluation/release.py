@@ -82,8 +82,10 @@ def check_release_file(root: str | os.PathLike, path: Path) -> None:
     DataError
     """
     if not path.resolve().is_relative_to(Path(root).resolve()):
-        raise DataError(f"{path}: leads outside the release folder {root} through a symbolic "
-                        "link; only files inside it are read")
+        raise DataError(
+            f"{path}: leads outside the release folder {root} through a symbolic "
+            "link; only files inside it are read"
+        )
     _check_regular_file(path)
 
 
@@ -176,8 +178,9 @@ def read_release_ground_truth(
     image = np.repeat(np.arange(len(tables), dtype=np.int64), [len(table) for table in tables])
     table = np.concatenate(tables) if tables else np.zeros((0, 3), dtype=np.int64)
     points = PointSet.from_arrays(image, table[:, :2], table[:, 2], np.ones(len(table)))
-    return GroundTruth(points, len(csvs), f"{root} (split {split})",
-                       stems=[path.stem for path in csvs])
+    return GroundTruth(
+        points, len(csvs), f"{root} (split {split})", stems=[path.stem for path in csvs]
+    )
 
 
 def read_ground_truth(
@@ -196,7 +199,6 @@ def read_ground_truth(
         return read_release_ground_truth(path, split, whole_slide=whole_slide)
     points, num_images = read_points_document(path, role="ground_truth", whole_slide=whole_slide)
     return GroundTruth(points, num_images, str(path))
-
 
 
 class ReleaseDataset:
@@ -235,8 +237,7 @@ class ReleaseDataset:
         missing = sorted(set(self.names) - set(self._tissue_images))
         if missing:
             raise DataError(
-                f"{tissue_dir}: no tissue image for cell image "
-                f"{self._cell_images[missing[0]].name}"
+                f"{tissue_dir}: no tissue image for cell image {self._cell_images[missing[0]].name}"
             )
         extra = sorted(set(self._tissue_images) - set(self.names))
         if extra:

@@ -52,8 +52,7 @@ def read_document_bytes(path: str | os.PathLike) -> bytes:
         if not stat.S_ISREG(status.st_mode):
             # A device or a pipe could be read forever (/dev/zero) or block (a FIFO).
             raise InputError(f"{source}: not a regular file")
-        current_limits().check("document_mb", math.ceil(status.st_size / 1e6), source,
-                               "MB of JSON")
+        current_limits().check("document_mb", math.ceil(status.st_size / 1e6), source, "MB of JSON")
         raw = Path(path).read_bytes()
     except OSError as error:
         raise InputError(f"{source}: cannot read file: {error.strerror or error}") from None
@@ -89,8 +88,12 @@ def _parse_standard(text: str, source: str) -> Any:
     # its place, to name the entry that holds it. The parser stopped at that number, so the
     # text after it may still be malformed, or too deep.
     try:
-        document = json.loads(text, parse_int=_parse_integer, parse_constant=_mark_constant,
-                              object_pairs_hook=_Members)
+        document = json.loads(
+            text,
+            parse_int=_parse_integer,
+            parse_constant=_mark_constant,
+            object_pairs_hook=_Members,
+        )
     except json.JSONDecodeError as error:
         raise InputError(_invalid_json_message(source, error)) from None
     except RecursionError:
@@ -173,6 +176,13 @@ def _unrepresentable_number_message(document: Any, source: str) -> str:
 
 def json_kind(value: Any) -> str:
     """What kind of JSON value ``value`` is, in words: "an object", "a list", "null"..."""
-    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-             int: "an integer", float: "a number", type(None): "null"}
+    kinds = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+    }
     return kinds.get(type(value), type(value).__name__)

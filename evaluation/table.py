@@ -35,9 +35,15 @@ def format_report(report: ScoreReport, *, radius_px: float = MATCH_RADIUS_PX) ->
     """Per class P/R/F1/TP/FP/FN, mF1, then per organ when organs are known."""
     aggregates = report.aggregates
     classes = [
-        [name, f"{aggregates[f'Pre/{name}']:.4f}", f"{aggregates[f'Rec/{name}']:.4f}",
-         f"{aggregates[f'F1/{name}']:.4f}", aggregates[f"TP/{name}"], aggregates[f"FP/{name}"],
-         aggregates[f"FN/{name}"]]
+        [
+            name,
+            f"{aggregates[f'Pre/{name}']:.4f}",
+            f"{aggregates[f'Rec/{name}']:.4f}",
+            f"{aggregates[f'F1/{name}']:.4f}",
+            aggregates[f"TP/{name}"],
+            aggregates[f"FP/{name}"],
+            aggregates[f"FN/{name}"],
+        ]
         for name in CLASS_NAMES.values()
     ]
     lines = [
@@ -47,10 +53,18 @@ def format_report(report: ScoreReport, *, radius_px: float = MATCH_RADIUS_PX) ->
     ]
     if report.per_organ:
         organs = [
-            [organ, metrics["images"], f"{metrics['F1/BC']:.4f}", f"{metrics['F1/TC']:.4f}",
-             f"{round(metrics['mF1'], 5)}"]
+            [
+                organ,
+                metrics["images"],
+                f"{metrics['F1/BC']:.4f}",
+                f"{metrics['F1/TC']:.4f}",
+                f"{round(metrics['mF1'], 5)}",
+            ]
             for organ, metrics in report.per_organ.items()
         ]
-        lines += ["", "per organ", format_table(["organ", "images", "F1/BC", "F1/TC", "mF1"],
-                                                organs)]
+        lines += [
+            "",
+            "per organ",
+            format_table(["organ", "images", "F1/BC", "F1/TC", "mF1"], organs),
+        ]
     return "\n".join(lines)

@@ -30,8 +30,14 @@ from evaluation.points import PointSet
 from evaluation.release import check_release_file
 from evaluation.strict_json import read_json_document
 
-__all__ = ["TissueMaps", "read_release_tissue", "read_tissue", "read_tissue_folder",
-           "release_has_tissue", "tissue_maps"]
+__all__ = [
+    "TissueMaps",
+    "read_release_tissue",
+    "read_tissue",
+    "read_tissue_folder",
+    "release_has_tissue",
+    "tissue_maps",
+]
 
 
 @dataclass(frozen=True)
@@ -70,12 +76,14 @@ class TissueMaps:
         if not len(points):
             return values
         if points.image.max() >= len(self):
-            raise ValueError(f"points name image_{points.image.max()}, but there are tissue "
-                             f"maps of {len(self)} images")
+            raise ValueError(
+                f"points name image_{points.image.max()}, but there are tissue "
+                f"maps of {len(self)} images"
+            )
         order = np.argsort(points.image, kind="stable")
         bounds = np.searchsorted(points.image[order], np.arange(len(self) + 1))
         for image in np.flatnonzero(np.diff(bounds)):
-            rows = order[bounds[image]:bounds[image + 1]]
+            rows = order[bounds[image] : bounds[image + 1]]
             values[rows] = self._image_values(int(image), points.xy[rows])
         return values
 
@@ -83,9 +91,16 @@ class TissueMaps:
         height, width = (int(side) for side in self.cell_shape[image])
         tissue_xy = _tissue_pixels(xy, self.cell_box[image], (height, width)) - self.origin[image]
         crop = self.crops[image]
-        inside = ((xy[:, 0] >= 0) & (xy[:, 0] < width) & (xy[:, 1] >= 0) & (xy[:, 1] < height)
-                  & (tissue_xy[:, 0] >= 0) & (tissue_xy[:, 0] < crop.shape[1])
-                  & (tissue_xy[:, 1] >= 0) & (tissue_xy[:, 1] < crop.shape[0]))
+        inside = (
+            (xy[:, 0] >= 0)
+            & (xy[:, 0] < width)
+            & (xy[:, 1] >= 0)
+            & (xy[:, 1] < height)
+            & (tissue_xy[:, 0] >= 0)
+            & (tissue_xy[:, 0] < crop.shape[1])
+            & (tissue_xy[:, 1] >= 0)
+            & (tissue_xy[:, 1] < crop.shape[0])
+        )
         values = np.full(len(xy), TISSUE_UNKNOWN, dtype=np.uint8)
         values[inside] = crop[tissue_xy[inside, 1], tissue_xy[inside, 0]]
         return values
@@ -99,8 +114,9 @@ def _tissue_pixels(xy: np.ndarray, cell_box, cell_shape: tuple[int, int]) -> np.
     return np.floor(centre).astype(np.int64)
 
 
-def tissue_maps(masks: Iterable[np.ndarray], metas: Sequence[dict],
-                where: Sequence[str] | None = None) -> TissueMaps:
+def tissue_maps(
+    masks: Iterable[np.ndarray], metas: Sequence[dict], where: Sequence[str] | None = None
+) -> TissueMaps:
     """Keep, for each image, the part of its tissue mask under its cell patch.
 
     Parameters
@@ -119,15 +135,19 @@ def tissue_maps(masks: Iterable[np.ndarray], metas: Sequence[dict],
     """
     crops, origins, boxes, shapes = [], [], [], []
     for index, (mask, meta) in enumerate(zip(masks, metas, strict=True)):
-        crop, origin, box = _crop_under_cell_patch(mask, meta,
-                                                   None if where is None else where[index])
+        crop, origin, box = _crop_under_cell_patch(
+            mask, meta, None if where is None else where[index]
+        )
         crops.append(crop)
         origins.append(origin)
         boxes.append(box)
         shapes.append(mask.shape)
-    return TissueMaps(crops=tuple(crops), origin=np.array(origins, np.int64).reshape(-1, 2),
-                      cell_box=np.array(boxes, np.float64).reshape(-1, 4),
-                      cell_shape=np.array(shapes, np.int64).reshape(-1, 2))
+    return TissueMaps(
+        crops=tuple(crops),
+        origin=np.array(origins, np.int64).reshape(-1, 2),
+        cell_box=np.array(boxes, np.float64).reshape(-1, 4),
+        cell_shape=np.array(shapes, np.int64).reshape(-1, 2),
+    )
 
 
 def _crop_under_cell_patch(mask: np.ndarray, meta: dict, where: str | None):
@@ -137,20 +157,26 @@ def _crop_under_cell_patch(mask: np.ndarray, meta: dict, where: str | None):
     except DataError as error:
         raise DataError(f"{where}.{error}" if where else str(error)) from None
     # The mapping grows with x and y, so the first and last cell pixels bound the tissue pixels.
-    first, last = _tissue_pixels(np.array([[0, 0], [width - 1, height - 1]]), box,
-                                 (height, width))
+    first, last = _tissue_pixels(np.array([[0, 0], [width - 1, height - 1]]), box, (height, width))
     crop = np.full((last[1] - first[1] + 1, last[0] - first[0] + 1), TISSUE_UNKNOWN, np.uint8)
     low = np.maximum(first, 0)
     high = np.minimum(last + 1, (width, height))
     if np.all(high > low):
-        crop[low[1] - first[1]:high[1] - first[1], low[0] - first[0]:high[0] - first[0]] = (
-            mask[low[1]:high[1], low[0]:high[0]])
+        crop[low[1] - first[1] : high[1] - first[1], low[0] - first[0] : high[0] - first[0]] = mask[
+            low[1] : high[1], low[0] : high[0]
+        ]
     return crop, first, box
 
 
-def read_tissue(ground_truth: str | os.PathLike, *, split: str | None,
-                stems: Sequence[str] | None, folder: str | os.PathLike | None,
-                metadata: str | os.PathLike | None, num_images: int) -> TissueMaps | None:
+def read_tissue(
+    ground_truth: str | os.PathLike,
+    *,
+    split: str | None,
+    stems: Sequence[str] | None,
+    folder: str | os.PathLike | None,
+    metadata: str | os.PathLike | None,
+    num_images: int,
+) -> TissueMaps | None:
     """The tissue of the scored images, where annotations are given.
 
     Parameters
@@ -203,8 +229,9 @@ def read_release_tissue(root: str | os.PathLike, split: str, stems: Sequence[str
     return _read_masks(paths, *_release_metas(metadata, release_sample_pairs(metadata), stems))
 
 
-def read_tissue_folder(folder: str | os.PathLike, metadata: str | os.PathLike | None, *,
-                       num_images: int) -> TissueMaps:
+def read_tissue_folder(
+    folder: str | os.PathLike, metadata: str | os.PathLike | None, *, num_images: int
+) -> TissueMaps:
     """The tissue maps of a folder of PNG masks, the k-th in sorted name order for ``image_k``.
 
     Parameters
@@ -222,31 +249,43 @@ def read_tissue_folder(folder: str | os.PathLike, metadata: str | os.PathLike | 
         raise DataError(f"{folder}: --tissue must be a folder of PNG tissue masks")
     paths = sorted(path for path in folder.glob("*.png") if path.is_file())
     if len(paths) != num_images:
-        raise DataError(f"{folder}: holds {len(paths)} tissue masks (*.png) but the ground truth "
-                        f"has {num_images} images")
+        raise DataError(
+            f"{folder}: holds {len(paths)} tissue masks (*.png) but the ground truth "
+            f"has {num_images} images"
+        )
     if metadata is None:
-        raise DataError(f"{folder}: tissue masks need the pairs' metadata (--metadata), which "
-                        "places each cell patch in its tissue patch")
+        raise DataError(
+            f"{folder}: tissue masks need the pairs' metadata (--metadata), which "
+            "places each cell patch in its tissue patch"
+        )
     document = read_json_document(metadata)
     if type(document) is list:
         if len(document) != num_images:
-            raise DataError(f"{metadata}: describes {len(document)} images but the ground truth "
-                            f"has {num_images}")
+            raise DataError(
+                f"{metadata}: describes {len(document)} images but the ground truth "
+                f"has {num_images}"
+            )
         return _read_masks(paths, document, [f"{metadata}: [{k}]" for k in range(num_images)])
     pairs = document.get("sample_pairs") if type(document) is dict else None
     if type(pairs) is not dict:
-        raise DataError(f"{metadata}: expected a Grand Challenge metadata list or a release "
-                        'metadata object with "sample_pairs"')
+        raise DataError(
+            f"{metadata}: expected a Grand Challenge metadata list or a release "
+            'metadata object with "sample_pairs"'
+        )
     return _read_masks(paths, *_release_metas(metadata, pairs, [path.stem for path in paths]))
 
 
 def _release_metas(metadata: Path, pairs: dict, stems: Sequence[str]) -> tuple[list, list]:
     missing = [stem for stem in stems if stem not in pairs]
     if missing:
-        raise DataError(f'{metadata}: sample_pairs["{missing[0]}"]: missing, but there is a '
-                        f"tissue mask {missing[0]}.png")
-    return ([pairs[stem] for stem in stems],
-            [f'{metadata}: sample_pairs["{stem}"]' for stem in stems])
+        raise DataError(
+            f'{metadata}: sample_pairs["{missing[0]}"]: missing, but there is a '
+            f"tissue mask {missing[0]}.png"
+        )
+    return (
+        [pairs[stem] for stem in stems],
+        [f'{metadata}: sample_pairs["{stem}"]' for stem in stems],
+    )
 
 
 def _read_masks(paths: Sequence[Path], metas: Sequence[dict], where: Sequence[str]) -> TissueMaps:

@@ -74,15 +74,17 @@ def predict_throughput(
 ) -> dict:
     """One ``predict`` call over ``folder``; wall seconds and pairs per second."""
     started = time.perf_counter()
-    predict(PredictOptions(
-        input=folder,
-        output=folder.parent / f"points_{batch_size}.json",
-        checkpoint=checkpoint,
-        device=device,
-        precision=precision,
-        batch_size=batch_size,
-        quiet=True,
-    ))
+    predict(
+        PredictOptions(
+            input=folder,
+            output=folder.parent / f"points_{batch_size}.json",
+            checkpoint=checkpoint,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            quiet=True,
+        )
+    )
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "pairs_per_s": pairs / seconds}
 
@@ -123,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         "--precision", choices=("float32", "bfloat16", "float16"), default="bfloat16"
     )
     parser.add_argument("--train-batch", type=int, default=16)
-    parser.add_argument("--train-precision", choices=PRECISIONS, default="auto",
-                        help="as train --precision (auto: bfloat16 on CUDA, float16 on a GPU "
-                        "without bfloat16)")
+    parser.add_argument(
+        "--train-precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="as train --precision (auto: bfloat16 on CUDA, float16 on a GPU without bfloat16)",
+    )
     parser.add_argument("--train-steps", type=int, default=10)
     args = parser.parse_args(argv)
     if min(args.pairs, args.size, args.train_steps, *args.batch_sizes) < 1:
@@ -157,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
                 folder, checkpoint, args.pairs, batch_size, args.device, args.precision
             )
     result["training"] = training_throughput(
-        config, args.train_batch, args.train_steps, device,
+        config,
+        args.train_batch,
+        args.train_steps,
+        device,
         resolve_runtime(str(device), args.train_precision).precision,
     )
     text = json.dumps(result, indent=2)

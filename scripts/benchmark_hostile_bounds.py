@@ -47,24 +47,35 @@ def _one_point(name: str = "image_0") -> str:
 
 
 def _ground_truth(path: Path, num_images: int) -> Path:
-    points = [{"name": f"image_{k}", "point": [32, 32, 1 + k % 2], "probability": 1.0}
-              for k in range(num_images)]
+    points = [
+        {"name": f"image_{k}", "point": [32, 32, 1 + k % 2], "probability": 1.0}
+        for k in range(num_images)
+    ]
     path.write_text(json.dumps({"points": points, "num_images": num_images}))
     return path
 
 
 def _run(name: str, argv: list[str], environ: dict | None = None) -> dict:
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", _MEASURED, *argv], capture_output=True,
-                            text=True, cwd=REPOSITORY,
-                            env={**os.environ, "PYTHONPATH": str(REPOSITORY), **(environ or {})})
+    result = subprocess.run(
+        [sys.executable, "-c", _MEASURED, *argv],
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY), **(environ or {})},
+    )
     wall = time.perf_counter() - start
     lines = result.stderr.strip().splitlines()
     peak = next(int(line.split()[1]) for line in lines if line.startswith("peak_kib"))
     last = next((line for line in reversed(lines) if not line.startswith("peak_kib")), "")
-    return {"case": name, "status": result.returncode, "wall_s": round(wall, 1),
-            "peak_mib": round(peak / 1024), "traceback": "Traceback" in result.stderr,
-            "last_line": last[:160]}
+    return {
+        "case": name,
+        "status": result.returncode,
+        "wall_s": round(wall, 1),
+        "peak_mib": round(peak / 1024),
+        "traceback": "Traceback" in result.stderr,
+        "last_line": last[:160],
+    }
 
 
 def submissions_case(folder: Path, count: int) -> dict:
@@ -73,10 +84,21 @@ def submissions_case(folder: Path, count: int) -> dict:
     submissions.mkdir()
     for k in range(count):
         (submissions / f"p{k:04d}.json").write_text(_one_point(f"image_{k % 130}"))
-    return _run(f"submissions ({count})", [
-        "leaderboard", "--submissions-dir", str(submissions), "--ground-truth", str(gt),
-        "--out", str(folder / "out"), "--workers", "1",
-    ], {"OCELOT_MAX_SUBMISSIONS": str(max(count, 1000))})
+    return _run(
+        f"submissions ({count})",
+        [
+            "leaderboard",
+            "--submissions-dir",
+            str(submissions),
+            "--ground-truth",
+            str(gt),
+            "--out",
+            str(folder / "out"),
+            "--workers",
+            "1",
+        ],
+        {"OCELOT_MAX_SUBMISSIONS": str(max(count, 1000))},
+    )
 
 
 def hostile_case(folder: Path) -> dict:
@@ -88,10 +110,20 @@ def hostile_case(folder: Path) -> dict:
     (submissions / "long.json").write_text(_one_point("image_" + "1" * 4301))
     for k in range(2000):
         (submissions / f"p{k:04d}.json").write_text(_one_point())
-    return _run("hostile folder (2,003 files)", [
-        "leaderboard", "--submissions-dir", str(submissions), "--ground-truth", str(gt),
-        "--out", str(folder / "out"), "--workers", "1",
-    ])
+    return _run(
+        "hostile folder (2,003 files)",
+        [
+            "leaderboard",
+            "--submissions-dir",
+            str(submissions),
+            "--ground-truth",
+            str(gt),
+            "--out",
+            str(folder / "out"),
+            "--workers",
+            "1",
+        ],
+    )
 
 
 def images_case(folder: Path) -> dict:
@@ -100,20 +132,38 @@ def images_case(folder: Path) -> dict:
     submissions.mkdir()
     for k in range(3):
         (submissions / f"s{k}.json").write_text(_one_point(f"image_{k}"))
-    return _run("100,000 images, 5,000 replicates", [
-        "leaderboard", "--submissions-dir", str(submissions), "--ground-truth", str(gt),
-        "--out", str(folder / "out"), "--workers", "1", "--replicates", "5000",
-    ])
+    return _run(
+        "100,000 images, 5,000 replicates",
+        [
+            "leaderboard",
+            "--submissions-dir",
+            str(submissions),
+            "--ground-truth",
+            str(gt),
+            "--out",
+            str(folder / "out"),
+            "--workers",
+            "1",
+            "--replicates",
+            "5000",
+        ],
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", choices=("submissions", "hostile", "images"),
-                        default=["submissions", "hostile", "images"])
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=("submissions", "hostile", "images"),
+        default=["submissions", "hostile", "images"],
+    )
     parser.add_argument("--submissions", type=int, default=1000)
     args = parser.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"load {os.getloadavg()[0]:.2f}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
     for case in args.cases:
         with tempfile.TemporaryDirectory() as folder:
             if case == "submissions":

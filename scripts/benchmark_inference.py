@@ -69,11 +69,17 @@ def paper_model(seed: int = 0) -> tuple[CellTissueModel, DetectionSettings]:
 
 def point_set(cells: list[np.ndarray]) -> PointSet:
     """Per-pair (N, 4) arrays of ``x, y, cls, probability`` as one PointSet, pair k = image k."""
-    return PointSet.concatenate([
-        PointSet.from_arrays(np.full(len(rows), k), rows[:, :2].astype(np.int64),
-                             rows[:, 2].astype(np.int64), rows[:, 3])
-        for k, rows in enumerate(cells)
-    ])
+    return PointSet.concatenate(
+        [
+            PointSet.from_arrays(
+                np.full(len(rows), k),
+                rows[:, :2].astype(np.int64),
+                rows[:, 2].astype(np.int64),
+                rows[:, 3],
+            )
+            for k, rows in enumerate(cells)
+        ]
+    )
 
 
 def benchmark(

@@ -36,11 +36,15 @@ PATCH_MAX_PX = 1023
 
 
 def _document(image, xy, label, probability, **extra) -> str:
-    entries = [{"name": f"image_{k}", "point": [x, y, c], "probability": p}
-               for k, (x, y), c, p in zip(image.tolist(), xy.tolist(), label.tolist(),
-                                          probability.tolist(), strict=True)]
-    return json.dumps({"type": "Multiple points", "points": entries,
-                       "version": {"major": 1, "minor": 0}, **extra})
+    entries = [
+        {"name": f"image_{k}", "point": [x, y, c], "probability": p}
+        for k, (x, y), c, p in zip(
+            image.tolist(), xy.tolist(), label.tolist(), probability.tolist(), strict=True
+        )
+    ]
+    return json.dumps(
+        {"type": "Multiple points", "points": entries, "version": {"major": 1, "minor": 0}, **extra}
+    )
 
 
 def write_test_set(folder: Path, submissions: int, images: int, cells: int, seed: int) -> Path:
@@ -50,38 +54,50 @@ def write_test_set(folder: Path, submissions: int, images: int, cells: int, seed
     gt_xy = rng.integers(0, PATCH_MAX_PX + 1, size=(cells, 2))
     gt_label = rng.choice([1, 2], size=cells, p=[0.6, 0.4])
     ground_truth = folder / "gt.json"
-    ground_truth.write_text(_document(gt_image, gt_xy, gt_label, np.ones(cells),
-                                      num_images=images))
+    ground_truth.write_text(_document(gt_image, gt_xy, gt_label, np.ones(cells), num_images=images))
     (folder / "submissions").mkdir()
     for k in range(submissions):
         skill = 0.6 + 0.35 * k / max(1, submissions - 1)
         found = rng.random(cells) < skill
         jitter = np.rint(rng.normal(0.0, 3.0, size=(found.sum(), 2))).astype(np.int64)
         found_xy = np.clip(gt_xy[found] + jitter, 0, PATCH_MAX_PX)
-        found_label = np.where(rng.random(found.sum()) < 0.12, 3 - gt_label[found],
-                               gt_label[found])
+        found_label = np.where(rng.random(found.sum()) < 0.12, 3 - gt_label[found], gt_label[found])
         spurious = cells - int(found.sum())
         image = np.concatenate([gt_image[found], rng.integers(0, images, spurious)])
         xy = np.concatenate([found_xy, rng.integers(0, PATCH_MAX_PX + 1, size=(spurious, 2))])
         label = np.concatenate([found_label, rng.choice([1, 2], size=spurious)])
         probability = np.round(rng.random(len(xy)), 4)
         (folder / "submissions" / f"{k:03d}.json").write_text(
-            _document(image, xy, label, probability))
+            _document(image, xy, label, probability)
+        )
     return ground_truth
 
 
-def run_leaderboard(folder: Path, ground_truth: Path, replicates: int,
-                    workers: int | None) -> tuple[float, float, float]:
+def run_leaderboard(
+    folder: Path, ground_truth: Path, replicates: int, workers: int | None
+) -> tuple[float, float, float]:
     """Run the command in a child process; return its wall seconds, CPU seconds, peak RSS (MiB)."""
-    command = [sys.executable, "-m", "evaluation", "leaderboard",
-               "--submissions-dir", str(folder / "submissions"), "--ground-truth",
-               str(ground_truth), "--replicates", str(replicates), "--out", str(folder / "out")]
+    command = [
+        sys.executable,
+        "-m",
+        "evaluation",
+        "leaderboard",
+        "--submissions-dir",
+        str(folder / "submissions"),
+        "--ground-truth",
+        str(ground_truth),
+        "--replicates",
+        str(replicates),
+        "--out",
+        str(folder / "out"),
+    ]
     if workers is not None:
         command += ["--workers", str(workers)]
     with tempfile.TemporaryFile("w+") as stderr:
         start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.DEVNULL,
-                                   stderr=stderr)
+        process = subprocess.Popen(
+            command, cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=stderr
+        )
         # wait4 gives this child's resource usage, including the workers it waited for.
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
@@ -98,31 +114,41 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=130)
     parser.add_argument("--cells", type=int, default=25_000)
     parser.add_argument("--replicates", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="passed to the command (default: its own, the CPUs available)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="passed to the command (default: its own, the CPUs available)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="write everything into this new folder")
     args = parser.parse_args()
     if args.keep is not None and args.keep.exists():
         parser.error(f"--keep: {args.keep} exists")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) if args.keep is None else args.keep
         folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        ground_truth = write_test_set(folder, args.submissions, args.images, args.cells,
-                                      args.seed)
-        print(f"wrote {args.submissions} submissions of ~{args.cells} points on {args.images} "
-              f"images in {time.perf_counter() - start:.0f} s", flush=True)
-        seconds, cpu_seconds, peak_mib = run_leaderboard(folder, ground_truth, args.replicates,
-                                                         args.workers)
+        ground_truth = write_test_set(folder, args.submissions, args.images, args.cells, args.seed)
+        print(
+            f"wrote {args.submissions} submissions of ~{args.cells} points on {args.images} "
+            f"images in {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
+        seconds, cpu_seconds, peak_mib = run_leaderboard(
+            folder, ground_truth, args.replicates, args.workers
+        )
         document = json.loads((folder / "out" / "leaderboard.json").read_text())
         page_mib = (folder / "out" / "leaderboard.html").stat().st_size / 2**20
     scored = [entry for entry in document["entries"] if entry["status"] == "scored"]
-    print(f"leaderboard: {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU, peak {peak_mib:.0f} MiB, "
-          f"load {os.getloadavg()[0]:.1f}; {len(scored)} ranked, {args.replicates} replicates, "
-          f"Kendall's tau {document['kendall_tau']:.3f}, page {page_mib:.1f} MiB")
+    print(
+        f"leaderboard: {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU, peak {peak_mib:.0f} MiB, "
+        f"load {os.getloadavg()[0]:.1f}; {len(scored)} ranked, {args.replicates} replicates, "
+        f"Kendall's tau {document['kendall_tau']:.3f}, page {page_mib:.1f} MiB"
+    )
 
 
 if __name__ == "__main__":

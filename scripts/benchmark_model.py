@@ -68,8 +68,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="as train --precision, for both steps")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="as train --precision, for both steps",
+    )
     args = parser.parse_args()
     runtime = resolve_runtime(args.device, args.precision)
     print(f"benchmark: {runtime}", file=sys.stderr)

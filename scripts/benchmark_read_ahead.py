@@ -40,8 +40,11 @@ def timed_run(detector, folder: Path, read_ahead: int | None) -> dict:
     with GcInput(folder) as opened:
         count = len(opened)
         points = detect_all(detector, opened, count, progress=False, read_ahead_pairs=read_ahead)
-    return {"wall_s_per_pair": (time.perf_counter() - wall) / count,
-            "cpu_s_per_pair": (cpu_seconds() - cpu) / count, "points": len(points)}
+    return {
+        "wall_s_per_pair": (time.perf_counter() - wall) / count,
+        "cpu_s_per_pair": (cpu_seconds() - cpu) / count,
+        "points": len(points),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,21 +64,35 @@ def main(argv: list[str] | None = None) -> int:
             for name, read_ahead in settings.items():
                 runs[name].append(timed_run(detector, folder, read_ahead))
     figures = {
-        name: {key: statistics.median(run[key] for run in results)
-               for key in ("wall_s_per_pair", "cpu_s_per_pair")} | {"points": results[0]["points"]}
+        name: {
+            key: statistics.median(run[key] for run in results)
+            for key in ("wall_s_per_pair", "cpu_s_per_pair")
+        }
+        | {"points": results[0]["points"]}
         for name, results in runs.items()
     }
-    figures["wall_ratio"] = (figures["one batch"]["wall_s_per_pair"]
-                             / figures["none"]["wall_s_per_pair"])
-    figures["setup"] = {"pairs": args.pairs, "rounds": args.rounds, "detector": args.detector,
-                        "batch_size": detector.batch_size, "machine": platform.machine(),
-                        "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
+    figures["wall_ratio"] = (
+        figures["one batch"]["wall_s_per_pair"] / figures["none"]["wall_s_per_pair"]
+    )
+    figures["setup"] = {
+        "pairs": args.pairs,
+        "rounds": args.rounds,
+        "detector": args.detector,
+        "batch_size": detector.batch_size,
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load": os.getloadavg()[0],
+    }
     for name in settings:
-        print(f"read-ahead {name:>9}: {figures[name]['wall_s_per_pair']:.3f} s wall, "
-              f"{figures[name]['cpu_s_per_pair']:.3f} s CPU per pair, "
-              f"{figures[name]['points']} points")
-    print(f"wall ratio one batch / none: {figures['wall_ratio']:.2f} "
-          f"(medians of {args.rounds} rounds, load {figures['setup']['load']:.1f})")
+        print(
+            f"read-ahead {name:>9}: {figures[name]['wall_s_per_pair']:.3f} s wall, "
+            f"{figures[name]['cpu_s_per_pair']:.3f} s CPU per pair, "
+            f"{figures[name]['points']} points"
+        )
+    print(
+        f"wall ratio one batch / none: {figures['wall_ratio']:.2f} "
+        f"(medians of {args.rounds} rounds, load {figures['setup']['load']:.1f})"
+    )
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
     return 0

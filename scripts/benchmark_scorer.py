@@ -82,8 +82,9 @@ def write_slide(folder: str, num_cells: int, seed: int) -> None:
     del ground_truth
     predictions = document(pred_xy[shuffle], pred_label[shuffle], pred_probability[shuffle])
     Path(folder, "pred.json").write_text(json.dumps(predictions))
-    Path(folder, "slide.json").write_text(json.dumps(
-        {"side_px": side, "gt_cells": num_cells, "predictions": len(pred_xy)}))
+    Path(folder, "slide.json").write_text(
+        json.dumps({"side_px": side, "gt_cells": num_cells, "predictions": len(pred_xy)})
+    )
 
 
 def in_separate_process(function, *args) -> None:
@@ -107,14 +108,12 @@ def child_environment(bytecode_cache: Path) -> dict:
     return environment
 
 
-def run_child(command: list[str], environment: dict | None = None,
-              cwd: Path = REPOSITORY) -> dict:
+def run_child(command: list[str], environment: dict | None = None, cwd: Path = REPOSITORY) -> dict:
     """Run ``command`` in a fresh process from ``cwd`` (whose ``evaluation`` package
     ``python -m`` runs); its wall and CPU seconds, peak RSS (MiB) and stdout."""
     with tempfile.TemporaryFile("w+") as stderr, tempfile.TemporaryFile("w+") as stdout:
         start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=cwd, stdout=stdout, stderr=stderr,
-                                   env=environment)
+        process = subprocess.Popen(command, cwd=cwd, stdout=stdout, stderr=stderr, env=environment)
         # wait4 gives the resource usage of this one child, not of all children so far.
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
@@ -125,8 +124,12 @@ def run_child(command: list[str], environment: dict | None = None,
         stdout.seek(0)
         output = stdout.read()
     # ru_maxrss is in KiB on Linux.
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_mib": usage.ru_maxrss / 1024, "stdout": output}
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_mib": usage.ru_maxrss / 1024,
+        "stdout": output,
+    }
 
 
 def own_peak_mib() -> float:
@@ -140,9 +143,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs per size (medians reported)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--matching", choices=("greedy", "hungarian"), default="greedy")
-    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
-                        help="also time the scorer of another checkout of this repository (e.g. "
-                             "a git worktree of an older commit), interleaved round by round")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also time the scorer of another checkout of this repository (e.g. "
+        "a git worktree of an older commit), interleaved round by round",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.rounds < 1:
@@ -172,17 +179,23 @@ def main() -> None:
             for round_ in range(args.rounds + 1):  # round 0 warms the bytecode and page caches
                 for name, checkout in checkouts.items():
                     run = run_child(command, environment, checkout)
-                    mf1[name] = json.loads((folder / "metrics.json").read_text())[
-                        "aggregates"]["mF1"]
+                    mf1[name] = json.loads((folder / "metrics.json").read_text())["aggregates"][
+                        "mF1"
+                    ]
                     if round_:
                         runs[name].append(run)
             for name in checkouts:
                 row = {
-                    "checkout": str(checkouts[name]), **slide,
-                    **{figure: statistics.median(run[figure] for run in runs[name])
-                       for figure in ("wall_s", "cpu_s", "peak_mib")},
-                    "runs": [{key: value for key, value in run.items() if key != "stdout"}
-                             for run in runs[name]],
+                    "checkout": str(checkouts[name]),
+                    **slide,
+                    **{
+                        figure: statistics.median(run[figure] for run in runs[name])
+                        for figure in ("wall_s", "cpu_s", "peak_mib")
+                    },
+                    "runs": [
+                        {key: value for key, value in run.items() if key != "stdout"}
+                        for run in runs[name]
+                    ],
                     "load": os.getloadavg()[0],
                     "mF1": mf1[name],
                 }
@@ -195,26 +208,48 @@ def main() -> None:
                 )
             if len(checkouts) > 1:
                 this, against = rows[-2], rows[-1]
-                print(f"{'ratio':>8} {size:>10} this / against: CPU "
-                      f"{this['cpu_s'] / against['cpu_s']:.2f}, peak "
-                      f"{this['peak_mib'] / against['peak_mib']:.2f}", flush=True)
-    print(f"medians of {args.rounds} runs per size; benchmark process peak "
-          f"{own_peak_mib():.0f} MiB (a floor of every child's peak)")
+                print(
+                    f"{'ratio':>8} {size:>10} this / against: CPU "
+                    f"{this['cpu_s'] / against['cpu_s']:.2f}, peak "
+                    f"{this['peak_mib'] / against['peak_mib']:.2f}",
+                    flush=True,
+                )
+    print(
+        f"medians of {args.rounds} runs per size; benchmark process peak "
+        f"{own_peak_mib():.0f} MiB (a floor of every child's peak)"
+    )
     if args.json is not None:
-        args.json.write_text(json.dumps({
-            "matching": args.matching, "rounds": args.rounds, "seed": args.seed,
-            "benchmark_peak_mib": own_peak_mib(), "sizes": rows,
-        }, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "matching": args.matching,
+                    "rounds": args.rounds,
+                    "seed": args.seed,
+                    "benchmark_peak_mib": own_peak_mib(),
+                    "sizes": rows,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
 
 def score_command(folder: Path, matching: str = "greedy") -> list[str]:
     """``python -m evaluation score --whole-slide`` on the slide in ``folder``."""
     return [
-        sys.executable, "-m", "evaluation", "score", "--whole-slide",
-        "--predictions", str(folder / "pred.json"),
-        "--ground-truth", str(folder / "gt.json"),
-        "--output", str(folder / "metrics.json"),
-        "--matching", matching,
+        sys.executable,
+        "-m",
+        "evaluation",
+        "score",
+        "--whole-slide",
+        "--predictions",
+        str(folder / "pred.json"),
+        "--ground-truth",
+        str(folder / "gt.json"),
+        "--output",
+        str(folder / "metrics.json"),
+        "--matching",
+        matching,
     ]
 
 

@@ -134,8 +134,12 @@ def write_inputs(folder: str, seed: int) -> None:
         ]
     version = {"major": 1, "minor": 0}
     documents = {
-        "gt.json": {"type": "Multiple points", "num_images": NUM_IMAGES, "points": gt_entries,
-                    "version": version},
+        "gt.json": {
+            "type": "Multiple points",
+            "num_images": NUM_IMAGES,
+            "points": gt_entries,
+            "version": version,
+        },
         "pred.json": {"type": "Multiple points", "points": pred_entries, "version": version},
     }
     for file_name, document in documents.items():
@@ -156,17 +160,32 @@ def _strictly_decreasing_float32(values) -> list[float]:
 
 
 def ours_command(folder: Path, radius_px: float | None) -> list[str]:
-    command = [sys.executable, "-m", "evaluation", "score", "--predictions",
-               str(folder / "pred.json"), "--ground-truth", str(folder / "gt.json"),
-               "--output", str(folder / "metrics.json")]
+    command = [
+        sys.executable,
+        "-m",
+        "evaluation",
+        "score",
+        "--predictions",
+        str(folder / "pred.json"),
+        "--ground-truth",
+        str(folder / "gt.json"),
+        "--output",
+        str(folder / "metrics.json"),
+    ]
     if radius_px is not None:
         command += ["--radius-px", str(radius_px)]
     return command
 
 
 def organisers_command(eval_path: Path, folder: Path) -> list[str]:
-    return [sys.executable, "-c", ORGANISERS_DRIVER, str(eval_path),
-            str(folder / "pred.json"), str(folder / "gt.json")]
+    return [
+        sys.executable,
+        "-c",
+        ORGANISERS_DRIVER,
+        str(eval_path),
+        str(folder / "pred.json"),
+        str(folder / "gt.json"),
+    ]
 
 
 def describe_inputs(folder: Path) -> tuple[int, int]:
@@ -179,15 +198,21 @@ def describe_inputs(folder: Path) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--organisers-eval", type=Path, required=True,
-                        help="the organisers' evaluation/eval.py (lunit-io/ocelot23algo)")
+    parser.add_argument(
+        "--organisers-eval",
+        type=Path,
+        required=True,
+        help="the organisers' evaluation/eval.py (lunit-io/ocelot23algo)",
+    )
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not args.organisers_eval.is_file():
-        raise SystemExit(f"{args.organisers_eval}: not a file (see the docstring: git clone "
-                         "https://github.com/lunit-io/ocelot23algo)")
+        raise SystemExit(
+            f"{args.organisers_eval}: not a file (see the docstring: git clone "
+            "https://github.com/lunit-io/ocelot23algo)"
+        )
     if args.rounds < 1:
         raise SystemExit("--rounds must be at least 1")
 
@@ -199,70 +224,108 @@ def main() -> None:
 
         # Warm-up (page cache, compiled bytecode), and what the organisers' version does.
         organisers = json.loads(
-            run_child(organisers_command(args.organisers_eval, folder), environment)["stdout"])
+            run_child(organisers_command(args.organisers_eval, folder), environment)["stdout"]
+        )
         radius_px = None if organisers["cutoff"] == 15 else float(organisers["cutoff"])
         run_child(ours_command(folder, radius_px), environment)
 
         parser_name = _our_parser()
-        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
-              f"Python {platform.python_version()}; our JSON parser: {parser_name}")
-        print(f"{NUM_IMAGES} images, {num_gt} GT cells, {num_pred} predictions; "
-              f"benchmark process peak {own_peak_mib():.0f} MiB (a floor of every child's peak)")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"Python {platform.python_version()}; our JSON parser: {parser_name}"
+        )
+        print(
+            f"{NUM_IMAGES} images, {num_gt} GT cells, {num_pred} predictions; "
+            f"benchmark process peak {own_peak_mib():.0f} MiB (a floor of every child's peak)"
+        )
         notes = _rule_notes(organisers)
         for note in notes:
             print(f"note: {note}")
-        print(f"{'round':>5} {'ours CPU s':>10} {'theirs CPU s':>12} {'ratio':>6} "
-              f"{'ours MiB':>8} {'theirs MiB':>10} {'load':>5}")
+        print(
+            f"{'round':>5} {'ours CPU s':>10} {'theirs CPU s':>12} {'ratio':>6} "
+            f"{'ours MiB':>8} {'theirs MiB':>10} {'load':>5}"
+        )
         rounds = []
         for index in range(args.rounds):
-            sides = [("ours", ours_command(folder, radius_px)),
-                     ("theirs", organisers_command(args.organisers_eval, folder))]
+            sides = [
+                ("ours", ours_command(folder, radius_px)),
+                ("theirs", organisers_command(args.organisers_eval, folder)),
+            ]
             if index % 2:
                 sides.reverse()
             measured = {side: run_child(command, environment) for side, command in sides}
-            rounds.append({side: {key: value for key, value in figures.items()
-                                  if key != "stdout"} for side, figures in measured.items()})
+            rounds.append(
+                {
+                    side: {key: value for key, value in figures.items() if key != "stdout"}
+                    for side, figures in measured.items()
+                }
+            )
             rounds[-1]["load"] = os.getloadavg()[0]
             ours, theirs = rounds[-1]["ours"], rounds[-1]["theirs"]
-            print(f"{index:>5} {ours['cpu_s']:>10.3f} {theirs['cpu_s']:>12.3f} "
-                  f"{ours['cpu_s'] / theirs['cpu_s']:>6.2f} {ours['peak_mib']:>8.0f} "
-                  f"{theirs['peak_mib']:>10.0f} {rounds[-1]['load']:>5.1f}", flush=True)
+            print(
+                f"{index:>5} {ours['cpu_s']:>10.3f} {theirs['cpu_s']:>12.3f} "
+                f"{ours['cpu_s'] / theirs['cpu_s']:>6.2f} {ours['peak_mib']:>8.0f} "
+                f"{theirs['peak_mib']:>10.0f} {rounds[-1]['load']:>5.1f}",
+                flush=True,
+            )
             organisers_scores = json.loads(measured["theirs"]["stdout"])["scores"]
 
         ours_scores = json.loads((folder / "metrics.json").read_text())["aggregates"]
         identical = all(ours_scores[key] == organisers_scores[key] for key in PUBLISHED_KEYS)
 
-    summary = {side: {figure: statistics.median(r[side][figure] for r in rounds)
-                      for figure in ("cpu_s", "wall_s", "peak_mib")}
-               for side in ("ours", "theirs")}
+    summary = {
+        side: {
+            figure: statistics.median(r[side][figure] for r in rounds)
+            for figure in ("cpu_s", "wall_s", "peak_mib")
+        }
+        for side in ("ours", "theirs")
+    }
     summary["cpu_ratio"] = summary["ours"]["cpu_s"] / summary["theirs"]["cpu_s"]
     summary["cpu_ratio_per_round_median"] = statistics.median(
-        r["ours"]["cpu_s"] / r["theirs"]["cpu_s"] for r in rounds)
-    print(f"median over {args.rounds} rounds: ours {summary['ours']['cpu_s']:.3f} s CPU, "
-          f"{summary['ours']['peak_mib']:.0f} MiB; organisers' {summary['theirs']['cpu_s']:.3f} s "
-          f"CPU, {summary['theirs']['peak_mib']:.0f} MiB; CPU ratio ours/organisers "
-          f"{summary['cpu_ratio']:.2f} (median of per-round ratios "
-          f"{summary['cpu_ratio_per_round_median']:.2f}); load "
-          f"{min(r['load'] for r in rounds):.1f}-{max(r['load'] for r in rounds):.1f}")
+        r["ours"]["cpu_s"] / r["theirs"]["cpu_s"] for r in rounds
+    )
+    print(
+        f"median over {args.rounds} rounds: ours {summary['ours']['cpu_s']:.3f} s CPU, "
+        f"{summary['ours']['peak_mib']:.0f} MiB; organisers' {summary['theirs']['cpu_s']:.3f} s "
+        f"CPU, {summary['theirs']['peak_mib']:.0f} MiB; CPU ratio ours/organisers "
+        f"{summary['cpu_ratio']:.2f} (median of per-round ratios "
+        f"{summary['cpu_ratio_per_round_median']:.2f}); load "
+        f"{min(r['load'] for r in rounds):.1f}-{max(r['load'] for r in rounds):.1f}"
+    )
     print("published numbers: " + ("identical" if identical else "DIFFERENT"))
     for key in PUBLISHED_KEYS:
         print(f"  {key:<7} ours {ours_scores[key]!r:<10} organisers' {organisers_scores[key]!r}")
     if args.json is not None:
-        args.json.write_text(json.dumps({
-            "images": NUM_IMAGES, "gt_cells": num_gt, "predictions": num_pred,
-            "our_parser": parser_name, "organisers_rule": organisers | {"scores": None},
-            "notes": notes, "benchmark_peak_mib": own_peak_mib(), "rounds": rounds,
-            "median": summary, "identical": identical, "ours": ours_scores,
-            "organisers": organisers_scores,
-        }, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "images": NUM_IMAGES,
+                    "gt_cells": num_gt,
+                    "predictions": num_pred,
+                    "our_parser": parser_name,
+                    "organisers_rule": organisers | {"scores": None},
+                    "notes": notes,
+                    "benchmark_peak_mib": own_peak_mib(),
+                    "rounds": rounds,
+                    "median": summary,
+                    "identical": identical,
+                    "ours": ours_scores,
+                    "organisers": organisers_scores,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     if not identical:
         raise SystemExit(1)
 
 
 def _our_parser() -> str:
     """Which JSON parser ``score`` uses on points documents."""
-    return ("msgspec's typed decoder for large documents (evaluation/multiple_points.py, "
-            "TYPED_PARSER_MIN_BYTES), json (standard library) below")
+    return (
+        "msgspec's typed decoder for large documents (evaluation/multiple_points.py, "
+        "TYPED_PARSER_MIN_BYTES), json (standard library) below"
+    )
 
 
 def _rule_notes(organisers: dict) -> list[str]:
@@ -271,10 +334,13 @@ def _rule_notes(organisers: dict) -> list[str]:
         notes.append(
             f"this eval.py ranks predictions by their {organisers['ranks_by']} column, not by "
             "probability (before lunit-io/ocelot23algo issue #5 was fixed); the files list "
-            "predictions highest probability first, so both rules visit them in the same order")
+            "predictions highest probability first, so both rules visit them in the same order"
+        )
     if organisers["cutoff"] != 15:
-        notes.append(f"this eval.py's cutoff is {organisers['cutoff']} px, not 15: ours runs "
-                     f"with --radius-px {organisers['cutoff']}")
+        notes.append(
+            f"this eval.py's cutoff is {organisers['cutoff']} px, not 15: ours runs "
+            f"with --radius-px {organisers['cutoff']}"
+        )
     return notes
 
 

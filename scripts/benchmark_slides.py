@@ -63,9 +63,12 @@ def read_points(path: Path) -> np.ndarray:
 
 def point_set(points: np.ndarray, image: np.ndarray | int = 0) -> PointSet:
     count = len(points)
-    return PointSet(np.broadcast_to(np.asarray(image, np.int64), (count,)).copy(),
-                    points[:, :2].astype(np.int64), points[:, 2].astype(np.int64),
-                    np.ones(count))
+    return PointSet(
+        np.broadcast_to(np.asarray(image, np.int64), (count,)).copy(),
+        points[:, :2].astype(np.int64),
+        points[:, 2].astype(np.int64),
+        np.ones(count),
+    )
 
 
 def patch_level(tiff: Path, roi: tuple[int, int, int, int], truth: np.ndarray, detector) -> dict:
@@ -80,8 +83,9 @@ def patch_level(tiff: Path, roi: tuple[int, int, int, int], truth: np.ndarray, d
             xy = np.floor(found[:, :2] + 0.5).astype(np.int64)  # to the nearest pixel
             predicted.append(point_set(np.column_stack([xy, found[:, 2]]), image))
             x0, y0, x1, y1 = (int(v) for v in tile.box)
-            inside = ((truth[:, 0] >= x0) & (truth[:, 0] < x1) & (truth[:, 1] >= y0)
-                      & (truth[:, 1] < y1))
+            inside = (
+                (truth[:, 0] >= x0) & (truth[:, 0] < x1) & (truth[:, 1] >= y0) & (truth[:, 1] < y1)
+            )
             local = truth[inside] - np.array([x0, y0, 0])
             expected.append(point_set(local, image))
     report = score(concat(predicted), concat(expected), len(tiles), radius_px=RADIUS_PX)
@@ -89,8 +93,12 @@ def patch_level(tiff: Path, roi: tuple[int, int, int, int], truth: np.ndarray, d
 
 
 def concat(sets: list[PointSet]) -> PointSet:
-    return PointSet(*(np.concatenate([getattr(s, f) for s in sets])
-                      for f in ("image", "xy", "label", "probability")))
+    return PointSet(
+        *(
+            np.concatenate([getattr(s, f) for s in sets])
+            for f in ("image", "xy", "label", "probability")
+        )
+    )
 
 
 def pairs_level(count: int, detector) -> float:
@@ -102,8 +110,7 @@ def pairs_level(count: int, detector) -> float:
         xy = np.floor(found[:, :2] + 0.5).astype(np.int64)
         predicted.append(point_set(np.column_stack([xy, found[:, 2]]), image))
         expected.append(point_set(pair.cell_points, image))
-    return score(concat(predicted), concat(expected), count, radius_px=RADIUS_PX).aggregates[
-        "mF1"]
+    return score(concat(predicted), concat(expected), count, radius_px=RADIUS_PX).aggregates["mF1"]
 
 
 def accuracy(args) -> dict:
@@ -113,24 +120,40 @@ def accuracy(args) -> dict:
         side = args.size + 2 * args.margin
         roi = (args.margin, args.margin, args.margin + args.size, args.margin + args.size)
         for seed in range(1, args.slides + 1):
-            tiff, gt = synthesize_slide(Path(scratch) / f"s{seed}.tiff", (side, side),
-                                        seed=seed, progress=False)
+            tiff, gt = synthesize_slide(
+                Path(scratch) / f"s{seed}.tiff", (side, side), seed=seed, progress=False
+            )
             output = Path(scratch) / f"s{seed}.json"
-            run = predict_slide(tiff, SlideOptions(output=output, detector=args.detector,
-                                                   roi=roi, device="cpu", progress=False))
+            run = predict_slide(
+                tiff,
+                SlideOptions(
+                    output=output, detector=args.detector, roi=roi, device="cpu", progress=False
+                ),
+            )
             truth = read_points(gt)
-            truth = truth[(truth[:, 0] >= roi[0]) & (truth[:, 0] < roi[2])
-                          & (truth[:, 1] >= roi[1]) & (truth[:, 1] < roi[3])]
-            report = score(point_set(read_points(output)), point_set(truth), 1,
-                           radius_px=RADIUS_PX)
+            truth = truth[
+                (truth[:, 0] >= roi[0])
+                & (truth[:, 0] < roi[2])
+                & (truth[:, 1] >= roi[1])
+                & (truth[:, 1] < roi[3])
+            ]
+            report = score(point_set(read_points(output)), point_set(truth), 1, radius_px=RADIUS_PX)
             counts = {key: int(values.sum()) for key, values in report.counts.items()}
             slide_counts.append(counts)
             patch_counts.append(patch_level(tiff, roi, truth, detector))
-            runs.append({"seed": seed, "tiles": run.tiles, "cells": run.cells,
-                         "truth": len(truth), "detector_s": run.detector_seconds,
-                         "tiles_s": run.tiles_seconds, "total_s": run.seconds,
-                         "slide_mF1": metrics_from_counts(counts)["mF1"],
-                         "patch_mF1": metrics_from_counts(patch_counts[-1])["mF1"]})
+            runs.append(
+                {
+                    "seed": seed,
+                    "tiles": run.tiles,
+                    "cells": run.cells,
+                    "truth": len(truth),
+                    "detector_s": run.detector_seconds,
+                    "tiles_s": run.tiles_seconds,
+                    "total_s": run.seconds,
+                    "slide_mF1": metrics_from_counts(counts)["mF1"],
+                    "patch_mF1": metrics_from_counts(patch_counts[-1])["mF1"],
+                }
+            )
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
 
     def pooled(counts):
@@ -139,7 +162,8 @@ def accuracy(args) -> dict:
     tiles = sum(r["tiles"] for r in runs)
     inside = sum(r["detector_s"] for r in runs)
     return {
-        "slide_mF1": pooled(slide_counts), "patch_mF1": pooled(patch_counts),
+        "slide_mF1": pooled(slide_counts),
+        "patch_mF1": pooled(patch_counts),
         "pairs_mF1": pairs_level(args.pairs, detector) if args.pairs else None,
         "tiles_per_s": tiles / sum(r["tiles_s"] for r in runs),
         "overhead_tile_loop": sum(r["tiles_s"] for r in runs) / inside,
@@ -150,11 +174,21 @@ def accuracy(args) -> dict:
 
 def one_run(args) -> None:
     """A single predict-slide in this process; prints its peak memory (the memory subcommand)."""
-    run = predict_slide(args.slide, SlideOptions(output=args.output, detector=args.detector,
-                                                 device="cpu", progress=False))
+    run = predict_slide(
+        args.slide,
+        SlideOptions(output=args.output, detector=args.detector, device="cpu", progress=False),
+    )
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"tiles": run.tiles, "cells": run.cells, "seconds": run.seconds,
-                      "peak_MiB": peak_kib / 1024}))
+    print(
+        json.dumps(
+            {
+                "tiles": run.tiles,
+                "cells": run.cells,
+                "seconds": run.seconds,
+                "peak_MiB": peak_kib / 1024,
+            }
+        )
+    )
 
 
 def memory(args) -> dict:
@@ -163,16 +197,34 @@ def memory(args) -> dict:
         for side in args.sides:
             # On the same place of the tile grid (stride 960 px) whatever the side: the same tiles.
             start = (side - args.tissue) // 2 // 960 * 960
-            tiff, _ = synthesize_slide(Path(scratch) / f"m{side}.tiff", (side, side), seed=1,
-                                       tissue=(start, start, start + args.tissue,
-                                               start + args.tissue), progress=False)
+            tiff, _ = synthesize_slide(
+                Path(scratch) / f"m{side}.tiff",
+                (side, side),
+                seed=1,
+                tissue=(start, start, start + args.tissue, start + args.tissue),
+                progress=False,
+            )
             begun = time.perf_counter()
             result = subprocess.run(
-                [sys.executable, __file__, "_one", str(tiff), str(Path(scratch) / "out.json"),
-                 "--detector", args.detector], capture_output=True, text=True, check=True)
-            row = {"side_px": side, "file_MB": tiff.stat().st_size / 1e6,
-                   **json.loads(result.stdout.strip().splitlines()[-1]),
-                   "process_s": time.perf_counter() - begun}
+                [
+                    sys.executable,
+                    __file__,
+                    "_one",
+                    str(tiff),
+                    str(Path(scratch) / "out.json"),
+                    "--detector",
+                    args.detector,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            row = {
+                "side_px": side,
+                "file_MB": tiff.stat().st_size / 1e6,
+                **json.loads(result.stdout.strip().splitlines()[-1]),
+                "process_s": time.perf_counter() - begun,
+            }
             print(json.dumps(row), file=sys.stderr, flush=True)
             rows.append(row)
             tiff.unlink()
@@ -201,9 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "_one":
         one_run(args)
         return 0
-    result = {"command": args.command, "detector": args.detector,
-              "machine": platform.node(), "cpus": os.cpu_count(),
-              **(accuracy(args) if args.command == "accuracy" else memory(args))}
+    result = {
+        "command": args.command,
+        "detector": args.detector,
+        "machine": platform.node(),
+        "cpus": os.cpu_count(),
+        **(accuracy(args) if args.command == "accuracy" else memory(args)),
+    }
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:

@@ -80,7 +80,9 @@ def training_pairs_per_second(
     pairs = random_batch(batch, config.patch_size, device)
     return pairs_per_second(
         lambda: training_step(model, pairs, optimizer, scaler, loss_fn, precision),
-        batch, steps, device,
+        batch,
+        steps,
+        device,
     )
 
 
@@ -91,8 +93,9 @@ def loading_cpu_seconds_per_pair(pairs: int, size: int) -> float:
     torch.set_num_threads(1)
     try:
         with tempfile.TemporaryDirectory() as folder:
-            data = synthesize_dataset(Path(folder) / "data", (pairs, 1, 1), size=size, seed=0,
-                                      progress=False)
+            data = synthesize_dataset(
+                Path(folder) / "data", (pairs, 1, 1), size=size, seed=0, progress=False
+            )
             dataset = TrainingPairs(ReleaseDataset(data, "train"), size, seed=0)
             dataset[0]
             started = time.process_time()
@@ -137,8 +140,10 @@ def main() -> None:
         print(f"| {variant} | " + " | ".join(cells) + " |", flush=True)
     if args.loading_pairs > 0:
         seconds = loading_cpu_seconds_per_pair(args.loading_pairs, args.size)
-        print(f"# data loading: {1000 * seconds:.1f} ms CPU per pair ({args.loading_pairs} "
-              f"pairs at {args.size} px, one thread)")
+        print(
+            f"# data loading: {1000 * seconds:.1f} ms CPU per pair ({args.loading_pairs} "
+            f"pairs at {args.size} px, one thread)"
+        )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,12 @@ def run_mode(checkpoint: Path, pairs, mode: str, radius_px: float) -> dict:
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     truth, count = ground_truth_points(pairs)
     report = score(points, truth, count, radius_px=radius_px)
-    return {"aggregates": report.aggregates, "counts": report.counts,
-            "cpu_s_per_pair": cpu / len(pairs), "wall_s_per_pair": wall / len(pairs)}
+    return {
+        "aggregates": report.aggregates,
+        "counts": report.counts,
+        "cpu_s_per_pair": cpu / len(pairs),
+        "wall_s_per_pair": wall / len(pairs),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,13 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     if "none" not in args.modes:
         parser.error("--modes must include none, the reference of the gains")
     with tempfile.TemporaryDirectory() as scratch:
-        data = args.data or synthesize_dataset(Path(scratch) / "data", (0, 0, args.pairs),
-                                               size=args.size, seed=args.seed, progress=False)
+        data = args.data or synthesize_dataset(
+            Path(scratch) / "data",
+            (0, 0, args.pairs),
+            size=args.size,
+            seed=args.seed,
+            progress=False,
+        )
         pairs = list(ReleaseDataset(data, "test"))
         radius_px = scoring_radius_px(data_resolution(pairs[0])[0])
         results = {mode: run_mode(args.checkpoint, pairs, mode, radius_px) for mode in args.modes}
-    replicates = paired_replicates({mode: r["counts"] for mode, r in results.items()},
-                                   replicates=args.replicates)
+    replicates = paired_replicates(
+        {mode: r["counts"] for mode, r in results.items()}, replicates=args.replicates
+    )
     mf1 = STATISTICS.index("mF1")
     rows = {}
     for mode, result in results.items():
@@ -89,13 +99,18 @@ def main(argv: list[str] | None = None) -> int:
             "wall_s_per_pair": result["wall_s_per_pair"],
             "cost_over_none": result["cpu_s_per_pair"] / results["none"]["cpu_s_per_pair"],
         }
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout.strip()
     document = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "commit": commit,
-        "data": str(args.data) if args.data else
-        f"synthetic test split, {args.pairs} pairs at {args.size} px, seed {args.seed}",
+        "data": str(args.data)
+        if args.data
+        else f"synthetic test split, {args.pairs} pairs at {args.size} px, seed {args.seed}",
         "checkpoint": str(args.checkpoint),
         "pairs": len(pairs),
         "replicates": args.replicates,
@@ -105,9 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|")
     for mode, row in rows.items():
         low, high = row["gain_interval_95"]
-        print(f"| {mode} | {row['mF1']:.4f} | {row['gain_over_none']:+.4f} ({low:+.4f}, "
-              f"{high:+.4f}) | {row['cpu_s_per_pair']:.2f} | {row['wall_s_per_pair']:.2f} | "
-              f"{row['cost_over_none']:.2f} |")
+        print(
+            f"| {mode} | {row['mF1']:.4f} | {row['gain_over_none']:+.4f} ({low:+.4f}, "
+            f"{high:+.4f}) | {row['cpu_s_per_pair']:.2f} | {row['wall_s_per_pair']:.2f} | "
+            f"{row['cost_over_none']:.2f} |"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n")

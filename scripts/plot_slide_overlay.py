@@ -35,18 +35,31 @@ CLOSE_UP = (900, 900, 1300, 1300)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", type=Path, default=Path(__file__).resolve().parents[1]
-                        / "docs" / "slides_overlay.png")
+    parser.add_argument(
+        "out",
+        nargs="?",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "docs" / "slides_overlay.png",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--detector", default=BASELINE_DETECTOR)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        tiff, truth_path = synthesize_slide(Path(scratch) / "slide.tiff", SIZE, seed=args.seed,
-                                            progress=False)
+        tiff, truth_path = synthesize_slide(
+            Path(scratch) / "slide.tiff", SIZE, seed=args.seed, progress=False
+        )
         geojson = Path(scratch) / "cells.geojson"
-        predict_slide(tiff, SlideOptions(output=Path(scratch) / "cells.json", geojson=geojson,
-                                         detector=args.detector, roi=ROI, device="cpu",
-                                         progress=False))
+        predict_slide(
+            tiff,
+            SlideOptions(
+                output=Path(scratch) / "cells.json",
+                geojson=geojson,
+                detector=args.detector,
+                roi=ROI,
+                device="cpu",
+                progress=False,
+            ),
+        )
         features = json.loads(geojson.read_text())["features"]
         truth = np.array([e["point"] for e in json.loads(truth_path.read_text())["points"]])
         with open_slide(tiff) as slide:
@@ -58,25 +71,39 @@ def main() -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 6.6))
     left.imshow(overview, extent=(0, SIZE[0], SIZE[1], 0))
     left.scatter(xy[:, 0], xy[:, 1], s=5, c=colours, linewidths=0)
-    left.add_patch(Rectangle(ROI[:2], ROI[2] - ROI[0], ROI[3] - ROI[1], fill=False,
-                             edgecolor="black", linestyle="--"))
+    left.add_patch(
+        Rectangle(
+            ROI[:2], ROI[2] - ROI[0], ROI[3] - ROI[1], fill=False, edgecolor="black", linestyle="--"
+        )
+    )
     left.add_patch(Rectangle(CLOSE_UP[:2], x1 - x0, y1 - y0, fill=False, edgecolor="black"))
-    left.set_title(f"{len(features)} cells in the ROI (dashed), 0.8 µm/px; "
-                   "red: Tumor cell, green: Background cell", fontsize=9)
+    left.set_title(
+        f"{len(features)} cells in the ROI (dashed), 0.8 µm/px; "
+        "red: Tumor cell, green: Background cell",
+        fontsize=9,
+    )
     right.imshow(close_up, extent=(x0, x1, y1, y0))
     near = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
     right.scatter(xy[near, 0], xy[near, 1], s=22, c=colours[near], linewidths=0)
-    shown = ((truth[:, 0] >= x0) & (truth[:, 0] < x1) & (truth[:, 1] >= y0)
-             & (truth[:, 1] < y1))
+    shown = (truth[:, 0] >= x0) & (truth[:, 0] < x1) & (truth[:, 1] >= y0) & (truth[:, 1] < y1)
     ring = np.where(truth[shown, 2] == 2, "tab:red", "tab:green")
-    right.scatter(truth[shown, 0] + 0.5, truth[shown, 1] + 0.5, s=150, facecolors="none",
-                  edgecolors=ring, linewidths=1.0)
+    right.scatter(
+        truth[shown, 0] + 0.5,
+        truth[shown, 1] + 0.5,
+        s=150,
+        facecolors="none",
+        edgecolors=ring,
+        linewidths=1.0,
+    )
     right.set_title("close-up at 0.2 µm/px: detections (dots), ground truth (rings)", fontsize=9)
     for axes in (left, right):
         axes.set_xlabel("level-0 x (px)")
     left.set_ylabel("level-0 y (px)")
-    figure.suptitle(f"predict-slide --detector {args.detector} on a synthetic slide (seed "
-                    f"{args.seed}), its GeoJSON drawn", fontsize=10)
+    figure.suptitle(
+        f"predict-slide --detector {args.detector} on a synthetic slide (seed "
+        f"{args.seed}), its GeoJSON drawn",
+        fontsize=10,
+    )
     figure.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out, dpi=90)

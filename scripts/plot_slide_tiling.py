@@ -40,13 +40,18 @@ def box_patch(box, **style) -> Rectangle:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", type=Path,
-                        default=Path(__file__).resolve().parents[1] / "docs" / "slides_tiling.png")
+    parser.add_argument(
+        "out",
+        nargs="?",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "docs" / "slides_tiling.png",
+    )
     parser.add_argument("--seed", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        tiff, _ = synthesize_slide(Path(scratch) / "slide.tiff", SIZE, seed=args.seed,
-                                   tissue=TISSUE, progress=False)
+        tiff, _ = synthesize_slide(
+            Path(scratch) / "slide.tiff", SIZE, seed=args.seed, tissue=TISSUE, progress=False
+        )
         with open_slide(tiff) as slide:
             grid, kept = plan_tiles(slide, (0, 0, *SIZE), (0.2, 0.2), 64)
             thumbnail, downsample = read_thumbnail(slide, 2.0, 0.2)
@@ -59,16 +64,21 @@ def main() -> None:
     kept_keys = {(t.column, t.row) for t in kept}
     for tile in grid.tiles():
         if (tile.column, tile.row) in kept_keys:
-            axes.add_patch(box_patch(grid.core(tile), facecolor="tab:green", alpha=0.12,
-                                     edgecolor="none"))
+            axes.add_patch(
+                box_patch(grid.core(tile), facecolor="tab:green", alpha=0.12, edgecolor="none")
+            )
             axes.add_patch(box_patch(tile.box, fill=False, edgecolor="black", linewidth=0.8))
         else:
-            axes.add_patch(box_patch(tile.box, fill=False, edgecolor="grey", linewidth=0.6,
-                                     linestyle=":"))
+            axes.add_patch(
+                box_patch(tile.box, fill=False, edgecolor="grey", linewidth=0.6, linestyle=":")
+            )
     example = grid.tile(1, 1)
     axes.add_patch(box_patch(example.box, fill=False, edgecolor="tab:red", linewidth=2.2))
-    axes.add_patch(box_patch(tissue_box(example), fill=False, edgecolor="tab:orange",
-                             linewidth=2.2, linestyle="--"))
+    axes.add_patch(
+        box_patch(
+            tissue_box(example), fill=False, edgecolor="tab:orange", linewidth=2.2, linestyle="--"
+        )
+    )
     axes.set_xlim(-1200, SIZE[0] + 300)
     axes.set_ylim(SIZE[1] + 300, -900)
     axes.set_xlabel("level-0 x (px, 0.2 µm/px)")
@@ -77,7 +87,9 @@ def main() -> None:
         f"{len(kept)} of {grid.shape[0] * grid.shape[1]} cell tiles show tissue (blue contour); "
         "cell tiles 1024 px, overlap 64 px, cores shaded\n"
         "red: one cell tile; orange: its tissue tile (4x the field, read at 0.8 µm/px, "
-        "white outside the slide): cell box (384, 384, 640, 640)", fontsize=10)
+        "white outside the slide): cell box (384, 384, 640, 640)",
+        fontsize=10,
+    )
     figure.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out, dpi=90)

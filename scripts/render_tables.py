@@ -23,8 +23,11 @@ from baseline_algorithm.reproduce import cpu_hours, markdown_table, row_name
 def render(document: dict) -> str:
     """The markdown of one ``table.json`` document."""
     rows = document["rows"]
-    unconverged = [row_name(row["variant"], row["ablation"]) for row in rows
-                   if False in row.get("converged", [])]
+    unconverged = [
+        row_name(row["variant"], row["ablation"])
+        for row in rows
+        if False in row.get("converged", [])
+    ]
     lines = [
         markdown_table(rows, document["test_images"], document["resamples"]),
         "",

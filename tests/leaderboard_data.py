@@ -20,16 +20,24 @@ CELLS_PER_SIDE = 1024 // GRID_PX
 def ground_truth(num_images: int, cells_per_image: int, seed: int = 0) -> PointSet:
     """``cells_per_image`` cells per image at distinct grid nodes, random classes."""
     rng = np.random.default_rng(seed)
-    nodes = np.stack([rng.choice(CELLS_PER_SIDE**2, cells_per_image, replace=False)
-                      for _ in range(num_images)])
+    nodes = np.stack(
+        [rng.choice(CELLS_PER_SIDE**2, cells_per_image, replace=False) for _ in range(num_images)]
+    )
     xy = np.stack([nodes % CELLS_PER_SIDE, nodes // CELLS_PER_SIDE], axis=-1).reshape(-1, 2)
     image = np.repeat(np.arange(num_images), cells_per_image)
     label = rng.choice([1, 2], size=len(image))
     return PointSet.from_arrays(image, xy * GRID_PX + GRID_PX // 2, label, np.ones(len(image)))
 
 
-def submission(truth: PointSet, found: np.ndarray, *, wrong_class: np.ndarray | None = None,
-               spurious: int = 0, num_images: int | None = None, seed: int = 0) -> PointSet:
+def submission(
+    truth: PointSet,
+    found: np.ndarray,
+    *,
+    wrong_class: np.ndarray | None = None,
+    spurious: int = 0,
+    num_images: int | None = None,
+    seed: int = 0,
+) -> PointSet:
     """Predictions: the cells where ``found`` (a few px off), ``spurious`` far from every cell.
 
     Parameters

@@ -25,8 +25,10 @@ def oracle(checkpoint: Path):
         tile_x = (truth[:, 0] + 0.5 - x0) * width / (x1 - x0)
         tile_y = (truth[:, 1] + 0.5 - y0) * height / (y1 - y0)
         inside = (tile_x >= 0) & (tile_x < width) & (tile_y >= 0) & (tile_y < height)
-        return [(float(np.floor(x)), float(np.floor(y)), int(c), 1.0)
-                for x, y, c in zip(tile_x[inside], tile_y[inside], truth[inside, 2])]
+        return [
+            (float(np.floor(x)), float(np.floor(y)), int(c), 1.0)
+            for x, y, c in zip(tile_x[inside], tile_y[inside], truth[inside, 2])
+        ]
 
     return detect
 

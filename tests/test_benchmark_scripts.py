@@ -87,15 +87,33 @@ def test_gpu_benchmark_refuses_a_training_batch_of_one(tmp_path):
 @pytest.mark.slow
 def test_training_benchmark_times_each_precision_on_the_same_batch():
     completed = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "benchmark_training.py"), "--size", "64",
-         "--batch", "2", "--steps", "1", "--variants", "cell-only", "pred-to-inter-2",
-         "--precisions", "float32", "bfloat16", "--loading-pairs", "2"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "benchmark_training.py"),
+            "--size",
+            "64",
+            "--batch",
+            "2",
+            "--steps",
+            "1",
+            "--variants",
+            "cell-only",
+            "pred-to-inter-2",
+            "--precisions",
+            "float32",
+            "bfloat16",
+            "--loading-pairs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     loading = completed.stdout.splitlines()[-1]
     assert loading.startswith("# data loading: ") and loading.endswith(
-        " ms CPU per pair (2 pairs at 64 px, one thread)")
+        " ms CPU per pair (2 pairs at 64 px, one thread)"
+    )
     assert float(loading.split()[3]) > 0
     table = [line for line in completed.stdout.splitlines() if line.startswith("|")]
     assert table[0] == (
@@ -112,9 +130,23 @@ def test_training_benchmark_times_each_precision_on_the_same_batch():
 @pytest.mark.slow
 def test_model_benchmark_reports_sizes_and_both_rates():
     completed = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "benchmark_model.py"), "--encoders", "resnet18",
-         "--size", "64", "--batch-size", "2", "--steps", "1", "--precision", "float32"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "benchmark_model.py"),
+            "--encoders",
+            "resnet18",
+            "--size",
+            "64",
+            "--batch-size",
+            "2",
+            "--steps",
+            "1",
+            "--precision",
+            "float32",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.startswith("pred-to-inter-2, 64 px, batch 2, float32, cpu")
@@ -155,9 +187,21 @@ def test_inference_benchmark_times_and_compares_precisions():
 def test_scorer_benchmark_times_two_checkouts_side_by_side(tmp_path):
     out = tmp_path / "figures.json"
     completed = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "benchmark_scorer.py"), "--sizes", "2000",
-         "--rounds", "1", "--against", str(REPO), "--json", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "benchmark_scorer.py"),
+            "--sizes",
+            "2000",
+            "--rounds",
+            "1",
+            "--against",
+            str(REPO),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "this / against: CPU" in completed.stdout
@@ -179,8 +223,24 @@ def test_read_ahead_benchmark_runs_both_settings(tmp_path):
 def test_tta_benchmark_scores_each_mode_against_none(tmp_path):
     out = tmp_path / "tta.json"
     script = load_script("benchmark_tta")
-    assert script.main(["--pairs", "2", "--size", "64", "--modes", "none", "flips",
-                        "--replicates", "50", "--json", str(out)]) == 0
+    assert (
+        script.main(
+            [
+                "--pairs",
+                "2",
+                "--size",
+                "64",
+                "--modes",
+                "none",
+                "flips",
+                "--replicates",
+                "50",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     figures = json.loads(out.read_text())
     assert set(figures["modes"]) == {"none", "flips"} and figures["pairs"] == 2
     assert figures["modes"]["none"]["gain_over_none"] == 0

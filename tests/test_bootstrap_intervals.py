@@ -49,13 +49,15 @@ def test_interval_contains_the_estimate_and_narrows_with_more_images():
 def test_mf1_is_the_mean_of_the_class_f1_in_every_replicate_bound():
     # With BC perfect in every image, BC's interval is [1, 1] and mF1's is TC's shifted and halved.
     counts = random_counts(30, seed=2)
-    counts.update({"TP/BC": np.full(30, 10), "FP/BC": np.zeros(30, int),
-                   "FN/BC": np.zeros(30, int)})
+    counts.update(
+        {"TP/BC": np.full(30, 10), "FP/BC": np.zeros(30, int), "FN/BC": np.zeros(30, int)}
+    )
     result = bootstrap_f1(counts, replicates=300)
     assert result["F1/BC"]["low"] == result["F1/BC"]["high"] == pytest.approx(1.0, abs=1e-6)
     for bound in ("low", "high", "estimate"):
-        assert result["mF1"][bound] == pytest.approx((result["F1/BC"][bound]
-                                                      + result["F1/TC"][bound]) / 2, abs=1e-12)
+        assert result["mF1"][bound] == pytest.approx(
+            (result["F1/BC"][bound] + result["F1/TC"][bound]) / 2, abs=1e-12
+        )
 
 
 def test_coverage_of_a_known_f1_is_near_nominal():
@@ -65,10 +67,16 @@ def test_coverage_of_a_known_f1_is_near_nominal():
     hits = 0
     trials = 60
     for trial in range(trials):
-        detected = rng.binomial(20, 0.7, size=80)        # recall 0.7 per GT point
-        spurious = rng.poisson(3.0, size=80)             # 3 FP per image
-        counts = {"TP/BC": detected, "FP/BC": spurious, "FN/BC": 20 - detected,
-                  "TP/TC": detected, "FP/TC": spurious, "FN/TC": 20 - detected}
+        detected = rng.binomial(20, 0.7, size=80)  # recall 0.7 per GT point
+        spurious = rng.poisson(3.0, size=80)  # 3 FP per image
+        counts = {
+            "TP/BC": detected,
+            "FP/BC": spurious,
+            "FN/BC": 20 - detected,
+            "TP/TC": detected,
+            "FP/TC": spurious,
+            "FN/TC": 20 - detected,
+        }
         interval = bootstrap_f1(counts, replicates=400, seed=trial)["F1/BC"]
         precision, recall = 14 / 17, 0.7
         population_f1 = 2 * precision * recall / (precision + recall)

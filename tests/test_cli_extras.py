@@ -18,9 +18,22 @@ from baseline_algorithm.cli import COMMANDS
 REPO = Path(__file__).resolve().parents[1]
 #: Import names of every package the extras bring (pyproject.toml's optional dependencies).
 EXTRA_PACKAGES = (
-    "PIL", "tifffile", "imagecodecs", "SimpleITK", "tqdm", "matplotlib",
-    "torch", "torchvision", "segmentation_models_pytorch", "skimage", "docker",
-    "zarr", "openslide", "dask", "distributed", "shapely",
+    "PIL",
+    "tifffile",
+    "imagecodecs",
+    "SimpleITK",
+    "tqdm",
+    "matplotlib",
+    "torch",
+    "torchvision",
+    "segmentation_models_pytorch",
+    "skimage",
+    "docker",
+    "zarr",
+    "openslide",
+    "dask",
+    "distributed",
+    "shapely",
 )
 
 
@@ -32,8 +45,9 @@ def run_on_base_install(*argv: str) -> subprocess.CompletedProcess:
         "from baseline_algorithm.cli import main\n"
         f"sys.exit(main({list(argv)!r}))\n"
     )
-    return subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", blocker], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -56,14 +70,24 @@ def test_help_on_the_base_install_is_usage_or_the_extra_line(name):
 def test_predict_without_torch_names_the_algorithm_extra():
     result = run_on_base_install("predict", "--input", str(REPO / "test_data" / "input"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "error: ocelot predict needs the 'algorithm' extra (")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: ocelot predict needs the 'algorithm' extra (")
+    )
 
 
 def test_report_without_matplotlib_names_the_report_extra(tmp_path):
     truth = REPO / "test_data" / "ground_truth" / "cell_gt.json"
-    result = run_on_base_install("report", "--predictions", str(truth), "--ground-truth",
-                                 str(truth), "--out", str(tmp_path / "report"))
+    result = run_on_base_install(
+        "report",
+        "--predictions",
+        str(truth),
+        "--ground-truth",
+        str(truth),
+        "--out",
+        str(tmp_path / "report"),
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "report extra" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "report").exists()

@@ -1,6 +1,5 @@
 """Confidence-aware metrics against the scorer and against re-scoring after thresholding."""
 
-
 import numpy as np
 import pytest
 from hypothesis import given, settings

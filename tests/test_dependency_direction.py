@@ -73,11 +73,27 @@ def test_report_with_images_runs_where_torch_cannot_be_imported(tmp_path):
         "sys.exit(main(sys.argv[1:]))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code, "report", "--quiet", "--replicates", "50",
-         "--predictions", str(predictions),
-         "--ground-truth", str(test_data / "ground_truth" / "cell_gt.json"),
-         "--images", str(test_data / "input"), "--out", str(tmp_path / "report")],
-        capture_output=True, text=True, cwd=REPO)
+        [
+            sys.executable,
+            "-c",
+            code,
+            "report",
+            "--quiet",
+            "--replicates",
+            "50",
+            "--predictions",
+            str(predictions),
+            "--ground-truth",
+            str(test_data / "ground_truth" / "cell_gt.json"),
+            "--images",
+            str(test_data / "input"),
+            "--out",
+            str(tmp_path / "report"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     page = (tmp_path / "report" / "report.html").read_text()
     assert page.count("data:image/jpeg") == 3  # one overlay per pair of test_data

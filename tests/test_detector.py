@@ -446,17 +446,27 @@ def validation_outcome(raw) -> tuple:
         points = validated_points("d:f", 3, raw)
     except DetectorError as error:
         return ("refused", str(error))
-    return ("points", points.image.tolist(), points.xy.tolist(), points.label.tolist(),
-            points.probability.tolist())
+    return (
+        "points",
+        points.image.tolist(),
+        points.xy.tolist(),
+        points.label.tolist(),
+        points.probability.tolist(),
+    )
 
 
 coordinate = st.one_of(
-    st.floats(-2, 1026, allow_nan=False), st.sampled_from([-0.5, 0.5, 1022.5, 1023.5, 1023.49]),
-    st.just(math.nan), st.just(math.inf))
+    st.floats(-2, 1026, allow_nan=False),
+    st.sampled_from([-0.5, 0.5, 1022.5, 1023.5, 1023.49]),
+    st.just(math.nan),
+    st.just(math.inf),
+)
 row = st.tuples(
-    coordinate, coordinate,
+    coordinate,
+    coordinate,
     st.sampled_from([0, 1, 2, 3, 1.0, 2.0, 1.5, -1, math.nan]),
-    st.one_of(st.floats(-0.25, 1.25, allow_nan=False), st.just(math.nan), st.just(-0.0)))
+    st.one_of(st.floats(-0.25, 1.25, allow_nan=False), st.just(math.nan), st.just(-0.0)),
+)
 
 
 @settings(derandomize=True, max_examples=400, deadline=None)
@@ -473,8 +483,11 @@ def test_an_array_and_its_tuples_get_the_same_verdict(rows, as_integers):
 
 
 def test_an_array_of_the_wrong_shape_is_one_line():
-    with pytest.raises(DetectorError, match=r"returned an array of shape \(2, 3\), expected "
-                                            r"\(N, 4\)"):
+    with pytest.raises(
+        DetectorError,
+        match=r"returned an array of shape \(2, 3\), expected "
+        r"\(N, 4\)",
+    ):
         validated_points("d:f", 0, np.zeros((2, 3)))
     with pytest.raises(DetectorError, match=r"points\[0\]\.point\[0\]"):
         validated_points("d:f", 0, np.array([[True, True, True, True]]))

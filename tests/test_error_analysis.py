@@ -30,6 +30,7 @@ def seeded(max_examples):
     """Hypothesis settings of these tests: the same examples on every machine."""
     return settings(derandomize=True, deadline=None, max_examples=max_examples)
 
+
 NUM_IMAGES = 3
 VALUES = np.array([1, 2, 255], dtype=np.uint8)
 
@@ -45,8 +46,11 @@ def greedy_reference(pred_xy, probability, gt_xy, radius=15.0):
         best = -1
         for g in range(len(gt)):
             distance = np.linalg.norm(pred[p] - gt[g])
-            if free[g] and distance <= radius and (
-                    best < 0 or distance < np.linalg.norm(pred[p] - gt[best])):
+            if (
+                free[g]
+                and distance <= radius
+                and (best < 0 or distance < np.linalg.norm(pred[p] - gt[best]))
+            ):
                 best = g
         if best >= 0:
             matched[p] = best
@@ -82,28 +86,38 @@ def exact_tissue_xy(mask, offset_x, offset_y, x, y):
 def on_a_pixel_border(mask, offset_x, offset_y, x, y, slack=Fraction(1, 10**9)):
     """Whether pixel (x, y)'s centre lies within ``slack`` of a tissue pixel border: there the
     float arithmetic of the metadata's box (``offset * side`` rounded) may pick either pixel."""
-    return any(abs(value - round(value)) <= slack
-               for value in exact_tissue_xy(mask, offset_x, offset_y, x, y))
+    return any(
+        abs(value - round(value)) <= slack
+        for value in exact_tissue_xy(mask, offset_x, offset_y, x, y)
+    )
 
 
 coordinates = st.integers(min_value=0, max_value=47)
-probabilities = st.one_of(st.sampled_from([0.0, 0.5, 0.5 + 1e-12, 1.0]),
-                          st.floats(min_value=0.0, max_value=1.0, allow_nan=False))
-offsets = st.one_of(st.sampled_from([0.0, 0.125, 0.5, 0.875, 1.0]),
-                    st.floats(min_value=0.0, max_value=1.0, allow_nan=False))
+probabilities = st.one_of(
+    st.sampled_from([0.0, 0.5, 0.5 + 1e-12, 1.0]),
+    st.floats(min_value=0.0, max_value=1.0, allow_nan=False),
+)
+offsets = st.one_of(
+    st.sampled_from([0.0, 0.125, 0.5, 0.875, 1.0]),
+    st.floats(min_value=0.0, max_value=1.0, allow_nan=False),
+)
 
 
 @st.composite
 def cases(draw, max_points=30):
     """Predictions and GT of three images in a 48 px field, masks of any shape with any
     offsets."""
+
     def points(with_probability):
         n = draw(st.integers(0, max_points))
         image = draw(hnp.arrays(np.int64, n, elements=st.integers(0, NUM_IMAGES - 1)))
         xy = draw(hnp.arrays(np.int64, (n, 2), elements=coordinates))
         label = draw(hnp.arrays(np.int64, n, elements=st.sampled_from([1, 2])))
-        probability = (np.array(draw(st.lists(probabilities, min_size=n, max_size=n))).reshape(n)
-                       if with_probability else np.ones(n))
+        probability = (
+            np.array(draw(st.lists(probabilities, min_size=n, max_size=n))).reshape(n)
+            if with_probability
+            else np.ones(n)
+        )
         return PointSet.from_arrays(image, xy, label, probability)
 
     predictions, ground_truth = points(True), points(False)
@@ -125,15 +139,19 @@ def reference_analysis(predictions, ground_truth, masks, metas):
     def tissue(points, row):
         image = points.image[row]
         meta = metas[image]
-        return stratum_of[reference_tissue_value(masks[image], meta["patch_x_offset"],
-                                                 meta["patch_y_offset"], *points.xy[row])]
+        return stratum_of[
+            reference_tissue_value(
+                masks[image], meta["patch_x_offset"], meta["patch_y_offset"], *points.xy[row]
+            )
+        ]
 
     for image in range(NUM_IMAGES):
         pred_rows = np.flatnonzero(predictions.image == image)
         gt_rows = np.flatnonzero(ground_truth.image == image)
         # Detection: every prediction of the image, GT of any class.
-        local = greedy_reference(predictions.xy[pred_rows], predictions.probability[pred_rows],
-                                 ground_truth.xy[gt_rows])
+        local = greedy_reference(
+            predictions.xy[pred_rows], predictions.probability[pred_rows], ground_truth.xy[gt_rows]
+        )
         tp = int(np.sum(local >= 0))
         detection[image] = (tp, len(pred_rows) - tp, len(gt_rows) - tp)
         for p, g in zip(pred_rows[local >= 0], gt_rows[local[local >= 0]]):
@@ -142,8 +160,9 @@ def reference_analysis(predictions, ground_truth, masks, metas):
         for label in (1, 2):
             pred_c = pred_rows[predictions.label[pred_rows] == label]
             gt_c = gt_rows[ground_truth.label[gt_rows] == label]
-            local = greedy_reference(predictions.xy[pred_c], predictions.probability[pred_c],
-                                     ground_truth.xy[gt_c])
+            local = greedy_reference(
+                predictions.xy[pred_c], predictions.probability[pred_c], ground_truth.xy[gt_c]
+            )
             for p, m in zip(pred_c, local):
                 if m >= 0:
                     strata[image, tissue(ground_truth, gt_c[m]), label - 1, 0] += 1
@@ -158,8 +177,13 @@ def reference_analysis(predictions, ground_truth, masks, metas):
 
 def analyse(predictions, ground_truth, masks, metas):
     report = score(predictions, ground_truth, NUM_IMAGES)
-    counts = error_counts(predictions, ground_truth, NUM_IMAGES, matched=report.matched,
-                          tissue=tissue_maps(masks, metas))
+    counts = error_counts(
+        predictions,
+        ground_truth,
+        NUM_IMAGES,
+        matched=report.matched,
+        tissue=tissue_maps(masks, metas),
+    )
     return report, counts
 
 
@@ -188,26 +212,31 @@ def test_confusion_sums_to_detection_tps_and_strata_to_the_leaderboard(case):
     document = summarise(counts)
     for name in ("BC", "TC"):
         for kind in ("TP", "FP", "FN"):
-            assert (sum(document["tissue"][stratum][name][kind] for stratum in STRATA)
-                    == report.aggregates[f"{kind}/{name}"])
+            assert (
+                sum(document["tissue"][stratum][name][kind] for stratum in STRATA)
+                == report.aggregates[f"{kind}/{name}"]
+            )
     # Class-agnostic matching finds at least as many pairs as both class-aware ones together:
     # every class-aware pair is a candidate of it, and greedy keeps a maximal set of pairs.
-    assert document["detection"]["TP"] >= (report.aggregates["TP/BC"]
-                                           + report.aggregates["TP/TC"]) / 2
+    assert (
+        document["detection"]["TP"] >= (report.aggregates["TP/BC"] + report.aggregates["TP/TC"]) / 2
+    )
 
 
 @seeded(200)
 @given(st.integers(4, 64), st.integers(4, 64), offsets, offsets, st.data())
 def test_pixel_mapping_equals_exact_arithmetic(height, width, offset_x, offset_y, data):
     """Every pixel of the cell patch, edges included, gets its exact tissue pixel."""
-    mask = data.draw(hnp.arrays(np.uint8, (height, width),
-                                elements=st.sampled_from(VALUES.tolist())))
-    ys, xs = np.mgrid[-1:height + 1, -1:width + 1]
+    mask = data.draw(
+        hnp.arrays(np.uint8, (height, width), elements=st.sampled_from(VALUES.tolist()))
+    )
+    ys, xs = np.mgrid[-1 : height + 1, -1 : width + 1]
     xy = np.stack([xs.ravel(), ys.ravel()], axis=1)
     inside = (xy >= 0).all(axis=1)
     xy = xy[inside]  # points are never negative; one past the far edges is kept
-    points = PointSet.from_arrays(np.zeros(len(xy), np.int64), xy, np.ones(len(xy), np.int64),
-                                  np.ones(len(xy)))
+    points = PointSet.from_arrays(
+        np.zeros(len(xy), np.int64), xy, np.ones(len(xy), np.int64), np.ones(len(xy))
+    )
     maps = tissue_maps([mask], [{"patch_x_offset": offset_x, "patch_y_offset": offset_y}])
     expected = [reference_tissue_value(mask, offset_x, offset_y, x, y) for x, y in xy]
     # Within a rounding error of a pixel border either neighbour is right; checked elsewhere.
@@ -223,8 +252,9 @@ def test_pixel_mapping_by_hand():
     mask[6, 2] = 255
     maps = tissue_maps([mask], [{"patch_x_offset": 0.25, "patch_y_offset": 0.75}])
     xy = np.array([[0, 0], [3, 3], [4, 3], [3, 4], [4, 4], [7, 7], [8, 0]])
-    points = PointSet.from_arrays(np.zeros(len(xy), np.int64), xy, np.ones(len(xy), np.int64),
-                                  np.ones(len(xy)))
+    points = PointSet.from_arrays(
+        np.zeros(len(xy), np.int64), xy, np.ones(len(xy), np.int64), np.ones(len(xy))
+    )
     assert maps.values_at(points).tolist() == [2, 2, 1, 1, 255, 255, 255]
 
 
@@ -233,8 +263,9 @@ def test_box_leaving_the_mask_is_unknown():
     mask = np.full((16, 16), 2, np.uint8)
     maps = tissue_maps([mask], [{"patch_x_offset": 0.0, "patch_y_offset": 0.0}])
     xy = np.array([[0, 0], [7, 15], [8, 8], [15, 15]])
-    points = PointSet.from_arrays(np.zeros(len(xy), np.int64), xy, np.ones(len(xy), np.int64),
-                                  np.ones(len(xy)))
+    points = PointSet.from_arrays(
+        np.zeros(len(xy), np.int64), xy, np.ones(len(xy), np.int64), np.ones(len(xy))
+    )
     assert maps.values_at(points).tolist() == [255, 255, 2, 2]
 
 
@@ -245,15 +276,27 @@ def test_wrong_class_at_the_right_place_is_one_fp_and_one_fn_but_a_detection():
     predictions = PointSet.from_arrays([0], [[12, 10]], [2], [0.9])
     mask = np.full((32, 32), 2, np.uint8)
     report = score(predictions, ground_truth, 1)
-    counts = error_counts(predictions, ground_truth, 1, matched=report.matched,
-                          tissue=tissue_maps([mask], [{"patch_x_offset": 0.5,
-                                                        "patch_y_offset": 0.5}]))
+    counts = error_counts(
+        predictions,
+        ground_truth,
+        1,
+        matched=report.matched,
+        tissue=tissue_maps([mask], [{"patch_x_offset": 0.5, "patch_y_offset": 0.5}]),
+    )
     document = summarise(counts)
     assert (report.aggregates["FP/TC"], report.aggregates["FN/BC"]) == (1, 1)
-    assert document["detection"] | {} == {"TP": 1, "FP": 0, "FN": 0, "precision": 1.0,
-                                          "recall": 1.0, "F1": 1.0}
-    assert document["classification"]["confusion"] == {"BC": {"BC": 0, "TC": 1},
-                                                       "TC": {"BC": 0, "TC": 0}}
+    assert document["detection"] | {} == {
+        "TP": 1,
+        "FP": 0,
+        "FN": 0,
+        "precision": 1.0,
+        "recall": 1.0,
+        "F1": 1.0,
+    }
+    assert document["classification"]["confusion"] == {
+        "BC": {"BC": 0, "TC": 1},
+        "TC": {"BC": 0, "TC": 0},
+    }
     assert document["classification"]["accuracy"] == 0.0
     assert document["tissue"]["cancer_area"]["BC"]["FN"] == 1
     assert document["tissue"]["cancer_area"]["TC"]["FP"] == 1
@@ -266,9 +309,11 @@ def test_intervals_contain_their_estimate_and_repeat(case):
     first = bootstrap_errors(counts, replicates=200, seed=3)
     assert first == bootstrap_errors(counts, replicates=200, seed=3)
     entries = [first["detection"]["F1"], first["classification"]["accuracy"]]
-    entries += [first["tissue"][stratum][key] if key == "mF1" else
-                first["tissue"][stratum][key]["F1"]
-                for stratum in STRATA for key in ("BC", "TC", "mF1")]
+    entries += [
+        first["tissue"][stratum][key] if key == "mF1" else first["tissue"][stratum][key]["F1"]
+        for stratum in STRATA
+        for key in ("BC", "TC", "mF1")
+    ]
     for entry in entries:
         assert entry["low"] - 1e-12 <= entry["high"] + 1e-12
         assert 0.0 <= entry["low"] and entry["high"] <= 1.0
@@ -279,14 +324,18 @@ def test_bootstrap_draws_its_replicates_in_blocks(record_draw_blocks):
     those of all draws at once (the detection F1's restated here from the full draw matrix)."""
 
     rng = np.random.default_rng(4)
-    counts = ErrorCounts(detection=rng.integers(0, 20, (50, 3)),
-                         confusion=rng.integers(0, 9, (50, 2, 2)),
-                         tissue=rng.integers(0, 9, (50, len(STRATA), 2, 3)))
+    counts = ErrorCounts(
+        detection=rng.integers(0, 20, (50, 3)),
+        confusion=rng.integers(0, 9, (50, 2, 2)),
+        tissue=rng.integers(0, 9, (50, len(STRATA), 2, 3)),
+    )
     expected = bootstrap_errors(counts, replicates=40, seed=1)
     tp, fp, fn = (np.concatenate(list(image_draw_blocks(50, 40, 1))) @ counts.detection).T
     low, high = np.quantile(2 * tp / (2 * tp + fp + fn), [0.025, 0.975])
-    assert (expected["detection"]["F1"]["low"], expected["detection"]["F1"]["high"]) == \
-        pytest.approx((low, high), abs=1e-6)  # the F1 formula's EPSILON aside
+    assert (
+        expected["detection"]["F1"]["low"],
+        expected["detection"]["F1"]["high"],
+    ) == pytest.approx((low, high), abs=1e-6)  # the F1 formula's EPSILON aside
     sizes = record_draw_blocks()
     assert bootstrap_errors(counts, replicates=40, seed=1) == expected
     assert sizes == [10, 10, 10, 10]
@@ -295,15 +344,18 @@ def test_bootstrap_draws_its_replicates_in_blocks(record_draw_blocks):
 def test_per_organ_summaries_add_up():
     rng = np.random.default_rng(0)
     n = 400
-    predictions = PointSet.from_arrays(rng.integers(0, 4, n), rng.integers(0, 64, (n, 2)),
-                                       rng.integers(1, 3, n), rng.random(n))
-    ground_truth = PointSet.from_arrays(rng.integers(0, 4, n), rng.integers(0, 64, (n, 2)),
-                                        rng.integers(1, 3, n), np.ones(n))
+    predictions = PointSet.from_arrays(
+        rng.integers(0, 4, n), rng.integers(0, 64, (n, 2)), rng.integers(1, 3, n), rng.random(n)
+    )
+    ground_truth = PointSet.from_arrays(
+        rng.integers(0, 4, n), rng.integers(0, 64, (n, 2)), rng.integers(1, 3, n), np.ones(n)
+    )
     masks = [rng.choice(VALUES, (64, 64)) for _ in range(4)]
     metas = [{"patch_x_offset": 0.4, "patch_y_offset": 0.6}] * 4
     report = score(predictions, ground_truth, 4)
-    counts = error_counts(predictions, ground_truth, 4, matched=report.matched,
-                          tissue=tissue_maps(masks, metas))
+    counts = error_counts(
+        predictions, ground_truth, 4, matched=report.matched, tissue=tissue_maps(masks, metas)
+    )
     organs = ["kidney", "bladder", "kidney", "bladder"]
     per_organ = per_organ_summaries(counts, organs)
     assert list(per_organ) == ["bladder", "kidney"]
@@ -311,7 +363,9 @@ def test_per_organ_summaries_add_up():
     for stratum in STRATA:
         for name in ("BC", "TC"):
             for kind in ("TP", "FP", "FN"):
-                assert (sum(entry["tissue"][stratum][name][kind] for entry in per_organ.values())
-                        == whole["tissue"][stratum][name][kind])
+                assert (
+                    sum(entry["tissue"][stratum][name][kind] for entry in per_organ.values())
+                    == whole["tissue"][stratum][name][kind]
+                )
     with pytest.raises(ValueError, match="organs must name all 4 images"):
         per_organ_summaries(counts, organs[:3])

@@ -179,8 +179,10 @@ def test_whole_slide_lifts_only_the_coordinate_bound(tmp_path):
         (b"[" * 100_000 + b"]" * 100_000, ": not valid JSON: nesting too deep to parse"),
         # A non-finite number, and then more wrong with the document after it.
         (b'{"points": [], "x": NaN} x', ": not valid JSON: Extra data at line 1 column 26"),
-        (b'{"x": NaN, "y": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-         ": not valid JSON: nesting too deep to parse"),
+        (
+            b'{"x": NaN, "y": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            ": not valid JSON: nesting too deep to parse",
+        ),
         (b'{"points": [], "x": NaN, "x": 1}', ": x: NaN is not allowed"),
         (b"[]", ': top level must be a JSON object with a "points" list, got a list'),
         (b'"points"', ': top level must be a JSON object with a "points" list, got a string'),

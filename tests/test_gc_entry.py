@@ -492,7 +492,8 @@ def five_thousand_digit_coordinate(case):
 def five_thousand_digit_pk(case):
     entry, _ = _one_job(case)
     (case.input / "predictions.json").write_text(
-        json.dumps([entry]).replace('"pk": "job-1"', '"pk": 1' + "0" * 5000))
+        json.dumps([entry]).replace('"pk": "job-1"', '"pk": 1' + "0" * 5000)
+    )
 
 
 def billion_images(case):

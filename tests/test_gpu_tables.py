@@ -50,7 +50,8 @@ def test_the_gpu_script_writes_the_table_curves_and_benchmark(toy_run):
     for run in document["runs"].values():
         assert run["stopped"] == "epochs" and run["cpu_seconds"] > 0
     assert document["cpu_seconds"]["training"] == pytest.approx(
-        sum(run["cpu_seconds"] for run in document["runs"].values()))
+        sum(run["cpu_seconds"] for run in document["runs"].values())
+    )
     table_md = (toy_run / "table5" / "table.md").read_text()
     assert table_md.count("(**not converged**: 1 of 1 seeds)") == 2
     assert (toy_run / "table5_convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -62,17 +63,18 @@ def test_render_tables_fills_the_marked_block_with_the_table(toy_run, tmp_path):
     render = load_script("render_tables")
     page = tmp_path / "model.md"
     page.write_text("before\n<!-- table5 -->\nold\n<!-- /table5 -->\nafter\n")
-    render.main([str(toy_run / "table5" / "table.json"), "--into", str(page),
-                 "--marker", "table5"])
+    render.main([str(toy_run / "table5" / "table.json"), "--into", str(page), "--marker", "table5"])
     text = page.read_text()
     table_md = (toy_run / "table5" / "table.md").read_text()
     assert text.startswith("before\n<!-- table5 -->\n| Variant |") and text.endswith(
-        "<!-- /table5 -->\nafter\n")
+        "<!-- /table5 -->\nafter\n"
+    )
     assert "old" not in text and table_md.split("\n\nCommand")[0] in text
     assert "Not converged (a seed's best epoch is its last): cell-only, pred-to-inter-2" in text
     with pytest.raises(SystemExit):
-        render.main([str(toy_run / "table5" / "table.json"), "--into", str(page),
-                     "--marker", "table7"])
+        render.main(
+            [str(toy_run / "table5" / "table.json"), "--into", str(page), "--marker", "table7"]
+        )
 
 
 def test_the_gpu_script_refuses_to_start_without_the_wheels_it_needs(tmp_path):
@@ -93,5 +95,6 @@ def test_the_gpu_script_refuses_to_start_without_the_wheels_it_needs(tmp_path):
     )
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines()[-1] == (
-        "gpu_tables: missing segmentation-models-pytorch and no WHEELS_DIR given")
+        "gpu_tables: missing segmentation-models-pytorch and no WHEELS_DIR given"
+    )
     assert not (tmp_path / "out" / "data").exists()

@@ -45,16 +45,21 @@ def entry(name="image_0", point=(5, 5, 1), probability=0.5) -> dict:
 def files(tmp_path):
     """A ground truth of two images and predictions for it."""
     truth = tmp_path / "gt.json"
-    truth.write_text(json.dumps({"num_images": 2, "points": [
-        entry(probability=1.0), entry("image_1", (100, 100, 2), 1.0)]}))
+    truth.write_text(
+        json.dumps(
+            {
+                "num_images": 2,
+                "points": [entry(probability=1.0), entry("image_1", (100, 100, 2), 1.0)],
+            }
+        )
+    )
     predictions = tmp_path / "predictions.json"
     predictions.write_text(json.dumps({"points": [entry(), entry("image_1", (101, 99, 2))]}))
     return predictions, truth
 
 
 def score(predictions: Path, truth: Path, *extra: str) -> int:
-    return main(["score", "--predictions", str(predictions), "--ground-truth", str(truth),
-                 *extra])
+    return main(["score", "--predictions", str(predictions), "--ground-truth", str(truth), *extra])
 
 
 def last_error_line(capsys) -> str:
@@ -91,8 +96,9 @@ def test_points_in_total_and_per_image_are_bounded(files, capsys, monkeypatch):
     predictions.write_text(json.dumps({"points": [entry()] * 4 + [entry("image_1")]}))
     monkeypatch.setenv("OCELOT_MAX_POINTS", "4")
     assert score(predictions, truth) == 2
-    assert "5 points exceed the limit of 4 (raise it with OCELOT_MAX_POINTS)" in \
-        last_error_line(capsys)
+    assert "5 points exceed the limit of 4 (raise it with OCELOT_MAX_POINTS)" in last_error_line(
+        capsys
+    )
     monkeypatch.delenv("OCELOT_MAX_POINTS")
     monkeypatch.setenv("OCELOT_MAX_POINTS_PER_IMAGE", "3")
     assert score(predictions, truth) == 2
@@ -115,14 +121,27 @@ def test_dense_candidate_pairs_are_bounded_not_allocated(files, capsys, monkeypa
 def test_a_bad_override_is_one_line(files, capsys, monkeypatch):
     monkeypatch.setenv("OCELOT_MAX_POINTS", "lots\nerror: fine")
     assert score(*files) == 2
-    assert 'OCELOT_MAX_POINTS: must be a positive integer, got "lots\\nerror: fine"' in \
-        last_error_line(capsys)
+    assert (
+        'OCELOT_MAX_POINTS: must be a positive integer, got "lots\\nerror: fine"'
+        in last_error_line(capsys)
+    )
 
 
 def test_report_replicates_are_bounded(files, tmp_path, capsys):
     predictions, truth = files
-    code = main(["report", "--predictions", str(predictions), "--ground-truth", str(truth),
-                 "--out", str(tmp_path / "report"), "--replicates", str(10**8)])
+    code = main(
+        [
+            "report",
+            "--predictions",
+            str(predictions),
+            "--ground-truth",
+            str(truth),
+            "--out",
+            str(tmp_path / "report"),
+            "--replicates",
+            str(10**8),
+        ]
+    )
     assert code == 2
     assert "--replicates" in last_error_line(capsys)
     assert not (tmp_path / "report").exists()
@@ -184,15 +203,16 @@ def test_output_device_or_folder_is_not_replaced(files, tmp_path, capsys):
     assert f"{tmp_path}: exists and is a folder" in line and ".tmp" not in line
 
 
-def test_read_only_output_folder_is_refused_before_the_work(files, tmp_path, capsys,
-                                                            monkeypatch):
+def test_read_only_output_folder_is_refused_before_the_work(files, tmp_path, capsys, monkeypatch):
     predictions, truth = files
     folder = tmp_path / "read-only"
     folder.mkdir(mode=0o500)
     # Root may write anywhere: answer as the operating system answers any other user.
     access = os.access
-    monkeypatch.setattr("evaluation.files.os.access",
-                        lambda path, mode: False if Path(path) == folder else access(path, mode))
+    monkeypatch.setattr(
+        "evaluation.files.os.access",
+        lambda path, mode: False if Path(path) == folder else access(path, mode),
+    )
     assert score(predictions, truth, "--output", str(folder / "m.json")) == 2
     assert "is not writable" in last_error_line(capsys)
 
@@ -222,8 +242,9 @@ def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):
         raise SystemExit(run_reporting_errors(
             lambda: formats.write_bytes_atomic({str(tmp_path / "out.json")!r}, b"x" * 1000)))
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO
+    )
     assert result.returncode == 128 + signal.SIGTERM
     assert result.stderr.strip().splitlines()[-1].startswith("error: stopped by SIGTERM")
     assert list(tmp_path.iterdir()) == []
@@ -238,8 +259,9 @@ def _gc_input(root: Path, cells: Path | None = None) -> Path:
     for kind in ("cell_patches", "tissue_patches"):
         (root / "images" / kind).mkdir(parents=True)
         write_stacked_tiff(root / "images" / kind / "000.tif", patches)
-    (root / "metadata.json").write_text(json.dumps([{"patch_x_offset": 0.5,
-                                                     "patch_y_offset": 0.5}]))
+    (root / "metadata.json").write_text(
+        json.dumps([{"patch_x_offset": 0.5, "patch_y_offset": 0.5}])
+    )
     return root
 
 
@@ -267,8 +289,9 @@ def test_a_tiff_bomb_is_refused_from_its_header_within_1_5_gb(tmp_path):
         except OcelotError as error:
             print(error)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=REPO, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True
+    )
     assert "000.tif: 40,000 pixels per patch side exceed the limit of 4,096" in result.stdout
     assert "OCELOT_MAX_PATCH_SIDE" in result.stdout
 
@@ -322,8 +345,12 @@ def organisers_accept(document) -> bool:
 
 
 scalars = st.one_of(
-    st.integers(-3, 1030), st.integers(-(10**30), 10**30), st.booleans(), st.none(),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+    st.integers(-3, 1030),
+    st.integers(-(10**30), 10**30),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
 )
 
 
@@ -334,14 +361,17 @@ def mostly(valid, invalid):
 
 names = mostly(
     st.from_regex(r"image_[0-9]{1,3}", fullmatch=True),
-    st.one_of(st.sampled_from(["image_", "image_-1", "Image_1", "image_1 ", "image_\u0663"]),
-              scalars),
+    st.one_of(
+        st.sampled_from(["image_", "image_-1", "Image_1", "image_1 ", "image_\u0663"]), scalars
+    ),
 )
 points = mostly(
     st.tuples(st.integers(0, 1023), st.integers(0, 1023), st.integers(1, 2)).map(list),
-    st.one_of(st.lists(scalars, min_size=0, max_size=4), scalars,
-              st.tuples(st.integers(-2, 1026), st.integers(-2, 1026),
-                        st.integers(0, 3)).map(list)),
+    st.one_of(
+        st.lists(scalars, min_size=0, max_size=4),
+        scalars,
+        st.tuples(st.integers(-2, 1026), st.integers(-2, 1026), st.integers(0, 3)).map(list),
+    ),
 )
 probabilities = mostly(st.floats(0, 1), st.one_of(st.floats(allow_nan=False), scalars))
 
@@ -362,8 +392,11 @@ documents = mostly(
 )
 
 
-@settings(max_examples=400, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(documents)
 def test_validation_accepts_exactly_what_the_rule_accepts(document):
     expected = organisers_accept(document)

@@ -46,14 +46,30 @@ def contest(tmp_path):
     folder.mkdir()
     rng = np.random.default_rng(0)
     for k in range(3):
-        write_points(folder / f"team_{k}.json",
-                     submission(truth, rng.random(len(truth)) < 0.4 + 0.2 * k, seed=k))
+        write_points(
+            folder / f"team_{k}.json",
+            submission(truth, rng.random(len(truth)) < 0.4 + 0.2 * k, seed=k),
+        )
     return gt, folder
 
 
 def leaderboard(folder: Path, gt: Path, out: Path, *extra: str) -> int:
-    return main(["leaderboard", "--submissions-dir", str(folder), "--ground-truth", str(gt),
-                 "--out", str(out), "--replicates", "50", "--workers", "1", *extra])
+    return main(
+        [
+            "leaderboard",
+            "--submissions-dir",
+            str(folder),
+            "--ground-truth",
+            str(gt),
+            "--out",
+            str(out),
+            "--replicates",
+            "50",
+            "--workers",
+            "1",
+            *extra,
+        ]
+    )
 
 
 def entries(out: Path) -> dict[str, dict]:
@@ -81,7 +97,10 @@ def test_the_ground_truth_is_refused_as_a_submission(contest, tmp_path, how):
     assert board["gt"]["status"] == "failed"
     assert ("symbolic link" if how == "symlink" else "is the ground truth") in board["gt"]["error"]
     assert {name for name, entry in board.items() if entry["status"] == "scored"} == {
-        "team_0", "team_1", "team_2"}
+        "team_0",
+        "team_1",
+        "team_2",
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,9 +137,25 @@ def test_a_mathtext_name_and_organ_are_drawn_literally(contest, tmp_path, capsys
     assert entries(tmp_path / "out")["$\\undefinedcommand$"]["status"] == "scored"
     metadata = tmp_path / "metadata.json"
     metadata.write_text(json.dumps([{"organ": "$\\foo$"}] * NUM_IMAGES))
-    assert main(["report", "--predictions", str(folder / "team_1.json"), "--ground-truth",
-                 str(gt), "--metadata", str(metadata), "--out", str(tmp_path / "report"),
-                 "--replicates", "20", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--predictions",
+                str(folder / "team_1.json"),
+                "--ground-truth",
+                str(gt),
+                "--metadata",
+                str(metadata),
+                "--out",
+                str(tmp_path / "report"),
+                "--replicates",
+                "20",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "report" / "per_organ.png").stat().st_size > 0
 
 
@@ -163,8 +198,9 @@ def test_draw_blocks_are_one_stream_whatever_their_size():
 
 
 def test_bootstrap_memory_does_not_grow_with_replicates_times_images(record_draw_blocks):
-    counts = {f"{kind}/{name}": np.arange(50) % 4 for kind in ("TP", "FP", "FN")
-              for name in ("BC", "TC")}
+    counts = {
+        f"{kind}/{name}": np.arange(50) % 4 for kind in ("TP", "FP", "FN") for name in ("BC", "TC")
+    }
     expected = bootstrap_f1(counts, replicates=40, seed=1)
     sizes = record_draw_blocks()
     assert bootstrap_f1(counts, replicates=40, seed=1) == expected
@@ -190,8 +226,23 @@ def test_the_report_never_writes_over_its_predictions(contest, tmp_path, capsys)
     out.mkdir()
     predictions = out / "report.json"
     predictions.write_bytes((folder / "team_0.json").read_bytes())
-    assert main(["report", "--predictions", str(predictions), "--ground-truth", str(gt),
-                 "--out", str(out), "--replicates", "20", "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "report",
+                "--predictions",
+                str(predictions),
+                "--ground-truth",
+                str(gt),
+                "--out",
+                str(out),
+                "--replicates",
+                "20",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "is also an input" in last_error_line(capsys)
     assert predictions.read_bytes() == (folder / "team_0.json").read_bytes()
     assert sorted(path.name for path in out.iterdir()) == ["report.json"]
@@ -207,8 +258,19 @@ def release(root: Path, lines: list[str]) -> Path:
 
 def test_convert_gt_never_writes_over_a_csv(tmp_path, capsys):
     cells = release(tmp_path / "rel", ["1,2,1\n", "3,4,2\n"])
-    assert main(["convert-gt", str(tmp_path / "rel"), "--split", "test", "--output",
-                 str(cells / "001.csv")]) == 2
+    assert (
+        main(
+            [
+                "convert-gt",
+                str(tmp_path / "rel"),
+                "--split",
+                "test",
+                "--output",
+                str(cells / "001.csv"),
+            ]
+        )
+        == 2
+    )
     assert "is also an input" in last_error_line(capsys)
     assert (cells / "001.csv").read_text() == "3,4,2\n"
 
@@ -237,9 +299,23 @@ def test_the_layout_never_removes_through_a_linked_folder(tmp_path):
 
 def convert(root: Path) -> subprocess.CompletedProcess:
     # A subprocess with a timeout: a FIFO read would otherwise hang the test run.
-    return subprocess.run([sys.executable, "-m", "evaluation", "convert-gt", str(root), "--split",
-                           "test", "--output", str(root.parent / "gt.json")],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evaluation",
+            "convert-gt",
+            str(root),
+            "--split",
+            "test",
+            "--output",
+            str(root.parent / "gt.json"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev_zero", "passwd"])
@@ -262,8 +338,19 @@ def test_a_release_csv_that_is_no_regular_file_of_the_release_is_refused(tmp_pat
 def test_release_csvs_count_against_the_bound_on_images(tmp_path, capsys, monkeypatch):
     release(tmp_path / "rel", ["1,2,1\n"] * 3)
     monkeypatch.setenv("OCELOT_MAX_IMAGES", "2")
-    assert main(["convert-gt", str(tmp_path / "rel"), "--split", "test", "--output",
-                 str(tmp_path / "gt.json")]) == 2
+    assert (
+        main(
+            [
+                "convert-gt",
+                str(tmp_path / "rel"),
+                "--split",
+                "test",
+                "--output",
+                str(tmp_path / "gt.json"),
+            ]
+        )
+        == 2
+    )
     assert "3 images exceed the limit of 2" in last_error_line(capsys)
 
 
@@ -289,8 +376,23 @@ def test_a_linked_report_page_is_refused_before_any_file_is_written(contest, tmp
     out.mkdir()
     (out / "report.json").write_text("old")
     (out / "report.html").symlink_to(tmp_path / "page.html")
-    assert main(["report", "--predictions", str(folder / "team_0.json"), "--ground-truth",
-                 str(gt), "--out", str(out), "--replicates", "20", "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "report",
+                "--predictions",
+                str(folder / "team_0.json"),
+                "--ground-truth",
+                str(gt),
+                "--out",
+                str(out),
+                "--replicates",
+                "20",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "report.html: exists and is a symbolic link" in last_error_line(capsys)
     assert (out / "report.json").read_text() == "old"
     assert not (out / "pr_curves.png").exists()
@@ -299,8 +401,9 @@ def test_a_linked_report_page_is_refused_before_any_file_is_written(contest, tmp
 def test_an_output_set_waits_for_another_run_on_the_folder(tmp_path):
     descriptor = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     fcntl.flock(descriptor, fcntl.LOCK_EX)  # another run, renaming its set in
-    writer = threading.Thread(target=write_output_set,
-                              args=(tmp_path, {"a.json": b"1", "b.html": b"2"}))
+    writer = threading.Thread(
+        target=write_output_set, args=(tmp_path, {"a.json": b"1", "b.html": b"2"})
+    )
     writer.start()
     time.sleep(0.5)
     assert not (tmp_path / "a.json").exists()
@@ -367,8 +470,19 @@ def test_distinct_files_get_distinct_names(tmp_path):
 def test_a_negative_report_seed_is_a_usage_error(contest, tmp_path, capsys):
     gt, folder = contest
     with pytest.raises(SystemExit) as exit_info:
-        main(["report", "--predictions", str(folder / "team_0.json"), "--ground-truth", str(gt),
-              "--out", str(tmp_path / "r"), "--seed", "-1"])
+        main(
+            [
+                "report",
+                "--predictions",
+                str(folder / "team_0.json"),
+                "--ground-truth",
+                str(gt),
+                "--out",
+                str(tmp_path / "r"),
+                "--seed",
+                "-1",
+            ]
+        )
     assert exit_info.value.code == 2
     stderr = capsys.readouterr().err
     assert "--seed" in stderr and "Traceback" not in stderr
@@ -399,11 +513,13 @@ def test_workers_end_when_the_leaderboard_is_killed(contest, tmp_path):
     assert len(workers) >= 2, "the workers did not start"
     parent.send_signal(signal.SIGKILL)  # not reaped yet: a zombie, as under a careless caller
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() and
-                                              "zombie" not in _state(pid) for pid in workers):
+    while time.monotonic() < deadline and any(
+        Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in workers
+    ):
         time.sleep(0.2)
-    assert not [pid for pid in workers
-                if Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)]
+    assert not [
+        pid for pid in workers if Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)
+    ]
     parent.wait()
 
 
@@ -432,9 +548,23 @@ def test_the_hostile_folder_is_refused_in_one_line_under_4_gb(contest, tmp_path)
         sys.exit(main(sys.argv[1:]))
     """)
     result = subprocess.run(
-        [sys.executable, "-c", script, "leaderboard", "--submissions-dir", str(folder),
-         "--ground-truth", str(gt), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, cwd=REPO, timeout=600)
+        [
+            sys.executable,
+            "-c",
+            script,
+            "leaderboard",
+            "--submissions-dir",
+            str(folder),
+            "--ground-truth",
+            str(gt),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert "2,006 submissions" in line and "OCELOT_MAX_SUBMISSIONS" in line

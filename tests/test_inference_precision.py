@@ -131,8 +131,8 @@ def test_auto_is_resolved_once_and_logged_with_its_reason(capsys, tmp_path, monk
     module.make = factory
     monkeypatch.setitem(sys.modules, "logged_precision", module)
     options = predict_module.PredictOptions(
-        input=TEST_INPUT, output=tmp_path / "out.json", detector="logged_precision:make",
-        quiet=True)
+        input=TEST_INPUT, output=tmp_path / "out.json", detector="logged_precision:make", quiet=True
+    )
     predict_module.predict(options, host=host)
     assert received == [("cpu", "bfloat16")]
     assert "device cpu, precision bfloat16 (CPU has avx512_bf16)" in capsys.readouterr().err

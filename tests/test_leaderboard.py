@@ -46,9 +46,10 @@ def test_set(tmp_path_factory):
     for k in range(6):
         found = rng.random(len(truth)) < rng.uniform(0.4, 0.95)
         wrong = rng.random(len(truth)) < 0.1
-        write_points(submissions / f"team_{k}.json",
-                     submission(truth, found, wrong_class=wrong, spurious=int(rng.integers(0, 60)),
-                                seed=k))
+        write_points(
+            submissions / f"team_{k}.json",
+            submission(truth, found, wrong_class=wrong, spurious=int(rng.integers(0, 60)), seed=k),
+        )
     (submissions / "team_0_again.json").write_bytes((submissions / "team_0.json").read_bytes())
     return folder
 
@@ -56,14 +57,22 @@ def test_set(tmp_path_factory):
 def counts_of(points, truth, num_images=NUM_IMAGES):
     """(N, C, 3) counts of one submission, through the scorer."""
     report = score(points, truth, num_images)
-    return np.array([[[result[f"{kind}/{name}"] for kind in ("TP", "FP", "FN")]
-                      for name in ("BC", "TC")] for result in report.results])
+    return np.array(
+        [
+            [[result[f"{kind}/{name}"] for kind in ("TP", "FP", "FN")] for name in ("BC", "TC")]
+            for result in report.results
+        ]
+    )
 
 
 def board(folder, **options):
     truth, num_images = read_points_document(folder / "gt.json", role="ground_truth")
-    return build_leaderboard(find_submissions(folder / "submissions"), truth, num_images,
-                             **{"replicates": 300, **options})
+    return build_leaderboard(
+        find_submissions(folder / "submissions"),
+        truth,
+        num_images,
+        **{"replicates": 300, **options},
+    )
 
 
 def independent_ranks(values):
@@ -85,8 +94,9 @@ def test_ranks_and_mf1_equal_scoring_each_file_alone(test_set, workers):
         alone[path.stem] = score(predictions, truth, num_images).aggregates
     entries = leaderboard.document["entries"]
     assert sorted(entry["name"] for entry in entries) == sorted(alone)
-    expected_ranks = dict(zip(alone, independent_ranks([m["mF1"] for m in alone.values()]),
-                              strict=True))
+    expected_ranks = dict(
+        zip(alone, independent_ranks([m["mF1"] for m in alone.values()]), strict=True)
+    )
     for entry in entries:
         for key in ("mF1", "F1/BC", "F1/TC", *COUNT_KEYS):
             assert entry[key] == alone[entry["name"]][key], (entry["name"], key)
@@ -95,18 +105,27 @@ def test_ranks_and_mf1_equal_scoring_each_file_alone(test_set, workers):
     assert [entry["rank"] for entry in entries] == sorted(entry["rank"] for entry in entries)
 
 
-count_arrays = st.integers(1, 6).flatmap(lambda submissions: st.integers(1, 8).flatmap(
-    lambda images: arrays(np.int64, (submissions, images, 2, 3), elements=st.integers(0, 40))))
+count_arrays = st.integers(1, 6).flatmap(
+    lambda submissions: st.integers(1, 8).flatmap(
+        lambda images: arrays(np.int64, (submissions, images, 2, 3), elements=st.integers(0, 40))
+    )
+)
 
 
 @settings(max_examples=60, deadline=None)
 @given(count_arrays)
 def test_f1_and_ranks_equal_the_scorer_formula(counts):
     stability = rank_stability(counts, replicates=20)
-    expected = [metrics_from_counts({f"{kind}/{name}": counts[s, :, c, k].sum()
-                                     for c, name in enumerate(("BC", "TC"))
-                                     for k, kind in enumerate(("TP", "FP", "FN"))})
-                for s in range(len(counts))]
+    expected = [
+        metrics_from_counts(
+            {
+                f"{kind}/{name}": counts[s, :, c, k].sum()
+                for c, name in enumerate(("BC", "TC"))
+                for k, kind in enumerate(("TP", "FP", "FN"))
+            }
+        )
+        for s in range(len(counts))
+    ]
     assert stability.f1[:, 0].tolist() == [m["F1/BC"] for m in expected]
     assert stability.f1[:, 1].tolist() == [m["F1/TC"] for m in expected]
     assert stability.mf1.tolist() == [m["mF1"] for m in expected]
@@ -195,9 +214,14 @@ def test_kendall_tau_is_one_when_every_replicate_keeps_the_order():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(2, 9).flatmap(lambda size: st.tuples(
-    arrays(np.int64, size, elements=st.integers(1, 4)),
-    arrays(np.int64, (5, size), elements=st.integers(1, 4)))))
+@given(
+    st.integers(2, 9).flatmap(
+        lambda size: st.tuples(
+            arrays(np.int64, size, elements=st.integers(1, 4)),
+            arrays(np.int64, (5, size), elements=st.integers(1, 4)),
+        )
+    )
+)
 def test_vectorised_kendall_tau_equals_scipy(reference_and_rankings):
     reference, rankings = reference_and_rankings
     tau = kendall_tau_b(reference, rankings)
@@ -236,8 +260,7 @@ def holm_by_steps(p_values, alpha):
 def holm_adjusted_directly(p_values):
     ordered = sorted(p_values)
     m = len(p_values)
-    adjusted_sorted = [min(1.0, max((m - j) * ordered[j] for j in range(k + 1)))
-                       for k in range(m)]
+    adjusted_sorted = [min(1.0, max((m - j) * ordered[j] for j in range(k + 1))) for k in range(m)]
     return [adjusted_sorted[ordered.index(p)] for p in p_values]
 
 
@@ -309,8 +332,9 @@ def test_per_organ_ranking_equals_the_scorer_per_organ(test_set):
     for organ, ranking in per_organ.items():
         assert ranking["images"] == ORGANS.count(organ)
         names = [entry["name"] for entry in ranking["entries"]]
-        expected = dict(zip(names, independent_ranks([alone[n][organ]["mF1"] for n in names]),
-                            strict=True))
+        expected = dict(
+            zip(names, independent_ranks([alone[n][organ]["mF1"] for n in names]), strict=True)
+        )
         for entry in ranking["entries"]:
             assert entry["mF1"] == alone[entry["name"]][organ]["mF1"]
             assert entry["rank"] == expected[entry["name"]]
@@ -327,9 +351,10 @@ def broken_submissions(test_set, tmp_path):
     folder = tmp_path / "submissions"
     folder.mkdir()
     for name in ("team_1", "team_2", "team_4"):
-        (folder / f"{name}.json").write_bytes((test_set / "submissions" / f"{name}.json")
-                                              .read_bytes())
-    (folder / "not_json.json").write_text("{\"points\": [")
+        (folder / f"{name}.json").write_bytes(
+            (test_set / "submissions" / f"{name}.json").read_bytes()
+        )
+    (folder / "not_json.json").write_text('{"points": [')
     document = json.loads((test_set / "submissions" / "team_1.json").read_text())
     document["points"][3]["point"][2] = 7
     (folder / "bad_class.json").write_text(json.dumps(document))
@@ -340,14 +365,30 @@ def broken_submissions(test_set, tmp_path):
     return folder
 
 
-def test_failed_submissions_are_listed_and_the_others_ranked(test_set, broken_submissions,
-                                                            tmp_path, capsys):
+def test_failed_submissions_are_listed_and_the_others_ranked(
+    test_set, broken_submissions, tmp_path, capsys
+):
     out = tmp_path / "out"
     metadata = tmp_path / "metadata.json"
     metadata.write_text(json.dumps([{"organ": organ} for organ in ORGANS]))
-    status = command.run(parse(["--submissions-dir", str(broken_submissions), "--ground-truth",
-                                str(test_set / "gt.json"), "--metadata", str(metadata),
-                                "--replicates", "200", "--workers", "2", "--out", str(out)]))
+    status = command.run(
+        parse(
+            [
+                "--submissions-dir",
+                str(broken_submissions),
+                "--ground-truth",
+                str(test_set / "gt.json"),
+                "--metadata",
+                str(metadata),
+                "--replicates",
+                "200",
+                "--workers",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+    )
     assert status == 0
     document = json.loads((out / "leaderboard.json").read_text())
     assert sorted(document["per_organ"]) == sorted(set(ORGANS))
@@ -378,16 +419,29 @@ def test_only_failed_submissions_still_give_a_leaderboard(test_set, tmp_path):
     truth, num_images = read_points_document(test_set / "gt.json", role="ground_truth")
     leaderboard = build_leaderboard(find_submissions(folder), truth, num_images)
     assert leaderboard.document["entries"] == [
-        {"name": "empty", "status": "failed",
-         "error": f"{folder / 'empty.json'}: file is empty, expected a JSON object"}]
+        {
+            "name": "empty",
+            "status": "failed",
+            "error": f"{folder / 'empty.json'}: file is empty, expected a JSON object",
+        }
+    ]
     assert leaderboard.document["kendall_tau"] is None
     write_leaderboard(leaderboard, tmp_path / "out")
     assert "empty.json: file is empty" in (tmp_path / "out" / "leaderboard.html").read_text()
 
 
-@pytest.mark.parametrize("option, value", [
-    ("--replicates", "1"), ("--replicates", "100001"), ("--replicates", "many"),
-    ("--workers", "0"), ("--workers", "65"), ("--alpha", "1"), ("--alpha", "0")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--replicates", "1"),
+        ("--replicates", "100001"),
+        ("--replicates", "many"),
+        ("--workers", "0"),
+        ("--workers", "65"),
+        ("--alpha", "1"),
+        ("--alpha", "0"),
+    ],
+)
 def test_options_out_of_bounds_are_refused(option, value, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse(["--submissions-dir", "s", "--ground-truth", "g", "--out", "o", option, value])
@@ -397,8 +451,18 @@ def test_options_out_of_bounds_are_refused(option, value, capsys):
 
 def test_a_folder_without_submissions_is_an_input_error(test_set, tmp_path):
     with pytest.raises(ValueError, match="no submissions"):
-        command.run(parse(["--submissions-dir", str(tmp_path), "--ground-truth",
-                           str(test_set / "gt.json"), "--out", str(tmp_path / "out")]))
+        command.run(
+            parse(
+                [
+                    "--submissions-dir",
+                    str(tmp_path),
+                    "--ground-truth",
+                    str(test_set / "gt.json"),
+                    "--out",
+                    str(tmp_path / "out"),
+                ]
+            )
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -406,9 +470,22 @@ def test_bad_ground_truth_ends_with_one_error_line_and_writes_nothing(test_set, 
     bad_truth = tmp_path / "gt.json"
     bad_truth.write_text('{"points": [], "num_images": -3}')
     completed = subprocess.run(
-        [sys.executable, "-m", "evaluation", "leaderboard", "--submissions-dir",
-         str(test_set / "submissions"), "--ground-truth", str(bad_truth), "--out",
-         str(tmp_path / "out")], capture_output=True, text=True, cwd=REPOSITORY)
+        [
+            sys.executable,
+            "-m",
+            "evaluation",
+            "leaderboard",
+            "--submissions-dir",
+            str(test_set / "submissions"),
+            "--ground-truth",
+            str(bad_truth),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+    )
     assert completed.returncode == 2
     assert completed.stderr.splitlines()[-1].startswith(f"error: {bad_truth}: num_images")
     assert "Traceback" not in completed.stderr
@@ -422,8 +499,11 @@ def test_a_single_submission_is_ranked_first_with_no_pairs(test_set, tmp_path):
     truth, num_images = read_points_document(test_set / "gt.json", role="ground_truth")
     leaderboard = build_leaderboard(find_submissions(folder), truth, num_images, replicates=50)
     (entry,) = leaderboard.document["entries"]
-    assert (entry["rank"], entry["rank_interval"], entry["rank_frequencies"]) == (1, [1, 1],
-                                                                                  {"1": 1.0})
+    assert (entry["rank"], entry["rank_interval"], entry["rank_frequencies"]) == (
+        1,
+        [1, 1],
+        {"1": 1.0},
+    )
     assert leaderboard.document["kendall_tau"] is None
     assert leaderboard.document["pairwise"] == {"only": {}}
     write_leaderboard(leaderboard, tmp_path / "out")

@@ -28,13 +28,15 @@ def leaderboard_page(tmp_path_factory):
     submissions.mkdir()
     for k in range(9):
         found = rng.random(len(truth)) < 0.45 + 0.05 * k
-        write_points(submissions / f"team_{chr(ord('a') + k)}.json",
-                     submission(truth, found, wrong_class=rng.random(len(truth)) < 0.1,
-                                spurious=40, seed=k))
+        write_points(
+            submissions / f"team_{chr(ord('a') + k)}.json",
+            submission(truth, found, wrong_class=rng.random(len(truth)) < 0.1, spurious=40, seed=k),
+        )
     (submissions / "<broken>.json").write_text('{"points": 1}')
     organs = ["kidney", "bladder"] * (NUM_IMAGES // 2)
-    leaderboard = build_leaderboard(find_submissions(submissions), truth, NUM_IMAGES,
-                                    organs=organs, replicates=300)
+    leaderboard = build_leaderboard(
+        find_submissions(submissions), truth, NUM_IMAGES, organs=organs, replicates=300
+    )
     write_leaderboard(leaderboard, folder / "out")
     return folder / "out" / "leaderboard.html"
 
@@ -63,10 +65,13 @@ def rendered(chromium, profile, page):
 def test_every_figure_decodes_and_names_are_escaped(chromium, leaderboard_page, tmp_path):
     parts = rendered(chromium, tmp_path / "profile", leaderboard_page)
     assert [image.get("alt") for image in parts.images] == [
-        "blob plot of bootstrap ranks", "significance map", "per-image mF1"]
+        "blob plot of bootstrap ranks",
+        "significance map",
+        "per-image mF1",
+    ]
     assert [image.get("data-rendered") for image in parts.images] == ["yes"] * 3
     text = "".join(parts.text)
-    assert "<broken>" in text and "points\" must be a list" in text  # shown as text, not markup
+    assert "<broken>" in text and 'points" must be a list' in text  # shown as text, not markup
     assert "Ranking per organ" in text
 
 
@@ -74,15 +79,20 @@ def test_a_corrupt_figure_is_caught(chromium, leaderboard_page, tmp_path):
     html = leaderboard_page.read_text()
     start = html.index("data:image/png;base64,") + len("data:image/png;base64,")
     broken = tmp_path / "broken.html"
-    broken.write_text(html[:start] + "AAAA" + html[start + 4:])
+    broken.write_text(html[:start] + "AAAA" + html[start + 4 :])
     parts = rendered(chromium, tmp_path / "profile", broken)
     assert [image.get("data-rendered") for image in parts.images].count("no") == 1
 
 
 def test_screenshot_shows_the_table_and_the_figures(chromium, leaderboard_page, tmp_path):
     screenshot_path = tmp_path / "leaderboard.png"
-    completed = run_chromium(chromium, tmp_path / "profile", f"--screenshot={screenshot_path}",
-                             f"--window-size={WINDOW[0]},{WINDOW[1]}", leaderboard_page.as_uri())
+    completed = run_chromium(
+        chromium,
+        tmp_path / "profile",
+        f"--screenshot={screenshot_path}",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        leaderboard_page.as_uri(),
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     screenshot = np.asarray(Image.open(screenshot_path).convert("RGB"))
     assert screenshot.shape == (WINDOW[1], WINDOW[0], 3)

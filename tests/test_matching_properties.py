@@ -242,8 +242,9 @@ def test_probability_shape_must_match_points():
 def point_clouds(draw):
     """Two clouds anywhere a whole slide allows, at any density, and a radius."""
     scale = draw(st.sampled_from([3, 40, 1000, 2**24 - 1]))
-    cloud = hnp.arrays(np.int64, st.tuples(st.integers(0, 60), st.just(2)),
-                       elements=st.integers(0, scale))
+    cloud = hnp.arrays(
+        np.int64, st.tuples(st.integers(0, 60), st.just(2)), elements=st.integers(0, scale)
+    )
     return draw(cloud), draw(cloud), draw(st.sampled_from([0.0, 1.0, 14.999, 15.0, 22.5, 300.0]))
 
 
@@ -281,15 +282,19 @@ def test_all_groups_at_once_equal_one_group_at_a_time(seed, num_points, radius_p
 
     def points(probability):
         return PointSet.from_arrays(
-            rng.integers(0, 3, num_points), rng.integers(0, 120, (num_points, 2)),
-            rng.integers(1, 3, num_points), probability)
+            rng.integers(0, 3, num_points),
+            rng.integers(0, 120, (num_points, 2)),
+            rng.integers(1, 3, num_points),
+            probability,
+        )
 
     predictions = points(rng.choice([0.25, 0.5, 0.5 + 1e-12, 1.0], num_points))
     ground_truth = points(np.ones(num_points))
     np.testing.assert_array_equal(
         match_point_sets(predictions, ground_truth, radius_px=radius_px),
-        match_point_sets(predictions, ground_truth, radius_px=radius_px,
-                         matcher=_one_group_at_a_time),
+        match_point_sets(
+            predictions, ground_truth, radius_px=radius_px, matcher=_one_group_at_a_time
+        ),
     )
 
 

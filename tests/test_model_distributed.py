@@ -165,8 +165,14 @@ def stop_reason_as_rank(rank, world_size, port, log_dir):
         history = [{"epoch": e} for e in range(1, 5)] if rank == 0 else []
         best = {"epoch": 2} if rank == 0 else {"epoch": None}
         reasons = [
-            train._stop_reason(TrainingOptions(data="d", out="o", patience=patience),
-                               time.perf_counter(), history, best, group, torch.device("cpu"))
+            train._stop_reason(
+                TrainingOptions(data="d", out="o", patience=patience),
+                time.perf_counter(),
+                history,
+                best,
+                group,
+                torch.device("cpu"),
+            )
             for patience in (2, 3)
         ]
     finally:

@@ -209,8 +209,9 @@ def test_a_run_recorded_before_an_option_existed_counts_as_its_default(tmp_path)
     assert not _finished(tmp_path, replace(options, precision="bfloat16"))
     assert not _finished(tmp_path, replace(options, epochs=3))
     # its last.pt resumes as the same run: a longer one may continue it
-    save_checkpoint(tmp_path / "last.pt", CellTissueModel(ModelConfig(encoder="resnet18")),
-                    options=recorded)
+    save_checkpoint(
+        tmp_path / "last.pt", CellTissueModel(ModelConfig(encoder="resnet18")), options=recorded
+    )
     assert _resumable(tmp_path, replace(options, epochs=5))
     assert not _resumable(tmp_path, replace(options, epochs=5, precision="float16"))
 
@@ -222,17 +223,22 @@ def with_errors(jitter, seed, n_images=8):
     report = score(predictions, truth, n_images)
     mask = np.ones((256, 256), np.uint8)
     mask[:, :128] = 2
-    tissue = tissue_maps([mask] * n_images, [{"patch_x_offset": 0.5, "patch_y_offset": 0.5}]
-                         * n_images)
+    tissue = tissue_maps(
+        [mask] * n_images, [{"patch_x_offset": 0.5, "patch_y_offset": 0.5}] * n_images
+    )
     counts = {key: np.array([image[key] for image in report.results]) for key in COUNT_KEYS}
-    return {"aggregates": report.aggregates, "counts": counts,
-            "errors": error_counts(predictions, truth, n_images, matched=report.matched,
-                                   tissue=tissue)}
+    return {
+        "aggregates": report.aggregates,
+        "counts": counts,
+        "errors": error_counts(predictions, truth, n_images, matched=report.matched, tissue=tissue),
+    }
 
 
 def test_rows_carry_detection_accuracy_and_rare_pairing_f1():
-    results = {("cell-only", "both"): {0: with_errors(25, 7), 1: with_errors(25, 8)},
-               ("pred-to-inter-2", "both"): {0: with_errors(10, 7)}}
+    results = {
+        ("cell-only", "both"): {0: with_errors(25, 7), 1: with_errors(25, 8)},
+        ("pred-to-inter-2", "both"): {0: with_errors(10, 7)},
+    }
     rows = table_rows(results, resamples=50, seed=0)
     for row, runs in zip(rows, results.values()):
         for name in FAILURE_COLUMNS:
@@ -243,13 +249,18 @@ def test_rows_carry_detection_accuracy_and_rare_pairing_f1():
         "detection_F1": document["detection"]["F1"],
         "accuracy": document["classification"]["accuracy"],
         "F1/TC/background": document["tissue"]["background"]["TC"]["F1"],
-        "F1/BC/cancer_area": document["tissue"]["cancer_area"]["BC"]["F1"]}
+        "F1/BC/cancer_area": document["tissue"]["cancer_area"]["BC"]["F1"],
+    }
     line = markdown_table(rows, 8, 50).splitlines()[3]
     assert line.count("|") == 15 and line.rstrip(" |").split("|")[-2].strip() != "-"
     # Without tissue the rare-pairing columns are left empty ("-"), the others filled.
-    bare = {key: {seed: dict(run, errors=ErrorCounts(run["errors"].detection,
-                                                      run["errors"].confusion))
-                  for seed, run in runs.items()} for key, runs in results.items()}
+    bare = {
+        key: {
+            seed: dict(run, errors=ErrorCounts(run["errors"].detection, run["errors"].confusion))
+            for seed, run in runs.items()
+        }
+        for key, runs in results.items()
+    }
     row = table_rows(bare, resamples=50, seed=0)[0]
     assert "detection_F1" in row and "F1/TC/background" not in row
 
@@ -258,17 +269,24 @@ def write_run(run, best, last, stopped="epochs", cpu=2.0):
     run.mkdir(parents=True)
     history = [{"epoch": epoch, "cpu_seconds": cpu} for epoch in range(1, last + 1)]
     (run / "history.json").write_text(json.dumps(history))
-    (run / "summary.json").write_text(json.dumps(
-        {"best": {"epoch": best, "mF1": 0.5}, "epochs": last, "stopped": stopped}))
+    (run / "summary.json").write_text(
+        json.dumps({"best": {"epoch": best, "mF1": 0.5}, "epochs": last, "stopped": stopped})
+    )
     return run
 
 
 def test_a_run_converged_when_its_best_epoch_is_not_its_last_or_patience_stopped_it(tmp_path):
     assert run_epochs(write_run(tmp_path / "a", best=3, last=5)) == {
-        "best": 3, "last": 5, "stopped": "epochs", "converged": True, "cpu_seconds": 10.0}
+        "best": 3,
+        "last": 5,
+        "stopped": "epochs",
+        "converged": True,
+        "cpu_seconds": 10.0,
+    }
     assert not run_epochs(write_run(tmp_path / "b", best=5, last=5))["converged"]
     assert not run_epochs(write_run(tmp_path / "c", best=4, last=4, stopped="max_minutes"))[
-        "converged"]
+        "converged"
+    ]
     assert run_epochs(write_run(tmp_path / "d", best=4, last=6, stopped="patience"))["converged"]
     old = write_run(tmp_path / "e", best=1, last=2)
     (old / "history.json").write_text(json.dumps([{"epoch": 1}, {"epoch": 2}]))
@@ -276,16 +294,27 @@ def test_a_run_converged_when_its_best_epoch_is_not_its_last_or_patience_stopped
 
 
 def test_rows_carry_best_and_last_epochs_and_mark_unconverged_rows(tmp_path):
-    epochs = {seed: run_epochs(write_run(tmp_path / str(seed), best=best, last=5))
-              for seed, best in ((0, 3), (1, 5), (2, 4))}
-    results = {("cell-only", "both"): {0: dict(scored(25, 7), epochs=epochs[0]),
-                                       2: dict(scored(25, 9), epochs=epochs[2])},
-               ("pred-to-inter-2", "both"): {0: dict(scored(10, 7), epochs=epochs[0]),
-                                             1: dict(scored(10, 8), epochs=epochs[1]),
-                                             2: dict(scored(10, 9), epochs=epochs[2])}}
+    epochs = {
+        seed: run_epochs(write_run(tmp_path / str(seed), best=best, last=5))
+        for seed, best in ((0, 3), (1, 5), (2, 4))
+    }
+    results = {
+        ("cell-only", "both"): {
+            0: dict(scored(25, 7), epochs=epochs[0]),
+            2: dict(scored(25, 9), epochs=epochs[2]),
+        },
+        ("pred-to-inter-2", "both"): {
+            0: dict(scored(10, 7), epochs=epochs[0]),
+            1: dict(scored(10, 8), epochs=epochs[1]),
+            2: dict(scored(10, 9), epochs=epochs[2]),
+        },
+    }
     base, injected = table_rows(results, resamples=50, seed=0)
-    assert (base["best_epoch"], base["last_epoch"], base["converged"]) == ([3, 4], [5, 5],
-                                                                           [True, True])
+    assert (base["best_epoch"], base["last_epoch"], base["converged"]) == (
+        [3, 4],
+        [5, 5],
+        [True, True],
+    )
     assert injected["seeds"] == [0, 1, 2] and injected["converged"] == [True, False, True]
     lines = markdown_table([base, injected], 8, 50).splitlines()
     assert "not converged" not in lines[2] and lines[2].endswith("| 3/5, 4/5 |")
@@ -294,18 +323,31 @@ def test_rows_carry_best_and_last_epochs_and_mark_unconverged_rows(tmp_path):
 
 def test_a_run_stopped_by_patience_is_finished_before_its_epochs(tmp_path):
     options = TrainingOptions(data="data", out=str(tmp_path), epochs=30, patience=4)
-    (tmp_path / "summary.json").write_text(json.dumps(
-        {"options": asdict(options), "epochs": 12, "stopped": "patience"}))
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"options": asdict(options), "epochs": 12, "stopped": "patience"})
+    )
     (tmp_path / "best.pt").write_bytes(b"")
     assert _finished(tmp_path, options)
-    (tmp_path / "summary.json").write_text(json.dumps(
-        {"options": asdict(options), "epochs": 12, "stopped": "max_minutes"}))
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"options": asdict(options), "epochs": 12, "stopped": "max_minutes"})
+    )
     assert not _finished(tmp_path, options)
 
 
 def test_reproduce_reads_seeds_per_row():
-    args = parse(reproduce_command, ["--out", "O", "--seeds", "0", "1", "--row-seeds",
-                                     "cell-only=0,1,2", "pred-to-inter-2+large-fov-only=3"])
+    args = parse(
+        reproduce_command,
+        [
+            "--out",
+            "O",
+            "--seeds",
+            "0",
+            "1",
+            "--row-seeds",
+            "cell-only=0,1,2",
+            "pred-to-inter-2+large-fov-only=3",
+        ],
+    )
     assert args.row_seeds == [("cell-only", (0, 1, 2)), ("pred-to-inter-2+large-fov-only", (3,))]
     assert args.patience is None and args.lr_schedule == "constant"
     with pytest.raises(SystemExit):

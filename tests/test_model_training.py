@@ -102,9 +102,13 @@ def test_a_short_training_run_lowers_the_loss(dataset):
 def test_a_reduced_precision_step_follows_the_float32_step(dataset, precision):
     """Under autocast the step's loss stays near float32's and the weights move the same way
     by the same amount (float16's gradient scaling is undone before the step)."""
-    batch = next(iter(DataLoader(
-        TrainingPairs(ReleaseDataset(dataset, "train"), 64, ranges=None), batch_size=4
-    )))
+    batch = next(
+        iter(
+            DataLoader(
+                TrainingPairs(ReleaseDataset(dataset, "train"), 64, ranges=None), batch_size=4
+            )
+        )
+    )
     steps = {}
     for name in ("float32", precision):
         torch.manual_seed(0)
@@ -114,10 +118,12 @@ def test_a_reduced_precision_step_follows_the_float32_step(dataset, precision):
         before = [parameter.detach().clone() for parameter in model.parameters()]
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
         losses = training_step(model, batch, optimizer, scaler, CellTissueDiceLoss(), name)
-        change = torch.cat([
-            (after.detach() - start).flatten()
-            for after, start in zip(model.parameters(), before, strict=True)
-        ])
+        change = torch.cat(
+            [
+                (after.detach() - start).flatten()
+                for after, start in zip(model.parameters(), before, strict=True)
+            ]
+        )
         steps[name] = (losses["loss"].item(), change)
     assert steps[precision][0] == pytest.approx(steps["float32"][0], rel=0.02)
     float32_change, reduced_change = steps["float32"][1], steps[precision][1]
@@ -198,7 +204,10 @@ def test_the_cosine_schedule_and_early_stopping_resume_as_the_whole_run(dataset,
     if whole["stopped"] == "patience":
         assert len(history) == best + 1
     assert (resumed["stopped"], resumed["epochs"], resumed["best"]) == (
-        whole["stopped"], whole["epochs"], whole["best"])
+        whole["stopped"],
+        whole["epochs"],
+        whole["best"],
+    )
 
 
 def test_the_default_protocol_keeps_the_rates_and_trains_every_epoch(dataset, tmp_path):
@@ -225,7 +234,8 @@ def test_stop_reasons_count_epochs_since_the_best_and_the_time_budget():
     assert learning_rate_factor(TrainingOptions(data="d", out="o", epochs=4), 3) == 1.0
     cosine = TrainingOptions(data="d", out="o", epochs=4, lr_schedule="cosine")
     assert [learning_rate_factor(cosine, e) for e in range(5)] == pytest.approx(
-        [1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5, 0.5 - 0.5 * np.cos(np.pi / 4), 0.0])
+        [1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5, 0.5 - 0.5 * np.cos(np.pi / 4), 0.0]
+    )
 
 
 def test_train_command_reports_bad_input_in_one_line(tmp_path, capsys):
@@ -317,8 +327,9 @@ def test_feature_sharing_trains_and_its_checkpoint_predicts(dataset, tmp_path):
 
 
 def test_the_run_records_the_precision_it_trained_in(dataset, tmp_path):
-    summary = fit(options(dataset, tmp_path / "bf16", epochs=1, precision="bfloat16"),
-                  progress=False)
+    summary = fit(
+        options(dataset, tmp_path / "bf16", epochs=1, precision="bfloat16"), progress=False
+    )
     assert summary["precision"] == "bfloat16" and summary["options"]["precision"] == "bfloat16"
     assert load_checkpoint(tmp_path / "bf16" / "best.pt").config.patch_size == 64
     auto = fit(options(dataset, tmp_path / "auto", epochs=1), progress=False)["precision"]

@@ -55,8 +55,11 @@ def test_module_declares_all_of_its_own_names(path):
 @pytest.mark.parametrize("path", MODULES, ids=lambda path: str(path.relative_to(REPO)))
 def test_module_imports_absolutely(path):
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    relative = [node.lineno for node in ast.walk(tree)
-                if isinstance(node, ast.ImportFrom) and node.level > 0]
+    relative = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    ]
     assert not relative, f"relative imports at lines {relative}"
 
 

@@ -99,8 +99,9 @@ def test_writes_points_of_every_pair(capsys, gc_input, checkpoint, tmp_path):
     )
     assert status == 0
     points, _ = read_points_document(output, role="predictions")  # the organisers' validity rule
-    expected = predict_points(load_checkpoint(checkpoint), iter_gc_input_pairs(gc_input),
-                              precision="float32")
+    expected = predict_points(
+        load_checkpoint(checkpoint), iter_gc_input_pairs(gc_input), precision="float32"
+    )
     assert_same_points(points, expected, rtol=1e-5)
     assert len(points) > 0
     pairs = list(iter_gc_input_pairs(gc_input))
@@ -243,8 +244,9 @@ def test_stream_is_consumed_pair_by_pair(gc_input, checkpoint, monkeypatch, read
     )
     with GcInput(gc_input) as opened:
         count = len(opened)
-        predict_module.detect_all(detector, counting(opened), count, progress=False,
-                                  read_ahead_pairs=read_ahead)
+        predict_module.detect_all(
+            detector, counting(opened), count, progress=False, read_ahead_pairs=read_ahead
+        )
     assert len(seen_when_predicting) == count
     for predicted, seen in enumerate(seen_when_predicting, start=1):
         if read_ahead == 0:
@@ -283,9 +285,19 @@ def test_read_ahead_stops_reading_when_closed():
 
 
 def test_read_ahead_flag_is_checked(capsys, gc_input, checkpoint, tmp_path):
-    status, lines = run_cli(capsys, "--input", str(gc_input), "--output",
-                            str(tmp_path / "out.json"), "--checkpoint", str(checkpoint),
-                            "--device", "cpu", "--read-ahead", "-1")
+    status, lines = run_cli(
+        capsys,
+        "--input",
+        str(gc_input),
+        "--output",
+        str(tmp_path / "out.json"),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "--read-ahead",
+        "-1",
+    )
     assert status == 2
     assert lines[-1] == "error: read-ahead of -1 pairs must be at least 0"
     assert not (tmp_path / "out.json").exists()
@@ -426,8 +438,9 @@ def test_error_in_a_fresh_process_has_no_traceback(gc_input, checkpoint, tmp_pat
     assert not output.exists()
 
 
-def test_output_is_checked_before_any_inference(capsys, gc_input, checkpoint, tmp_path,
-                                                monkeypatch):
+def test_output_is_checked_before_any_inference(
+    capsys, gc_input, checkpoint, tmp_path, monkeypatch
+):
     def never(*args, **kwargs):
         raise AssertionError("the detector was loaded before the output was checked")
 
@@ -436,15 +449,17 @@ def test_output_is_checked_before_any_inference(capsys, gc_input, checkpoint, tm
     target.write_text("{}")
     link = tmp_path / "out.json"
     link.symlink_to(target)
-    status, lines = run_cli(capsys, "--input", str(gc_input), "--output", str(link),
-                            "--checkpoint", str(checkpoint))
+    status, lines = run_cli(
+        capsys, "--input", str(gc_input), "--output", str(link), "--checkpoint", str(checkpoint)
+    )
     assert status == 2 and "exists and is a symbolic link" in lines[-1]
     assert target.read_text() == "{}"
 
 
 @pytest.mark.parametrize("unreadable", ["metadata.json", "images/cell_patches"])
-def test_permission_errors_are_one_line(capsys, gc_input, checkpoint, tmp_path, monkeypatch,
-                                        unreadable):
+def test_permission_errors_are_one_line(
+    capsys, gc_input, checkpoint, tmp_path, monkeypatch, unreadable
+):
     """What a non-root container user sees for an unreadable file or folder (tests run as root,
     which reads everything: the operating system's error is raised where it would be)."""
     denied = gc_input / unreadable
@@ -462,8 +477,15 @@ def test_permission_errors_are_one_line(capsys, gc_input, checkpoint, tmp_path, 
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     monkeypatch.setattr(Path, "iterdir", iterdir)
-    status, lines = run_cli(capsys, "--input", str(gc_input), "--output",
-                            str(tmp_path / "o.json"), "--checkpoint", str(checkpoint))
+    status, lines = run_cli(
+        capsys,
+        "--input",
+        str(gc_input),
+        "--output",
+        str(tmp_path / "o.json"),
+        "--checkpoint",
+        str(checkpoint),
+    )
     assert status == 2
     assert lines[-1].startswith("error: ") and str(denied) in lines[-1]
     assert "Permission denied" in lines[-1]

@@ -31,16 +31,32 @@ def predictions_of(release: Path) -> Path:
 
 
 def report(out: Path, *arguments) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "evaluation", "report", "--out", str(out),
-                           "--replicates", "200", "--quiet", *map(str, arguments)],
-                          capture_output=True, text=True, cwd=REPOSITORY, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evaluation",
+            "report",
+            "--out",
+            str(out),
+            "--replicates",
+            "200",
+            "--quiet",
+            *map(str, arguments),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
 def release_report(release, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    completed = report(out, "--predictions", predictions_of(release), "--ground-truth", release,
-                       "--split", "test")
+    completed = report(
+        out, "--predictions", predictions_of(release), "--ground-truth", release, "--split", "test"
+    )
     assert completed.returncode == 0, completed.stderr
     return out
 
@@ -64,11 +80,15 @@ def test_release_report_has_all_three_parts_adding_up(release_report):
     aggregates = document["aggregates"]
     for name in ("BC", "TC"):
         for kind in ("TP", "FP", "FN"):
-            assert (sum(analysis["tissue"][stratum][name][kind] for stratum in STRATA)
-                    == aggregates[f"{kind}/{name}"])
+            assert (
+                sum(analysis["tissue"][stratum][name][kind] for stratum in STRATA)
+                == aggregates[f"{kind}/{name}"]
+            )
     confusion = analysis["classification"]["confusion"]
-    assert sum(confusion[gt][predicted] for gt in ("BC", "TC") for predicted in ("BC", "TC")) \
+    assert (
+        sum(confusion[gt][predicted] for gt in ("BC", "TC") for predicted in ("BC", "TC"))
         == analysis["detection"]["TP"]
+    )
     interval = analysis["intervals"]["tissue"]["background"]["TC"]["F1"]
     assert interval["low"] <= interval["estimate"] <= interval["high"]
     page = (release_report / "report.html").read_text()
@@ -76,16 +96,26 @@ def test_release_report_has_all_three_parts_adding_up(release_report):
     assert (release_report / "tissue_strata.png").stat().st_size > 0
 
 
-def test_tissue_folder_with_json_ground_truth_gives_the_same_analysis(release, release_report,
-                                                                      tmp_path):
+def test_tissue_folder_with_json_ground_truth_gives_the_same_analysis(
+    release, release_report, tmp_path
+):
     """--tissue DIR, placed by either kind of metadata, equals the release folder's own."""
     expected = json.loads((release_report / "report.json").read_text())["analysis"]
     for metadata in (release / "metadata.json", release / "gc" / "input" / "metadata.json"):
         out = tmp_path / metadata.parent.name
-        completed = report(out, "--predictions", predictions_of(release), "--ground-truth",
-                           release / "gc" / "ground_truth" / "cell_gt.json", "--tissue",
-                           release / "annotations" / "test" / "tissue", "--metadata", metadata,
-                           "--split", "test")
+        completed = report(
+            out,
+            "--predictions",
+            predictions_of(release),
+            "--ground-truth",
+            release / "gc" / "ground_truth" / "cell_gt.json",
+            "--tissue",
+            release / "annotations" / "test" / "tissue",
+            "--metadata",
+            metadata,
+            "--split",
+            "test",
+        )
         assert completed.returncode == 0, completed.stderr
         analysis = json.loads((out / "report.json").read_text())["analysis"]
         assert analysis["tissue"] == expected["tissue"]
@@ -93,8 +123,13 @@ def test_tissue_folder_with_json_ground_truth_gives_the_same_analysis(release, r
 
 
 def test_without_tissue_the_analysis_has_detection_and_classification(release, tmp_path):
-    completed = report(tmp_path, "--predictions", predictions_of(release), "--ground-truth",
-                       release / "gc" / "ground_truth" / "cell_gt.json")
+    completed = report(
+        tmp_path,
+        "--predictions",
+        predictions_of(release),
+        "--ground-truth",
+        release / "gc" / "ground_truth" / "cell_gt.json",
+    )
     assert completed.returncode == 0, completed.stderr
     analysis = json.loads((tmp_path / "report.json").read_text())["analysis"]
     assert {"detection", "classification"} <= set(analysis) and "tissue" not in analysis
@@ -109,8 +144,14 @@ def test_bad_tissue_folder_is_one_line_and_no_report(release, tmp_path, case):
     source = sorted((release / "annotations" / "test" / "tissue").glob("*.png"))
     for path in source[:-1] if case == "too few masks" else source:
         (masks / path.name).write_bytes(path.read_bytes())
-    arguments = ["--predictions", predictions_of(release), "--ground-truth",
-                 release / "gc" / "ground_truth" / "cell_gt.json", "--tissue", masks]
+    arguments = [
+        "--predictions",
+        predictions_of(release),
+        "--ground-truth",
+        release / "gc" / "ground_truth" / "cell_gt.json",
+        "--tissue",
+        masks,
+    ]
     if case == "too few masks":
         arguments += ["--metadata", release / "metadata.json", "--split", "test"]
     completed = report(tmp_path / "out", *arguments)
@@ -129,8 +170,15 @@ def test_a_release_mask_linked_out_of_the_release_is_refused(release, tmp_path):
     outside.write_bytes(mask.read_bytes())
     mask.unlink()
     mask.symlink_to(outside)
-    completed = report(tmp_path / "out", "--predictions", predictions_of(copy), "--ground-truth",
-                       copy, "--split", "test")
+    completed = report(
+        tmp_path / "out",
+        "--predictions",
+        predictions_of(copy),
+        "--ground-truth",
+        copy,
+        "--split",
+        "test",
+    )
     assert completed.returncode == 2
     last = completed.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "leads outside the release folder" in last
@@ -139,9 +187,17 @@ def test_a_release_mask_linked_out_of_the_release_is_refused(release, tmp_path):
 
 def test_the_report_never_writes_into_its_tissue_folder(release, tmp_path):
     masks = release / "annotations" / "test" / "tissue"
-    completed = report(masks, "--predictions", predictions_of(release), "--ground-truth",
-                       release / "gc" / "ground_truth" / "cell_gt.json", "--tissue", masks,
-                       "--metadata", release / "metadata.json")
+    completed = report(
+        masks,
+        "--predictions",
+        predictions_of(release),
+        "--ground-truth",
+        release / "gc" / "ground_truth" / "cell_gt.json",
+        "--tissue",
+        masks,
+        "--metadata",
+        release / "metadata.json",
+    )
     assert completed.returncode == 2
     assert "is the --tissue folder" in completed.stderr.strip().splitlines()[-1]
     assert not (masks / "report.html").exists()

@@ -55,9 +55,11 @@ def test_an_explicit_precision_is_kept_on_any_host(host, precision):
 
 def test_the_choice_is_logged_with_its_reason():
     assert str(resolve_runtime("auto", "auto", AVX512_BF16)) == (
-        "device cpu, precision bfloat16 (CPU has avx512_bf16)")
+        "device cpu, precision bfloat16 (CPU has avx512_bf16)"
+    )
     assert str(resolve_runtime("cuda", "float32", AMPERE)) == (
-        "device cuda, precision float32 (asked for)")
+        "device cuda, precision float32 (asked for)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,15 +14,27 @@ DETECTOR = "tests.slide_detectors:tile_centres"
 
 def run_script(tmp_path: Path, *arguments: str) -> dict:
     out = tmp_path / "result.json"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_slides.py"), *arguments,
-                    "--detector", DETECTOR, "--json", str(out)], check=True,
-                   capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "benchmark_slides.py"),
+            *arguments,
+            "--detector",
+            DETECTOR,
+            "--json",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     return json.loads(out.read_text())
 
 
 def test_accuracy_compares_slide_and_patches(tmp_path):
-    result = run_script(tmp_path, "accuracy", "--slides", "1", "--size", "2048", "--margin",
-                        "512", "--pairs", "1")
+    result = run_script(
+        tmp_path, "accuracy", "--slides", "1", "--size", "2048", "--margin", "512", "--pairs", "1"
+    )
     (run,) = result["runs"]
     # 3 x 3 tiles over the 2048 px ROI; the last column's and row's centres lie beyond the ROI.
     assert run["tiles"] == 9 and run["cells"] == 4

@@ -30,8 +30,19 @@ def test_cohort_on_a_local_cluster(manifest, tmp_path, monkeypatch, capsys):
     # The workers are new processes: they find the test detectors through PYTHONPATH.
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     out = tmp_path / "out"
-    argv = ["predict-slides", str(manifest), "--out", str(out), "--workers", "2",
-            "--detector", "tests.slide_detectors:tile_centres", "--device", "cpu", "--quiet"]
+    argv = [
+        "predict-slides",
+        str(manifest),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--detector",
+        "tests.slide_detectors:tile_centres",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     assert main(argv) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: 1 of 4 slides failed") and "broken" in last
@@ -44,7 +55,8 @@ def test_cohort_on_a_local_cluster(manifest, tmp_path, monkeypatch, capsys):
         document = json.loads((out / name / "cells.json").read_text())
         assert len(document["points"]) >= 1
         assert json.loads((out / name / "cells.geojson").read_text())["type"] == (
-            "FeatureCollection")
+            "FeatureCollection"
+        )
 
     # The rerun skips the finished slides and tries the failed one again.
     (manifest.parent / "broken.tiff").unlink()

@@ -47,9 +47,25 @@ def predicted_points(path: Path) -> np.ndarray:
 def score(capsys, predictions: Path, truth: Path, tmp_path: Path) -> dict:
     metrics = tmp_path / "metrics.json"
     capsys.readouterr()
-    assert main(["score", "--whole-slide", "--radius-um", "3", "--mpp", "0.2",
-                 "--predictions", str(predictions), "--ground-truth", str(truth),
-                 "--output", str(metrics)]) == 0
+    assert (
+        main(
+            [
+                "score",
+                "--whole-slide",
+                "--radius-um",
+                "3",
+                "--mpp",
+                "0.2",
+                "--predictions",
+                str(predictions),
+                "--ground-truth",
+                str(truth),
+                "--output",
+                str(metrics),
+            ]
+        )
+        == 0
+    )
     return json.loads(metrics.read_text())
 
 
@@ -68,8 +84,17 @@ def in_overlaps(points: np.ndarray, grid: TileGrid) -> int:
 def test_oracle_scores_one_without_duplicates(slide, overlap, tmp_path, capsys):
     tiff, truth = slide
     output = tmp_path / "cells.json"
-    run = predict_slide(tiff, SlideOptions(output=output, detector=ORACLE, checkpoint=truth,
-                                           overlap=overlap, device="cpu", progress=False))
+    run = predict_slide(
+        tiff,
+        SlideOptions(
+            output=output,
+            detector=ORACLE,
+            checkpoint=truth,
+            overlap=overlap,
+            device="cpu",
+            progress=False,
+        ),
+    )
     expected, found = truth_points(truth), predicted_points(output)
     assert run.grid == (3, 2) if overlap < 300 else run.grid[0] >= 3
     assert len(found) == len(expected) == run.cells
@@ -87,12 +112,26 @@ def test_oracle_at_another_resolution_and_in_a_roi(slide, tmp_path, capsys):
     tiff, truth = slide
     roi = (301, 203, 2411, 1707)
     output = tmp_path / "cells.json"
-    predict_slide(tiff, SlideOptions(output=output, detector=ORACLE, checkpoint=truth,
-                                     mpp=0.25, roi=roi, device="cpu", progress=False))
+    predict_slide(
+        tiff,
+        SlideOptions(
+            output=output,
+            detector=ORACLE,
+            checkpoint=truth,
+            mpp=0.25,
+            roi=roi,
+            device="cpu",
+            progress=False,
+        ),
+    )
     expected = truth_points(truth)
     x0, y0, x1, y1 = roi
-    inside = ((expected[:, 0] >= x0) & (expected[:, 0] < x1) & (expected[:, 1] >= y0)
-              & (expected[:, 1] < y1))
+    inside = (
+        (expected[:, 0] >= x0)
+        & (expected[:, 0] < x1)
+        & (expected[:, 1] >= y0)
+        & (expected[:, 1] < y1)
+    )
     found = predicted_points(output)
     assert sorted(map(tuple, found.tolist())) == sorted(map(tuple, expected[inside].tolist()))
 
@@ -101,9 +140,16 @@ def test_pairs_are_the_platforms(slide, tmp_path):
     """Each pair: 1024 px cell and tissue tiles, cell box (384, 384, 640, 640), level-0 boxes."""
     tiff, _ = slide
     seen = tmp_path / "seen.jsonl"
-    predict_slide(tiff, SlideOptions(output=tmp_path / "c.json", checkpoint=seen,
-                                     detector="tests.slide_detectors:counting", device="cpu",
-                                     progress=False))
+    predict_slide(
+        tiff,
+        SlideOptions(
+            output=tmp_path / "c.json",
+            checkpoint=seen,
+            detector="tests.slide_detectors:counting",
+            device="cpu",
+            progress=False,
+        ),
+    )
     boxes = [json.loads(line) for line in seen.read_text().splitlines()]
     assert boxes and all(b["x_end"] - b["x_start"] == 1024 for b in boxes)
     assert {(b["resized_mpp_x"], b["resized_mpp_y"]) for b in boxes} == {(0.2, 0.2)}
@@ -133,8 +179,17 @@ def test_geojson_is_valid_geojson_for_qupath(slide, tmp_path):
     shapely = pytest.importorskip("shapely.geometry")
     tiff, truth = slide
     output, geojson = tmp_path / "cells.json", tmp_path / "cells.geojson"
-    predict_slide(tiff, SlideOptions(output=output, geojson=geojson, detector=ORACLE,
-                                     checkpoint=truth, device="cpu", progress=False))
+    predict_slide(
+        tiff,
+        SlideOptions(
+            output=output,
+            geojson=geojson,
+            detector=ORACLE,
+            checkpoint=truth,
+            device="cpu",
+            progress=False,
+        ),
+    )
     document = json.loads(geojson.read_text())
     points = predicted_points(output)
     # RFC 7946 by hand: a FeatureCollection of Features, each a Point of two finite numbers.
@@ -158,9 +213,19 @@ def test_interrupted_run_continues_from_its_tiles(slide, tmp_path, monkeypatch, 
     """Ctrl-C after 2 tiles; the rerun with the same arguments does only the others."""
     tiff, truth = slide
     output, seen = tmp_path / "cells.json", tmp_path / "seen.txt"
-    argv = ["predict-slide", str(tiff), "--output", str(output), "--detector",
-            "tests.slide_detectors:interruptible_oracle", "--checkpoint", str(truth),
-            "--device", "cpu", "--no-progress"]
+    argv = [
+        "predict-slide",
+        str(tiff),
+        "--output",
+        str(output),
+        "--detector",
+        "tests.slide_detectors:interruptible_oracle",
+        "--checkpoint",
+        str(truth),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     monkeypatch.setenv("SLIDE_TEST_SEEN", str(seen))
     monkeypatch.setenv("SLIDE_TEST_STOP_AFTER", "2")
     with pytest.raises(KeyboardInterrupt):
@@ -175,7 +240,8 @@ def test_interrupted_run_continues_from_its_tiles(slide, tmp_path, monkeypatch, 
     second = seen.read_text().splitlines()
     assert set(second).isdisjoint(first[:2]) and first[2] in second
     assert sorted(map(tuple, predicted_points(output).tolist())) == sorted(
-        map(tuple, truth_points(truth).tolist()))
+        map(tuple, truth_points(truth).tolist())
+    )
 
 
 def test_shipped_baseline_runs_unchanged(slide, tmp_path):
@@ -196,8 +262,16 @@ def test_classical_detector_runs_unchanged(slide, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "examples" / "classical_detector" / "src"))
     tiff, _ = slide
     output = tmp_path / "cells.json"
-    predict_slide(tiff, SlideOptions(output=output, detector="classical_detector:make_detector",
-                                     roi=(0, 0, 1024, 1024), device="cpu", progress=False))
+    predict_slide(
+        tiff,
+        SlideOptions(
+            output=output,
+            detector="classical_detector:make_detector",
+            roi=(0, 0, 1024, 1024),
+            device="cpu",
+            progress=False,
+        ),
+    )
     assert len(predicted_points(output)) > 20
     sys.modules.pop("classical_detector", None)
 
@@ -208,10 +282,22 @@ def test_tta_reaches_the_factory(slide, tmp_path):
 
     tiff, truth = slide
     with pytest.raises(DetectorError, match="tta"):
-        predict_slide(tiff, SlideOptions(output=tmp_path / "c.json", detector=ORACLE,
-                                         checkpoint=truth, tta="flips", device="cpu",
-                                         progress=False))
+        predict_slide(
+            tiff,
+            SlideOptions(
+                output=tmp_path / "c.json",
+                detector=ORACLE,
+                checkpoint=truth,
+                tta="flips",
+                device="cpu",
+                progress=False,
+            ),
+        )
     output = tmp_path / "cells.json"
-    predict_slide(tiff, SlideOptions(output=output, roi=(1000, 600, 1900, 1500), tta="flips",
-                                     device="cpu", progress=False))
+    predict_slide(
+        tiff,
+        SlideOptions(
+            output=output, roi=(1000, 600, 1900, 1500), tta="flips", device="cpu", progress=False
+        ),
+    )
     assert len(predicted_points(output)) > 20

@@ -18,8 +18,9 @@ from baseline_algorithm.slides.tissue import saturation_of, tissue_mask
 @pytest.fixture(scope="module")
 def slide(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("slide")
-    return synthesize_slide(folder / "slide.tiff", (2048, 1536), seed=5,
-                            tissue=(512, 0, 2048, 1536), progress=False)
+    return synthesize_slide(
+        folder / "slide.tiff", (2048, 1536), seed=5, tissue=(512, 0, 2048, 1536), progress=False
+    )
 
 
 def test_synthetic_slide_is_a_pyramid_at_0_2_um(slide):
@@ -29,7 +30,10 @@ def test_synthetic_slide_is_a_pyramid_at_0_2_um(slide):
         assert page.is_tiled and page.resolutionunit.name == "CENTIMETER"
         assert page.resolution == (50_000.0, 50_000.0)
         assert [level.shape for level in tif.series[0].levels] == [
-            (1536, 2048, 3), (768, 1024, 3), (384, 512, 3)]
+            (1536, 2048, 3),
+            (768, 1024, 3),
+            (384, 512, 3),
+        ]
     document = json.loads(truth.read_text())
     assert document["num_images"] == 1 and len(document["points"]) > 100
     xy = np.array([e["point"][:2] for e in document["points"]])
@@ -45,8 +49,9 @@ def test_synthetic_slide_is_a_pyramid_at_0_2_um(slide):
 
 def test_synthetic_slide_depends_only_on_its_arguments(slide, tmp_path):
     tiff, truth = slide
-    again, again_truth = synthesize_slide(tmp_path / "again.tiff", (2048, 1536), seed=5,
-                                          tissue=(512, 0, 2048, 1536), progress=False)
+    again, again_truth = synthesize_slide(
+        tmp_path / "again.tiff", (2048, 1536), seed=5, tissue=(512, 0, 2048, 1536), progress=False
+    )
     assert again_truth.read_text() == truth.read_text()
     assert np.array_equal(tifffile.imread(again), tifffile.imread(tiff))
 
@@ -60,10 +65,12 @@ def test_openslide_reads_what_tifffile_reads(slide):
     with OpenSlideSlide(tiff) as by_openslide, TiffSlide(tiff) as by_tifffile:
         assert by_openslide.metadata_mpp == pytest.approx((0.2, 0.2))
         assert [(v.width, v.height) for v in by_openslide.levels] == [
-            (v.width, v.height) for v in by_tifffile.levels]
+            (v.width, v.height) for v in by_tifffile.levels
+        ]
         for level, box in ((0, (-100, 1400, 700, 300)), (1, (600, 100, 300, 500))):
-            assert np.array_equal(by_openslide.read_region(level, *box),
-                                  by_tifffile.read_region(level, *box))
+            assert np.array_equal(
+                by_openslide.read_region(level, *box), by_tifffile.read_region(level, *box)
+            )
 
 
 def _write(path: Path, **kwargs) -> Path:
@@ -72,12 +79,22 @@ def _write(path: Path, **kwargs) -> Path:
 
 
 def test_resolution_from_metadata(tmp_path):
-    inches = _write(tmp_path / "inch.tiff", resolution=(25_400 / 0.5, 25_400 / 0.25),
-                    resolutionunit="INCH")
+    inches = _write(
+        tmp_path / "inch.tiff", resolution=(25_400 / 0.5, 25_400 / 0.25), resolutionunit="INCH"
+    )
     ome = tmp_path / "ome.ome.tiff"
-    tifffile.imwrite(ome, np.full((256, 256, 3), 200, np.uint8), photometric="rgb",
-                     metadata={"axes": "YXS", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.26,
-                               "PhysicalSizeXUnit": "µm", "PhysicalSizeYUnit": "µm"})
+    tifffile.imwrite(
+        ome,
+        np.full((256, 256, 3), 200, np.uint8),
+        photometric="rgb",
+        metadata={
+            "axes": "YXS",
+            "PhysicalSizeX": 0.25,
+            "PhysicalSizeY": 0.26,
+            "PhysicalSizeXUnit": "µm",
+            "PhysicalSizeYUnit": "µm",
+        },
+    )
     unitless = _write(tmp_path / "none.tiff", resolution=(1, 1), resolutionunit="NONE")
     with open_slide(inches) as a, open_slide(ome) as b, open_slide(unitless) as c:
         assert a.metadata_mpp == pytest.approx((0.5, 0.25))
@@ -107,7 +124,7 @@ def test_tissue_mask_finds_the_tissue_and_not_the_glass(slide):
     assert thumbnail.shape[:2] == (39, 52) and downsample == 40
     glass_columns = int(512 / downsample)
     assert not mask[:, :glass_columns].any()
-    assert mask[:, glass_columns + 1:].mean() > 0.4
+    assert mask[:, glass_columns + 1 :].mean() > 0.4
 
 
 def test_saturation_is_hsv_saturation():

@@ -61,8 +61,9 @@ def test_the_box_follows_the_tissue_patch_in_every_view(side, data):
 @pytest.mark.parametrize("view", ALL_VIEWS)
 def test_maps_come_back_to_the_original_frame(view):
     maps = np.random.default_rng(1).random((2, 3, 5, 5)).astype(np.float32)
-    shown = np.stack([np.moveaxis(_image_in_view(np.moveaxis(m, 0, -1), view), -1, 0)
-                      for m in maps])
+    shown = np.stack(
+        [np.moveaxis(_image_in_view(np.moveaxis(m, 0, -1), view), -1, 0) for m in maps]
+    )
     np.testing.assert_array_equal(to_original(shown, view), maps)
 
 
@@ -95,8 +96,9 @@ def equivariant_log_probabilities(model, pairs, device, precision):
 
 def test_an_equivariant_detector_finds_the_same_cells_under_every_mode(monkeypatch):
     monkeypatch.setattr(inference, "cell_log_probabilities", equivariant_log_probabilities)
-    model = CellTissueModel(ModelConfig(variant="cell-only", encoder="resnet18", patch_size=32,
-                                        cell_mpp=0.8)).eval()
+    model = CellTissueModel(
+        ModelConfig(variant="cell-only", encoder="resnet18", patch_size=32, cell_mpp=0.8)
+    ).eval()
     pair = pair_with_box(64, (10, 22, 42, 54), seed=3)  # off-centre: the box must follow
     found = {}
     for mode in TTA_MODES:
@@ -113,10 +115,12 @@ def test_a_wrongly_inverted_view_moves_the_cells(monkeypatch):
     monkeypatch.setattr(inference, "cell_log_probabilities", equivariant_log_probabilities)
     from baseline_algorithm import tta
 
-    monkeypatch.setattr(tta, "to_original",
-                        lambda maps, view: np.rot90(maps, view.quarter_turns, axes=(-2, -1)))
-    model = CellTissueModel(ModelConfig(variant="cell-only", encoder="resnet18", patch_size=32,
-                                        cell_mpp=0.8)).eval()
+    monkeypatch.setattr(
+        tta, "to_original", lambda maps, view: np.rot90(maps, view.quarter_turns, axes=(-2, -1))
+    )
+    model = CellTissueModel(
+        ModelConfig(variant="cell-only", encoder="resnet18", patch_size=32, cell_mpp=0.8)
+    ).eval()
     pair = pair_with_box(64, (10, 22, 42, 54), seed=3)
     plain = BaselineDetector(model, DetectionSettings(threshold=0.3))(pair)
     turned = BaselineDetector(model, DetectionSettings(threshold=0.3), tta="d4")(pair)
@@ -125,18 +129,33 @@ def test_a_wrongly_inverted_view_moves_the_cells(monkeypatch):
 
 def test_predict_runs_with_tta_and_logs_it(capsys, tmp_path):
     checkpoint = make_checkpoint(tmp_path / "tiny.pt")
-    status = main(["predict", "--input", str(TEST_INPUT), "--output", str(tmp_path / "o.json"),
-                   "--checkpoint", str(checkpoint), "--precision", "float32", "--tta", "flips",
-                   "--quiet"])
+    status = main(
+        [
+            "predict",
+            "--input",
+            str(TEST_INPUT),
+            "--output",
+            str(tmp_path / "o.json"),
+            "--checkpoint",
+            str(checkpoint),
+            "--precision",
+            "float32",
+            "--tta",
+            "flips",
+            "--quiet",
+        ]
+    )
     assert status == 0
     assert "tta flips" in capsys.readouterr().err
 
 
 def test_a_factory_without_tta_is_refused_only_when_tta_is_asked(monkeypatch):
     module = type(sys)("no_tta_factories")
-    module.make = lambda device: (lambda pair: [])
+    module.make = lambda device: lambda pair: []
     monkeypatch.setitem(sys.modules, "no_tta_factories", module)
     assert load_detector("no_tta_factories:make").spec == "no_tta_factories:make"
-    with pytest.raises(DetectorError, match="test-time augmentation d4 was asked for but the "
-                                            "factory takes no tta parameter"):
+    with pytest.raises(
+        DetectorError,
+        match="test-time augmentation d4 was asked for but the factory takes no tta parameter",
+    ):
         load_detector("no_tta_factories:make", tta="d4")

@@ -35,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataclass_options(parser, PredictOptions, defaults={"detector": None})
 
 
-def options_from_environment(options: PredictOptions, flags: argparse.Namespace,
-                             environ: os._Environ | dict) -> PredictOptions:
+def options_from_environment(
+    options: PredictOptions, flags: argparse.Namespace, environ: os._Environ | dict
+) -> PredictOptions:
     """``options`` with the detector and checkpoint that ``environ`` names where no flag did."""
     detector = flags.detector or environ.get(DETECTOR_ENV) or BASELINE_DETECTOR
     checkpoint = flags.checkpoint

@@ -23,8 +23,12 @@ DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("slide", type=Path, help="the slide: TIFF, OME-TIFF, SVS (tifffile), or "
-                                                 "any OpenSlide format when OpenSlide is installed")
+    parser.add_argument(
+        "slide",
+        type=Path,
+        help="the slide: TIFF, OME-TIFF, SVS (tifffile), or "
+        "any OpenSlide format when OpenSlide is installed",
+    )
     add_dataclass_options(parser, SlideOptions)
 
 

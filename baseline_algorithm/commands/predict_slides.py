@@ -21,15 +21,19 @@ DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("manifest", type=Path,
-                        help="CSV with a 'slide' column, optional 'name' and 'mpp'")
+    parser.add_argument(
+        "manifest", type=Path, help="CSV with a 'slide' column, optional 'name' and 'mpp'"
+    )
     add_dataclass_options(parser, CohortOptions)
     parser.add_argument("--quiet", action="store_true", help="no progress")
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = predict_slides(args.manifest, options_from_args(CohortOptions, args),
-                             progress=not args.quiet)
-    print(f"{summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed: "
-          f"{args.out / 'summary.json'}")
+    summary = predict_slides(
+        args.manifest, options_from_args(CohortOptions, args), progress=not args.quiet
+    )
+    print(
+        f"{summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed: "
+        f"{args.out / 'summary.json'}"
+    )
     return 0

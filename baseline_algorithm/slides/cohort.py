@@ -61,23 +61,36 @@ class ManifestRow:
 class CohortOptions:
     """What ``predict-slides`` takes besides the manifest; each field is one option."""
 
-    out: Path = field(metadata={"help": "output folder: NAME/cells.json, NAME/cells.geojson and "
-                                        "summary.json"})
-    scheduler: str | None = option(None, "a running Dask scheduler (tcp://host:8786); default: a "
-                                         "LocalCluster on this machine", metavar="ADDRESS")
+    out: Path = field(
+        metadata={"help": "output folder: NAME/cells.json, NAME/cells.geojson and summary.json"}
+    )
+    scheduler: str | None = option(
+        None,
+        "a running Dask scheduler (tcp://host:8786); default: a LocalCluster on this machine",
+        metavar="ADDRESS",
+    )
     workers: int = option(2, "LocalCluster worker processes, one slide each at a time (default 2)")
-    detector: str = option(BASELINE_DETECTOR, f"the detector factory (default {BASELINE_DETECTOR})",
-                           metavar="MODULE:FACTORY")
-    checkpoint: Path | None = option(None, "weights handed to the factory (default: the "
-                                           "factory's own)")
-    overlap: int = option(DEFAULT_OVERLAP_PX, "overlap of neighbouring cell tiles in cell-tile "
-                                              "pixels", metavar="PX")
+    detector: str = option(
+        BASELINE_DETECTOR,
+        f"the detector factory (default {BASELINE_DETECTOR})",
+        metavar="MODULE:FACTORY",
+    )
+    checkpoint: Path | None = option(
+        None, "weights handed to the factory (default: the factory's own)"
+    )
+    overlap: int = option(
+        DEFAULT_OVERLAP_PX, "overlap of neighbouring cell tiles in cell-tile pixels", metavar="PX"
+    )
     batch_size: int | None = option(None, "tiles per call, for a detector with detect_batch")
-    device: str = option("auto", "handed to the factory on each worker; cuda: tasks go to "
-                                 "workers with the GPU resource", choices=DEVICES)
+    device: str = option(
+        "auto",
+        "handed to the factory on each worker; cuda: tasks go to workers with the GPU resource",
+        choices=DEVICES,
+    )
     precision: str = option("auto", "arithmetic of the forward pass", choices=PRECISIONS)
-    tta: str = option("none", "test-time augmentation, as predict-slide's --tta",
-                      choices=tuple(TTA_MODES))
+    tta: str = option(
+        "none", "test-time augmentation, as predict-slide's --tta", choices=tuple(TTA_MODES)
+    )
     geojson: bool = option(True, "also write NAME/cells.geojson")
 
 
@@ -93,8 +106,10 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or "slide" not in reader.fieldnames:
-                raise SlideError(f"{path}: expected a CSV with a 'slide' column (and optional "
-                                 f"'name', 'mpp'), got columns {preview(reader.fieldnames)}")
+                raise SlideError(
+                    f"{path}: expected a CSV with a 'slide' column (and optional "
+                    f"'name', 'mpp'), got columns {preview(reader.fieldnames)}"
+                )
             entries = list(reader)
     except OSError as error:
         raise SlideError(f"{path}: cannot read the manifest ({error.strerror or error})") from None
@@ -112,8 +127,9 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         if "/" in name or name in (".", ".."):
             raise SlideError(f"{where}: name: {preview(name)} is not a folder name")
         if name in names:
-            raise SlideError(f"{where}: name: {preview(name)} is already the name of line "
-                             f"{names[name]}")
+            raise SlideError(
+                f"{where}: name: {preview(name)} is already the name of line {names[name]}"
+            )
         names[name] = line
         mpp_text = (entry.get("mpp") or "").strip()
         mpp = None
@@ -123,8 +139,10 @@ def read_manifest(path: Path) -> list[ManifestRow]:
             except ValueError:
                 mpp = math.nan
             if not (math.isfinite(mpp) and mpp > 0):
-                raise SlideError(f"{where}: mpp: expected a positive number of µm per pixel, "
-                                 f"got {preview(mpp_text)}")
+                raise SlideError(
+                    f"{where}: mpp: expected a positive number of µm per pixel, "
+                    f"got {preview(mpp_text)}"
+                )
         rows.append(ManifestRow(line, slide_path, name, mpp))
     if not rows:
         raise SlideError(f"{path}: the manifest lists no slide")
@@ -138,21 +156,41 @@ def slide_task(row: ManifestRow, options: CohortOptions) -> dict:
     outcome = {"name": row.name, "slide": str(row.slide), "line": row.line}
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        run = predict_slide(row.slide, SlideOptions(
-            output=folder / CELLS, detector=options.detector, checkpoint=options.checkpoint,
-            geojson=folder / GEOJSON if options.geojson else None, mpp=row.mpp,
-            overlap=options.overlap, batch_size=options.batch_size, device=options.device,
-            precision=options.precision, tta=options.tta, progress=False))
+        run = predict_slide(
+            row.slide,
+            SlideOptions(
+                output=folder / CELLS,
+                detector=options.detector,
+                checkpoint=options.checkpoint,
+                geojson=folder / GEOJSON if options.geojson else None,
+                mpp=row.mpp,
+                overlap=options.overlap,
+                batch_size=options.batch_size,
+                device=options.device,
+                precision=options.precision,
+                tta=options.tta,
+                progress=False,
+            ),
+        )
     except OcelotError as error:
         return {**outcome, "status": "failed", "error": str(error).splitlines()[0]}
     except OSError as error:
         return {**outcome, "status": "failed", "error": f"{error.filename}: {error.strerror}"}
     except Exception as error:  # the detector's own bug: this slide fails, the others go on
         reason = str(error).strip().splitlines()
-        return {**outcome, "status": "failed",
-                "error": f"{type(error).__name__}: {reason[0] if reason else ''}"}
-    return {**outcome, "status": "done", "cells": run.cells, "tiles": run.tiles,
-            "resumed_tiles": run.resumed, "seconds": round(time.perf_counter() - started, 3)}
+        return {
+            **outcome,
+            "status": "failed",
+            "error": f"{type(error).__name__}: {reason[0] if reason else ''}",
+        }
+    return {
+        **outcome,
+        "status": "done",
+        "cells": run.cells,
+        "tiles": run.tiles,
+        "resumed_tiles": run.resumed,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 @contextlib.contextmanager
@@ -173,9 +211,16 @@ def connect(options: CohortOptions, gpu: bool) -> Iterator:
         return
     if options.workers < 1:
         raise SlideError(f"workers {options.workers}: expected at least 1")
-    with LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, resources={"GPU": 1} if gpu else None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=options.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            resources={"GPU": 1} if gpu else None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 
@@ -189,13 +234,17 @@ def predict_slides(manifest: Path, options: CohortOptions, *, progress: bool = T
         line counting the slides that failed.
     """
     rows = read_manifest(manifest)
-    options = replace(options, out=options.out.resolve(),
-                      checkpoint=None if options.checkpoint is None
-                      else options.checkpoint.resolve())
+    options = replace(
+        options,
+        out=options.out.resolve(),
+        checkpoint=None if options.checkpoint is None else options.checkpoint.resolve(),
+    )
     options.out.mkdir(parents=True, exist_ok=True)
-    outcomes = {row.name: {"name": row.name, "slide": str(row.slide), "line": row.line,
-                           "status": "skipped"}
-                for row in rows if (options.out / row.name / CELLS).is_file()}
+    outcomes = {
+        row.name: {"name": row.name, "slide": str(row.slide), "line": row.line, "status": "skipped"}
+        for row in rows
+        if (options.out / row.name / CELLS).is_file()
+    }
     todo = [row for row in rows if row.name not in outcomes]
     # The device is decided here, on the client: on a GPU the tasks ask for a GPU worker.
     gpu = bool(todo) and resolve_runtime(options.device, options.precision).device_type == "cuda"
@@ -203,30 +252,51 @@ def predict_slides(manifest: Path, options: CohortOptions, *, progress: bool = T
         from distributed import as_completed
 
         with connect(options, gpu) as client:
-            futures = [client.submit(slide_task, row, options, key=f"slide-{row.name}",
-                                     resources={"GPU": 1} if gpu else None, pure=False)
-                       for row in todo]
-            with tqdm(total=len(rows), initial=len(outcomes), desc="predict-slides",
-                      unit="slide", disable=not (progress and sys.stderr.isatty())) as meter:
+            futures = [
+                client.submit(
+                    slide_task,
+                    row,
+                    options,
+                    key=f"slide-{row.name}",
+                    resources={"GPU": 1} if gpu else None,
+                    pure=False,
+                )
+                for row in todo
+            ]
+            with tqdm(
+                total=len(rows),
+                initial=len(outcomes),
+                desc="predict-slides",
+                unit="slide",
+                disable=not (progress and sys.stderr.isatty()),
+            ) as meter:
                 for future in as_completed(futures):
                     outcome = future.result()
                     outcomes[outcome["name"]] = outcome
                     meter.update()
                     if progress and not sys.stderr.isatty():
-                        log(f"{outcome['name']}: {outcome['status']}"
-                            + (f": {outcome['error']}" if "error" in outcome else ""))
+                        log(
+                            f"{outcome['name']}: {outcome['status']}"
+                            + (f": {outcome['error']}" if "error" in outcome else "")
+                        )
             futures.clear()  # released before the cluster closes, so that none is recomputed
     slides = [outcomes[row.name] for row in rows]
-    counts = {status: sum(s["status"] == status for s in slides)
-              for status in ("done", "skipped", "failed")}
-    summary = {**counts, "options": {k: str(v) if isinstance(v, Path) else v
-                                     for k, v in asdict(options).items()},
-               "slides": slides}
+    counts = {
+        status: sum(s["status"] == status for s in slides)
+        for status in ("done", "skipped", "failed")
+    }
+    summary = {
+        **counts,
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+        "slides": slides,
+    }
     write_json_atomic(options.out / SUMMARY, summary)
     if counts["failed"]:
         first = next(s for s in slides if s["status"] == "failed")
-        raise SlideError(f"{counts['failed']} of {len(rows)} slides failed (listed in "
-                         f"{options.out / SUMMARY}), first {first['name']}: {first['error']}")
+        raise SlideError(
+            f"{counts['failed']} of {len(rows)} slides failed (listed in "
+            f"{options.out / SUMMARY}), first {first['name']}: {first['error']}"
+        )
     return summary
 
 

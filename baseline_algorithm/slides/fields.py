@@ -20,9 +20,7 @@ __all__ = ["read_field", "read_thumbnail"]
 THUMBNAIL_BLOCK_PX = 2048
 
 
-def read_field(
-    slide: Slide, box: tuple[float, float, float, float], size: int
-) -> np.ndarray:
+def read_field(slide: Slide, box: tuple[float, float, float, float], size: int) -> np.ndarray:
     """The level-0 box ``(x0, y0, x1, y1)`` as a ``size`` x ``size`` image, white outside the slide.
 
     Output pixel ``(i, j)`` samples the slide at level-0 position
@@ -40,8 +38,9 @@ def read_field(
     level = best_level(slide, step)
     down_x, down_y = slide.levels[level].downsample
     # Position of output pixel 0's centre in the level's pixel-index coordinates, and the step.
-    start = np.array([y0 / down_y + step[1] / down_y / 2 - 0.5,
-                      x0 / down_x + step[0] / down_x / 2 - 0.5])
+    start = np.array(
+        [y0 / down_y + step[1] / down_y / 2 - 0.5, x0 / down_x + step[0] / down_x / 2 - 0.5]
+    )
     scale = np.array([step[1] / down_y, step[0] / down_x])
     corner = start - scale / 2 + 0.5  # top-left edge of the box, level pixels
     if np.allclose(scale, 1) and np.allclose(corner, np.round(corner)):
@@ -57,14 +56,21 @@ def read_field(
         plane = region[..., channel].astype(np.float32)
         if sigma.any():
             plane = ndi.gaussian_filter(plane, sigma, mode="nearest")
-        sampled = ndi.affine_transform(plane, scale, offset=start - (top, left),
-                                       output_shape=(size, size), order=1, mode="nearest")
+        sampled = ndi.affine_transform(
+            plane,
+            scale,
+            offset=start - (top, left),
+            output_shape=(size, size),
+            order=1,
+            mode="nearest",
+        )
         out[..., channel] = np.clip(np.round(sampled), 0, 255)
     return out
 
 
-def read_thumbnail(slide: Slide, target_mpp: float, level0_mpp: float,
-                   max_side_px: int | None = None) -> tuple[np.ndarray, float]:
+def read_thumbnail(
+    slide: Slide, target_mpp: float, level0_mpp: float, max_side_px: int | None = None
+) -> tuple[np.ndarray, float]:
     """The whole slide at about ``target_mpp`` µm per pixel, read block by block.
 
     The pixel size is the coarsest whole multiple of a level's that is not coarser than
@@ -99,8 +105,9 @@ def read_thumbnail(slide: Slide, target_mpp: float, level0_mpp: float,
     for top in range(0, info.height, block):
         row = []
         for left in range(0, info.width, block):
-            pixels = slide.read_region(level, left, top, min(block, info.width - left),
-                                       min(block, info.height - top))
+            pixels = slide.read_region(
+                level, left, top, min(block, info.width - left), min(block, info.height - top)
+            )
             if factor > 1:
                 pixels = downscale_local_mean(pixels, (factor, factor, 1), cval=255)
             row.append(np.asarray(pixels, dtype=np.uint8))

@@ -40,9 +40,14 @@ def cells_document(points: np.ndarray) -> dict:
     """The "Multiple points" document of points (N, 4): x, y (level-0 px), class, probability."""
     points = sorted_points(points)
     count = len(points)
-    return points_document(PointSet(
-        np.zeros(count, np.int64), points[:, :2].astype(np.int64),
-        points[:, 2].astype(np.int64), points[:, 3].astype(np.float64)))
+    return points_document(
+        PointSet(
+            np.zeros(count, np.int64),
+            points[:, :2].astype(np.int64),
+            points[:, 2].astype(np.int64),
+            points[:, 3].astype(np.float64),
+        )
+    )
 
 
 def geojson_document(points: np.ndarray) -> dict:

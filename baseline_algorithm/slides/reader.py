@@ -80,7 +80,7 @@ class Slide:
         x0, y0 = max(x, 0), max(y, 0)
         x1, y1 = min(x + width, info.width), min(y + height, info.height)
         if x1 > x0 and y1 > y0:
-            region[y0 - y:y1 - y, x0 - x:x1 - x] = self._read_inside(level, x0, y0, x1, y1)
+            region[y0 - y : y1 - y, x0 - x : x1 - x] = self._read_inside(level, x0, y0, x1, y1)
         return region
 
     def _read_inside(self, level: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -133,11 +133,14 @@ class TiffSlide(Slide):
             series = self._tif.series[0]
             axes = series.axes
             if axes not in ("YXS", "SYX", "YX"):
-                raise SlideError(f"{path}: first image series has axes {axes!r}, expected a 2-D "
-                                 "colour image (YXS, SYX) or a grey one (YX)")
+                raise SlideError(
+                    f"{path}: first image series has axes {axes!r}, expected a 2-D "
+                    "colour image (YXS, SYX) or a grey one (YX)"
+                )
             self._axes = axes
-            self._arrays = [zarr.open(series.aszarr(level=i), mode="r")
-                            for i in range(len(series.levels))]
+            self._arrays = [
+                zarr.open(series.aszarr(level=i), mode="r") for i in range(len(series.levels))
+            ]
         except SlideError:
             self._tif.close()
             raise
@@ -147,8 +150,11 @@ class TiffSlide(Slide):
         y_axis, x_axis = axes.index("Y"), axes.index("X")
         base = self._arrays[0].shape
         self.levels = [
-            Level(int(a.shape[x_axis]), int(a.shape[y_axis]),
-                  (base[x_axis] / a.shape[x_axis], base[y_axis] / a.shape[y_axis]))
+            Level(
+                int(a.shape[x_axis]),
+                int(a.shape[y_axis]),
+                (base[x_axis] / a.shape[x_axis], base[y_axis] / a.shape[y_axis]),
+            )
             for a in self._arrays
         ]
         self.metadata_mpp = tiff_mpp(self._tif)
@@ -218,8 +224,11 @@ class OpenSlideSlide(Slide):
 
     def _read_inside(self, level, x0, y0, x1, y1):
         scale_x, scale_y = self.levels[level].downsample
-        rgba = np.asarray(self._slide.read_region(
-            (round(x0 * scale_x), round(y0 * scale_y)), level, (x1 - x0, y1 - y0)))
+        rgba = np.asarray(
+            self._slide.read_region(
+                (round(x0 * scale_x), round(y0 * scale_y)), level, (x1 - x0, y1 - y0)
+            )
+        )
         # Transparent pixels (no scanned data) become white, as outside the slide.
         alpha = rgba[..., 3:4].astype(np.uint16)
         return ((rgba[..., :3] * alpha + WHITE * (255 - alpha)) // 255).astype(np.uint8)
@@ -261,8 +270,9 @@ def open_slide(path: str | os.PathLike) -> Slide:
         try:
             import openslide  # noqa: F401  (its library comes with the slides extra)
         except ImportError:
-            raise SlideError(f"{tiff_error}; other slide formats need OpenSlide: "
-                             f"{OPENSLIDE_HINT}") from None
+            raise SlideError(
+                f"{tiff_error}; other slide formats need OpenSlide: {OPENSLIDE_HINT}"
+            ) from None
         return OpenSlideSlide(path)
 
 
@@ -279,11 +289,15 @@ def slide_mpp(slide: Slide, given: float | None) -> tuple[float, float]:
     elif slide.metadata_mpp is not None:
         found, source = slide.metadata_mpp, "its metadata"
     else:
-        raise SlideError(f"{slide.path}: the slide's metadata gives no resolution "
-                         "(µm per pixel); give it with --mpp")
+        raise SlideError(
+            f"{slide.path}: the slide's metadata gives no resolution "
+            "(µm per pixel); give it with --mpp"
+        )
     if not all(math.isfinite(v) and v > 0 for v in found):
-        raise SlideError(f"{slide.path}: resolution from {source} is "
-                         f"{preview(list(found))} µm per pixel, expected positive numbers")
+        raise SlideError(
+            f"{slide.path}: resolution from {source} is "
+            f"{preview(list(found))} µm per pixel, expected positive numbers"
+        )
     return float(found[0]), float(found[1])
 
 
@@ -294,7 +308,8 @@ def best_level(slide: Slide, downsample: Sequence[float]) -> int:
     as 4x may measure 4.003x.
     """
     fitting = [
-        index for index, level in enumerate(slide.levels)
+        index
+        for index, level in enumerate(slide.levels)
         if level.downsample[0] <= downsample[0] * (1 + LEVEL_TOLERANCE)
         and level.downsample[1] <= downsample[1] * (1 + LEVEL_TOLERANCE)
     ]

@@ -70,34 +70,60 @@ LOG_EVERY_TILES = 25
 class SlideOptions:
     """What ``predict-slide`` takes besides the slide; each field is one option."""
 
-    output: Path = field(metadata={"help": 'the "Multiple points" JSON of the cells, level-0 '
-                                           "pixels, all named image_0"})
-    detector: str = option(BASELINE_DETECTOR, f"the detector factory (default {BASELINE_DETECTOR})",
-                           metavar="MODULE:FACTORY")
-    checkpoint: Path | None = option(None, "weights handed to the factory (default: the "
-                                           "factory's own)")
-    geojson: Path | None = option(None, "also write the cells as GeoJSON points for QuPath "
-                                        "(File > Import objects)")
-    mpp: float | None = option(None, "level-0 µm per pixel when the slide's metadata has none (or "
-                                     "to override it)", metavar="UM_PER_PX")
+    output: Path = field(
+        metadata={
+            "help": 'the "Multiple points" JSON of the cells, level-0 pixels, all named image_0'
+        }
+    )
+    detector: str = option(
+        BASELINE_DETECTOR,
+        f"the detector factory (default {BASELINE_DETECTOR})",
+        metavar="MODULE:FACTORY",
+    )
+    checkpoint: Path | None = option(
+        None, "weights handed to the factory (default: the factory's own)"
+    )
+    geojson: Path | None = option(
+        None, "also write the cells as GeoJSON points for QuPath (File > Import objects)"
+    )
+    mpp: float | None = option(
+        None,
+        "level-0 µm per pixel when the slide's metadata has none (or to override it)",
+        metavar="UM_PER_PX",
+    )
     roi: tuple[int, int, int, int] | None = option(
-        None, "only this rectangle, level-0 pixels (x1, y1 excluded)",
-        metavar=("X0", "Y0", "X1", "Y1"))
+        None,
+        "only this rectangle, level-0 pixels (x1, y1 excluded)",
+        metavar=("X0", "Y0", "X1", "Y1"),
+    )
     overlap: int = option(
-        DEFAULT_OVERLAP_PX, "overlap of neighbouring cell tiles in cell-tile pixels at 0.2 µm/px "
-        f"(default {DEFAULT_OVERLAP_PX}: 12.8 µm, more than a cell)", metavar="PX")
-    batch_size: int | None = option(None, "tiles per call, for a detector with detect_batch "
-                                          "(default: its own)")
-    device: str = option("auto", "handed to the factory; auto: CUDA when PyTorch sees a GPU",
-                         choices=DEVICES)
-    precision: str = option("auto", "arithmetic of the forward pass, handed to the factory; auto: "
-                                    "bfloat16 on a GPU or a CPU with bfloat16 instructions, else "
-                                    "float32", choices=PRECISIONS)
-    tta: str = option("none", "test-time augmentation, handed to the factory as predict's --tta: "
-                              "flips or d4, each view one more forward pass per tile",
-                      choices=tuple(TTA_MODES))
-    progress: bool = option(True, "a progress bar on a terminal, else a log line every "
-                                  f"{LOG_EVERY_TILES} tiles")
+        DEFAULT_OVERLAP_PX,
+        "overlap of neighbouring cell tiles in cell-tile pixels at 0.2 µm/px "
+        f"(default {DEFAULT_OVERLAP_PX}: 12.8 µm, more than a cell)",
+        metavar="PX",
+    )
+    batch_size: int | None = option(
+        None, "tiles per call, for a detector with detect_batch (default: its own)"
+    )
+    device: str = option(
+        "auto", "handed to the factory; auto: CUDA when PyTorch sees a GPU", choices=DEVICES
+    )
+    precision: str = option(
+        "auto",
+        "arithmetic of the forward pass, handed to the factory; auto: "
+        "bfloat16 on a GPU or a CPU with bfloat16 instructions, else "
+        "float32",
+        choices=PRECISIONS,
+    )
+    tta: str = option(
+        "none",
+        "test-time augmentation, handed to the factory as predict's --tta: "
+        "flips or d4, each view one more forward pass per tile",
+        choices=tuple(TTA_MODES),
+    )
+    progress: bool = option(
+        True, f"a progress bar on a terminal, else a log line every {LOG_EVERY_TILES} tiles"
+    )
 
 
 @dataclass
@@ -136,22 +162,29 @@ def check_outputs(options: SlideOptions, slide_path: Path) -> None:
         raise SlideError(f"{options.output}: --output and --geojson are the same file")
 
 
-def region_of_interest(slide: Slide, roi: tuple[int, int, int, int] | None
-                       ) -> tuple[int, int, int, int]:
+def region_of_interest(
+    slide: Slide, roi: tuple[int, int, int, int] | None
+) -> tuple[int, int, int, int]:
     """``roi`` checked to lie inside the slide, or the whole slide."""
     width, height = slide.dimensions
     if roi is None:
         return 0, 0, width, height
     x0, y0, x1, y1 = roi
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-        raise SlideError(f"{slide.path}: ROI {preview(list(roi))} is not a non-empty rectangle "
-                         f"inside the slide (0 0 {width} {height} level-0 pixels)")
+        raise SlideError(
+            f"{slide.path}: ROI {preview(list(roi))} is not a non-empty rectangle "
+            f"inside the slide (0 0 {width} {height} level-0 pixels)"
+        )
     return tuple(int(v) for v in roi)
 
 
-def plan_tiles(slide: Slide, roi: tuple[int, int, int, int], mpp: tuple[float, float],
-               overlap: int, settings: TissueSettings | None = None
-               ) -> tuple[TileGrid, list[Tile]]:
+def plan_tiles(
+    slide: Slide,
+    roi: tuple[int, int, int, int],
+    mpp: tuple[float, float],
+    overlap: int,
+    settings: TissueSettings | None = None,
+) -> tuple[TileGrid, list[Tile]]:
     """The grid over ``roi`` and its tiles whose core shows tissue.
 
     Raises
@@ -162,14 +195,17 @@ def plan_tiles(slide: Slide, roi: tuple[int, int, int, int], mpp: tuple[float, f
     settings = TissueSettings() if settings is None else settings
     grid = TileGrid.for_slide(roi, mpp, overlap)
     mean_mpp = (mpp[0] + mpp[1]) / 2
-    thumbnail, downsample = read_thumbnail(slide, settings.thumbnail_mpp, mean_mpp,
-                                           settings.thumbnail_max_px)
+    thumbnail, downsample = read_thumbnail(
+        slide, settings.thumbnail_mpp, mean_mpp, settings.thumbnail_max_px
+    )
     mask = tissue_mask(thumbnail, downsample * mean_mpp, settings)
     tiles = tiles_with_tissue(grid, mask, downsample)
     if not tiles:
         where = "the slide" if roi == (0, 0, *slide.dimensions) else f"ROI {list(roi)}"
-        raise SlideError(f"{slide.path}: no tissue found in {where} (Otsu on saturation at "
-                         f"{downsample * mean_mpp:.1f} µm/px); nothing to detect")
+        raise SlideError(
+            f"{slide.path}: no tissue found in {where} (Otsu on saturation at "
+            f"{downsample * mean_mpp:.1f} µm/px); nothing to detect"
+        )
     return grid, tiles
 
 
@@ -190,8 +226,9 @@ def checked_points(spec: str, tile: Tile, raw) -> np.ndarray:
     try:
         points = tile_points(raw)
     except (TypeError, ValueError):
-        raise DetectorError(f"{where}: returned {preview(repr(raw))}, not rows of "
-                            "(x, y, cls, probability)") from None
+        raise DetectorError(
+            f"{where}: returned {preview(repr(raw))}, not rows of (x, y, cls, probability)"
+        ) from None
     bad = ~np.isfinite(points).all(axis=1)
     bad |= (points[:, 0] < -0.5) | (points[:, 0] >= PATCH_SIZE_PX - 0.5)
     bad |= (points[:, 1] < -0.5) | (points[:, 1] >= PATCH_SIZE_PX - 0.5)
@@ -199,9 +236,11 @@ def checked_points(spec: str, tile: Tile, raw) -> np.ndarray:
     bad |= (points[:, 3] < 0) | (points[:, 3] > 1)
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
-        raise DetectorError(f"{where}: points[{index}] = {preview(points[index].tolist())}: "
-                            f"expected x, y in 0..{PATCH_SIZE_PX - 1}, class {BC} or {TC}, "
-                            "probability in [0, 1]")
+        raise DetectorError(
+            f"{where}: points[{index}] = {preview(points[index].tolist())}: "
+            f"expected x, y in 0..{PATCH_SIZE_PX - 1}, class {BC} or {TC}, "
+            "probability in [0, 1]"
+        )
     return points
 
 
@@ -224,16 +263,25 @@ def detect_batch(detector: LoadedDetector, batch: list[tuple[Tile, Pair]]) -> li
             return [detect_batch(detector, [item])[0] for item in batch]
         tile = batch[0][0]
         reason = str(error).split(": ", 1)[-1]
-        failure = SlideError(f"detector {detector.spec} failed on tile ({tile.column}, "
-                             f"{tile.row}) at level-0 ({tile.box[0]:g}, {tile.box[1]:g}): "
-                             f"{reason}")
+        failure = SlideError(
+            f"detector {detector.spec} failed on tile ({tile.column}, "
+            f"{tile.row}) at level-0 ({tile.box[0]:g}, {tile.box[1]:g}): "
+            f"{reason}"
+        )
         failure.participant_traceback = getattr(error, "participant_traceback", "")
         raise failure from None
 
 
-def detect_tiles(slide: Slide, grid: TileGrid, tiles: list[Tile], mpp: tuple[float, float],
-                 detector: LoadedDetector, journal: TileJournal, *, progress: bool
-                 ) -> tuple[float, float]:
+def detect_tiles(
+    slide: Slide,
+    grid: TileGrid,
+    tiles: list[Tile],
+    mpp: tuple[float, float],
+    detector: LoadedDetector,
+    journal: TileJournal,
+    *,
+    progress: bool,
+) -> tuple[float, float]:
     """Run the detector on every tile not in the journal.
 
     Returns
@@ -243,21 +291,28 @@ def detect_tiles(slide: Slide, grid: TileGrid, tiles: list[Tile], mpp: tuple[flo
     remaining = [tile for tile in tiles if (tile.column, tile.row) not in journal.done]
     pairs: Iterator[tuple[Tile, Pair]] = (
         (tile, tile_pair(slide, tile, mpp, f"image_{index}"))
-        for index, tile in enumerate(remaining))
+        for index, tile in enumerate(remaining)
+    )
     bar = progress and sys.stderr.isatty()
     inside = 0.0
     finished = len(tiles) - len(remaining)
     started = time.perf_counter()
-    with contextlib.closing(read_ahead(pairs, detector.batch_size)) as stream, tqdm(
-            total=len(tiles), initial=finished, desc="predict-slide", unit="tile",
-            disable=not bar) as meter:
+    with (
+        contextlib.closing(read_ahead(pairs, detector.batch_size)) as stream,
+        tqdm(
+            total=len(tiles), initial=finished, desc="predict-slide", unit="tile", disable=not bar
+        ) as meter,
+    ):
         while batch := list(itertools.islice(stream, detector.batch_size)):
             before = time.perf_counter()
             results = detect_batch(detector, batch)
             inside += time.perf_counter() - before
             for (tile, _), raw in zip(batch, results):
-                journal.record(tile.column, tile.row,
-                               core_points(grid, tile, checked_points(detector.spec, tile, raw)))
+                journal.record(
+                    tile.column,
+                    tile.row,
+                    core_points(grid, tile, checked_points(detector.spec, tile, raw)),
+                )
             meter.update(len(batch))
             previous, finished = finished, finished + len(batch)
             if progress and not bar and finished // LOG_EVERY_TILES > previous // LOG_EVERY_TILES:
@@ -270,10 +325,15 @@ def run_description(slide: Slide, options: SlideOptions, mpp, roi, precision: st
     stat = slide.path.stat()
     checkpoint = options.checkpoint
     return {
-        "slide": str(slide.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+        "slide": str(slide.path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
         "detector": options.detector,
         "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
-        "mpp": list(mpp), "roi": list(roi), "overlap": options.overlap, "precision": precision,
+        "mpp": list(mpp),
+        "roi": list(roi),
+        "overlap": options.overlap,
+        "precision": precision,
         "tta": options.tta,
         "tissue": asdict(TissueSettings()),
     }
@@ -300,28 +360,42 @@ def predict_slide(slide_path: str | os.PathLike, options: SlideOptions) -> Slide
         mpp = slide_mpp(slide, options.mpp)
         roi = region_of_interest(slide, options.roi)
         grid, tiles = plan_tiles(slide, roi, mpp, options.overlap)
-        detector = load_detector(options.detector, device=runtime.device,
-                                 checkpoint=options.checkpoint, batch_size=options.batch_size,
-                                 precision=runtime.precision, tta=options.tta)
-        journal = TileJournal(journal_folder(options.output),
-                              run_description(slide, options, mpp, roi, detector.precision))
+        detector = load_detector(
+            options.detector,
+            device=runtime.device,
+            checkpoint=options.checkpoint,
+            batch_size=options.batch_size,
+            precision=runtime.precision,
+            tta=options.tta,
+        )
+        journal = TileJournal(
+            journal_folder(options.output),
+            run_description(slide, options, mpp, roi, detector.precision),
+        )
         resumed = len(journal.done)
-        log(f"{slide_path}: {slide.dimensions[0]} x {slide.dimensions[1]} px at "
+        log(
+            f"{slide_path}: {slide.dimensions[0]} x {slide.dimensions[1]} px at "
             f"{mpp[0]:g} x {mpp[1]:g} µm/px, {len(tiles)} of {grid.shape[0] * grid.shape[1]} "
-            f"tiles show tissue" + (f", {resumed} done by an earlier run" if resumed else "")
-            + f"; detector {detector.description()}, {runtime}, batch {detector.batch_size}")
+            f"tiles show tissue"
+            + (f", {resumed} done by an earlier run" if resumed else "")
+            + f"; detector {detector.description()}, {runtime}, batch {detector.batch_size}"
+        )
         try:
-            inside, loop = detect_tiles(slide, grid, tiles, mpp, detector, journal,
-                                  progress=options.progress)
+            inside, loop = detect_tiles(
+                slide, grid, tiles, mpp, detector, journal, progress=options.progress
+            )
         finally:
             journal.close()
         points = journal.points()
         write_outputs(points, options.output, options.geojson)
         journal.remove()
-    run = SlideRun(len(points), len(tiles), resumed, grid.shape, inside, loop,
-                   time.perf_counter() - started)
-    log(f"wrote {run.cells} cells of {run.tiles} tiles to {options.output} in {run.seconds:.1f} s "
-        f"({inside:.1f} s in the detector)")
+    run = SlideRun(
+        len(points), len(tiles), resumed, grid.shape, inside, loop, time.perf_counter() - started
+    )
+    log(
+        f"wrote {run.cells} cells of {run.tiles} tiles to {options.output} in {run.seconds:.1f} s "
+        f"({inside:.1f} s in the detector)"
+    )
     return run
 
 

@@ -54,8 +54,9 @@ def _levels(width: int, height: int) -> list[int]:
     return downsamples
 
 
-def _tiles(scene, tissue: tuple[int, int, int, int], width: int, height: int, downsample: int,
-           seed: int) -> Iterator[np.ndarray]:
+def _tiles(
+    scene, tissue: tuple[int, int, int, int], width: int, height: int, downsample: int, seed: int
+) -> Iterator[np.ndarray]:
     """The tiles of one level, row by row, each (TILE_PX, TILE_PX, 3) uint8."""
     pixel_um = CELL_MPP * downsample
     x0, y0, x1, y1 = tissue
@@ -81,13 +82,13 @@ def _ground_truth(scene, tissue: tuple[int, int, int, int]) -> PointSet:
     """Nuclei whose centre lies in the tissue rectangle, level-0 pixels, sorted by (y, x)."""
     x0, y0, x1, y1 = tissue
     pixel = np.floor(scene.nuclei.xy / CELL_MPP).astype(np.int64) + np.array([x0, y0])
-    inside = ((pixel[:, 0] >= x0) & (pixel[:, 0] < x1) & (pixel[:, 1] >= y0)
-              & (pixel[:, 1] < y1))
+    inside = (pixel[:, 0] >= x0) & (pixel[:, 0] < x1) & (pixel[:, 1] >= y0) & (pixel[:, 1] < y1)
     pixel, label = pixel[inside], scene.nuclei.label[inside]
     order = np.lexsort((pixel[:, 0], pixel[:, 1]))
     count = len(order)
-    return PointSet(np.zeros(count, np.int64), pixel[order], label[order].astype(np.int64),
-                    np.ones(count))
+    return PointSet(
+        np.zeros(count, np.int64), pixel[order], label[order].astype(np.int64), np.ones(count)
+    )
 
 
 def synthesize_slide(
@@ -121,19 +122,23 @@ def synthesize_slide(
     out = Path(out)
     width, height = size
     if not (TILE_PX <= width <= MAX_SIDE_PX and TILE_PX <= height <= MAX_SIDE_PX):
-        raise SlideError(f"size {width} x {height}: each side must be {TILE_PX} to "
-                         f"{MAX_SIDE_PX} pixels")
+        raise SlideError(
+            f"size {width} x {height}: each side must be {TILE_PX} to {MAX_SIDE_PX} pixels"
+        )
     tissue = (0, 0, width, height) if tissue is None else tuple(int(v) for v in tissue)
     tx0, ty0, tx1, ty1 = tissue
     if not (0 <= tx0 < tx1 <= width and 0 <= ty0 < ty1 <= height):
-        raise SlideError(f"tissue rectangle {preview(list(tissue))}: must lie inside the slide "
-                         f"(0 0 {width} {height})")
+        raise SlideError(
+            f"tissue rectangle {preview(list(tissue))}: must lie inside the slide "
+            f"(0 0 {width} {height})"
+        )
     ground_truth = ground_truth_path(out) if ground_truth is None else Path(ground_truth)
     if not out.parent.is_dir():
         raise SlideError(f"{out}: cannot write: folder {out.parent} does not exist")
 
-    scene_rng, organ_rng = (np.random.default_rng(s)
-                            for s in np.random.SeedSequence([seed]).spawn(2))
+    scene_rng, organ_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([seed]).spawn(2)
+    )
     organ = ORGANS[int(organ_rng.integers(len(ORGANS)))]
     extent_um = max(tx1 - tx0, ty1 - ty0) * CELL_MPP
     scene = make_scene(scene_rng, SyntheticConfig(), organ, extent_um=extent_um)
@@ -141,22 +146,31 @@ def synthesize_slide(
     import tifffile
 
     downsamples = _levels(width, height)
-    total = sum(math.ceil(math.ceil(height / d) / TILE_PX)
-                * math.ceil(math.ceil(width / d) / TILE_PX) for d in downsamples)
+    total = sum(
+        math.ceil(math.ceil(height / d) / TILE_PX) * math.ceil(math.ceil(width / d) / TILE_PX)
+        for d in downsamples
+    )
     descriptor, temporary = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     os.close(descriptor)
     try:
-        with tifffile.TiffWriter(temporary, bigtiff=True) as tif, tqdm(
-                total=total, desc="synthesize-slide", unit="tile",
-                disable=not progress) as meter:
+        with (
+            tifffile.TiffWriter(temporary, bigtiff=True) as tif,
+            tqdm(total=total, desc="synthesize-slide", unit="tile", disable=not progress) as meter,
+        ):
             for level, downsample in enumerate(downsamples):
                 shape = (-(-height // downsample), -(-width // downsample), 3)
                 resolution = 1e4 / (CELL_MPP * downsample)  # pixels per centimetre
                 tiles = _tiles(scene, tissue, width, height, downsample, seed)
                 tif.write(
-                    _counted(tiles, meter), shape=shape, dtype=np.uint8, tile=(TILE_PX, TILE_PX),
-                    photometric="rgb", compression="zlib", metadata=None,
-                    resolution=(resolution, resolution), resolutionunit="CENTIMETER",
+                    _counted(tiles, meter),
+                    shape=shape,
+                    dtype=np.uint8,
+                    tile=(TILE_PX, TILE_PX),
+                    photometric="rgb",
+                    compression="zlib",
+                    metadata=None,
+                    resolution=(resolution, resolution),
+                    resolutionunit="CENTIMETER",
                     subfiletype=1 if level else 0,
                 )
         os.replace(temporary, out)

@@ -58,15 +58,18 @@ class TileGrid:
     overlap: tuple[float, float]
 
     @classmethod
-    def for_slide(cls, roi: tuple[int, int, int, int], mpp: tuple[float, float],
-                  overlap_px: int) -> TileGrid:
+    def for_slide(
+        cls, roi: tuple[int, int, int, int], mpp: tuple[float, float], overlap_px: int
+    ) -> TileGrid:
         """The grid of a slide at level-0 resolution ``mpp`` (x, y µm/px)."""
         if not 0 <= overlap_px <= PATCH_SIZE_PX // 2:
-            raise SlideError(f"overlap {overlap_px} px: expected 0 to {PATCH_SIZE_PX // 2} "
-                             "cell-tile pixels")
+            raise SlideError(
+                f"overlap {overlap_px} px: expected 0 to {PATCH_SIZE_PX // 2} cell-tile pixels"
+            )
         scale = tuple(CELL_MPP / m for m in mpp)  # level-0 pixels per cell-tile pixel
-        return cls(roi, tuple(PATCH_SIZE_PX * s for s in scale),
-                   tuple(overlap_px * s for s in scale))
+        return cls(
+            roi, tuple(PATCH_SIZE_PX * s for s in scale), tuple(overlap_px * s for s in scale)
+        )
 
     @property
     def stride(self) -> tuple[float, float]:
@@ -78,7 +81,8 @@ class TileGrid:
         return tuple(
             1 if extent <= side else math.ceil((extent - side) / stride) + 1
             for extent, side, stride in zip(
-                (self.roi[2] - self.roi[0], self.roi[3] - self.roi[1]), self.side, self.stride)
+                (self.roi[2] - self.roi[0], self.roi[3] - self.roi[1]), self.side, self.stride
+            )
         )
 
     def tile(self, column: int, row: int) -> Tile:
@@ -119,7 +123,8 @@ def to_level0(tile: Tile, xy_tile: np.ndarray) -> np.ndarray:
     x0, y0, x1, y1 = tile.box
     scale = np.array([(x1 - x0) / PATCH_SIZE_PX, (y1 - y0) / PATCH_SIZE_PX])
     return np.floor(np.array([x0, y0]) + (np.asarray(xy_tile, float) + 0.5) * scale).astype(
-        np.int64)
+        np.int64
+    )
 
 
 def in_core(core: tuple[float, float, float, float], xy: np.ndarray) -> np.ndarray:
@@ -140,8 +145,14 @@ def tissue_box(tile: Tile) -> tuple[float, float, float, float]:
 def _box_entry(box: tuple[float, float, float, float], mpp: float) -> dict:
     """A metadata box as the release writes it: whole numbers where the box falls on pixels."""
     values = [int(v) if float(v).is_integer() else float(v) for v in box]
-    return {"x_start": values[0], "y_start": values[1], "x_end": values[2], "y_end": values[3],
-            "resized_mpp_x": mpp, "resized_mpp_y": mpp}
+    return {
+        "x_start": values[0],
+        "y_start": values[1],
+        "x_end": values[2],
+        "y_end": values[3],
+        "resized_mpp_x": mpp,
+        "resized_mpp_y": mpp,
+    }
 
 
 def tile_pair(slide: Slide, tile: Tile, mpp: tuple[float, float], name: str) -> Pair:

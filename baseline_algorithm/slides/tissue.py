@@ -56,8 +56,9 @@ def saturation_of(image: np.ndarray) -> np.ndarray:
     return np.divide(high - low, high, out=np.zeros_like(high), where=high > 0)
 
 
-def tissue_mask(image: np.ndarray, mpp: float, settings: TissueSettings = TissueSettings()
-                ) -> np.ndarray:
+def tissue_mask(
+    image: np.ndarray, mpp: float, settings: TissueSettings = TissueSettings()
+) -> np.ndarray:
     """Boolean mask of tissue.
 
     Parameters

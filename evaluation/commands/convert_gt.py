@@ -23,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("release", type=Path, metavar="OCELOT_DIR", help="release folder")
     parser.add_argument("--split", required=True, choices=SPLITS)
     parser.add_argument("--output", required=True, type=Path, help="ground-truth JSON to write")
-    parser.add_argument("--whole-slide", action="store_true",
-                        help="lift the 0..1023 pixel bound on coordinates")
+    parser.add_argument(
+        "--whole-slide", action="store_true", help="lift the 0..1023 pixel bound on coordinates"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.output, inputs=release_cell_csvs(args.release, args.split))
     truth = read_release_ground_truth(args.release, args.split, whole_slide=args.whole_slide)
     write_json_atomic(args.output, points_document(truth.points, truth.num_images))
-    print(f"wrote {args.output}: {len(truth.points)} cells in {truth.num_images} images "
-          f"({args.split})")
+    print(
+        f"wrote {args.output}: {len(truth.points)} cells in {truth.num_images} images "
+        f"({args.split})"
+    )
     return 0

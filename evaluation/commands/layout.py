@@ -26,16 +26,30 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("release", type=Path, metavar="RELEASE", help="OCELOT release folder")
     parser.add_argument("--split", required=True, choices=SPLITS)
-    parser.add_argument("--out", required=True, type=Path,
-                        help="folder to write input/, ground_truth/ and evaluation/ into")
-    parser.add_argument("--predictions", type=Path,
-                        help="a 'Multiple points' file to use as the job's output (default: "
-                             "noisy predictions made from the ground truth)")
-    parser.add_argument("--compression", choices=("none", "zlib"), default="none",
-                        help="TIFF compression (default none: one uncompressed strip, as the "
-                             "platform writes)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the job id and of the default predictions (default 0)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="folder to write input/, ground_truth/ and evaluation/ into",
+    )
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        help="a 'Multiple points' file to use as the job's output (default: "
+        "noisy predictions made from the ground truth)",
+    )
+    parser.add_argument(
+        "--compression",
+        choices=("none", "zlib"),
+        default="none",
+        help="TIFF compression (default none: one uncompressed strip, as the platform writes)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the job id and of the default predictions (default 0)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -56,14 +70,22 @@ def run(args: argparse.Namespace) -> int:
     first = dataset[0]
     size = first.cell_image.shape[0]
     inputs = (dataset.metadata_path,) + (() if args.predictions is None else (args.predictions,))
-    writer = GrandChallengeWriter(args.out, len(dataset), size,
-                                  None if args.compression == "none" else args.compression,
-                                  inputs=inputs)
-    for index in tqdm(range(len(dataset)), desc=f"{args.split} pairs", unit="pair",
-                      disable=args.quiet):
+    writer = GrandChallengeWriter(
+        args.out,
+        len(dataset),
+        size,
+        None if args.compression == "none" else args.compression,
+        inputs=inputs,
+    )
+    for index in tqdm(
+        range(len(dataset)), desc=f"{args.split} pairs", unit="pair", disable=args.quiet
+    ):
         writer.add(index, first if index == 0 else dataset[index])
-    writer.finish(np.random.default_rng(args.seed), CELL_MPP * PATCH_SIZE_PX / size,
-                  predictions=predictions)
-    print(f"wrote {args.out}: input/, ground_truth/ and evaluation/ of {len(dataset)} "
-          f"{args.split} pairs")
+    writer.finish(
+        np.random.default_rng(args.seed), CELL_MPP * PATCH_SIZE_PX / size, predictions=predictions
+    )
+    print(
+        f"wrote {args.out}: input/, ground_truth/ and evaluation/ of {len(dataset)} "
+        f"{args.split} pairs"
+    )
     return 0

@@ -47,73 +47,122 @@ def _level(text: str) -> float:
 
 def _default_workers() -> int:
     """The CPUs this process may use (all of the machine's where the OS cannot say)."""
-    available = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                 else os.cpu_count() or 1)
+    available = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     return max(1, min(MAX_WORKERS, available))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the leaderboard's options."""
-    parser.add_argument("--submissions-dir", required=True, type=Path,
-                        help="folder of submissions: each *.json is one, named by its file stem")
+    parser.add_argument(
+        "--submissions-dir",
+        required=True,
+        type=Path,
+        help="folder of submissions: each *.json is one, named by its file stem",
+    )
     add_ground_truth_arguments(parser)
     most = current_limits().replicates
-    parser.add_argument("--replicates", type=bounded_int(2, most), default=1000,
-                        help=f"bootstrap replicates, 2..{most:,} (default 1000; the most is "
-                             "OCELOT_MAX_REPLICATES)")
-    parser.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0,
-                        help="seed of the bootstrap (default 0)")
-    parser.add_argument("--alpha", type=_level, default=0.05,
-                        help="family-wise error rate of the significance map (default 0.05)")
-    parser.add_argument("--workers", type=bounded_int(1, MAX_WORKERS), default=None,
-                        help=f"processes scoring in parallel, 1..{MAX_WORKERS} "
-                             "(default: the CPUs available)")
-    parser.add_argument("--tissue", type=Path,
-                        help="folder of PNG tissue masks named like the release's cell CSVs, "
-                             "the k-th for image_k, placed by --metadata: adds the F1 per "
-                             "tissue stratum and the rare-pairing ranking (default: the "
-                             "annotations of a release folder given as ground truth)")
-    parser.add_argument("--out", required=True, type=Path,
-                        help="output folder (created if missing)")
+    parser.add_argument(
+        "--replicates",
+        type=bounded_int(2, most),
+        default=1000,
+        help=f"bootstrap replicates, 2..{most:,} (default 1000; the most is OCELOT_MAX_REPLICATES)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=bounded_int(0, 2**63 - 1),
+        default=0,
+        help="seed of the bootstrap (default 0)",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=_level,
+        default=0.05,
+        help="family-wise error rate of the significance map (default 0.05)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=bounded_int(1, MAX_WORKERS),
+        default=None,
+        help=f"processes scoring in parallel, 1..{MAX_WORKERS} (default: the CPUs available)",
+    )
+    parser.add_argument(
+        "--tissue",
+        type=Path,
+        help="folder of PNG tissue masks named like the release's cell CSVs, "
+        "the k-th for image_k, placed by --metadata: adds the F1 per "
+        "tissue stratum and the rare-pairing ranking (default: the "
+        "annotations of a release folder given as ground truth)",
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, help="output folder (created if missing)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Score, rank, bootstrap, write the three files; print one line per submission."""
     missing = [name for name in ("matplotlib", "tqdm") if importlib.util.find_spec(name) is None]
     if missing:
-        raise InputError(f"the leaderboard needs {' and '.join(missing)} (the report extra): "
-                         "pip install .[report]")
+        raise InputError(
+            f"the leaderboard needs {' and '.join(missing)} (the report extra): "
+            "pip install .[report]"
+        )
     from tqdm import tqdm
 
     from evaluation.leaderboard.build import OUTPUT_FILES, build_leaderboard, write_leaderboard
     from evaluation.leaderboard.scoring import find_submissions
 
     if args.out.resolve() == args.submissions_dir.resolve():
-        raise InputError(f"{args.out}: is the submissions folder; the next run would rank "
-                         "leaderboard.json: write the output elsewhere")
-    check_output_set(args.out, OUTPUT_FILES,
-                     inputs=input_files(args.ground_truth, args.split, args.metadata))
+        raise InputError(
+            f"{args.out}: is the submissions folder; the next run would rank "
+            "leaderboard.json: write the output elsewhere"
+        )
+    check_output_set(
+        args.out, OUTPUT_FILES, inputs=input_files(args.ground_truth, args.split, args.metadata)
+    )
     truth = read_ground_truth(args.ground_truth, split=args.split)
     if truth.num_images < 1:
         raise InputError(f"{args.ground_truth}: num_images is 0: no test images to rank on")
     organs, metadata = resolve_organs(
-        args.metadata, num_images=truth.num_images, split=args.split, stems=truth.stems,
-        search=(args.ground_truth if truth.stems is not None else None,))
-    tissue = read_tissue(args.ground_truth, split=args.split, stems=truth.stems,
-                         folder=args.tissue, metadata=metadata, num_images=truth.num_images)
+        args.metadata,
+        num_images=truth.num_images,
+        split=args.split,
+        stems=truth.stems,
+        search=(args.ground_truth if truth.stems is not None else None,),
+    )
+    tissue = read_tissue(
+        args.ground_truth,
+        split=args.split,
+        stems=truth.stems,
+        folder=args.tissue,
+        metadata=metadata,
+        num_images=truth.num_images,
+    )
     submissions = find_submissions(args.submissions_dir)
     inputs = [*submissions, *input_files(args.ground_truth, args.split, args.metadata)]
     check_output_set(args.out, OUTPUT_FILES, inputs=inputs)
-    progress = functools.partial(tqdm, desc="scoring", unit="submission", disable=None,
-                                 total=len(submissions))
+    progress = functools.partial(
+        tqdm, desc="scoring", unit="submission", disable=None, total=len(submissions)
+    )
     leaderboard = build_leaderboard(
-        submissions, truth.points, truth.num_images, organs=organs, replicates=args.replicates,
-        seed=args.seed, alpha=args.alpha, workers=args.workers or _default_workers(),
-        progress=progress, tissue=tissue,
-        settings={"submissions_dir": str(args.submissions_dir),
-                  "ground_truth": str(args.ground_truth), "split": args.split,
-                  "metadata": None if args.metadata is None else str(args.metadata),
-                  "tissue": None if args.tissue is None else str(args.tissue)},
+        submissions,
+        truth.points,
+        truth.num_images,
+        organs=organs,
+        replicates=args.replicates,
+        seed=args.seed,
+        alpha=args.alpha,
+        workers=args.workers or _default_workers(),
+        progress=progress,
+        tissue=tissue,
+        settings={
+            "submissions_dir": str(args.submissions_dir),
+            "ground_truth": str(args.ground_truth),
+            "split": args.split,
+            "metadata": None if args.metadata is None else str(args.metadata),
+            "tissue": None if args.tissue is None else str(args.tissue),
+        },
         ground_truth_path=None if args.ground_truth.is_dir() else args.ground_truth,
     )
     paths = write_leaderboard(leaderboard, args.out, inputs=inputs)
@@ -123,15 +172,22 @@ def run(args: argparse.Namespace) -> int:
         name = for_terminal(entry["name"])
         if entry["status"] == "scored":
             low, high = entry["rank_interval"]
-            rare = ("" if "rare_rank" not in entry else
-                    f"  rare pairings {entry['rare_mF1']:.5g} (rank {entry['rare_rank']}, "
-                    f"interval {entry['rare_rank_interval'][0]}-{entry['rare_rank_interval'][1]})")
-            print(f"{entry['rank']:>4}  {name}  mF1 {entry['mF1']:.5g}  "
-                  f"rank interval {low}-{high}  detection F1 {entry['detection_F1']:.4f}  "
-                  f"type accuracy {entry['accuracy']:.4f}{rare}")
+            rare = (
+                ""
+                if "rare_rank" not in entry
+                else f"  rare pairings {entry['rare_mF1']:.5g} (rank {entry['rare_rank']}, "
+                f"interval {entry['rare_rank_interval'][0]}-{entry['rare_rank_interval'][1]})"
+            )
+            print(
+                f"{entry['rank']:>4}  {name}  mF1 {entry['mF1']:.5g}  "
+                f"rank interval {low}-{high}  detection F1 {entry['detection_F1']:.4f}  "
+                f"type accuracy {entry['accuracy']:.4f}{rare}"
+            )
         else:
             print(f"failed  {name}: {for_terminal(entry['error'])}", file=sys.stderr)
     tau = leaderboard.document["kendall_tau"]
-    print(f"Kendall's tau {'n/a' if tau is None else f'{tau:.3f}'}; wrote "
-          + ", ".join(for_terminal(str(path)) for path in paths))
+    print(
+        f"Kendall's tau {'n/a' if tau is None else f'{tau:.3f}'}; wrote "
+        + ", ".join(for_terminal(str(path)) for path in paths)
+    )
     return 0

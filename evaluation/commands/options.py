@@ -16,8 +16,15 @@ from evaluation.multiple_points import read_points_document
 from evaluation.points import PointSet
 from evaluation.release import read_ground_truth, release_cell_csvs
 
-__all__ = ["ScoringInputs", "add_ground_truth_arguments", "add_input_arguments", "bounded_int",
-           "input_files", "radius_in_pixels", "read_inputs"]
+__all__ = [
+    "ScoringInputs",
+    "add_ground_truth_arguments",
+    "add_input_arguments",
+    "bounded_int",
+    "input_files",
+    "radius_in_pixels",
+    "read_inputs",
+]
 
 
 @dataclass(frozen=True)
@@ -34,35 +41,54 @@ class ScoringInputs:
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     """What to score and how: files, split, organs, coordinate bound, radius, matching rule."""
-    parser.add_argument("--predictions", required=True, type=Path,
-                        help="predictions, a 'Multiple points' JSON file")
+    parser.add_argument(
+        "--predictions", required=True, type=Path, help="predictions, a 'Multiple points' JSON file"
+    )
     add_ground_truth_arguments(parser)
-    parser.add_argument("--whole-slide", action="store_true",
-                        help="lift the 0..1023 pixel bound on coordinates (score a slide or "
-                             "large region as one image)")
+    parser.add_argument(
+        "--whole-slide",
+        action="store_true",
+        help="lift the 0..1023 pixel bound on coordinates (score a slide or "
+        "large region as one image)",
+    )
     radius = parser.add_mutually_exclusive_group()
-    radius.add_argument("--radius-px", type=float,
-                        help=f"matching cutoff in pixels (default {MATCH_RADIUS_PX:g})")
-    radius.add_argument("--radius-um", type=float,
-                        help="matching cutoff in micrometres (needs --mpp)")
-    parser.add_argument("--mpp", type=float,
-                        help="resolution in micrometres per pixel, for --radius-um")
-    parser.add_argument("--matching", choices=MATCHING_RULES, default="greedy",
-                        help="greedy: the challenge's rule (default); hungarian: optimal "
-                             "one-to-one pairing, for comparison with point-detection papers")
+    radius.add_argument(
+        "--radius-px", type=float, help=f"matching cutoff in pixels (default {MATCH_RADIUS_PX:g})"
+    )
+    radius.add_argument(
+        "--radius-um", type=float, help="matching cutoff in micrometres (needs --mpp)"
+    )
+    parser.add_argument(
+        "--mpp", type=float, help="resolution in micrometres per pixel, for --radius-um"
+    )
+    parser.add_argument(
+        "--matching",
+        choices=MATCHING_RULES,
+        default="greedy",
+        help="greedy: the challenge's rule (default); hungarian: optimal "
+        "one-to-one pairing, for comparison with point-detection papers",
+    )
 
 
 def add_ground_truth_arguments(parser: argparse.ArgumentParser) -> None:
     """The ground truth, its split and the metadata that gives each image its organ."""
-    parser.add_argument("--ground-truth", required=True, type=Path,
-                        help="a 'Multiple points' JSON file with num_images, "
-                             "or an OCELOT release folder (with --split)")
-    parser.add_argument("--split", choices=SPLITS,
-                        help="split of a release folder (or of release metadata)")
-    parser.add_argument("--metadata", type=Path,
-                        help="release metadata.json or a Grand Challenge metadata list; gives "
-                             "each image its organ (default: metadata.json of a release folder "
-                             "given as input)")
+    parser.add_argument(
+        "--ground-truth",
+        required=True,
+        type=Path,
+        help="a 'Multiple points' JSON file with num_images, "
+        "or an OCELOT release folder (with --split)",
+    )
+    parser.add_argument(
+        "--split", choices=SPLITS, help="split of a release folder (or of release metadata)"
+    )
+    parser.add_argument(
+        "--metadata",
+        type=Path,
+        help="release metadata.json or a Grand Challenge metadata list; gives "
+        "each image its organ (default: metadata.json of a release folder "
+        "given as input)",
+    )
 
 
 def read_inputs(args: argparse.Namespace, *, images: Path | None = None) -> ScoringInputs:
@@ -73,17 +99,24 @@ def read_inputs(args: argparse.Namespace, *, images: Path | None = None) -> Scor
     """
     truth = read_ground_truth(args.ground_truth, split=args.split, whole_slide=args.whole_slide)
     predictions, _ = read_points_document(
-        args.predictions, role="predictions", whole_slide=args.whole_slide,
+        args.predictions,
+        role="predictions",
+        whole_slide=args.whole_slide,
         num_images=truth.num_images,
     )
     organs, metadata = resolve_organs(
-        args.metadata, num_images=truth.num_images, split=args.split, stems=truth.stems,
-        search=(images, args.ground_truth if truth.stems is not None else None))
+        args.metadata,
+        num_images=truth.num_images,
+        split=args.split,
+        stems=truth.stems,
+        search=(images, args.ground_truth if truth.stems is not None else None),
+    )
     return ScoringInputs(predictions, truth.with_organs(organs), metadata)
 
 
 def bounded_int(low: int, high: int):
     """An argparse type: an integer in ``low..high``, else argparse's usage error."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -92,6 +125,7 @@ def bounded_int(low: int, high: int):
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {value}")
         return value
+
     return parse
 
 

@@ -35,8 +35,14 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.output, inputs=[path for path in read if path is not None])
     inputs = read_inputs(args)
     truth = inputs.ground_truth
-    report = score(inputs.predictions, truth.points, truth.num_images,
-                   radius_px=radius_px, organs=truth.organs, matching=args.matching)
+    report = score(
+        inputs.predictions,
+        truth.points,
+        truth.num_images,
+        radius_px=radius_px,
+        organs=truth.organs,
+        matching=args.matching,
+    )
     if args.matching != "greedy":
         print(f"{args.matching} matching: not the leaderboard's rule")
     print(format_report(report, radius_px=radius_px))

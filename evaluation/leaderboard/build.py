@@ -52,12 +52,21 @@ class Leaderboard:
         return [entry for entry in self.scores if entry.scored]
 
 
-def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: PointSet,
-                      num_images: int, *, organs: Sequence[str] | None = None,
-                      replicates: int = 1000, seed: int = 0, alpha: float = 0.05, workers: int = 1,
-                      progress: Callable | None = None, settings: dict | None = None,
-                      ground_truth_path: str | os.PathLike | None = None,
-                      tissue: TissueMaps | None = None) -> Leaderboard:
+def build_leaderboard(
+    submissions: Sequence[str | os.PathLike],
+    ground_truth: PointSet,
+    num_images: int,
+    *,
+    organs: Sequence[str] | None = None,
+    replicates: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    workers: int = 1,
+    progress: Callable | None = None,
+    settings: dict | None = None,
+    ground_truth_path: str | os.PathLike | None = None,
+    tissue: TissueMaps | None = None,
+) -> Leaderboard:
     """Score every submission, rank, and bootstrap the ranking.
 
     Parameters
@@ -90,30 +99,53 @@ def build_leaderboard(submissions: Sequence[str | os.PathLike], ground_truth: Po
     """
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
-    scores = score_submissions(submissions, ground_truth, num_images, radius_px=MATCH_RADIUS_PX,
-                               workers=workers, progress=progress,
-                               ground_truth_path=ground_truth_path, tissue=tissue)
+    scores = score_submissions(
+        submissions,
+        ground_truth,
+        num_images,
+        radius_px=MATCH_RADIUS_PX,
+        workers=workers,
+        progress=progress,
+        ground_truth_path=ground_truth_path,
+        tissue=tissue,
+    )
     scored = [entry for entry in scores if entry.scored]
     stability = rankings = rare = None
     if scored:
         counts = np.stack([entry.counts for entry in scored])
         stability = rank_stability(counts, replicates=replicates, seed=seed, alpha=alpha)
         rankings = None if organs is None else organ_rankings(counts, organs)
-        rare = rare_pairing_stability([entry.errors for entry in scored],
-                                      replicates=replicates, seed=seed, alpha=alpha)
-    document = leaderboard_document(scores, stability, organ_rankings=rankings, settings={
-        "num_images": int(num_images), "submissions": len(scores), "scored": len(scored),
-        "radius_px": MATCH_RADIUS_PX, "matching": "greedy", "ranking": "competition (1, 1, 3)",
-        "replicates": int(replicates), "seed": int(seed), "alpha": float(alpha),
-        "rank_interval": 0.95, "multiple_testing": "holm", **(settings or {}),
-    })
-    add_failure_columns(document, [entry.name for entry in scored],
-                        [entry.errors for entry in scored], rare)
+        rare = rare_pairing_stability(
+            [entry.errors for entry in scored], replicates=replicates, seed=seed, alpha=alpha
+        )
+    document = leaderboard_document(
+        scores,
+        stability,
+        organ_rankings=rankings,
+        settings={
+            "num_images": int(num_images),
+            "submissions": len(scores),
+            "scored": len(scored),
+            "radius_px": MATCH_RADIUS_PX,
+            "matching": "greedy",
+            "ranking": "competition (1, 1, 3)",
+            "replicates": int(replicates),
+            "seed": int(seed),
+            "alpha": float(alpha),
+            "rank_interval": 0.95,
+            "multiple_testing": "holm",
+            **(settings or {}),
+        },
+    )
+    add_failure_columns(
+        document, [entry.name for entry in scored], [entry.errors for entry in scored], rare
+    )
     return Leaderboard(document=document, scores=scores, stability=stability, rare=rare)
 
 
-def write_leaderboard(leaderboard: Leaderboard, out: str | os.PathLike, *,
-                      inputs: Sequence[str | os.PathLike] = ()) -> list[Path]:
+def write_leaderboard(
+    leaderboard: Leaderboard, out: str | os.PathLike, *, inputs: Sequence[str | os.PathLike] = ()
+) -> list[Path]:
     """Write ``OUTPUT_FILES`` into ``out`` (created if missing) as one set.
 
     All three are encoded, and every target checked, before the first is written; they are
@@ -140,7 +172,12 @@ def write_leaderboard(leaderboard: Leaderboard, out: str | os.PathLike, *,
     contents = [
         (json.dumps(leaderboard.document, allow_nan=False) + "\n").encode("utf-8"),
         leaderboard_csv(leaderboard.document).encode("utf-8"),
-        render_page(leaderboard.document, [entry.name for entry in scored],
-                    leaderboard.stability, counts, rare=leaderboard.rare).encode("utf-8"),
+        render_page(
+            leaderboard.document,
+            [entry.name for entry in scored],
+            leaderboard.stability,
+            counts,
+            rare=leaderboard.rare,
+        ).encode("utf-8"),
     ]
     return write_output_set(out, dict(zip(OUTPUT_FILES, contents, strict=True)), inputs=inputs)

@@ -16,9 +16,28 @@ from evaluation.text import for_spreadsheet
 __all__ = ["CSV_COLUMNS", "leaderboard_csv", "leaderboard_document"]
 
 #: Columns of ``leaderboard.csv``, one row per submission in leaderboard order.
-CSV_COLUMNS = ("rank", "name", "status", "mF1", "F1/BC", "F1/TC", "Pre/BC", "Rec/BC", "Pre/TC",
-               "Rec/TC", "rank_median", "rank_low", "rank_high", "detection_F1", "accuracy",
-               "rare_mF1", "rare_rank", "rare_rank_low", "rare_rank_high", "error")
+CSV_COLUMNS = (
+    "rank",
+    "name",
+    "status",
+    "mF1",
+    "F1/BC",
+    "F1/TC",
+    "Pre/BC",
+    "Rec/BC",
+    "Pre/TC",
+    "Rec/TC",
+    "rank_median",
+    "rank_low",
+    "rank_high",
+    "detection_F1",
+    "accuracy",
+    "rare_mF1",
+    "rare_rank",
+    "rare_rank_low",
+    "rare_rank_high",
+    "error",
+)
 
 
 def _ranked_order(names: Sequence[str], rank: np.ndarray) -> list[int]:
@@ -26,8 +45,13 @@ def _ranked_order(names: Sequence[str], rank: np.ndarray) -> list[int]:
     return sorted(range(len(names)), key=lambda index: (int(rank[index]), names[index]))
 
 
-def leaderboard_document(scores: Sequence[SubmissionScore], stability: RankStability | None,
-                         *, organ_rankings: dict | None = None, settings: dict) -> dict:
+def leaderboard_document(
+    scores: Sequence[SubmissionScore],
+    stability: RankStability | None,
+    *,
+    organ_rankings: dict | None = None,
+    settings: dict,
+) -> dict:
     """The ``leaderboard.json`` document.
 
     Parameters
@@ -63,16 +87,20 @@ def leaderboard_document(scores: Sequence[SubmissionScore], stability: RankStabi
             raise ValueError(f"{len(names)} scored submissions but {len(stability.rank)} ranked")
         for index in _ranked_order(names, stability.rank):
             frequencies = stability.rank_frequency[index]
-            entries.append({
-                "name": names[index],
-                "status": "scored",
-                "rank": int(stability.rank[index]),
-                **scored[index].aggregates,
-                "rank_median": float(stability.rank_median[index]),
-                "rank_interval": [int(bound) for bound in stability.rank_interval[index]],
-                "rank_frequencies": {str(rank + 1): float(frequencies[rank])
-                                     for rank in np.flatnonzero(frequencies)},
-            })
+            entries.append(
+                {
+                    "name": names[index],
+                    "status": "scored",
+                    "rank": int(stability.rank[index]),
+                    **scored[index].aggregates,
+                    "rank_median": float(stability.rank_median[index]),
+                    "rank_interval": [int(bound) for bound in stability.rank_interval[index]],
+                    "rank_frequencies": {
+                        str(rank + 1): float(frequencies[rank])
+                        for rank in np.flatnonzero(frequencies)
+                    },
+                }
+            )
         order = _ranked_order(names, stability.rank)
         for a in order:
             others = [b for b in order if b != a]
@@ -89,12 +117,21 @@ def leaderboard_document(scores: Sequence[SubmissionScore], stability: RankStabi
     }
     if organ_rankings is not None:
         document["per_organ"] = {
-            organ: {"images": ranking["images"], "entries": [
-                {"name": names[index], "rank": int(ranking["rank"][index]),
-                 **{f"F1/{name}": float(ranking["f1"][index, column])
-                    for column, name in enumerate(CLASS_NAMES.values())},
-                 "mF1": float(ranking["f1"][index, -1])}
-                for index in _ranked_order(names, ranking["rank"])]}
+            organ: {
+                "images": ranking["images"],
+                "entries": [
+                    {
+                        "name": names[index],
+                        "rank": int(ranking["rank"][index]),
+                        **{
+                            f"F1/{name}": float(ranking["f1"][index, column])
+                            for column, name in enumerate(CLASS_NAMES.values())
+                        },
+                        "mF1": float(ranking["f1"][index, -1]),
+                    }
+                    for index in _ranked_order(names, ranking["rank"])
+                ],
+            }
             for organ, ranking in organ_rankings.items()
         }
     document["settings"] = settings
@@ -107,12 +144,15 @@ def leaderboard_csv(document: dict) -> str:
     Text cells (names, errors) that a spreadsheet would run as a formula start with ``'``.
     """
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore",
-                            lineterminator="\n")
+    writer = csv.DictWriter(
+        buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     for entry in document["entries"]:
-        row = {key: for_spreadsheet(value) if type(value) is str else value
-               for key, value in entry.items()}
+        row = {
+            key: for_spreadsheet(value) if type(value) is str else value
+            for key, value in entry.items()
+        }
         if entry["status"] == "scored":
             row["rank_low"], row["rank_high"] = entry["rank_interval"]
         if "rare_rank_interval" in entry:

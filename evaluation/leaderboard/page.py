@@ -20,9 +20,16 @@ from evaluation.leaderboard.failures import failures_section
 from evaluation.leaderboard.stability import RankStability, leaderboard_f1
 from evaluation.text import for_matplotlib
 
-__all__ = ["NAMED_SUBMISSIONS_MAX", "PER_IMAGE_DOTS_MAX", "PER_IMAGE_ROWS_MAX",
-           "SIGNIFICANCE_COLOURS", "blob_plot_png", "per_image_png", "render_page",
-           "significance_map_png"]
+__all__ = [
+    "NAMED_SUBMISSIONS_MAX",
+    "PER_IMAGE_DOTS_MAX",
+    "PER_IMAGE_ROWS_MAX",
+    "SIGNIFICANCE_COLOURS",
+    "blob_plot_png",
+    "per_image_png",
+    "render_page",
+    "significance_map_png",
+]
 
 #: Significance map: A significantly better than B, not significantly better, A = B.
 SIGNIFICANCE_COLOURS = {"better": "#E69F00", "not": "#56B4E9", "self": "#FFFFFF"}
@@ -90,16 +97,18 @@ def _axis_ticks(count: int) -> np.ndarray:
     return np.unique([0, *range(int(np.ceil(count / 20)) - 1, count, int(np.ceil(count / 20)))])
 
 
-def _axes(width: float, height: float, *, left: float, bottom: float, top: float = 0.2,
-          right: float = 0.2):
+def _axes(
+    width: float, height: float, *, left: float, bottom: float, top: float = 0.2, right: float = 0.2
+):
     """A figure of ``width`` x ``height`` inches and one axes with these margins in inches.
 
     Fixed margins instead of a layout engine: with a hundred tick labels on an axis, layout
     engines measure every label several times and take seconds.
     """
     figure = Figure(figsize=(width, height))
-    ax = figure.add_axes((left / width, bottom / height, 1 - (left + right) / width,
-                          1 - (bottom + top) / height))
+    ax = figure.add_axes(
+        (left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height)
+    )
     return figure, ax
 
 
@@ -135,20 +144,39 @@ def blob_plot_png(names: list[str], stability: RankStability, dpi: int = 100) ->
     # submissions the frequencies spread over many ranks and would otherwise be specks.
     area = frequency[column, rank_index] / frequency.max() * cell_area
     # One call per kind of mark: matplotlib's cost grows with the number of artists.
-    ax.vlines(np.arange(count), *stability.rank_interval[order].T, color="black",
-              linewidth=0.9, zorder=1)
-    ax.scatter(column, rank_index + 1, s=area, color=_HUES[column % len(_HUES)], alpha=0.75,
-               linewidths=0, zorder=2)
-    ax.plot(np.arange(count), stability.rank_median[order], linestyle="none", marker="x",
-            color="black", markersize=max(3.0, 60 / count + 2), markeredgewidth=1.4, zorder=3)
+    ax.vlines(
+        np.arange(count), *stability.rank_interval[order].T, color="black", linewidth=0.9, zorder=1
+    )
+    ax.scatter(
+        column,
+        rank_index + 1,
+        s=area,
+        color=_HUES[column % len(_HUES)],
+        alpha=0.75,
+        linewidths=0,
+        zorder=2,
+    )
+    ax.plot(
+        np.arange(count),
+        stability.rank_median[order],
+        linestyle="none",
+        marker="x",
+        color="black",
+        markersize=max(3.0, 60 / count + 2),
+        markeredgewidth=1.4,
+        zorder=3,
+    )
     ax.plot([0, count - 1], [1, count], color="0.8", linewidth=0.8, zorder=0)
     ax.set_xticks(ticks, [labels[tick] for tick in ticks], rotation=90, fontsize=fontsize)
     step = int(np.ceil(count / 20))  # at most about 20 ticks: rank 1, then multiples of step
     ax.set_yticks(np.unique([1, *range(step, count + 1, step)]))
     ax.set_xlim(-0.7, count - 0.3)
     ax.set_ylim(count + 0.7, 0.3)
-    ax.set_xlabel("submission (by rank on all images)" if count <= NAMED_SUBMISSIONS_MAX
-                  else "position by rank on all images (the table names each)")
+    ax.set_xlabel(
+        "submission (by rank on all images)"
+        if count <= NAMED_SUBMISSIONS_MAX
+        else "position by rank on all images (the table names each)"
+    )
     ax.set_ylabel("rank in bootstrap replicates")
     ax.grid(axis="y", color="0.93", zorder=0)
     return _png(figure, dpi)
@@ -173,8 +201,9 @@ def significance_map_png(names: list[str], stability: RankStability, dpi: int = 
     ticks = _axis_ticks(count)
     fontsize = _label_size(len(ticks))
     margin = _label_inches([labels[tick] for tick in ticks], fontsize)
-    figure, ax = _axes(side + margin, side + margin + 0.5, left=margin + 0.2, bottom=margin,
-                       top=0.6)
+    figure, ax = _axes(
+        side + margin, side + margin + 0.5, left=margin + 0.2, bottom=margin, top=0.6
+    )
     colours = ListedColormap([SIGNIFICANCE_COLOURS[key] for key in ("not", "better", "self")])
     ax.imshow(grid, cmap=colours, vmin=0, vmax=2, interpolation="nearest")
     if count <= 40:  # cell borders help reading small maps; on large ones they hide the colour
@@ -187,16 +216,26 @@ def significance_map_png(names: list[str], stability: RankStability, dpi: int = 
     ax.set_yticks(ticks, tick_labels, fontsize=fontsize)
     ax.set_xlabel("B")
     ax.set_ylabel("A", rotation=0, labelpad=10)
-    ax.legend(handles=[
-        Patch(color=SIGNIFICANCE_COLOURS["better"],
-              label=f"A significantly better than B (Holm, α = {stability.alpha:g})"),
-        Patch(color=SIGNIFICANCE_COLOURS["not"], label="not significantly better")],
-        loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False, fontsize=9)
+    ax.legend(
+        handles=[
+            Patch(
+                color=SIGNIFICANCE_COLOURS["better"],
+                label=f"A significantly better than B (Holm, α = {stability.alpha:g})",
+            ),
+            Patch(color=SIGNIFICANCE_COLOURS["not"], label="not significantly better"),
+        ],
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncols=2,
+        frameon=False,
+        fontsize=9,
+    )
     return _png(figure, dpi)
 
 
-def per_image_png(names: list[str], stability: RankStability, counts: np.ndarray,
-                  dpi: int = 100) -> bytes:
+def per_image_png(
+    names: list[str], stability: RankStability, counts: np.ndarray, dpi: int = 100
+) -> bytes:
     """Dot-and-box plot of each submission's per-image mF1, submissions by rank, top to bottom.
 
     Parameters
@@ -219,18 +258,32 @@ def per_image_png(names: list[str], stability: RankStability, counts: np.ndarray
     labels = [f"{stability.rank[index]}. {for_matplotlib(names[index])}" for index in order]
     fontsize = min(10.0, _label_size(count) + 2)
     margin = _label_inches(labels, fontsize)
-    figure, ax = _axes(9.0 + margin, max(2.5, 0.28 * count + 1.2), left=margin, bottom=0.6,
-                       right=0.3)
+    figure, ax = _axes(
+        9.0 + margin, max(2.5, 0.28 * count + 1.2), left=margin, bottom=0.6, right=0.3
+    )
     if per_image_mf1.size <= PER_IMAGE_DOTS_MAX:
         jitter = np.random.default_rng(0).uniform(-0.25, 0.25, per_image_mf1.shape[1])
         rows = np.repeat(np.arange(count), per_image_mf1.shape[1])
-        ax.scatter(per_image_mf1.ravel(), rows + np.tile(jitter, count), s=9,
-                   color=_HUES[rows % len(_HUES)], alpha=0.6, linewidths=0,
-                   zorder=1)
-    ax.boxplot(list(per_image_mf1), positions=np.arange(count),
-               orientation="horizontal", widths=0.6, showfliers=False, zorder=2,
-               medianprops={"color": "black", "linewidth": 1.6},
-               boxprops={"linewidth": 1.0}, whiskerprops={"linewidth": 1.0})
+        ax.scatter(
+            per_image_mf1.ravel(),
+            rows + np.tile(jitter, count),
+            s=9,
+            color=_HUES[rows % len(_HUES)],
+            alpha=0.6,
+            linewidths=0,
+            zorder=1,
+        )
+    ax.boxplot(
+        list(per_image_mf1),
+        positions=np.arange(count),
+        orientation="horizontal",
+        widths=0.6,
+        showfliers=False,
+        zorder=2,
+        medianprops={"color": "black", "linewidth": 1.6},
+        boxprops={"linewidth": 1.0},
+        whiskerprops={"linewidth": 1.0},
+    )
     ax.set_yticks(range(count), labels, fontsize=fontsize)
     ax.set_ylim(count - 0.4, -0.6)
     ax.set_xlim(-0.02, 1.02)
@@ -244,11 +297,13 @@ def _number(value: float, digits: int = 4) -> str:
 
 
 def _ranking_table(document: dict) -> str:
-    header = ("<tr><th>rank</th><th class='text'>submission</th><th>mF1</th>"
-              + "".join(f"<th>F1/{name}</th>" for name in CLASS_NAMES.values())
-              + "".join(f"<th>Pre/{name}</th><th>Rec/{name}</th>" for name in CLASS_NAMES.values())
-              + "<th>median rank</th><th>95% rank interval</th>"
-              "<th>significantly better than</th></tr>")
+    header = (
+        "<tr><th>rank</th><th class='text'>submission</th><th>mF1</th>"
+        + "".join(f"<th>F1/{name}</th>" for name in CLASS_NAMES.values())
+        + "".join(f"<th>Pre/{name}</th><th>Rec/{name}</th>" for name in CLASS_NAMES.values())
+        + "<th>median rank</th><th>95% rank interval</th>"
+        "<th>significantly better than</th></tr>"
+    )
     rows = []
     for entry in document["entries"]:
         if entry["status"] != "scored":
@@ -259,23 +314,33 @@ def _ranking_table(document: dict) -> str:
             f"<tr><td>{entry['rank']}</td><td class='text'>{escape(entry['name'])}</td>"
             f"<td><b>{entry['mF1']:.5g}</b></td>"
             + "".join(f"<td>{_number(entry[f'F1/{name}'])}</td>" for name in CLASS_NAMES.values())
-            + "".join(f"<td>{_number(entry[f'Pre/{name}'])}</td>"
-                      f"<td>{_number(entry[f'Rec/{name}'])}</td>" for name in CLASS_NAMES.values())
-            + f"<td>{entry['rank_median']:g}</td><td>{low} – {high}</td><td>{better}</td></tr>")
-    return (f"<div class='scroll'><table><thead>{header}</thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+            + "".join(
+                f"<td>{_number(entry[f'Pre/{name}'])}</td><td>{_number(entry[f'Rec/{name}'])}</td>"
+                for name in CLASS_NAMES.values()
+            )
+            + f"<td>{entry['rank_median']:g}</td><td>{low} – {high}</td><td>{better}</td></tr>"
+        )
+    return (
+        f"<div class='scroll'><table><thead>{header}</thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _failed_table(document: dict) -> str:
-    rows = [f"<tr><td class='text'>{escape(entry['name'])}</td>"
-            f"<td class='error'>{escape(entry['error'])}</td></tr>"
-            for entry in document["entries"] if entry["status"] == "failed"]
+    rows = [
+        f"<tr><td class='text'>{escape(entry['name'])}</td>"
+        f"<td class='error'>{escape(entry['error'])}</td></tr>"
+        for entry in document["entries"]
+        if entry["status"] == "failed"
+    ]
     if not rows:
         return ""
-    return ("<h2>Failed submissions</h2><p class='lead'>Not ranked: each could not be read or "
-            "breaks the submission format.</p><table><thead><tr><th class='text'>submission"
-            "</th><th class='text'>error</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    return (
+        "<h2>Failed submissions</h2><p class='lead'>Not ranked: each could not be read or "
+        "breaks the submission format.</p><table><thead><tr><th class='text'>submission"
+        "</th><th class='text'>error</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _organ_table(document: dict) -> str:
@@ -283,32 +348,51 @@ def _organ_table(document: dict) -> str:
     if not per_organ:
         return ""
     organs = list(per_organ)
-    cells = {organ: {entry["name"]: entry for entry in ranking["entries"]}
-             for organ, ranking in per_organ.items()}
-    header = ("<tr><th class='text'>submission</th>"
-              + "".join(f"<th>{escape(organ)} ({per_organ[organ]['images']} images)</th>"
-                        for organ in organs) + "</tr>")
+    cells = {
+        organ: {entry["name"]: entry for entry in ranking["entries"]}
+        for organ, ranking in per_organ.items()
+    }
+    header = (
+        "<tr><th class='text'>submission</th>"
+        + "".join(
+            f"<th>{escape(organ)} ({per_organ[organ]['images']} images)</th>" for organ in organs
+        )
+        + "</tr>"
+    )
     rows = []
     for entry in document["entries"]:
         if entry["status"] != "scored":
             continue
-        row = "".join(f"<td>{cells[organ][entry['name']]['rank']} "
-                      f"<span class='caption'>({cells[organ][entry['name']]['mF1']:.4f})</span>"
-                      "</td>" for organ in organs)
+        row = "".join(
+            f"<td>{cells[organ][entry['name']]['rank']} "
+            f"<span class='caption'>({cells[organ][entry['name']]['mF1']:.4f})</span>"
+            "</td>"
+            for organ in organs
+        )
         rows.append(f"<tr><td class='text'>{escape(entry['name'])}</td>{row}</tr>")
-    return ("<h2>Ranking per organ</h2><p class='lead'>Rank within each organ by the mF1 over "
-            "that organ's images (in brackets).</p><div class='scroll'><table><thead>"
-            f"{header}</thead><tbody>{''.join(rows)}</tbody></table></div>")
+    return (
+        "<h2>Ranking per organ</h2><p class='lead'>Rank within each organ by the mF1 over "
+        "that organ's images (in brackets).</p><div class='scroll'><table><thead>"
+        f"{header}</thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _settings_table(settings: dict) -> str:
-    rows = "".join(f"<tr><th>{escape(str(key))}</th><td>{escape(str(value))}</td></tr>"
-                   for key, value in settings.items())
+    rows = "".join(
+        f"<tr><th>{escape(str(key))}</th><td>{escape(str(value))}</td></tr>"
+        for key, value in settings.items()
+    )
     return f"<table class='settings'>{rows}</table>"
 
 
-def render_page(document: dict, names: list[str], stability: RankStability | None,
-                counts: np.ndarray | None, *, rare: RankStability | None = None) -> str:
+def render_page(
+    document: dict,
+    names: list[str],
+    stability: RankStability | None,
+    counts: np.ndarray | None,
+    *,
+    rare: RankStability | None = None,
+) -> str:
     """The HTML page of a leaderboard.
 
     Parameters
@@ -333,10 +417,12 @@ def render_page(document: dict, names: list[str], stability: RankStability | Non
     scored = len(names)
     failed = sum(entry["status"] == "failed" for entry in document["entries"])
     tau = document["kendall_tau"]
-    lead = (f"{scored} submissions ranked, {failed} failed; {settings['num_images']} test images; "
-            f"{settings['replicates']} paired bootstrap replicates of the images "
-            f"(seed {settings['seed']}). Mean Kendall's τ between the replicate rankings and the "
-            f"ranking on all images: {'n/a' if tau is None else f'{tau:.3f}'}.")
+    lead = (
+        f"{scored} submissions ranked, {failed} failed; {settings['num_images']} test images; "
+        f"{settings['replicates']} paired bootstrap replicates of the images "
+        f"(seed {settings['seed']}). Mean Kendall's τ between the replicate rankings and the "
+        f"ranking on all images: {'n/a' if tau is None else f'{tau:.3f}'}."
+    )
     parts = [f"<h1>Leaderboard</h1><p class='lead'>{escape(lead)}</p>"]
     if stability is not None:
         parts += [
@@ -351,33 +437,51 @@ def render_page(document: dict, names: list[str], stability: RankStability | Non
     if stability is not None:
         parts += [
             "<h2>Rank stability</h2>",
-            figure(blob_plot_png(names, stability), "blob plot of bootstrap ranks",
-                         "Blob plot: each blob's area is proportional to the fraction of "
-                         "replicates in which the submission takes that rank (the largest, "
-                         f"{stability.rank_frequency.max():.0%}, fills its cell); the cross "
-                         "marks the median rank and the black line the 95% rank interval. "
-                         "The grey diagonal is the ranking on all images."),
+            figure(
+                blob_plot_png(names, stability),
+                "blob plot of bootstrap ranks",
+                "Blob plot: each blob's area is proportional to the fraction of "
+                "replicates in which the submission takes that rank (the largest, "
+                f"{stability.rank_frequency.max():.0%}, fills its cell); the cross "
+                "marks the median rank and the black line the 95% rank interval. "
+                "The grey diagonal is the ranking on all images.",
+            ),
             "<h2>Significance map</h2>",
-            figure(significance_map_png(names, stability), "significance map",
-                         "One-sided paired-bootstrap test of “A is better than B” for every "
-                         "ordered pair, Holm-corrected over all pairs at level "
-                         f"{stability.alpha:g}. Rows and columns by rank."),
+            figure(
+                significance_map_png(names, stability),
+                "significance map",
+                "One-sided paired-bootstrap test of “A is better than B” for every "
+                "ordered pair, Holm-corrected over all pairs at level "
+                f"{stability.alpha:g}. Rows and columns by rank.",
+            ),
             _organ_table(document),
-            failures_section(document, None if rare is None else figure(
-                blob_plot_png(names, rare), "blob plot of bootstrap ranks on the rare pairings",
-                "Blob plot of the rare-pairing ranking, as above: blob area the fraction of "
-                "replicates with that rank, cross the median rank, black line the 95% rank "
-                "interval; submissions by rare-pairing rank.")),
+            failures_section(
+                document,
+                None
+                if rare is None
+                else figure(
+                    blob_plot_png(names, rare),
+                    "blob plot of bootstrap ranks on the rare pairings",
+                    "Blob plot of the rare-pairing ranking, as above: blob area the fraction of "
+                    "replicates with that rank, cross the median rank, black line the 95% rank "
+                    "interval; submissions by rare-pairing rank.",
+                ),
+            ),
             "<h2>Per-image mF1</h2>",
-            figure(per_image_png(names, stability, counts), "per-image mF1",
-                         "Each dot is one image's mF1 (the mean of its two classes' F1, "
-                         "computed on that image alone); the box spans the quartiles, the whiskers "
-                         "1.5 interquartile ranges. Submissions by rank"
-                         + (f" (the first {PER_IMAGE_ROWS_MAX})" if scored > PER_IMAGE_ROWS_MAX
-                            else "")
-                         + ("" if min(scored, PER_IMAGE_ROWS_MAX) * counts.shape[1]
-                            <= PER_IMAGE_DOTS_MAX else "; too many images to draw each as a dot")
-                         + "."),
+            figure(
+                per_image_png(names, stability, counts),
+                "per-image mF1",
+                "Each dot is one image's mF1 (the mean of its two classes' F1, "
+                "computed on that image alone); the box spans the quartiles, the whiskers "
+                "1.5 interquartile ranges. Submissions by rank"
+                + (f" (the first {PER_IMAGE_ROWS_MAX})" if scored > PER_IMAGE_ROWS_MAX else "")
+                + (
+                    ""
+                    if min(scored, PER_IMAGE_ROWS_MAX) * counts.shape[1] <= PER_IMAGE_DOTS_MAX
+                    else "; too many images to draw each as a dot"
+                )
+                + ".",
+            ),
         ]
     parts += ["<h2>Settings</h2>", _settings_table(settings)]
     return html_document("Leaderboard", _STYLE, "".join(parts), FIGURE_CHECK_SCRIPT)

@@ -31,8 +31,13 @@ from evaluation.multiple_points import read_points_document
 from evaluation.points import PointSet
 from evaluation.tissue import TissueMaps
 
-__all__ = ["SubmissionScore", "find_submissions", "score_submission", "score_submissions",
-           "submission_name"]
+__all__ = [
+    "SubmissionScore",
+    "find_submissions",
+    "score_submission",
+    "score_submissions",
+    "submission_name",
+]
 
 
 @dataclass(frozen=True)
@@ -111,17 +116,21 @@ def _refusal(path: Path, ground_truth: Path | None) -> str | None:
         return f"{path}: is a symbolic link; a submission must be a regular file in its folder"
     if not stat.S_ISREG(status.st_mode):
         return f"{path}: not a regular file"
-    if ground_truth is not None and ground_truth.is_file() and os.path.samefile(path,
-                                                                                ground_truth):
+    if ground_truth is not None and ground_truth.is_file() and os.path.samefile(path, ground_truth):
         return f"{path}: is the ground truth ({ground_truth}); it is not ranked"
     return None
 
 
-def score_submission(path: str | os.PathLike, ground_truth: PointSet, num_images: int,
-                     *, radius_px: float = MATCH_RADIUS_PX,
-                     ground_truth_path: str | os.PathLike | None = None,
-                     tissue: TissueMaps | None = None,
-                     gt_tissue: np.ndarray | None = None) -> SubmissionScore:
+def score_submission(
+    path: str | os.PathLike,
+    ground_truth: PointSet,
+    num_images: int,
+    *,
+    radius_px: float = MATCH_RADIUS_PX,
+    ground_truth_path: str | os.PathLike | None = None,
+    tissue: TissueMaps | None = None,
+    gt_tissue: np.ndarray | None = None,
+) -> SubmissionScore:
     """Read, validate and score one submission; a bad file gives a failed result, not an error.
 
     Parameters
@@ -154,29 +163,45 @@ def score_submission(path: str | os.PathLike, ground_truth: PointSet, num_images
     try:
         predictions, _ = read_points_document(path, role="predictions", num_images=num_images)
         report = score(predictions, ground_truth, num_images, radius_px=radius_px)
-        errors = error_counts(predictions, ground_truth, num_images, matched=report.matched,
-                              radius_px=radius_px, tissue=tissue, gt_tissue=gt_tissue)
+        errors = error_counts(
+            predictions,
+            ground_truth,
+            num_images,
+            matched=report.matched,
+            radius_px=radius_px,
+            tissue=tissue,
+            gt_tissue=gt_tissue,
+        )
     except InputError as error:
         return SubmissionScore(name=name, error=str(error))
     except OcelotError as error:  # a bound hit while scoring: say which file
         message = str(error)
-        return SubmissionScore(name=name, error=message if message.startswith(str(path))
-                               else f"{path}: {message}")
+        return SubmissionScore(
+            name=name, error=message if message.startswith(str(path)) else f"{path}: {message}"
+        )
     except OSError as error:
         return SubmissionScore(name=name, error=os_error_message(error))
     except MemoryError:
         return SubmissionScore(name=name, error=f"{path}: not enough memory to score it")
-    return SubmissionScore(name=name, aggregates=report.aggregates,
-                           counts=count_matrix(report.counts), errors=errors)
+    return SubmissionScore(
+        name=name, aggregates=report.aggregates, counts=count_matrix(report.counts), errors=errors
+    )
 
 
 # Each worker process receives the ground truth (and tissue) once, not once per submission.
 _worker_truth: tuple | None = None
 
 
-def _start_worker(ground_truth: PointSet, num_images: int, radius_px: float,
-                  ground_truth_path: Path | None, tissue: TissueMaps | None,
-                  gt_tissue: np.ndarray | None, parent: int, limits: Limits) -> None:
+def _start_worker(
+    ground_truth: PointSet,
+    num_images: int,
+    radius_px: float,
+    ground_truth_path: Path | None,
+    tissue: TissueMaps | None,
+    gt_tissue: np.ndarray | None,
+    parent: int,
+    limits: Limits,
+) -> None:
     global _worker_truth
     _worker_truth = (ground_truth, num_images, radius_px, ground_truth_path, tissue, gt_tissue)
     # The parent's limits, for the worker's whole life (a spawned worker does not inherit them).
@@ -209,17 +234,28 @@ _PARENT_POLL_S = 0.5
 
 def _score_in_worker(path: Path) -> SubmissionScore:
     ground_truth, num_images, radius_px, ground_truth_path, tissue, gt_tissue = _worker_truth
-    return score_submission(path, ground_truth, num_images, radius_px=radius_px,
-                            ground_truth_path=ground_truth_path, tissue=tissue,
-                            gt_tissue=gt_tissue)
+    return score_submission(
+        path,
+        ground_truth,
+        num_images,
+        radius_px=radius_px,
+        ground_truth_path=ground_truth_path,
+        tissue=tissue,
+        gt_tissue=gt_tissue,
+    )
 
 
-def score_submissions(paths: Sequence[str | os.PathLike], ground_truth: PointSet,
-                      num_images: int, *, radius_px: float = MATCH_RADIUS_PX, workers: int = 1,
-                      progress: Callable | None = None,
-                      ground_truth_path: str | os.PathLike | None = None,
-                      tissue: TissueMaps | None = None
-                      ) -> list[SubmissionScore]:
+def score_submissions(
+    paths: Sequence[str | os.PathLike],
+    ground_truth: PointSet,
+    num_images: int,
+    *,
+    radius_px: float = MATCH_RADIUS_PX,
+    workers: int = 1,
+    progress: Callable | None = None,
+    ground_truth_path: str | os.PathLike | None = None,
+    tissue: TissueMaps | None = None,
+) -> list[SubmissionScore]:
     """Score many submissions, ``workers`` processes at a time.
 
     Parameters
@@ -250,12 +286,33 @@ def score_submissions(paths: Sequence[str | os.PathLike], ground_truth: PointSet
     progress = progress or (lambda results: results)
     workers = min(workers, len(paths))
     if workers <= 1:
-        return list(progress(score_submission(path, ground_truth, num_images, radius_px=radius_px,
-                                              ground_truth_path=ground_truth_path,
-                                              tissue=tissue, gt_tissue=gt_tissue)
-                             for path in paths))
+        return list(
+            progress(
+                score_submission(
+                    path,
+                    ground_truth,
+                    num_images,
+                    radius_px=radius_px,
+                    ground_truth_path=ground_truth_path,
+                    tissue=tissue,
+                    gt_tissue=gt_tissue,
+                )
+                for path in paths
+            )
+        )
     truth_path = None if ground_truth_path is None else Path(ground_truth_path)
-    with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
-                             initargs=(ground_truth, num_images, radius_px, truth_path, tissue,
-                                       gt_tissue, os.getpid(), current_limits())) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        initializer=_start_worker,
+        initargs=(
+            ground_truth,
+            num_images,
+            radius_px,
+            truth_path,
+            tissue,
+            gt_tissue,
+            os.getpid(),
+            current_limits(),
+        ),
+    ) as pool:
         return list(progress(pool.map(_score_in_worker, [Path(path) for path in paths])))

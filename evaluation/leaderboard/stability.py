@@ -33,8 +33,15 @@ from scipy.stats import norm, rankdata
 from evaluation.bootstrap import DRAW_BLOCK_ELEMENTS, image_draw_blocks
 from evaluation.metrics import precision_recall_f1
 
-__all__ = ["RankStability", "competition_ranks", "holm_adjust", "kendall_tau_b",
-           "leaderboard_f1", "organ_rankings", "rank_stability"]
+__all__ = [
+    "RankStability",
+    "competition_ranks",
+    "holm_adjust",
+    "kendall_tau_b",
+    "leaderboard_f1",
+    "organ_rankings",
+    "rank_stability",
+]
 
 #: Coverage of the rank interval.
 RANK_INTERVAL_COVERAGE = 0.95
@@ -65,12 +72,19 @@ def leaderboard_f1(totals: np.ndarray) -> np.ndarray:
     # Python's round rounds the float's exact decimal value; np.round scales first and can
     # differ in the last place, which would split ties the leaderboard keeps.
     flat = f1.ravel()
-    rounded = np.concatenate([
-        np.array([round(value, 4) for value in flat[start:start + _ROUND_BLOCK].tolist()],
-                 dtype=np.float64) for start in range(0, flat.size, _ROUND_BLOCK)
-    ] or [np.zeros(0)]).reshape(f1.shape)
-    return np.concatenate([rounded, rounded.sum(axis=-1, keepdims=True) / rounded.shape[-1]],
-                          axis=-1)
+    rounded = np.concatenate(
+        [
+            np.array(
+                [round(value, 4) for value in flat[start : start + _ROUND_BLOCK].tolist()],
+                dtype=np.float64,
+            )
+            for start in range(0, flat.size, _ROUND_BLOCK)
+        ]
+        or [np.zeros(0)]
+    ).reshape(f1.shape)
+    return np.concatenate(
+        [rounded, rounded.sum(axis=-1, keepdims=True) / rounded.shape[-1]], axis=-1
+    )
 
 
 def competition_ranks(values: np.ndarray) -> np.ndarray:
@@ -112,12 +126,12 @@ def kendall_tau_b(reference: np.ndarray, rankings: np.ndarray) -> np.ndarray:
     tau = np.empty(rankings.shape[0], dtype=np.float64)
     block = max(1, _TAU_BLOCK_ELEMENTS // max(1, len(first)))
     for start in range(0, rankings.shape[0], block):
-        part = rankings[start:start + block]
+        part = rankings[start : start + block]
         sign = np.sign(part[:, first] - part[:, second]).astype(np.int64)
         concordance = sign @ reference_sign
         untied = np.count_nonzero(sign, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            tau[start:start + block] = concordance / np.sqrt(untied * reference_untied)
+            tau[start : start + block] = concordance / np.sqrt(untied * reference_untied)
     return tau
 
 
@@ -212,9 +226,10 @@ def _replicate_mf1(counts: np.ndarray, replicates: int, seed: int) -> np.ndarray
     rows = max(1, DRAW_BLOCK_ELEMENTS // max(num_images, flat.shape[1]))
     start = 0
     for draws in image_draw_blocks(num_images, replicates, seed, rows_per_block=rows):
-        totals = (draws.astype(np.float64) @ flat).reshape(len(draws), num_submissions,
-                                                            *counts.shape[2:])
-        mf1[start:start + len(draws)] = leaderboard_f1(totals)[..., -1]
+        totals = (draws.astype(np.float64) @ flat).reshape(
+            len(draws), num_submissions, *counts.shape[2:]
+        )
+        mf1[start : start + len(draws)] = leaderboard_f1(totals)[..., -1]
         start += len(draws)
     return mf1
 
@@ -228,9 +243,11 @@ def _pairwise(mf1: np.ndarray, replicate_mf1: np.ndarray) -> tuple[np.ndarray, n
     columns = max(1, _PAIRWISE_BLOCK_ELEMENTS // replicates)
     for a in range(num_submissions):
         for start in range(0, num_submissions, columns):
-            difference = replicate_mf1[:, a:a + 1] - replicate_mf1[:, start:start + columns]
-            beats[a, start:start + columns] = np.count_nonzero(difference > 0, axis=0) / replicates
-            spread[a, start:start + columns] = difference.std(axis=0, ddof=1)
+            difference = replicate_mf1[:, a : a + 1] - replicate_mf1[:, start : start + columns]
+            beats[a, start : start + columns] = (
+                np.count_nonzero(difference > 0, axis=0) / replicates
+            )
+            spread[a, start : start + columns] = difference.std(axis=0, ddof=1)
     difference = mf1[:, None] - mf1[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         p_value = norm.sf(difference / spread)
@@ -240,8 +257,9 @@ def _pairwise(mf1: np.ndarray, replicate_mf1: np.ndarray) -> tuple[np.ndarray, n
     return beats, p_value
 
 
-def rank_stability(counts: np.ndarray, *, replicates: int = 1000, seed: int = 0,
-                   alpha: float = 0.05) -> RankStability:
+def rank_stability(
+    counts: np.ndarray, *, replicates: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> RankStability:
     """Paired bootstrap of the images: rank distributions and pairwise significance.
 
     Parameters
@@ -272,22 +290,38 @@ def rank_stability(counts: np.ndarray, *, replicates: int = 1000, seed: int = 0,
     replicate_mf1 = _replicate_mf1(counts, replicates, seed)
     replicate_rank = competition_ranks(replicate_mf1)
     tail = (1 - RANK_INTERVAL_COVERAGE) / 2
-    rank_interval = np.quantile(replicate_rank, [tail, 1 - tail], axis=0,
-                                method="inverted_cdf").T.astype(np.int64)
-    rank_frequency = np.stack([np.bincount(replicate_rank[:, s] - 1, minlength=num_submissions)
-                               for s in range(num_submissions)]) / replicates
+    rank_interval = np.quantile(
+        replicate_rank, [tail, 1 - tail], axis=0, method="inverted_cdf"
+    ).T.astype(np.int64)
+    rank_frequency = (
+        np.stack(
+            [
+                np.bincount(replicate_rank[:, s] - 1, minlength=num_submissions)
+                for s in range(num_submissions)
+            ]
+        )
+        / replicates
+    )
     tau = kendall_tau_b(rank, replicate_rank) if num_submissions > 1 else np.array([np.nan])
     beats, p_value = _pairwise(f1[:, -1], replicate_mf1)
     off_diagonal = ~np.eye(num_submissions, dtype=bool)
     p_adjusted = np.full_like(p_value, np.nan)
     p_adjusted[off_diagonal] = holm_adjust(p_value[off_diagonal])
     return RankStability(
-        f1=f1, rank=rank, replicate_mf1=replicate_mf1, replicate_rank=replicate_rank,
-        rank_median=np.median(replicate_rank, axis=0), rank_interval=rank_interval,
+        f1=f1,
+        rank=rank,
+        replicate_mf1=replicate_mf1,
+        replicate_rank=replicate_rank,
+        rank_median=np.median(replicate_rank, axis=0),
+        rank_interval=rank_interval,
         rank_frequency=rank_frequency,
         kendall_tau=None if np.all(np.isnan(tau)) else float(np.nanmean(tau)),
-        beats=beats, p_value=p_value, p_adjusted=p_adjusted,
-        significant=off_diagonal & (p_adjusted <= alpha), alpha=float(alpha), seed=int(seed),
+        beats=beats,
+        p_value=p_value,
+        p_adjusted=p_adjusted,
+        significant=off_diagonal & (p_adjusted <= alpha),
+        alpha=float(alpha),
+        seed=int(seed),
     )
 
 
@@ -314,6 +348,9 @@ def organ_rankings(counts: np.ndarray, organs: Sequence[str]) -> dict:
     for organ in sorted(set(organs)):
         of_organ = organ_of_image == organ
         f1 = leaderboard_f1(counts[:, of_organ].sum(axis=1))
-        rankings[organ] = {"images": int(of_organ.sum()), "f1": f1,
-                           "rank": competition_ranks(f1[:, -1])}
+        rankings[organ] = {
+            "images": int(of_organ.sum()),
+            "f1": f1,
+            "rank": competition_ranks(f1[:, -1]),
+        }
     return rankings

@@ -85,9 +85,12 @@ class Analysis:
         for name, curve in self.curves.items():
             document["classes"][name] = {
                 **self.class_summary(name),
-                "curve": {"threshold": curve.threshold.astype(float).tolist(),
-                          "tp": curve.tp.tolist(), "fp": curve.fp.tolist(),
-                          "num_gt": curve.num_gt},
+                "curve": {
+                    "threshold": curve.threshold.astype(float).tolist(),
+                    "tp": curve.tp.tolist(),
+                    "fp": curve.fp.tolist(),
+                    "num_gt": curve.num_gt,
+                },
             }
         if self.organ_intervals is not None:
             document["organ_intervals"] = self.organ_intervals
@@ -98,10 +101,19 @@ class Analysis:
         return document
 
 
-def analyse(predictions: PointSet, ground_truth: PointSet, num_images: int, *,
-            radius_px: float = MATCH_RADIUS_PX, matching: str = "greedy",
-            organs: Sequence[str] | None = None, tissue: TissueMaps | None = None,
-            replicates: int = 1000, confidence: float = 0.95, seed: int = 0) -> Analysis:
+def analyse(
+    predictions: PointSet,
+    ground_truth: PointSet,
+    num_images: int,
+    *,
+    radius_px: float = MATCH_RADIUS_PX,
+    matching: str = "greedy",
+    organs: Sequence[str] | None = None,
+    tissue: TissueMaps | None = None,
+    replicates: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Analysis:
     """Score, then compute the confidence-aware metrics, the error analysis and intervals.
 
     Parameters
@@ -126,14 +138,22 @@ def analyse(predictions: PointSet, ground_truth: PointSet, num_images: int, *,
     -------
     Analysis
     """
-    report = score(predictions, ground_truth, num_images, radius_px=radius_px, organs=organs,
-                   matching=matching)
+    report = score(
+        predictions, ground_truth, num_images, radius_px=radius_px, organs=organs, matching=matching
+    )
     matched, counts = report.matched, report.counts
     curves = class_curves(predictions, ground_truth, matched)
     shared_threshold, shared_mf1 = shared_threshold_mf1(curves)
     bootstrap_settings = {"replicates": replicates, "confidence": confidence, "seed": seed}
-    errors = error_counts(predictions, ground_truth, num_images, matched=matched,
-                          radius_px=radius_px, tissue=tissue, matcher=matcher(matching))
+    errors = error_counts(
+        predictions,
+        ground_truth,
+        num_images,
+        matched=matched,
+        radius_px=radius_px,
+        tissue=tissue,
+        matcher=matcher(matching),
+    )
     return Analysis(
         score=report,
         matched=matched,
@@ -141,12 +161,17 @@ def analyse(predictions: PointSet, ground_truth: PointSet, num_images: int, *,
         shared_threshold=shared_threshold,
         shared_mf1=shared_mf1,
         intervals=bootstrap_f1(counts, **bootstrap_settings),
-        organ_intervals=None if organs is None
+        organ_intervals=None
+        if organs is None
         else bootstrap_f1_by_group(counts, organs, **bootstrap_settings),
         errors=errors,
         error_intervals=bootstrap_errors(errors, **bootstrap_settings),
-        settings={"radius_px": float(radius_px), "matching": matching, "num_images": num_images,
-                  **bootstrap_settings},
+        settings={
+            "radius_px": float(radius_px),
+            "matching": matching,
+            "num_images": num_images,
+            **bootstrap_settings,
+        },
     )
 
 

@@ -19,8 +19,14 @@ from evaluation.confidence import ThresholdCurve
 from evaluation.metrics import precision_recall_f1
 from evaluation.text import for_matplotlib
 
-__all__ = ["CLASS_COLOURS", "OUTCOME_STYLE", "f1_threshold_png", "organ_png", "overlay_jpeg",
-           "pr_curves_png"]
+__all__ = [
+    "CLASS_COLOURS",
+    "OUTCOME_STYLE",
+    "f1_threshold_png",
+    "organ_png",
+    "overlay_jpeg",
+    "pr_curves_png",
+]
 
 # Okabe-Ito colours, distinguishable with the common colour-vision deficiencies.
 CLASS_COLOURS = {"BC": "#0072B2", "TC": "#D55E00", "mF1": "#000000"}
@@ -64,26 +70,59 @@ def pr_curves_png(curves: dict[str, ThresholdCurve], dpi: int = 100) -> bytes:
             # Iso-F1 line: precision = F R / (2 R - F), defined where 2 R > F.
             valid = 2 * recall_grid > level
             recall = recall_grid[valid]
-            ax.plot(recall, level * recall / (2 * recall - level), color="0.85", linewidth=0.8,
-                    zorder=0)
-            ax.annotate(f"F1={level:.1f}", (1.0, level / (2 - level)), fontsize=7, color="0.6",
-                        xytext=(2, 0), textcoords="offset points", va="center")
+            ax.plot(
+                recall, level * recall / (2 * recall - level), color="0.85", linewidth=0.8, zorder=0
+            )
+            ax.annotate(
+                f"F1={level:.1f}",
+                (1.0, level / (2 - level)),
+                fontsize=7,
+                color="0.6",
+                xytext=(2, 0),
+                textcoords="offset points",
+                va="center",
+            )
         precision, recall, _ = precision_recall_f1(curve.tp, curve.fp, curve.fn)
         if len(recall):
-            ax.plot(np.r_[0.0, recall], np.r_[precision[0], precision], color=colour,
-                    drawstyle="steps-pre", linewidth=1.8, label="all thresholds")
-            ax.plot(recall[-1], precision[-1], "o", markersize=9, markerfacecolor="white",
-                    markeredgecolor=colour, markeredgewidth=2,
-                    label=f"submitted: P {precision[-1]:.3f}, R {recall[-1]:.3f}")
+            ax.plot(
+                np.r_[0.0, recall],
+                np.r_[precision[0], precision],
+                color=colour,
+                drawstyle="steps-pre",
+                linewidth=1.8,
+                label="all thresholds",
+            )
+            ax.plot(
+                recall[-1],
+                precision[-1],
+                "o",
+                markersize=9,
+                markerfacecolor="white",
+                markeredgecolor=colour,
+                markeredgewidth=2,
+                label=f"submitted: P {precision[-1]:.3f}, R {recall[-1]:.3f}",
+            )
             best = curve.best()
-            ax.plot(best["recall"], best["precision"], "*", markersize=15, color=colour,
-                    markeredgecolor="black", markeredgewidth=0.6,
-                    label=f"best F1 {best['f1']:.3f} at t = {best['threshold']:.4g}")
+            ax.plot(
+                best["recall"],
+                best["precision"],
+                "*",
+                markersize=15,
+                color=colour,
+                markeredgecolor="black",
+                markeredgewidth=0.6,
+                label=f"best F1 {best['f1']:.3f} at t = {best['threshold']:.4g}",
+            )
             ax.legend(loc="lower left", fontsize=8)
         else:
             ax.text(0.5, 0.5, "no predictions of this class", ha="center", transform=ax.transAxes)
-        ax.set(xlim=(0, 1.0), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
-               title=f"{CLASS_TITLES[name]}: AP {curve.average_precision():.3f}")
+        ax.set(
+            xlim=(0, 1.0),
+            ylim=(0, 1.02),
+            xlabel="recall",
+            ylabel="precision",
+            title=f"{CLASS_TITLES[name]}: AP {curve.average_precision():.3f}",
+        )
         ax.grid(alpha=0.3)
     return _encode(figure, "png", dpi=dpi)
 
@@ -100,21 +139,41 @@ def f1_threshold_png(curves: dict[str, ThresholdCurve], dpi: int = 100) -> bytes
     figure = Figure(figsize=(10.4, 4.2), layout="constrained")
     ax = figure.subplots()
     # A fine grid plus every curve point, so that each step of the step functions is drawn.
-    grid = np.unique(np.concatenate([np.linspace(0, 1, 1001)]
-                                    + [curve.threshold.astype(float) for curve in curves.values()]))
+    grid = np.unique(
+        np.concatenate(
+            [np.linspace(0, 1, 1001)] + [curve.threshold.astype(float) for curve in curves.values()]
+        )
+    )
     f1 = {name: precision_recall_f1(*curve.counts_at(grid))[2] for name, curve in curves.items()}
     f1["mF1"] = np.mean(list(f1.values()), axis=0)
     for name, values in f1.items():
         k = int(np.argmax(values[::-1]))  # the highest threshold among ties
         best_threshold, best_value = grid[::-1][k], values[::-1][k]
-        label = ("mF1, one threshold for both classes" if name == "mF1" else f"F1 {name}")
-        ax.plot(grid, values, color=CLASS_COLOURS[name], linewidth=2 if name == "mF1" else 1.5,
-                linestyle="--" if name == "mF1" else "-",
-                label=f"{label} (best {best_value:.3f} at {best_threshold:.4g})")
-        ax.plot(best_threshold, best_value, "*", markersize=13, color=CLASS_COLOURS[name],
-                markeredgecolor="black", markeredgewidth=0.6)
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="confidence threshold",
-           ylabel="F1", title="F1 against the confidence threshold (threshold 0 = the leaderboard)")
+        label = "mF1, one threshold for both classes" if name == "mF1" else f"F1 {name}"
+        ax.plot(
+            grid,
+            values,
+            color=CLASS_COLOURS[name],
+            linewidth=2 if name == "mF1" else 1.5,
+            linestyle="--" if name == "mF1" else "-",
+            label=f"{label} (best {best_value:.3f} at {best_threshold:.4g})",
+        )
+        ax.plot(
+            best_threshold,
+            best_value,
+            "*",
+            markersize=13,
+            color=CLASS_COLOURS[name],
+            markeredgecolor="black",
+            markeredgewidth=0.6,
+        )
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        xlabel="confidence threshold",
+        ylabel="F1",
+        title="F1 against the confidence threshold (threshold 0 = the leaderboard)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=9)
     return _encode(figure, "png", dpi=dpi)
@@ -145,15 +204,29 @@ def organ_png(rows: list[dict], dpi: int = 100) -> bytes:
         low = np.array([row[key]["low"] if row[key]["low"] is not None else 0.0 for row in rows])
         high = np.array([row[key]["high"] if row[key]["high"] is not None else 0.0 for row in rows])
         whiskers = np.clip(np.stack([estimate - low, high - estimate]), 0, None)
-        ax.barh(positions, estimate, height=height * 0.92, color=colour, label=key,
-                xerr=whiskers, error_kw={"elinewidth": 1.2, "capsize": 3, "ecolor": "black"})
-    ax.set_yticks(np.arange(len(rows)), [
-        for_matplotlib(row["label"])
-        + f"\n({row['images']} image{'' if row['images'] == 1 else 's'})"
-        for row in rows])
+        ax.barh(
+            positions,
+            estimate,
+            height=height * 0.92,
+            color=colour,
+            label=key,
+            xerr=whiskers,
+            error_kw={"elinewidth": 1.2, "capsize": 3, "ecolor": "black"},
+        )
+    ax.set_yticks(
+        np.arange(len(rows)),
+        [
+            for_matplotlib(row["label"])
+            + f"\n({row['images']} image{'' if row['images'] == 1 else 's'})"
+            for row in rows
+        ],
+    )
     ax.invert_yaxis()
-    ax.set(xlim=(0, 1), xlabel="F1 (bars) with 95% bootstrap interval over images (whiskers)",
-           title="Per organ")
+    ax.set(
+        xlim=(0, 1),
+        xlabel="F1 (bars) with 95% bootstrap interval over images (whiskers)",
+        title="Per organ",
+    )
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
     return _encode(figure, "png", dpi=dpi)
@@ -174,9 +247,15 @@ def _show(ax, image: np.ndarray, max_side: int) -> None:
     ax.imshow(image, extent=(-0.5, width - 0.5, height - 0.5, -0.5), interpolation="antialiased")
 
 
-def overlay_jpeg(cell_image: np.ndarray, tissue_image: np.ndarray,
-                 cell_box: tuple[float, float, float, float], outcomes: dict[str, dict],
-                 title: str, dpi: int = 90, quality: int = 85) -> bytes:
+def overlay_jpeg(
+    cell_image: np.ndarray,
+    tissue_image: np.ndarray,
+    cell_box: tuple[float, float, float, float],
+    outcomes: dict[str, dict],
+    title: str,
+    dpi: int = 90,
+    quality: int = 85,
+) -> bytes:
     """Tissue patch with the cell patch's box, and the cell patch with TP / FP / FN of each class.
 
     Parameters
@@ -205,28 +284,47 @@ def overlay_jpeg(cell_image: np.ndarray, tissue_image: np.ndarray,
     _show(axes[0], tissue_image, display_side)
     x0, y0, x1, y1 = cell_box
     # imshow puts pixel i's centre at i, so continuous coordinate c is drawn at c - 0.5.
-    box = Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="black",
-                    linewidth=2)
+    box = Rectangle(
+        (x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="black", linewidth=2
+    )
     box.set_path_effects([patheffects.withStroke(linewidth=4, foreground="white")])
     axes[0].add_patch(box)
     axes[0].set_title("tissue patch, cell patch boxed", fontsize=10)
     marker_size = 36 * (512 / max(cell_image.shape[:2])) ** 0.5
     for ax, (name, outcome) in zip(axes[1:], outcomes.items()):
         _show(ax, cell_image, display_side)
-        ax.add_collection(LineCollection(np.asarray(outcome["pairs"]).reshape(-1, 2, 2),
-                                         colors=OUTCOME_STYLE["TP"]["color"], linewidths=0.8))
+        ax.add_collection(
+            LineCollection(
+                np.asarray(outcome["pairs"]).reshape(-1, 2, 2),
+                colors=OUTCOME_STYLE["TP"]["color"],
+                linewidths=0.8,
+            )
+        )
         for kind, style in OUTCOME_STYLE.items():
             xy = np.asarray(outcome[kind]).reshape(-1, 2)
             hollow = style["marker"] != "x"
-            ax.scatter(xy[:, 0], xy[:, 1], s=marker_size, marker=style["marker"],
-                       facecolors="none" if hollow else style["color"],
-                       edgecolors=style["color"] if hollow else None,
-                       linewidths=1.3, label=style["label"])
+            ax.scatter(
+                xy[:, 0],
+                xy[:, 1],
+                s=marker_size,
+                marker=style["marker"],
+                facecolors="none" if hollow else style["color"],
+                edgecolors=style["color"] if hollow else None,
+                linewidths=1.3,
+                label=style["label"],
+            )
         ax.set_title(f"{CLASS_TITLES[name]}\n{outcome['caption']}", fontsize=10)
     for ax in axes:
         ax.set_axis_off()
     handles, labels = axes[1].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9,
-                  facecolor="0.3", labelcolor="white")
+    figure.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncol=3,
+        fontsize=9,
+        facecolor="0.3",
+        labelcolor="white",
+    )
     figure.suptitle(for_matplotlib(title), fontsize=11)
     return _encode(figure, "jpeg", dpi=dpi, pil_kwargs={"quality": quality})

@@ -47,8 +47,10 @@ def image_pairs(folder: Path, *, num_images: int, split: str | None = None) -> I
     """
     missing = [name for name in ("PIL", "tifffile") if importlib.util.find_spec(name) is None]
     if missing:
-        raise DataError(f"{folder}: reading images needs {' and '.join(missing)}, from the "
-                        "'images' extra: pip install .[images,report]")
+        raise DataError(
+            f"{folder}: reading images needs {' and '.join(missing)}, from the "
+            "'images' extra: pip install .[images,report]"
+        )
     from evaluation.release import ReleaseDataset
     from evaluation.stacked import iter_gc_input_pairs
 
@@ -63,9 +65,12 @@ def image_pairs(folder: Path, *, num_images: int, split: str | None = None) -> I
         count = len(dataset)
         pairs = (dataset[index] for index in range(count))
     else:
-        raise DataError(f"{folder}: not a Grand Challenge input folder (no images/cell_patches/) "
-                        "nor an OCELOT release folder (no images/)")
+        raise DataError(
+            f"{folder}: not a Grand Challenge input folder (no images/cell_patches/) "
+            "nor an OCELOT release folder (no images/)"
+        )
     if count != num_images:
-        raise DataError(f"{folder}: holds {count} image pairs but the ground truth has "
-                        f"{num_images} images")
+        raise DataError(
+            f"{folder}: holds {count} image pairs but the ground truth has {num_images} images"
+        )
     return pairs

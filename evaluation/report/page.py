@@ -88,8 +88,11 @@ def _summary_table(document: dict) -> str:
     for name in CLASS_NAMES.values():
         summary = document["classes"][name]
         best = summary["best"]
-        best_text = ("n/a" if best["threshold"] is None
-                     else f"{best['f1']:.4f} at {_threshold(best['threshold'])}")
+        best_text = (
+            "n/a"
+            if best["threshold"] is None
+            else f"{best['f1']:.4f} at {_threshold(best['threshold'])}"
+        )
         rows.append(
             f"<tr><td>{name}</td><td>{aggregates[f'Pre/{name}']:.4f}</td>"
             f"<td>{aggregates[f'Rec/{name}']:.4f}</td>"
@@ -97,23 +100,33 @@ def _summary_table(document: dict) -> str:
             f"<td>{_interval(intervals[f'F1/{name}'])}</td>"
             f"<td>{aggregates[f'TP/{name}']}</td><td>{aggregates[f'FP/{name}']}</td>"
             f"<td>{aggregates[f'FN/{name}']}</td><td>{summary['average_precision']:.4f}</td>"
-            f"<td>{best_text}</td></tr>")
+            f"<td>{best_text}</td></tr>"
+        )
     shared = document["shared_threshold"]
-    shared_text = ("n/a" if shared["threshold"] is None
-                   else f"{shared['mF1']:.4f} at {_threshold(shared['threshold'])}")
+    shared_text = (
+        "n/a"
+        if shared["threshold"] is None
+        else f"{shared['mF1']:.4f} at {_threshold(shared['threshold'])}"
+    )
     rows.append(
         f"<tr><td>mF1</td><td></td><td></td><td><b>{aggregates['mF1']:.5g}</b></td>"
         f"<td>{_interval(intervals['mF1'])}</td><td></td><td></td><td></td><td></td>"
-        f"<td>{shared_text}</td></tr>")
-    header = ("<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
-              "<th>95% interval</th><th>TP</th><th>FP</th><th>FN</th><th>AP</th>"
-              "<th>best F1 at threshold</th></tr>")
-    per_class_best = sum(document["classes"][name]["best"]["f1"]
-                         for name in CLASS_NAMES.values()) / len(CLASS_NAMES)
-    return (f"<table><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>"
-            "<p class='caption'>Precision, recall, F1 and mF1 are the leaderboard's (every "
-            "prediction kept). The mF1 row's best threshold applies one threshold to both "
-            f"classes; a threshold per class would reach mF1 {per_class_best:.4f}.</p>")
+        f"<td>{shared_text}</td></tr>"
+    )
+    header = (
+        "<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
+        "<th>95% interval</th><th>TP</th><th>FP</th><th>FN</th><th>AP</th>"
+        "<th>best F1 at threshold</th></tr>"
+    )
+    per_class_best = sum(
+        document["classes"][name]["best"]["f1"] for name in CLASS_NAMES.values()
+    ) / len(CLASS_NAMES)
+    return (
+        f"<table><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>"
+        "<p class='caption'>Precision, recall, F1 and mF1 are the leaderboard's (every "
+        "prediction kept). The mF1 row's best threshold applies one threshold to both "
+        f"classes; a threshold per class would reach mF1 {per_class_best:.4f}.</p>"
+    )
 
 
 def _organ_table(document: dict) -> str:
@@ -122,10 +135,15 @@ def _organ_table(document: dict) -> str:
     for organ, metrics in document["per_organ"].items():
         cells = "".join(
             f"<td>{metrics[key]:.4f} <span class='caption'>"
-            f"({_interval(organ_intervals[organ][key])})</span></td>" for key in STATISTICS)
+            f"({_interval(organ_intervals[organ][key])})</span></td>"
+            for key in STATISTICS
+        )
         rows.append(f"<tr><td>{escape(organ)}</td><td>{metrics['images']}</td>{cells}</tr>")
-    header = ("<tr><th>organ</th><th>images</th>"
-              + "".join(f"<th>{key} (95% interval)</th>" for key in STATISTICS) + "</tr>")
+    header = (
+        "<tr><th>organ</th><th>images</th>"
+        + "".join(f"<th>{key} (95% interval)</th>" for key in STATISTICS)
+        + "</tr>"
+    )
     return f"<table><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -139,8 +157,11 @@ def _image_table(rows: list[dict], overlay_names: set[str]) -> str:
     for row in rows:
         name = row["name"]
         index = name.split("_", 1)[1]
-        label = (f'<a href="#overlay-{escape(name)}">{escape(name)}</a>'
-                 if name in overlay_names else escape(name))
+        label = (
+            f'<a href="#overlay-{escape(name)}">{escape(name)}</a>'
+            if name in overlay_names
+            else escape(name)
+        )
         cells = [f'<td data-value="{escape(index)}">{label}</td>']
         if has_organ:
             cells.append(_cell(row.get("organ")))
@@ -150,12 +171,19 @@ def _image_table(rows: list[dict], overlay_names: set[str]) -> str:
         cells.append(_cell(row["mF1"], 4))
         body.append(f"<tr>{''.join(cells)}</tr>")
     head = "".join(f"<th>{escape(title)}</th>" for title in header)
-    return (f'<div class="scroll"><table class="sortable" id="images"><thead><tr>{head}</tr>'
-            f"</thead><tbody>{''.join(body)}</tbody></table></div>")
+    return (
+        f'<div class="scroll"><table class="sortable" id="images"><thead><tr>{head}</tr>'
+        f"</thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
-def render_page(document: dict, rows: list[dict], figures: dict[str, bytes],
-                overlays: list[tuple[str, bytes]], sources: dict[str, str]) -> str:
+def render_page(
+    document: dict,
+    rows: list[dict],
+    figures: dict[str, bytes],
+    overlays: list[tuple[str, bytes]],
+    sources: dict[str, str],
+) -> str:
     """The report as one HTML string with every image embedded.
 
     Parameters
@@ -178,57 +206,99 @@ def render_page(document: dict, rows: list[dict], figures: dict[str, bytes],
     """
     settings = document["settings"]
     num_images = settings["num_images"]
-    setting_rows = [*sources.items(),
-                    ("matching", f"{settings['matching']} within {settings['radius_px']:g} px"
-                     + (" (the challenge's rule)" if settings["matching"] == "greedy"
-                        else " (optimal pairing; not the leaderboard's rule)")),
-                    ("images", str(num_images)),
-                    ("intervals", f"{settings['confidence']:.0%} percentile bootstrap over images, "
-                                  f"{settings['replicates']} replicates, seed {settings['seed']}")]
+    setting_rows = [
+        *sources.items(),
+        (
+            "matching",
+            f"{settings['matching']} within {settings['radius_px']:g} px"
+            + (
+                " (the challenge's rule)"
+                if settings["matching"] == "greedy"
+                else " (optimal pairing; not the leaderboard's rule)"
+            ),
+        ),
+        ("images", str(num_images)),
+        (
+            "intervals",
+            f"{settings['confidence']:.0%} percentile bootstrap over images, "
+            f"{settings['replicates']} replicates, seed {settings['seed']}",
+        ),
+    ]
     parts = [
         "<h1>OCELOT cell detection report</h1>",
         "<p class='lead'>Leaderboard numbers keep every prediction (threshold 0); the curves show "
         "what a confidence threshold would change. A prediction is kept when its float32 "
         "confidence is at least the threshold.</p>",
-        "<table class='settings'>" + "".join(
+        "<table class='settings'>"
+        + "".join(
             f"<tr><th>{escape(key)}</th><td>{escape(value)}</td></tr>"
-            for key, value in setting_rows) + "</table>",
-        "<h2>Summary</h2>", _summary_table(document),
+            for key, value in setting_rows
+        )
+        + "</table>",
+        "<h2>Summary</h2>",
+        _summary_table(document),
         "<h2>Confidence</h2>",
-        figure(figures["pr"], "precision-recall curves per class",
-                "Precision against recall as the threshold falls from the highest confidence to 0. "
-                "Circle: the submitted predictions (threshold 0, what the leaderboard scores). "
-                "Star: the threshold with the best F1. Grey: lines of equal F1."),
-        figure(figures["threshold"], "F1 against the confidence threshold",
-                "F1 of each class and mF1 (one threshold for both classes) when only predictions "
-                "at or above the threshold are kept; stars mark the best thresholds."),
+        figure(
+            figures["pr"],
+            "precision-recall curves per class",
+            "Precision against recall as the threshold falls from the highest confidence to 0. "
+            "Circle: the submitted predictions (threshold 0, what the leaderboard scores). "
+            "Star: the threshold with the best F1. Grey: lines of equal F1.",
+        ),
+        figure(
+            figures["threshold"],
+            "F1 against the confidence threshold",
+            "F1 of each class and mF1 (one threshold for both classes) when only predictions "
+            "at or above the threshold are kept; stars mark the best thresholds.",
+        ),
     ]
     parts.append("<h2>Per organ</h2>")
     if "organ" in figures:
-        parts += [figure(figures["organ"], "F1 per organ with 95% intervals",
-                          "Bars: F1 over the organ's images (micro-averaged). Whiskers: 95% "
-                          "bootstrap interval, resampling that organ's images."),
-                  _organ_table(document)]
+        parts += [
+            figure(
+                figures["organ"],
+                "F1 per organ with 95% intervals",
+                "Bars: F1 over the organ's images (micro-averaged). Whiskers: 95% "
+                "bootstrap interval, resampling that organ's images.",
+            ),
+            _organ_table(document),
+        ]
     else:
-        parts.append("<p>Organs unknown: pass <code>--metadata</code> (release metadata.json or a "
-                     "Grand Challenge metadata list) or <code>--images</code> to see them.</p>")
-    parts.append(failures_section(document, figure(
-        figures["strata"], "F1 per class and tissue stratum with 95% intervals",
-        "Bars: F1 of each class over the cells in that tissue (leaderboard matching). Whiskers: "
-        "95% bootstrap interval over images. Hatched: the rare pairings.")
-        if "strata" in figures else None))
-    parts += ["<h2>Per image</h2>",
-              "<p class='caption'>Click a column header to sort (again to reverse). A class with "
-              "neither predictions nor ground truth in an image has no F1 (–); the image's mF1 "
-              "is the mean over the classes it has.</p>",
-              _image_table(rows, {name for name, _ in overlays})]
+        parts.append(
+            "<p>Organs unknown: pass <code>--metadata</code> (release metadata.json or a "
+            "Grand Challenge metadata list) or <code>--images</code> to see them.</p>"
+        )
+    parts.append(
+        failures_section(
+            document,
+            figure(
+                figures["strata"],
+                "F1 per class and tissue stratum with 95% intervals",
+                "Bars: F1 of each class over the cells in that tissue (leaderboard matching). "
+                "Whiskers: 95% bootstrap interval over images. Hatched: the rare pairings.",
+            )
+            if "strata" in figures
+            else None,
+        )
+    )
+    parts += [
+        "<h2>Per image</h2>",
+        "<p class='caption'>Click a column header to sort (again to reverse). A class with "
+        "neither predictions nor ground truth in an image has no F1 (–); the image's mF1 "
+        "is the mean over the classes it has.</p>",
+        _image_table(rows, {name for name, _ in overlays}),
+    ]
     if overlays:
-        parts.append("<h2>Overlays</h2><p class='caption'>Left: the tissue patch with the cell "
-                     "patch's field of view boxed. Then the cell patch per class: matched "
-                     "predictions (TP, circles, linked to their GT point), unmatched predictions "
-                     "(FP, crosses) and missed GT points (FN, squares).</p>")
+        parts.append(
+            "<h2>Overlays</h2><p class='caption'>Left: the tissue patch with the cell "
+            "patch's field of view boxed. Then the cell patch per class: matched "
+            "predictions (TP, circles, linked to their GT point), unmatched predictions "
+            "(FP, crosses) and missed GT points (FN, squares).</p>"
+        )
         for name, jpeg in overlays:
-            parts.append(f'<div class="overlay" id="overlay-{escape(name)}">'
-                         f'{embedded_image(jpeg, "image/jpeg", f"overlay of {name}")}</div>')
+            parts.append(
+                f'<div class="overlay" id="overlay-{escape(name)}">'
+                f"{embedded_image(jpeg, 'image/jpeg', f'overlay of {name}')}</div>"
+            )
     title = f"OCELOT detection report: mF1 {document['aggregates']['mF1']:.5g}"
     return html_document(title, _STYLE, "\n".join(parts), _TABLE_SORTER + FIGURE_CHECK_SCRIPT)
