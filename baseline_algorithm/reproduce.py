@@ -30,7 +30,7 @@ import torch
 
 from baseline_algorithm.checkpoint import load_checkpoint, read_checkpoint
 from baseline_algorithm.data import synthesize_dataset
-from baseline_algorithm.inference import DetectionSettings, ground_truth_points, predict_points
+from baseline_algorithm.inference import DetectionSettings
 from baseline_algorithm.model import VARIANTS, CellTissueModel, has_tissue_branch
 from baseline_algorithm.runtime import memory_format, resolve_runtime
 from baseline_algorithm.train import (
@@ -41,13 +41,13 @@ from baseline_algorithm.train import (
     cpu_seconds,
     data_resolution,
     fit,
+    score_pairs,
     scoring_radius_px,
 )
 from evaluation import write_json_atomic
 from evaluation.bootstrap import STATISTICS, paired_replicates, percentile_interval
 from evaluation.error_analysis import RARE_PAIRINGS, ErrorCounts, error_counts, summarise
 from evaluation.errors import preview
-from evaluation.metrics import score
 from evaluation.pairs import Pair
 from evaluation.release import ReleaseDataset
 from evaluation.tissue import TissueMaps, read_release_tissue, release_has_tissue
@@ -146,17 +146,9 @@ def evaluate_pairs(
     """
     start = time.perf_counter()
     radius_px = scoring_radius_px(data_resolution(pairs[0])[0])
-    predictions = predict_points(
-        model,
-        pairs,
-        settings=settings,
-        batch_size=batch_size,
-        progress=progress,
-        total=len(pairs),
-        precision=precision,
+    report, predictions, truth, count = score_pairs(
+        model, pairs, radius_px, settings, batch_size, progress, precision
     )
-    truth, count = ground_truth_points(pairs)
-    report = score(predictions, truth, count, radius_px=radius_px)
     errors = error_counts(
         predictions, truth, count, matched=report.matched, radius_px=radius_px, tissue=tissue
     )

@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -77,7 +78,7 @@ from baseline_algorithm.parallel import (
     synchronise_batch_norm,
 )
 from baseline_algorithm.runtime import PRECISIONS, Runtime, autocast, memory_format, resolve_runtime
-from evaluation import ScoreReport, score, write_json_atomic
+from evaluation import PointSet, ScoreReport, score, write_json_atomic
 from evaluation.constants import CELL_MPP, MATCH_RADIUS_UM, PATCH_SIZE_PX
 from evaluation.errors import DataError, OcelotError
 from evaluation.pairs import Pair
@@ -94,6 +95,7 @@ __all__ = [
     "model_config",
     "pair_sample",
     "prepare_for_training",
+    "ScoredPairs",
     "score_pairs",
     "scoring_radius_px",
     "tissue_targets_for",
@@ -273,6 +275,15 @@ def scoring_radius_px(data_size: int) -> float:
     return MATCH_RADIUS_UM / (CELL_MPP * PATCH_SIZE_PX / data_size)
 
 
+class ScoredPairs(NamedTuple):
+    """What :func:`score_pairs` found and how it scored."""
+
+    report: ScoreReport
+    predictions: PointSet
+    truth: PointSet
+    num_images: int
+
+
 def score_pairs(
     model: CellTissueModel,
     pairs: Sequence[Pair],
@@ -281,7 +292,7 @@ def score_pairs(
     batch_size: int,
     progress: bool = True,
     precision: str = "float32",
-) -> ScoreReport:
+) -> ScoredPairs:
     """Detect the cells of ``pairs`` with ``model`` and score them against their annotations.
 
     ``precision`` is a resolved one, that of :func:`~baseline_algorithm.inference.predict_points`.
@@ -296,7 +307,8 @@ def score_pairs(
         precision=precision,
     )
     truth, count = ground_truth_points(pairs)
-    return score(predictions, truth, count, radius_px=radius_px)
+    report = score(predictions, truth, count, radius_px=radius_px)
+    return ScoredPairs(report, predictions, truth, count)
 
 
 def _optimizer(model: CellTissueModel, options: TrainingOptions) -> torch.optim.Adam:
@@ -712,7 +724,7 @@ def _validate_and_save(
     model.eval()
     record |= score_pairs(
         model, val_pairs, radius_px, settings, options.batch_size, progress, precision
-    ).aggregates
+    ).report.aggregates
     record["val_seconds"] = time.perf_counter() - start
     record["cpu_seconds"] = cpu_seconds() - cpu_started
     history.append(record)
