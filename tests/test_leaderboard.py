@@ -27,6 +27,7 @@ from evaluation.leaderboard import (
 )
 from evaluation.leaderboard.build import write_leaderboard
 from evaluation.metrics import COUNT_KEYS, metrics_from_counts
+from evaluation.release import read_ground_truth
 from tests.leaderboard_data import ground_truth, submission, write_points
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -65,13 +66,10 @@ def counts_of(points, truth, num_images=NUM_IMAGES):
     )
 
 
-def board(folder, **options):
-    truth, num_images = read_points_document(folder / "gt.json", role="ground_truth")
+def board(folder, organs=None, **options):
+    truth = read_ground_truth(folder / "gt.json").with_organs(organs)
     return build_leaderboard(
-        find_submissions(folder / "submissions"),
-        truth,
-        num_images,
-        **{"replicates": 300, **options},
+        find_submissions(folder / "submissions"), truth, **{"replicates": 300, **options}
     )
 
 
@@ -416,8 +414,9 @@ def test_only_failed_submissions_still_give_a_leaderboard(test_set, tmp_path):
     folder = tmp_path / "submissions"
     folder.mkdir()
     (folder / "empty.json").write_text("")
-    truth, num_images = read_points_document(test_set / "gt.json", role="ground_truth")
-    leaderboard = build_leaderboard(find_submissions(folder), truth, num_images)
+    leaderboard = build_leaderboard(
+        find_submissions(folder), read_ground_truth(test_set / "gt.json")
+    )
     assert leaderboard.document["entries"] == [
         {
             "name": "empty",
@@ -496,8 +495,8 @@ def test_a_single_submission_is_ranked_first_with_no_pairs(test_set, tmp_path):
     folder = tmp_path / "submissions"
     folder.mkdir()
     (folder / "only.json").write_bytes((test_set / "submissions" / "team_2.json").read_bytes())
-    truth, num_images = read_points_document(test_set / "gt.json", role="ground_truth")
-    leaderboard = build_leaderboard(find_submissions(folder), truth, num_images, replicates=50)
+    truth = read_ground_truth(test_set / "gt.json")
+    leaderboard = build_leaderboard(find_submissions(folder), truth, replicates=50)
     (entry,) = leaderboard.document["entries"]
     assert (entry["rank"], entry["rank_interval"], entry["rank_frequencies"]) == (
         1,

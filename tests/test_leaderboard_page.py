@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from evaluation.ground_truth import GroundTruth
 from evaluation.leaderboard import build_leaderboard, find_submissions, write_leaderboard
 from evaluation.leaderboard.page import SIGNIFICANCE_COLOURS
 from tests.leaderboard_data import ground_truth, submission, write_points
@@ -35,7 +36,9 @@ def leaderboard_page(tmp_path_factory):
     (submissions / "<broken>.json").write_text('{"points": 1}')
     organs = ["kidney", "bladder"] * (NUM_IMAGES // 2)
     leaderboard = build_leaderboard(
-        find_submissions(submissions), truth, NUM_IMAGES, organs=organs, replicates=300
+        find_submissions(submissions),
+        GroundTruth(truth, NUM_IMAGES, "generated", organs=organs),
+        replicates=300,
     )
     write_leaderboard(leaderboard, folder / "out")
     return folder / "out" / "leaderboard.html"

@@ -147,9 +147,7 @@ def run(args: argparse.Namespace) -> int:
     )
     leaderboard = build_leaderboard(
         submissions,
-        truth.points,
-        truth.num_images,
-        organs=organs,
+        truth.with_organs(organs),
         replicates=args.replicates,
         seed=args.seed,
         alpha=args.alpha,

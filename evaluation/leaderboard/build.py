@@ -12,11 +12,11 @@ import numpy as np
 
 from evaluation.constants import MATCH_RADIUS_PX
 from evaluation.files import check_output_set, write_output_set
+from evaluation.ground_truth import GroundTruth
 from evaluation.leaderboard.document import leaderboard_csv, leaderboard_document
 from evaluation.leaderboard.failures import add_failure_columns, rare_pairing_stability
 from evaluation.leaderboard.scoring import SubmissionScore, score_submissions
 from evaluation.leaderboard.stability import RankStability, organ_rankings, rank_stability
-from evaluation.points import PointSet
 from evaluation.tissue import TissueMaps
 
 __all__ = ["Leaderboard", "build_leaderboard", "write_leaderboard"]
@@ -54,10 +54,8 @@ class Leaderboard:
 
 def build_leaderboard(
     submissions: Sequence[str | os.PathLike],
-    ground_truth: PointSet,
-    num_images: int,
+    ground_truth: GroundTruth,
     *,
-    organs: Sequence[str] | None = None,
     replicates: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
@@ -75,11 +73,8 @@ def build_leaderboard(
         Submission files ("Multiple points" documents), e.g. from
         :func:`evaluation.leaderboard.scoring.find_submissions`; each is named by
         :func:`evaluation.leaderboard.scoring.submission_name`.
-    ground_truth : PointSet
-        Ground truth of images ``0..num_images-1`` (num_images >= 1).
-    num_images : int
-    organs : sequence of str, optional
-        Organ of each image; adds the ranking within each organ.
+    ground_truth : GroundTruth
+        Of at least one image; its ``organs``, when known, add the ranking within each organ.
     replicates, seed, alpha
         Of :func:`evaluation.leaderboard.stability.rank_stability`.
     workers : int
@@ -97,11 +92,12 @@ def build_leaderboard(
     -------
     Leaderboard
     """
+    num_images, organs = ground_truth.num_images, ground_truth.organs
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     scores = score_submissions(
         submissions,
-        ground_truth,
+        ground_truth.points,
         num_images,
         radius_px=MATCH_RADIUS_PX,
         workers=workers,
