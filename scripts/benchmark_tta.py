@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""What test-time augmentation buys and costs: mF1 of each ``--tta`` mode on a test split, the
-paired bootstrap interval of its gain over ``none``, and CPU and wall seconds per pair.
+"""What test-time augmentation buys and costs, per checkpoint: mF1 of each ``--tta`` mode on a test
+split, the paired bootstrap interval of its gain over ``none``, and CPU and wall seconds per pair;
+with several checkpoints, also each one's gain over the first (all at ``none``).
 
-Every mode runs the same checkpoint through :class:`~baseline_algorithm.inference.BaselineDetector`
+Every mode runs each checkpoint through :class:`~baseline_algorithm.inference.BaselineDetector`
 and :func:`~baseline_algorithm.predict.detect_all` (the path of ``predict``) at float32 on the CPU,
 on the test split of a release-layout dataset (``--data``), or of a synthetic one made first
 (``--pairs`` test pairs at ``--size`` px, seed ``--seed``: a seed other than the training data's
-0 gives pairs the model has not seen). Scoring uses 3 µm at the data's resolution. The gain's
-interval resamples test images, the same resamples for every mode (``evaluation.bootstrap``).
+0 gives pairs the models have not seen). Scoring uses 3 µm at the data's resolution. Every
+interval resamples test images, the same resamples for every checkpoint and mode
+(``evaluation.bootstrap``), so the gains are paired.
 
 Usage: python scripts/benchmark_tta.py [--data DIR | --pairs 48 --size 256 --seed 7]
-       [--checkpoint PATH] [--modes none flips d4] [--replicates 2000] [--json OUT]
+       [--checkpoints PATH [PATH ...]] [--modes none flips d4] [--replicates 2000] [--json OUT]
 """
 
 from __future__ import annotations
@@ -59,19 +61,33 @@ def run_mode(checkpoint: Path, pairs, mode: str, radius_px: float) -> dict:
     }
 
 
+def checkpoint_label(path: Path) -> str:
+    """``shipped`` for the shipped checkpoint, else the path as given."""
+    return "shipped" if path.resolve() == SHIPPED_CHECKPOINT else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, help="release-layout dataset (its test split)")
     parser.add_argument("--pairs", type=int, default=48, help="synthetic test pairs")
     parser.add_argument("--size", type=int, default=256, help="synthetic patch side in px")
     parser.add_argument("--seed", type=int, default=7, help="synthetic data seed")
-    parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT)
+    parser.add_argument(
+        "--checkpoints",
+        type=Path,
+        nargs="+",
+        default=[SHIPPED_CHECKPOINT],
+        help="checkpoints to measure; the first is the reference of the checkpoint gains",
+    )
     parser.add_argument("--modes", nargs="+", default=list(TTA_MODES), choices=list(TTA_MODES))
     parser.add_argument("--replicates", type=int, default=2000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if "none" not in args.modes:
         parser.error("--modes must include none, the reference of the gains")
+    labels = [checkpoint_label(path) for path in args.checkpoints]
+    if len(set(labels)) < len(labels):
+        parser.error(f"--checkpoints names a checkpoint twice: {' '.join(labels)}")
     with tempfile.TemporaryDirectory() as scratch:
         data = args.data or synthesize_dataset(
             Path(scratch) / "data",
@@ -82,22 +98,43 @@ def main(argv: list[str] | None = None) -> int:
         )
         pairs = list(ReleaseDataset(data, "test"))
         radius_px = scoring_radius_px(data_resolution(pairs[0])[0])
-        results = {mode: run_mode(args.checkpoint, pairs, mode, radius_px) for mode in args.modes}
+        results = {
+            (label, mode): run_mode(path, pairs, mode, radius_px)
+            for label, path in zip(labels, args.checkpoints)
+            for mode in args.modes
+        }
     replicates = paired_replicates(
-        {mode: r["counts"] for mode, r in results.items()}, replicates=args.replicates
+        {key: r["counts"] for key, r in results.items()}, replicates=args.replicates
     )
     mf1 = STATISTICS.index("mF1")
-    rows = {}
-    for mode, result in results.items():
-        gain = replicates[mode][:, mf1] - replicates["none"][:, mf1]
-        low, high = percentile_interval(gain)
-        rows[mode] = {
-            "mF1": result["aggregates"]["mF1"],
-            "gain_over_none": result["aggregates"]["mF1"] - results["none"]["aggregates"]["mF1"],
-            "gain_interval_95": [float(low), float(high)],
-            "cpu_s_per_pair": result["cpu_s_per_pair"],
-            "wall_s_per_pair": result["wall_s_per_pair"],
-            "cost_over_none": result["cpu_s_per_pair"] / results["none"]["cpu_s_per_pair"],
+
+    def gain(key, reference) -> tuple[float, list[float]]:
+        point = results[key]["aggregates"]["mF1"] - results[reference]["aggregates"]["mF1"]
+        low, high = percentile_interval(replicates[key][:, mf1] - replicates[reference][:, mf1])
+        return point, [float(low), float(high)]
+
+    checkpoints = {}
+    for label, path in zip(labels, args.checkpoints):
+        none = results[label, "none"]
+        rows = {}
+        for mode in args.modes:
+            result = results[label, mode]
+            point, interval = gain((label, mode), (label, "none"))
+            rows[mode] = {
+                "mF1": result["aggregates"]["mF1"],
+                "gain_over_none": point,
+                "gain_interval_95": interval,
+                "cpu_s_per_pair": result["cpu_s_per_pair"],
+                "wall_s_per_pair": result["wall_s_per_pair"],
+                "cost_over_none": result["cpu_s_per_pair"] / none["cpu_s_per_pair"],
+            }
+        point, interval = gain((label, "none"), (labels[0], "none"))
+        checkpoints[label] = {
+            "path": str(path),
+            "aggregates": none["aggregates"],
+            "gain_over_first": point,
+            "gain_over_first_interval_95": interval,
+            "modes": rows,
         }
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
@@ -111,20 +148,34 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(args.data)
         if args.data
         else f"synthetic test split, {args.pairs} pairs at {args.size} px, seed {args.seed}",
-        "checkpoint": str(args.checkpoint),
         "pairs": len(pairs),
         "replicates": args.replicates,
-        "modes": rows,
+        "checkpoints": checkpoints,
     }
-    print("| tta | mF1 | gain over none (95% CI) | CPU s/pair | wall s/pair | CPU cost x |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for mode, row in rows.items():
-        low, high = row["gain_interval_95"]
-        print(
-            f"| {mode} | {row['mF1']:.4f} | {row['gain_over_none']:+.4f} ({low:+.4f}, "
-            f"{high:+.4f}) | {row['cpu_s_per_pair']:.2f} | {row['wall_s_per_pair']:.2f} | "
-            f"{row['cost_over_none']:.2f} |"
-        )
+    print(
+        "| checkpoint | tta | mF1 | gain over none (95% CI) | CPU s/pair | wall s/pair "
+        "| CPU cost x |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for label, entry in checkpoints.items():
+        for mode, row in entry["modes"].items():
+            low, high = row["gain_interval_95"]
+            print(
+                f"| {label} | {mode} | {row['mF1']:.4f} | {row['gain_over_none']:+.4f} "
+                f"({low:+.4f}, {high:+.4f}) | {row['cpu_s_per_pair']:.2f} | "
+                f"{row['wall_s_per_pair']:.2f} | {row['cost_over_none']:.2f} |"
+            )
+    if len(labels) > 1:
+        print(f"\n| checkpoint (tta none) | mF1 | F1/BC | F1/TC | gain over {labels[0]} (95% CI) |")
+        print("|---|---:|---:|---:|---:|")
+        for label, entry in checkpoints.items():
+            low, high = entry["gain_over_first_interval_95"]
+            figures = entry["aggregates"]
+            print(
+                f"| {label} | {figures['mF1']:.4f} | {figures['F1/BC']:.4f} | "
+                f"{figures['F1/TC']:.4f} | {entry['gain_over_first']:+.4f} ({low:+.4f}, "
+                f"{high:+.4f}) |"
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from baseline_algorithm.inference import DetectionSettings
+from baseline_algorithm.inference import SHIPPED_CHECKPOINT, DetectionSettings
 from baseline_algorithm.model import CellTissueModel, ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -222,30 +223,25 @@ def test_read_ahead_benchmark_runs_both_settings(tmp_path):
     assert figures["wall_ratio"] > 0 and figures["setup"]["pairs"] == 2
 
 
-def test_tta_benchmark_scores_each_mode_against_none(tmp_path):
+def test_tta_benchmark_scores_each_mode_and_checkpoint_on_shared_resamples(tmp_path):
     out = tmp_path / "tta.json"
+    copy = tmp_path / "copy.pt"
+    shutil.copyfile(SHIPPED_CHECKPOINT, copy)
     script = load_script("benchmark_tta")
-    assert (
-        script.main(
-            [
-                "--pairs",
-                "2",
-                "--size",
-                "64",
-                "--modes",
-                "none",
-                "flips",
-                "--replicates",
-                "50",
-                "--json",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    argv = ["--pairs", "2", "--size", "64", "--modes", "none", "flips", "--replicates", "50"]
+    argv += ["--checkpoints", str(SHIPPED_CHECKPOINT), str(copy), "--json", str(out)]
+    assert script.main(argv) == 0
     figures = json.loads(out.read_text())
-    assert set(figures["modes"]) == {"none", "flips"} and figures["pairs"] == 2
-    assert figures["modes"]["none"]["gain_over_none"] == 0
-    low, high = figures["modes"]["flips"]["gain_interval_95"]
-    assert low <= high
-    assert figures["modes"]["flips"]["cpu_s_per_pair"] > 0
+    assert list(figures["checkpoints"]) == ["shipped", str(copy)] and figures["pairs"] == 2
+    for entry in figures["checkpoints"].values():
+        assert set(entry["modes"]) == {"none", "flips"}
+        assert entry["modes"]["none"]["gain_over_none"] == 0
+        low, high = entry["modes"]["flips"]["gain_interval_95"]
+        assert low <= high
+        assert entry["modes"]["flips"]["cpu_s_per_pair"] > 0
+    # The same weights on the same resamples: the paired gain is exactly zero on every one.
+    same = figures["checkpoints"][str(copy)]
+    assert same["gain_over_first"] == 0 and same["gain_over_first_interval_95"] == [0.0, 0.0]
+    assert (
+        same["modes"]["flips"]["mF1"] == figures["checkpoints"]["shipped"]["modes"]["flips"]["mF1"]
+    )
