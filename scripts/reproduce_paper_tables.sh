@@ -10,10 +10,11 @@
 # Runs live outside the work tree (OUT, default $HOME/ocelot-runs/paper-tables) and resume:
 # rerunning continues where a stopped run ended, finished runs (all epochs, or stopped by
 # patience) are not retrained. The runs are spread over STREAMS concurrent `reproduce` calls, one
-# per (row, seed), each with cores/STREAMS threads: on a small CPU two one-thread trainings get
-# through more pairs per second than one two-thread training, and the results do not depend on the
-# split (each run is seeded from its own seed, epoch and pair). A last `reproduce` call over all
-# rows, which finds every run finished and only scores them, writes OUT/table5/table.{md,json} and
+# per (row, seed), each with cores/STREAMS threads, so that the cores stay busy through the
+# single-threaded parts of a run too (data loading, peak finding, scoring). Which stream a run
+# goes to does not change it: each run is seeded from its own seed, epoch and pair (the thread
+# count can change the last bits of floating-point sums). A last `reproduce` call per table, which
+# finds every run finished and only scores them, writes OUT/table5/table.{md,json} and
 # OUT/table7/table.{md,json}; the script then copies table.json to TABLES_DIR/table5.json and
 # table7.json (as reproduce writes them) and draws TABLES_DIR/table5_convergence.png and
 # table7_convergence.png; `python scripts/render_tables.py TABLES_DIR/table5.json --into
