@@ -22,7 +22,8 @@
 #
 # Usage: scripts/reproduce_paper_tables.sh [OUT]
 # Environment (defaults in brackets): ROWS [the seven Table 5 variants], TABLES ["5 7"],
-#   SEEDS ["0 1"], MORE_SEEDS ["0 1 2": Cell-only, Pred-to-inter-2, leaking], STREAMS [2],
+#   SEEDS ["0 1"], MORE_SEEDS ["0 1 2"] for MORE_ROWS ["cell-only pred-to-inter-2
+#   tissue-label-leaking"], STREAMS [2],
 #   EPOCHS [12], PATIENCE [4], LR_SCHEDULE [cosine], PAIRS ["200 32 80"], SIZE [256],
 #   ENCODER [resnet18], DEVICE [cpu], TABLES_DIR [docs/tables], PYTHON [python3].
 # Logs: OUT/logs/<row>-seed-<K>.log. The GPU-sized version, in one 10-minute run on one GPU:
@@ -53,11 +54,11 @@ common=(--data "$data" --pairs "${pairs[@]}" --size "${SIZE:-256}" --encoder "${
   --batch-size 8 --workers 0 --device "${DEVICE:-cpu}" --quiet)
 threads=$(( $(nproc) / streams > 0 ? $(nproc) / streams : 1 ))
 
+# shellcheck disable=SC2206
+more_rows=(${MORE_ROWS:-cell-only pred-to-inter-2 tissue-label-leaking})
+
 seeds_of() {  # the seeds of a Table 5 row, space-separated
-  case "$1" in
-    cell-only | pred-to-inter-2 | tissue-label-leaking) echo "${more[*]}" ;;
-    *) echo "${seeds[*]}" ;;
-  esac
+  if [[ " ${more_rows[*]} " == *" $1 "* ]]; then echo "${more[*]}"; else echo "${seeds[*]}"; fi
 }
 
 wants() { [[ " ${tables[*]} " == *" $1 "* ]]; }
