@@ -10,6 +10,7 @@ stop the others.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import threading
@@ -189,21 +190,14 @@ def score_submission(
 
 
 # Each worker process receives the ground truth (and tissue) once, not once per submission.
-_worker_truth: tuple | None = None
+_worker_scorer: Callable[[str | os.PathLike], SubmissionScore] | None = None
 
 
 def _start_worker(
-    ground_truth: PointSet,
-    num_images: int,
-    radius_px: float,
-    ground_truth_path: Path | None,
-    tissue: TissueMaps | None,
-    gt_tissue: np.ndarray | None,
-    parent: int,
-    limits: Limits,
+    scorer: Callable[[str | os.PathLike], SubmissionScore], parent: int, limits: Limits
 ) -> None:
-    global _worker_truth
-    _worker_truth = (ground_truth, num_images, radius_px, ground_truth_path, tissue, gt_tissue)
+    global _worker_scorer
+    _worker_scorer = scorer
     # The parent's limits, for the worker's whole life (a spawned worker does not inherit them).
     limits_in_force(limits).__enter__()
     threading.Thread(target=_exit_with_parent, args=(parent, os.getppid()), daemon=True).start()
@@ -233,16 +227,7 @@ _PARENT_POLL_S = 0.5
 
 
 def _score_in_worker(path: Path) -> SubmissionScore:
-    ground_truth, num_images, radius_px, ground_truth_path, tissue, gt_tissue = _worker_truth
-    return score_submission(
-        path,
-        ground_truth,
-        num_images,
-        radius_px=radius_px,
-        ground_truth_path=ground_truth_path,
-        tissue=tissue,
-        gt_tissue=gt_tissue,
-    )
+    return _worker_scorer(path)
 
 
 def score_submissions(
@@ -285,34 +270,20 @@ def score_submissions(
         raise ValueError(f"workers must be >= 1, got {workers}")
     progress = progress or (lambda results: results)
     workers = min(workers, len(paths))
+    scorer = functools.partial(
+        score_submission,
+        ground_truth=ground_truth,
+        num_images=num_images,
+        radius_px=radius_px,
+        ground_truth_path=None if ground_truth_path is None else Path(ground_truth_path),
+        tissue=tissue,
+        gt_tissue=gt_tissue,
+    )
     if workers <= 1:
-        return list(
-            progress(
-                score_submission(
-                    path,
-                    ground_truth,
-                    num_images,
-                    radius_px=radius_px,
-                    ground_truth_path=ground_truth_path,
-                    tissue=tissue,
-                    gt_tissue=gt_tissue,
-                )
-                for path in paths
-            )
-        )
-    truth_path = None if ground_truth_path is None else Path(ground_truth_path)
+        return list(progress(scorer(path) for path in paths))
     with ProcessPoolExecutor(
         max_workers=workers,
         initializer=_start_worker,
-        initargs=(
-            ground_truth,
-            num_images,
-            radius_px,
-            truth_path,
-            tissue,
-            gt_tissue,
-            os.getpid(),
-            current_limits(),
-        ),
+        initargs=(scorer, os.getpid(), current_limits()),
     ) as pool:
         return list(progress(pool.map(_score_in_worker, [Path(path) for path in paths])))
