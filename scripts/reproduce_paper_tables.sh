@@ -26,7 +26,7 @@
 #   tissue-label-leaking"], STREAMS [2],
 #   EPOCHS [12], PATIENCE [4], LR_SCHEDULE [cosine], PAIRS ["200 32 80"], SIZE [256],
 #   ENCODER [resnet18], DEVICE [cpu], TABLES_DIR [docs/tables], PYTHON [python3].
-# Logs: OUT/logs/<row>-seed-<K>.log. The GPU-sized version, in one 10-minute run on one GPU:
+# Logs: OUT/logs/<row>+<ablation>-seed-<K>.log. The GPU-sized version, in one 10-minute run on one GPU:
 # scripts/gpu_tables.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
